@@ -1,0 +1,649 @@
+"""The guided capture flow: a pure state machine, no I/O.
+
+``advance(draft, event, ctx)`` takes the worker's open draft (or ``None``), one
+neutral event and the context the host knows (language, the team's areas, the
+clock), and returns the new draft, the replies to send and at most one effect
+for the host to carry out (save, discard). Like matrix-nio's base client it
+never touches a network, a database or an event loop, so every transport runs
+the same flow and the tests can drive it with plain function calls.
+
+The shortest path is one text and six taps: text -> theme -> group -> signal ->
+how common -> escalation -> Save.
+
+Every prompt carries a sequence number inside its buttons' payloads
+(``d:<draft key>:<seq>:<value>``); a press whose key is not the worker's open
+draft, or whose number is not the current step's, is refused, so stale and
+forged buttons change nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from flows import taxonomy
+from flows.events import (
+    Choice,
+    ChoiceIn,
+    CommandIn,
+    EditedIn,
+    Event,
+    LocationIn,
+    MediaIn,
+    Message,
+    TextIn,
+)
+from flows.i18n import label, t
+from flows.privacy import IdentifierKind, find_identifiers, redact
+
+FLOW_VERSION = "1"
+MAX_TEXT = 4000
+CHOICE_PREFIX = "d"
+
+
+class Step(StrEnum):
+    DESCRIPTION = "description"
+    THEME = "theme"
+    GROUP = "group"
+    SIGNAL = "signal"
+    FREQUENCY = "frequency"
+    ESCALATION = "escalation"
+    SUMMARY = "summary"
+    EDIT_MENU = "edit_menu"
+    DETAILS_MENU = "details_menu"
+    AREA = "area"
+    QUOTE = "quote"
+    ACTION = "action"
+    POLARITY = "polarity"
+    TASK = "task"
+    SOURCE = "source"
+    SCALE = "scale"
+    PRIVACY = "privacy"
+    RESUME = "resume"
+
+
+# The main path, in order. Each coded step stores its value in the draft field of the same name.
+MAIN_STEPS: tuple[Step, ...] = (
+    Step.DESCRIPTION,
+    Step.THEME,
+    Step.GROUP,
+    Step.SIGNAL,
+    Step.FREQUENCY,
+    Step.ESCALATION,
+)
+DETAIL_STEPS: tuple[Step, ...] = (
+    Step.AREA,
+    Step.QUOTE,
+    Step.ACTION,
+    Step.POLARITY,
+    Step.TASK,
+    Step.SOURCE,
+    Step.SCALE,
+)
+TEXT_STEPS: dict[Step, str] = {
+    Step.DESCRIPTION: "description",
+    Step.QUOTE: "quote",
+    Step.ACTION: "action",
+}
+CODED_STEPS: dict[Step, taxonomy.Dimension] = {
+    Step.THEME: taxonomy.THEME,
+    Step.GROUP: taxonomy.GROUP,
+    Step.SIGNAL: taxonomy.SIGNAL,
+    Step.FREQUENCY: taxonomy.FREQUENCY,
+    Step.ESCALATION: taxonomy.ESCALATION,
+    Step.POLARITY: taxonomy.POLARITY,
+    Step.TASK: taxonomy.SERVICE_TASK,
+    Step.SOURCE: taxonomy.SOURCE,
+    Step.SCALE: taxonomy.SCALE,
+}
+REQUIRED_FIELDS = ("description", "theme", "group", "signal", "frequency", "escalation")
+# Buttons per row for each coded step: long labels get one per row on a phone.
+ROW_WIDTH: dict[Step, int] = {Step.THEME: 1, Step.SIGNAL: 1, Step.TASK: 2, Step.GROUP: 2}
+AREA_MATCH_KM = 10.0
+
+
+@dataclass(frozen=True)
+class Area:
+    """An area a team works in (district or municipality), optionally with a centre point."""
+
+    id: str
+    name: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """What the host tells the flow for one event."""
+
+    lang: str
+    now: datetime
+    areas: tuple[Area, ...] = ()
+    nonce: str = "x"  # fresh random token from the host; keys a new draft
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An unfinished observation. Serialised to JSON and stored after every step."""
+
+    key: str
+    step: Step = Step.DESCRIPTION
+    seq: int = 0
+    description: str | None = None
+    theme: str | None = None
+    group: str | None = None
+    signal: str | None = None
+    frequency: str | None = None
+    escalation: str | None = None
+    area: str | None = None
+    quote: str | None = None
+    action: str | None = None
+    polarity: str | None = None
+    task: str | None = None
+    source: str | None = None
+    scale: str | None = None
+    observed_at: str | None = None  # ISO 8601, UTC
+    editing: bool = False  # answering a step chosen from the Edit menu: back to the summary
+    back_step: Step | None = None  # where the PRIVACY question returns to once answered
+    resume_step: Step | None = None  # the step a RESUME question ("continue?") returns to
+    privacy_field: str | None = None
+    privacy_kinds: tuple[str, ...] = ()
+    observation_id: int | None = None  # correcting an entry that is already saved
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Draft:
+        """Rebuild a stored draft; unknown keys (from a newer flow) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["step"] = Step(values.get("step", Step.DESCRIPTION))
+        for name in ("back_step", "resume_step"):
+            if values.get(name) is not None:
+                values[name] = Step(values[name])
+        values["privacy_kinds"] = tuple(values.get("privacy_kinds") or ())
+        return cls(**values)
+
+    def is_complete(self) -> bool:
+        return all(getattr(self, name) for name in REQUIRED_FIELDS)
+
+
+@dataclass(frozen=True)
+class Save:
+    """Effect: store the draft as an observation (or update ``draft.observation_id``)."""
+
+    draft: Draft
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Effect: delete the open draft."""
+
+
+Effect = Save | Discard
+
+
+@dataclass(frozen=True)
+class Result:
+    draft: Draft | None
+    replies: list[Message] = field(default_factory=list)
+    effect: Effect | None = None
+    note: str | None = None  # event kind for the host's log (never user text)
+
+
+# --- entry points --------------------------------------------------------------
+
+
+def start_draft(ctx: FlowContext, description: str | None = None) -> Result:
+    """A new draft; with ``description`` (quick capture) it goes straight to the theme."""
+    draft = Draft(key=ctx.nonce, observed_at=ctx.now.astimezone(UTC).isoformat())
+    if description is None:
+        return _prompt(draft, Step.DESCRIPTION, ctx)
+    return _accept_text(draft, Step.DESCRIPTION, description, ctx)
+
+
+def advance(draft: Draft | None, event: Event, ctx: FlowContext) -> Result:
+    """Apply one event to the worker's open draft (``None`` when there is none)."""
+    if isinstance(event, CommandIn):
+        return _command(draft, event, ctx)
+    if isinstance(event, MediaIn):
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.media_refused"), "media_refused")
+    if isinstance(event, EditedIn):
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.edit_ignored"), "edit_ignored")
+    if draft is None:
+        if isinstance(event, TextIn):
+            problem = _text_problem(event.text, ctx)
+            if problem is not None:
+                return Result(None, [Message(problem)], note="text_rejected")
+            return start_draft(ctx, event.text)
+        if isinstance(event, ChoiceIn):
+            return Result(None, [Message(t(ctx.lang, "flow.stale_button"))], note="choice_refused")
+        return Result(
+            None, [Message(t(ctx.lang, "flow.location_without_draft"))], note="location_ignored"
+        )
+    if isinstance(event, ChoiceIn):
+        parsed = parse_choice(event.data)
+        if parsed is None or parsed[0] != draft.key or parsed[1] != draft.seq:
+            return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        return _choose(draft, parsed[2], ctx)
+    if isinstance(event, LocationIn):
+        return _location(draft, event, ctx)
+    return _text(draft, event.text, ctx)
+
+
+def reprompt(draft: Draft, ctx: FlowContext) -> Message:
+    """The current step's question again (after help, a restart or a reminder)."""
+    return _question(draft, draft.step, ctx)
+
+
+def parse_choice(data: str) -> tuple[str, int, str] | None:
+    parts = data.split(":", 3)
+    if len(parts) != 4 or parts[0] != CHOICE_PREFIX or not parts[2].isdecimal():
+        return None
+    return parts[1], int(parts[2]), parts[3]
+
+
+def from_observation(values: dict[str, Any], observation_id: int, ctx: FlowContext) -> Result:
+    """Open a saved entry for correction: a draft holding its values, at the summary."""
+    names = {f.name for f in dataclasses.fields(Draft)}
+    kept = {k: v for k, v in values.items() if k in names and k not in {"key", "step", "seq"}}
+    draft = Draft(key=ctx.nonce, observation_id=observation_id, **kept)
+    return _prompt(draft, Step.SUMMARY, ctx)
+
+
+# --- commands ------------------------------------------------------------------
+
+
+NEW_COMMANDS = frozenset({"uusi", "new", "ny"})
+CANCEL_COMMANDS = frozenset({"peru", "cancel", "avbryt"})
+
+
+def _command(draft: Draft | None, event: CommandIn, ctx: FlowContext) -> Result:
+    if event.name in NEW_COMMANDS:
+        if draft is None:
+            return start_draft(ctx, event.args.strip() or None)
+        interrupted = draft.resume_step if draft.step is Step.RESUME else draft.step
+        return _prompt(replace(draft, resume_step=interrupted), Step.RESUME, ctx)
+    if event.name in CANCEL_COMMANDS:
+        if draft is None:
+            return Result(
+                None, [Message(t(ctx.lang, "flow.nothing_to_cancel"))], note="cancel_noop"
+            )
+        return Result(None, [Message(t(ctx.lang, "flow.cancelled"))], Discard(), note="cancelled")
+    return Result(draft, [], note="not_a_flow_command")
+
+
+# --- text, choices, locations --------------------------------------------------
+
+
+def _text_problem(text: str, ctx: FlowContext) -> str | None:
+    if not text.strip():
+        return t(ctx.lang, "flow.empty_text")
+    if len(text) > MAX_TEXT:
+        return t(ctx.lang, "flow.too_long", length=len(text), limit=MAX_TEXT)
+    return None
+
+
+def _text(draft: Draft, text: str, ctx: FlowContext) -> Result:
+    step = draft.step
+    if step in TEXT_STEPS:
+        return _accept_text(draft, step, text, ctx)
+    # At a choice step a typed number or label counts as a press (Matrix, terminal).
+    chosen = match_typed_choice(reprompt(draft, ctx), text)
+    if chosen is not None:
+        parsed = parse_choice(chosen.data)
+        if parsed is not None:
+            return _choose(draft, parsed[2], ctx)
+    if step is Step.AREA:
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.area_from_list"), "text_unmatched")
+    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.use_buttons"), "text_unmatched")
+
+
+def match_typed_choice(question: Message, typed: str) -> Choice | None:
+    """The choice a typed answer names: its number in the list (1-based) or its label."""
+    options = question.flat_choices()
+    answer = typed.strip().rstrip(".").casefold()
+    if answer.isdecimal():
+        index = int(answer) - 1
+        return options[index] if 0 <= index < len(options) else None
+    for option in options:
+        if option.label.casefold() == answer:
+            return option
+    return None
+
+
+def _accept_text(draft: Draft, step: Step, text: str, ctx: FlowContext) -> Result:
+    problem = _text_problem(text, ctx)
+    if problem is not None:
+        return _with_reprompt(draft, ctx, problem, "text_rejected", at=step)
+    field_name = TEXT_STEPS[step]
+    findings = find_identifiers(text)
+    notices: list[Message] = []
+    if any(f.kind is IdentifierKind.HETU for f in findings):
+        # A personal identity code never reaches storage, not even inside a draft.
+        text = redact(text, findings, kinds={IdentifierKind.HETU})
+        notices.append(Message(t(ctx.lang, "privacy.hetu_removed")))
+    others = sorted({f.kind.value for f in findings if f.kind is not IdentifierKind.HETU})
+    updated = _set(draft, field_name, text.strip())
+    after = _next_step(updated, step)
+    if others:
+        result = _prompt(
+            replace(updated, privacy_field=field_name, privacy_kinds=tuple(others)),
+            Step.PRIVACY,
+            ctx,
+            back=after,
+        )
+        return Result(result.draft, notices + result.replies, note="privacy_found")
+    result = _prompt(_after_answer(updated), after, ctx)
+    return Result(result.draft, notices + result.replies, note="text_accepted")
+
+
+def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    step = draft.step
+    if step in CODED_STEPS:
+        if value == "back":
+            return _prompt(draft, _return_step(draft, step), ctx)
+        if value not in CODED_STEPS[step]:
+            return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        updated = _set(draft, step.value, value)
+        return _prompt(_after_answer(updated), _next_step(updated, step), ctx)
+    if step in (Step.QUOTE, Step.ACTION) and value == "back":
+        return _prompt(draft, Step.DETAILS_MENU, ctx)
+    if step is Step.DESCRIPTION and value == "back":
+        return _prompt(draft, Step.SUMMARY if draft.editing else Step.DESCRIPTION, ctx)
+    handler = _MENU_HANDLERS.get(step)
+    if handler is None:
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return handler(draft, value, ctx)
+
+
+def _summary_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "save":
+        return _save(draft, ctx)
+    if value == "edit":
+        return _prompt(draft, Step.EDIT_MENU, ctx)
+    if value == "details":
+        return _prompt(draft, Step.DETAILS_MENU, ctx)
+    if value == "cancel":
+        return Result(None, [Message(t(ctx.lang, "flow.cancelled"))], Discard(), note="cancelled")
+    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+
+
+def _edit_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "back":
+        return _prompt(draft, Step.SUMMARY, ctx)
+    target = _step_named(value, MAIN_STEPS)
+    if target is None:
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return _prompt(replace(draft, editing=True), target, ctx)
+
+
+def _details_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "done":
+        return _prompt(draft, Step.SUMMARY, ctx)
+    target = _step_named(value, DETAIL_STEPS)
+    if target is None:
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return _prompt(draft, target, ctx)
+
+
+def _area_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "back":
+        return _prompt(draft, Step.DETAILS_MENU, ctx)
+    if value == "none":
+        return _prompt(replace(draft, area=None), Step.DETAILS_MENU, ctx)
+    if value not in {a.id for a in ctx.areas}:
+        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return _prompt(replace(draft, area=value), Step.DETAILS_MENU, ctx)
+
+
+def _privacy_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    field_name = draft.privacy_field
+    if field_name is None:
+        return _prompt(draft, Step.SUMMARY, ctx)
+    cleared = replace(draft, privacy_field=None, privacy_kinds=())
+    if value == "remove":
+        text = redact(str(getattr(draft, field_name) or ""))
+        cleaned = _set(cleared, field_name, text)
+        return _prompt(cleaned, draft.back_step or Step.SUMMARY, ctx)
+    if value == "edit":
+        step = next(s for s, name in TEXT_STEPS.items() if name == field_name)
+        # The text with identifiers is dropped: the worker sends it again without them.
+        # A rewritten detail returns to the details menu like any detail; only the
+        # description of a complete draft returns to the summary.
+        editing = draft.is_complete() and step in MAIN_STEPS
+        return _prompt(replace(_set(cleared, field_name, None), editing=editing), step, ctx)
+    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+
+
+def _resume_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "continue":
+        return _prompt(replace(draft, resume_step=None), draft.resume_step or Step.SUMMARY, ctx)
+    if value == "discard":
+        fresh = start_draft(ctx)
+        replies = [Message(t(ctx.lang, "flow.discarded")), *fresh.replies]
+        return Result(fresh.draft, replies, Discard(), note="discarded_and_restarted")
+    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+
+
+_MENU_HANDLERS = {
+    Step.SUMMARY: _summary_choice,
+    Step.EDIT_MENU: _edit_menu_choice,
+    Step.DETAILS_MENU: _details_menu_choice,
+    Step.AREA: _area_choice,
+    Step.PRIVACY: _privacy_choice,
+    Step.RESUME: _resume_choice,
+}
+
+
+def _location(draft: Draft, event: LocationIn, ctx: FlowContext) -> Result:
+    area = area_for_location(event.latitude, event.longitude, ctx.areas)
+    updated = replace(draft, area=area)
+    notice = Message(t(ctx.lang, "flow.location_coarsened", area=area_label(area, ctx)))
+    if draft.step is Step.AREA:
+        result = _prompt(updated, Step.DETAILS_MENU, ctx)
+        return Result(result.draft, [notice, *result.replies], note="location_set")
+    # Elsewhere the area is set on the side and the open question stays valid.
+    return Result(updated, [notice, _question(updated, updated.step, ctx)], note="location_set")
+
+
+def area_for_location(lat: float, lon: float, areas: Sequence[Area]) -> str:
+    """The nearest configured area within 10 km, else a grid cell of about 1 km.
+
+    An exact position is never kept: 0.01 degrees of latitude is 1.1 km and at
+    Finnish latitudes 0.02 degrees of longitude is about the same.
+    """
+    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180:
+        return "geo:unknown"
+    best: tuple[float, str] | None = None
+    for area in areas:
+        if area.latitude is None or area.longitude is None:
+            continue
+        distance = _haversine_km(lat, lon, area.latitude, area.longitude)
+        if distance <= AREA_MATCH_KM and (best is None or distance < best[0]):
+            best = (distance, area.id)
+    if best is not None:
+        return best[1]
+    lat_cell = round(lat / 0.01) * 0.01
+    lon_cell = round(lon / 0.02) * 0.02
+    return f"geo:{lat_cell:.2f},{lon_cell:.2f}"
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def area_label(area: str | None, ctx: FlowContext) -> str:
+    if not area:
+        return "-"
+    for known in ctx.areas:
+        if known.id == area:
+            return known.name
+    if area.startswith("geo:"):
+        return t(ctx.lang, "flow.area_grid", cell=area[4:])
+    return area
+
+
+# --- saving --------------------------------------------------------------------
+
+
+def _save(draft: Draft, ctx: FlowContext) -> Result:
+    missing = next((s for s in MAIN_STEPS if not getattr(draft, s.value)), None)
+    if missing is not None:
+        return _prompt(draft, missing, ctx)
+    # The final gate: nothing with a client identifier is saved, whatever path the text took.
+    for field_name in TEXT_STEPS.values():
+        text = getattr(draft, field_name)
+        kinds = sorted({f.kind.value for f in find_identifiers(text or "")})
+        if kinds:
+            flagged = replace(draft, privacy_field=field_name, privacy_kinds=tuple(kinds))
+            return _prompt(flagged, Step.PRIVACY, ctx, back=Step.SUMMARY)
+    return Result(None, [], Save(replace(draft, editing=False)), note="save")
+
+
+# --- prompting -----------------------------------------------------------------
+
+
+def _next_step(draft: Draft, answered: Step) -> Step:
+    """Where to go after answering ``answered``."""
+    if draft.editing:
+        return Step.SUMMARY
+    if answered in DETAIL_STEPS:
+        return Step.DETAILS_MENU
+    if answered in MAIN_STEPS:
+        for step in MAIN_STEPS[MAIN_STEPS.index(answered) + 1 :]:
+            if not getattr(draft, step.value):
+                return step
+    return Step.SUMMARY
+
+
+def _set(draft: Draft, name: str, value: str | None) -> Draft:
+    """The draft with one named field changed (the field name comes from the step)."""
+    changes: dict[str, Any] = {name: value}
+    return replace(draft, **changes)
+
+
+def _after_answer(draft: Draft) -> Draft:
+    return replace(draft, editing=False)
+
+
+def _return_step(draft: Draft, step: Step) -> Step:
+    if step in DETAIL_STEPS:
+        return Step.DETAILS_MENU
+    return Step.SUMMARY if draft.editing or draft.is_complete() else step
+
+
+def _step_named(value: str, allowed: Sequence[Step]) -> Step | None:
+    return next((s for s in allowed if s.value == value), None)
+
+
+def _prompt(draft: Draft, step: Step, ctx: FlowContext, back: Step | None = None) -> Result:
+    """Move to ``step`` (a new sequence number, so older buttons go stale) and ask it."""
+    moved = replace(
+        draft,
+        step=step,
+        seq=draft.seq + 1,
+        back_step=back if back is not None else (draft.back_step if step in _INTERRUPTS else None),
+    )
+    return Result(moved, [_question(moved, step, ctx)], note=f"step_{step.value}")
+
+
+_INTERRUPTS = frozenset({Step.RESUME, Step.PRIVACY})
+
+
+def _with_reprompt(
+    draft: Draft | None, ctx: FlowContext, text: str, note: str, at: Step | None = None
+) -> Result:
+    """A short explanation and, if a draft is open, its current question again. No change."""
+    replies = [Message(text)]
+    if draft is not None:
+        replies.append(_question(draft, at or draft.step, ctx))
+    return Result(draft, replies, note=note)
+
+
+def _button(draft: Draft, text: str, value: str) -> Choice:
+    return Choice(text, f"{CHOICE_PREFIX}:{draft.key}:{draft.seq}:{value}")
+
+
+def _rows(buttons: list[Choice], width: int) -> tuple[tuple[Choice, ...], ...]:
+    return tuple(tuple(buttons[i : i + width]) for i in range(0, len(buttons), width))
+
+
+def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
+    lang = ctx.lang
+    back = _button(draft, t(lang, "button.back"), "back")
+    if step in TEXT_STEPS:
+        text = t(lang, f"ask.{step.value}")
+        if step is Step.DESCRIPTION:
+            return Message(text, ((back,),) if draft.editing else ())
+        return Message(text, ((back,),))
+    if step in CODED_STEPS:
+        dimension = CODED_STEPS[step]
+        buttons = [_button(draft, label(code, lang), code) for code in dimension.codes]
+        rows = _rows(buttons, ROW_WIDTH.get(step, 2))
+        is_optional = step in DETAIL_STEPS or draft.editing
+        return Message(t(lang, f"ask.{step.value}"), rows + (((back,),) if is_optional else ()))
+    if step is Step.SUMMARY:
+        buttons = [
+            _button(draft, t(lang, "button.save"), "save"),
+            _button(draft, t(lang, "button.edit"), "edit"),
+            _button(draft, t(lang, "button.details"), "details"),
+            _button(draft, t(lang, "button.cancel"), "cancel"),
+        ]
+        return Message(summary_text(draft, ctx), _rows(buttons, 2))
+    if step is Step.EDIT_MENU:
+        buttons = [_button(draft, t(lang, f"field.{s.value}"), s.value) for s in MAIN_STEPS]
+        return Message(t(lang, "ask.edit_menu"), (*_rows(buttons, 2), (back,)))
+    if step is Step.DETAILS_MENU:
+        buttons = [_button(draft, t(lang, f"field.{s.value}"), s.value) for s in DETAIL_STEPS]
+        done = _button(draft, t(lang, "button.done"), "done")
+        return Message(t(lang, "ask.details_menu"), (*_rows(buttons, 2), (done,)))
+    if step is Step.AREA:
+        buttons = [_button(draft, a.name, a.id) for a in ctx.areas]
+        extra = (_button(draft, t(lang, "button.no_area"), "none"), back)
+        key = "ask.area" if ctx.areas else "ask.area_location_only"
+        return Message(t(lang, key), (*_rows(buttons, 2), extra))
+    if step is Step.PRIVACY:
+        kinds = ", ".join(t(lang, f"privacy.kind.{k}") for k in draft.privacy_kinds)
+        pair = (
+            _button(draft, t(lang, "button.remove_identifiers"), "remove"),
+            _button(draft, t(lang, "button.edit_text"), "edit"),
+        )
+        return Message(t(lang, "privacy.found", kinds=kinds), (pair,))
+    if step is Step.RESUME:
+        pair = (
+            _button(draft, t(lang, "button.continue"), "continue"),
+            _button(draft, t(lang, "button.discard"), "discard"),
+        )
+        return Message(t(lang, "ask.resume"), (pair,))
+    raise ValueError(f"no question for step {step}")  # pragma: no cover - every Step is handled
+
+
+def summary_text(draft: Draft, ctx: FlowContext) -> str:
+    """The draft as the worker sees it before saving."""
+    lang = ctx.lang
+    lines = [t(lang, "summary.title")]
+    lines.append(f"{t(lang, 'field.description')}: {draft.description or '-'}")
+    for step in MAIN_STEPS[1:]:
+        value = getattr(draft, step.value)
+        lines.append(f"{t(lang, f'field.{step.value}')}: {label(value, lang) if value else '-'}")
+    if draft.area:
+        lines.append(f"{t(lang, 'field.area')}: {area_label(draft.area, ctx)}")
+    for step in (Step.QUOTE, Step.ACTION):
+        value = getattr(draft, step.value)
+        if value:
+            lines.append(f"{t(lang, f'field.{step.value}')}: {value}")
+    for step in (Step.POLARITY, Step.TASK, Step.SOURCE, Step.SCALE):
+        value = getattr(draft, step.value)
+        if value:
+            lines.append(f"{t(lang, f'field.{step.value}')}: {label(value, lang)}")
+    return "\n".join(lines)
