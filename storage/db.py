@@ -1,0 +1,155 @@
+"""Engine, sessions and migrations.
+
+One ``Database`` per process. SQLite (the embedded default) runs in WAL mode
+with a busy timeout so several tasks and processes can share the file;
+PostgreSQL is the production and multi-instance database. The schema is owned
+by Alembic (``migrations/``): ``upgrade()`` runs at every start and from
+``havainto db upgrade``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 10.0
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return cfg
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000:.0f}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    # Let SQLAlchemy, not the driver, open transactions (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Take the write lock at the start of every unit of work. A deferred transaction
+    # that reads and then writes cannot wait for a concurrent writer (SQLite answers
+    # "database is locked" at once); an immediate one waits up to busy_timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class _WriterQueue:
+    """Units of work of this process take turns on SQLite, first come, first served.
+
+    Every SQLite unit of work begins IMMEDIATE, so only one runs at a time anyway.
+    Left to SQLite, the others wait in its busy handler, which sleeps in growing
+    steps (up to 100 ms) and serves nobody in order: under load that wasted the lock's
+    free time and gave seconds-long tails (bench/RESULTS.md). Here they wait on an
+    asyncio lock instead. Other processes still meet at the file (busy_timeout). A
+    task that already has its turn (a transaction opened inside another) does not
+    queue behind itself, and nobody waits here longer than SQLite's own busy
+    timeout: past it, they meet SQLite's busy handler as before, so a transaction
+    opened by a task the turn holder waits for cannot hang forever.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if not self.enabled or task is None or task is self._owner:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            # One Database may outlive an event loop (several asyncio.run in a CLI).
+            self._lock, self._loop = asyncio.Lock(), loop
+        lock = self._lock
+        try:
+            await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_S)
+        except TimeoutError:
+            yield  # not our turn in time: let SQLite decide, as without the queue
+            return
+        self._owner = task
+        try:
+            yield
+        finally:
+            self._owner = None
+            lock.release()
+
+
+class Database:
+    """The engine and a session factory: one session per unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_engine(self.url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = _WriterQueue(enabled=self.url.startswith("sqlite"))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside a transaction: committed on success, rolled back on error."""
+        async with self._writers.turn(), self.sessions() as session, session.begin():
+            yield session
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration (safe to run at every start)."""
+        await asyncio.to_thread(upgrade_schema, self.url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def upgrade_schema(url: str, revision: str = "head") -> None:
+    """Run Alembic's upgrade synchronously (the env script opens its own event loop)."""
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,502 @@
+"""The figures of the weekly team digest and the monthly escalation summary.
+
+Counting happens in SQL with ``GROUP BY`` over index ranges: a team's weeks
+use ``(team_id, observed_at)``, a region's months ``(region, observed_at)``
+and the whole organisation's months ``(team_id, observed_at)`` once per team.
+So the cost follows the rows in the period, not the size of the table; only
+grouped counts and the few rows a digest lists (quotes, escalated
+observations) come back to Python.
+
+Withdrawn observations never count. An observation's escalation status is
+its newest ``escalation_events`` row before ``as_of`` (``open`` when it has
+none); ``as_of`` defaults to the end of the period so that the same period
+always gives the same digest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from digests.model import (
+    ESCALATED,
+    OPEN_STATUSES,
+    RISING_MIN_COUNT,
+    RISING_RATIO,
+    WEEKLY_RISING_MIN_COUNT,
+    CountRow,
+    EscalationItem,
+    LeaderAnswer,
+    MonthlySummary,
+    NewOrGrowing,
+    Quote,
+    RisingRow,
+    SpreadRow,
+    StatusInfo,
+    ThemeGroup,
+    ThemeRow,
+    WeeklyDigest,
+    is_rising,
+)
+from digests.periods import (
+    HELSINKI,
+    TimeZone,
+    iso_week_bounds,
+    month_bounds,
+    shift_month,
+    shift_week,
+)
+from flows.taxonomy import GROUP, SIGNAL, THEME
+from storage.models import EscalationEvent, Observation, Team
+
+AVERAGE_WEEKS = 4
+AVERAGE_MONTHS = 3
+MAX_QUOTES = 3
+QUOTE_CANDIDATES = 30
+LEADING = 5
+_IN_CHUNK = 500  # ids per IN (...) list, far below every backend's parameter limit
+
+_THEME_ORDER = {code: i for i, code in enumerate(THEME.codes)}
+_SIGNAL_ORDER = {code: i for i, code in enumerate(SIGNAL.codes)}
+_GROUP_ORDER = {code: i for i, code in enumerate(GROUP.codes)}
+
+
+def _live() -> ColumnElement[bool]:
+    return Observation.withdrawn_at.is_(None)
+
+
+def _in_period(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(Observation.observed_at >= start, Observation.observed_at < end)
+
+
+def _count_if(condition: ColumnElement[bool]) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _ranked(counts: dict[str, int], order: dict[str, int]) -> list[CountRow]:
+    """Most frequent first; ties in taxonomy order, unknown codes last."""
+    return [
+        CountRow(code, n)
+        for code, n in sorted(
+            counts.items(), key=lambda kv: (-kv[1], order.get(kv[0], len(order)), kv[0])
+        )
+        if n
+    ]
+
+
+# --- escalation statuses -----------------------------------------------------------
+
+
+def _days(start: datetime, end: datetime) -> int:
+    return max((end - start).days, 0)
+
+
+async def _statuses(
+    session: AsyncSession, observation_ids: Sequence[int], as_of: datetime
+) -> dict[int, StatusInfo]:
+    """The newest status before ``as_of`` of each observation; absent ones are open."""
+    latest: dict[int, StatusInfo] = {}
+    ids = list(dict.fromkeys(observation_ids))
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = await session.execute(
+            select(
+                EscalationEvent.observation_id,
+                EscalationEvent.status,
+                EscalationEvent.created_at,
+                EscalationEvent.text,
+            )
+            .where(
+                EscalationEvent.observation_id.in_(ids[i : i + _IN_CHUNK]),
+                EscalationEvent.created_at < as_of,
+            )
+            .order_by(EscalationEvent.created_at, EscalationEvent.id)
+        )
+        for observation_id, status, created_at, text in rows:
+            latest[observation_id] = StatusInfo(status=status, at=created_at, text=text)
+    return latest
+
+
+def _escalation_columns() -> tuple[Any, ...]:
+    return (
+        Observation.id,
+        Observation.team_id,
+        Observation.region,
+        Observation.escalation,
+        Observation.theme,
+        Observation.population_group,
+        Observation.signal,
+        Observation.area,
+        Observation.description,
+        Observation.action,
+        Observation.observed_at,
+        Observation.recorded_at,
+    )
+
+
+async def _escalation_items(
+    session: AsyncSession,
+    query: Select[Any],
+    as_of: datetime,
+    names: dict[str, str] | None = None,
+) -> list[EscalationItem]:
+    """The escalated observations ``query`` selects, with their status as of ``as_of``.
+
+    Team names come from a separate look-up rather than a join: joined, SQLite plans
+    the teams first and walks every row of every team's past.
+    """
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return []
+    statuses = await _statuses(session, [row[0] for row in rows], as_of)
+    if names is None:
+        names = {
+            team_id: name for team_id, name in await session.execute(select(Team.id, Team.name))
+        }
+    items = []
+    for (
+        observation_id,
+        team_id,
+        region,
+        escalation,
+        theme,
+        group,
+        signal,
+        area,
+        description,
+        action,
+        observed_at,
+        recorded_at,
+    ) in rows:
+        status = statuses.get(observation_id, StatusInfo("open"))
+        closed_at = status.at if not status.is_open and status.at is not None else as_of
+        items.append(
+            EscalationItem(
+                observation_id=observation_id,
+                team_id=team_id,
+                team_name=names.get(team_id, team_id),
+                region=region,
+                escalation=escalation,
+                theme=theme,
+                population_group=group,
+                signal=signal,
+                area=area,
+                description=description,
+                action=action,
+                observed_at=observed_at,
+                recorded_at=recorded_at,
+                status=status,
+                days_open=_days(recorded_at, closed_at),
+            )
+        )
+    return items
+
+
+def _latest_status_subquery(as_of: datetime) -> Any:
+    """The newest status of the outer observation before ``as_of``, as a scalar subquery."""
+    return (
+        select(EscalationEvent.status)
+        .where(
+            EscalationEvent.observation_id == Observation.id,
+            EscalationEvent.created_at < as_of,
+        )
+        .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
+        .limit(1)
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+
+
+# --- the weekly team digest ------------------------------------------------------------
+
+
+async def weekly_digest_data(
+    session: AsyncSession,
+    team_id: str,
+    week: str,
+    tz: TimeZone = HELSINKI,
+    *,
+    as_of: datetime | None = None,
+) -> WeeklyDigest:
+    """Everything the weekly digest of ``team_id`` for ISO week ``week`` says.
+
+    ``as_of`` (default: the end of the week) is the moment escalation statuses are read at.
+    """
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise LookupError(f"unknown team {team_id!r}")
+    start, end = iso_week_bounds(week, tz)
+    history_start, _ = iso_week_bounds(shift_week(week, -AVERAGE_WEEKS), tz)
+    as_of = as_of or end
+    of_team = [Observation.team_id == team_id, _live()]
+    this_week = [*of_team, _in_period(start, end)]
+
+    total, workers = (
+        await session.execute(
+            select(func.count(), func.count(distinct(Observation.person_id))).where(*this_week)
+        )
+    ).one()
+
+    in_week = Observation.observed_at >= start
+    theme_rows = await session.execute(
+        select(Observation.theme, _count_if(in_week), _count_if(~in_week))
+        .where(*of_team, _in_period(history_start, end))
+        .group_by(Observation.theme)
+    )
+    themes = [
+        ThemeRow(code, int(now or 0), int(before or 0) / AVERAGE_WEEKS)
+        for code, now, before in theme_rows
+    ]
+    themes.sort(key=lambda r: (-r.count, -r.average, _THEME_ORDER.get(r.code, 99), r.code))
+
+    # One grouped pass over the week gives signals, groups and the new/growing marks.
+    signals: dict[str, int] = defaultdict(int)
+    groups: dict[str, int] = defaultdict(int)
+    new: dict[str, int] = defaultdict(int)
+    growing: dict[str, int] = defaultdict(int)
+    breakdown = await session.execute(
+        select(
+            Observation.theme,
+            Observation.signal,
+            Observation.population_group,
+            Observation.frequency,
+            func.count(),
+        )
+        .where(*this_week)
+        .group_by(
+            Observation.theme,
+            Observation.signal,
+            Observation.population_group,
+            Observation.frequency,
+        )
+    )
+    for theme, signal, group, frequency, n in breakdown:
+        signals[signal] += n
+        groups[group] += n
+        if frequency == "frequency.new":
+            new[theme] += n
+        elif frequency == "frequency.growing":
+            growing[theme] += n
+
+    new_or_growing = []
+    for row in themes:
+        rising = is_rising(row.count, row.average, WEEKLY_RISING_MIN_COUNT, RISING_RATIO)
+        if new[row.code] or growing[row.code] or rising:
+            new_or_growing.append(NewOrGrowing(row.code, new[row.code], growing[row.code], rising))
+
+    quotes = await _weekly_quotes(session, this_week)
+
+    escalations = await _escalation_items(
+        session,
+        select(*_escalation_columns())
+        .where(*this_week, Observation.escalation.in_(ESCALATED))
+        .order_by(Observation.observed_at, Observation.id),
+        as_of,
+        {team.id: team.name},
+    )
+
+    answer_rows = await session.execute(
+        select(
+            EscalationEvent.observation_id,
+            Observation.theme,
+            EscalationEvent.status,
+            EscalationEvent.text,
+            EscalationEvent.created_at,
+        )
+        .join(Observation, Observation.id == EscalationEvent.observation_id)
+        .where(
+            Observation.team_id == team_id,
+            _live(),
+            EscalationEvent.created_at >= start,
+            EscalationEvent.created_at < end,
+            EscalationEvent.text.is_not(None),
+            EscalationEvent.text != "",
+        )
+        .order_by(EscalationEvent.created_at, EscalationEvent.id)
+    )
+    answers = [
+        LeaderAnswer(observation_id, theme, status, text or "", at)
+        for observation_id, theme, status, text, at in answer_rows
+    ]
+
+    return WeeklyDigest(
+        team_id=team.id,
+        team_name=team.name,
+        language=team.language,
+        week=week,
+        start=start,
+        end=end,
+        total=int(total),
+        workers=int(workers),
+        themes=themes,
+        signals=_ranked(signals, _SIGNAL_ORDER),
+        groups=_ranked(groups, _GROUP_ORDER),
+        new_or_growing=new_or_growing,
+        quotes=quotes,
+        escalations=escalations,
+        answers=answers,
+    )
+
+
+async def _weekly_quotes(
+    session: AsyncSession, this_week: Iterable[ColumnElement[bool]]
+) -> list[Quote]:
+    """Up to three of the newest quotes, from as many different themes as there are."""
+    rows = await session.execute(
+        select(Observation.quote, Observation.theme)
+        .where(*this_week, Observation.quote.is_not(None), Observation.quote != "")
+        .order_by(Observation.observed_at.desc(), Observation.id.desc())
+        .limit(QUOTE_CANDIDATES)
+    )
+    candidates = [Quote(text, theme) for text, theme in rows if text and text.strip()]
+    chosen: list[Quote] = []
+    for quote in candidates:
+        if len(chosen) < MAX_QUOTES and quote.theme not in {q.theme for q in chosen}:
+            chosen.append(quote)
+    for quote in candidates:
+        if len(chosen) < MAX_QUOTES and quote not in chosen:
+            chosen.append(quote)
+    return chosen
+
+
+# --- the monthly escalation summary -------------------------------------------------------
+
+
+def _scope_filter(region: str | None, team_ids: Iterable[str]) -> ColumnElement[bool]:
+    if region is not None:
+        return Observation.region == region
+    # The whole organisation: every team's (team_id, observed_at) range, not a table scan.
+    # The ids are sent as values: PostgreSQL plans an IN (subquery) as a hash join over
+    # the whole table, but a list of constants as index ranges.
+    return Observation.team_id.in_(sorted(team_ids))
+
+
+async def monthly_summary_data(
+    session: AsyncSession,
+    region: str | None,
+    month: str,
+    tz: TimeZone = HELSINKI,
+    *,
+    scope_name: str | None = None,
+    as_of: datetime | None = None,
+    min_count: int = RISING_MIN_COUNT,
+    ratio: float = RISING_RATIO,
+    leading: int = LEADING,
+) -> MonthlySummary:
+    """The monthly summary of ``region`` (None: the whole organisation) for ``month``.
+
+    Rising: at least ``min_count`` observations this month and at least ``ratio``
+    times the average of the previous three months. ``as_of`` (default: the end of
+    the month) is the moment statuses and days open are read at.
+    """
+    start, end = month_bounds(month, tz)
+    history_start, _ = month_bounds(shift_month(month, -AVERAGE_MONTHS), tz)
+    as_of = as_of or end
+    names = {team_id: name for team_id, name in await session.execute(select(Team.id, Team.name))}
+    scope = [_scope_filter(region, names), _live()]
+    this_month = [*scope, _in_period(start, end)]
+
+    total, teams, workers, escalated, shl48_count = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count(distinct(Observation.team_id)),
+                func.count(distinct(Observation.person_id)),
+                _count_if(Observation.escalation == "escalation.leadership"),
+                _count_if(Observation.escalation == "escalation.shl48"),
+            ).where(*this_month)
+        )
+    ).one()
+
+    in_month = Observation.observed_at >= start
+    theme_rows = (
+        await session.execute(
+            select(
+                Observation.theme,
+                _count_if(in_month),
+                _count_if(~in_month),
+                func.count(distinct(case((in_month, Observation.team_id), else_=None))),
+            )
+            .where(*scope, _in_period(history_start, end))
+            .group_by(Observation.theme)
+        )
+    ).all()
+    figures = [
+        (code, int(now or 0), int(before or 0) / AVERAGE_MONTHS, int(spread or 0))
+        for code, now, before, spread in theme_rows
+    ]
+
+    def order(code: str) -> int:
+        return _THEME_ORDER.get(code, len(_THEME_ORDER))
+
+    by_count = sorted((f for f in figures if f[1]), key=lambda f: (-f[1], order(f[0]), f[0]))
+    by_spread = sorted(
+        (f for f in figures if f[1]), key=lambda f: (-f[3], -f[1], order(f[0]), f[0])
+    )
+    rising = [
+        RisingRow(code, now, average)
+        for code, now, average, _ in figures
+        if is_rising(now, average, min_count, ratio)
+    ]
+    rising.sort(key=lambda r: (-(r.count - r.average), -r.count, order(r.code), r.code))
+
+    items = await _escalation_items(
+        session,
+        select(*_escalation_columns())
+        .where(*this_month, Observation.escalation.in_(ESCALATED))
+        .order_by(Observation.observed_at, Observation.id),
+        as_of,
+        names,
+    )
+    by_theme: dict[str, list[EscalationItem]] = defaultdict(list)
+    for item in items:
+        if item.escalation == "escalation.leadership":
+            by_theme[item.theme].append(item)
+    groups = [
+        ThemeGroup(theme, by_theme[theme])
+        for theme in sorted(by_theme, key=lambda c: (-len(by_theme[c]), order(c), c))
+    ]
+
+    # No ORDER BY here: with one, SQLite walks (region, observed_at) through every row of
+    # the region's past instead of (region, escalation, observed_at); the list is short.
+    latest = func.coalesce(_latest_status_subquery(as_of), "open")
+    earlier_open = await _escalation_items(
+        session,
+        select(*_escalation_columns()).where(
+            # All of the organisation's past: (escalation, observed_at), not every team's rows.
+            *([Observation.region == region] if region is not None else []),
+            _live(),
+            Observation.escalation.in_(ESCALATED),
+            Observation.observed_at < start,
+            latest.in_(sorted(OPEN_STATUSES)),
+        ),
+        as_of,
+        names,
+    )
+    earlier_open.sort(key=lambda item: (item.observed_at, item.observation_id))
+
+    return MonthlySummary(
+        region=region,
+        scope_name=scope_name or region or "",
+        month=month,
+        start=start,
+        end=end,
+        as_of=as_of,
+        total=int(total),
+        teams=int(teams),
+        workers=int(workers),
+        escalated=int(escalated or 0),
+        shl48_count=int(shl48_count or 0),
+        leading=[SpreadRow(code, spread, now) for code, now, _, spread in by_count[:leading]],
+        spread=[SpreadRow(code, spread, now) for code, now, _, spread in by_spread[:leading]],
+        rising=rising,
+        min_count=min_count,
+        ratio=ratio,
+        escalated_by_theme=groups,
+        shl48=[item for item in items if item.escalation == "escalation.shl48"],
+        earlier_open=earlier_open,
+    )

@@ -1,0 +1,352 @@
+"""Repositories for escalations: statuses (the audit trail), channel notices and relays.
+
+Like ``storage.repo`` every function takes the caller's session. The writes
+that two processes (or two leaders pressing at once) could race on are single
+conditional ``UPDATE`` statements, so exactly one of them wins: the first
+acknowledgement, the claim of an unsent notice, a due reminder, the closing of
+an awaited text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit
+from storage.models import EscalationEvent, Notification, Observation, Relay
+from storage.repo import is_row_id
+
+ESCALATED = ("escalation.leadership", "escalation.shl48")
+
+
+# --- statuses -----------------------------------------------------------------------
+
+
+async def add_event(
+    session: AsyncSession,
+    observation_id: int,
+    status: str,
+    now: datetime,
+    actor_person_id: int | None = None,
+    text: str | None = None,
+) -> EscalationEvent:
+    event = EscalationEvent(
+        observation_id=observation_id,
+        status=status,
+        text=text,
+        actor_person_id=actor_person_id,
+        created_at=now,
+    )
+    session.add(event)
+    # Every status change is also on the data audit trail (``havainto audit``).
+    await audit.record(
+        session,
+        audit.person_actor(actor_person_id),
+        audit.ESCALATION_STATUS,
+        f"observation={observation_id} status={status}",
+        1,
+        now,
+    )
+    await session.flush()
+    return event
+
+
+async def events_for(session: AsyncSession, observation_id: int) -> Sequence[EscalationEvent]:
+    """Every status change of the observation, oldest first."""
+    result = await session.execute(
+        select(EscalationEvent)
+        .where(EscalationEvent.observation_id == observation_id)
+        .order_by(EscalationEvent.created_at, EscalationEvent.id)
+    )
+    return result.scalars().all()
+
+
+async def current_status(session: AsyncSession, observation_id: int) -> str:
+    """The newest status; ``open`` while nobody has set one."""
+    status = (
+        await session.execute(
+            select(EscalationEvent.status)
+            .where(EscalationEvent.observation_id == observation_id)
+            .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return status or "open"
+
+
+# --- notices in leadership channels ------------------------------------------------------
+
+
+async def add_notification(
+    session: AsyncSession,
+    observation_id: int,
+    channel: str,
+    kind: str,
+    transport: str,
+    chat_id: str,
+    now: datetime,
+    claimed: bool = True,
+) -> Notification:
+    """A notice about to be posted; it is claimed by the caller (``claimed_at = now``).
+
+    ``claimed=False``: the caller cannot post on ``transport``; the escalation check of
+    an instance that can claims it (``claim_unsent_notifications``) at once."""
+    row = Notification(
+        observation_id=observation_id,
+        channel=channel,
+        kind=kind,
+        transport=transport,
+        chat_id=chat_id,
+        message_ref=None,
+        created_at=now,
+        claimed_at=now if claimed else None,
+        sent_at=None,
+        acknowledged_at=None,
+        acknowledged_by=None,
+        last_reminded_at=None,
+        reminders=0,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def notifications_for(session: AsyncSession, observation_id: int) -> Sequence[Notification]:
+    result = await session.execute(
+        select(Notification)
+        .where(Notification.observation_id == observation_id)
+        .order_by(Notification.id)
+    )
+    return result.scalars().all()
+
+
+async def mark_notification_sent(
+    session: AsyncSession, notification_id: int, message_ref: str | None, now: datetime
+) -> None:
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(sent_at=func.coalesce(Notification.sent_at, now), message_ref=message_ref)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def acknowledge(
+    session: AsyncSession, observation_id: int, person_id: int, now: datetime
+) -> bool:
+    """Mark every notice of the observation acknowledged; False if someone was first."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.observation_id == observation_id,
+            Notification.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_at=now, acknowledged_by=person_id)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim_unsent_notifications(
+    session: AsyncSession,
+    now: datetime,
+    lease: timedelta,
+    transports: Collection[str] | None = None,
+) -> list[Notification]:
+    """Notices whose post never got through (a crash or a platform error, or posted by an
+    instance without that transport): claim them again, on ``transports`` only if given."""
+    candidates = (
+        (
+            await session.execute(
+                select(Notification.id)
+                .join(Observation, Observation.id == Notification.observation_id)
+                .where(
+                    Notification.sent_at.is_(None),
+                    Notification.acknowledged_at.is_(None),
+                    Observation.withdrawn_at.is_(None),
+                    or_(Notification.claimed_at.is_(None), Notification.claimed_at < now - lease),
+                    *_on(transports),
+                )
+                .order_by(Notification.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    claimed: list[Notification] = []
+    for notification_id in candidates:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.sent_at.is_(None),
+                or_(Notification.claimed_at.is_(None), Notification.claimed_at < now - lease),
+            )
+            .values(claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            row = await session.get(Notification, notification_id, populate_existing=True)
+            if row is not None:
+                claimed.append(row)
+    return claimed
+
+
+async def claim_due_reminders(
+    session: AsyncSession,
+    now: datetime,
+    every: timedelta,
+    kind: str = "escalation.shl48",
+    transports: Collection[str] | None = None,
+) -> list[Notification]:
+    """Unacknowledged notices whose last post or reminder is at least ``every`` old (on
+    ``transports`` only if given: an instance reminds where it can post).
+
+    Each is claimed by moving ``last_reminded_at`` to ``now`` in one conditional
+    update, so two processes running the job never both remind.
+    """
+    cutoff = now - every
+    last = func.coalesce(Notification.last_reminded_at, Notification.sent_at)
+    due = and_(
+        Notification.kind == kind,
+        Notification.sent_at.is_not(None),
+        Notification.acknowledged_at.is_(None),
+        last <= cutoff,
+        *_on(transports),
+    )
+    candidates = (
+        (
+            await session.execute(
+                select(Notification.id)
+                .join(Observation, Observation.id == Notification.observation_id)
+                .where(due, Observation.withdrawn_at.is_(None))
+                .order_by(Notification.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    claimed: list[Notification] = []
+    for notification_id in candidates:
+        result = await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, due)
+            .values(last_reminded_at=now, reminders=Notification.reminders + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            row = await session.get(Notification, notification_id, populate_existing=True)
+            if row is not None:
+                claimed.append(row)
+    return claimed
+
+
+def _on(transports: Collection[str] | None) -> list[ColumnElement[bool]]:
+    return [] if transports is None else [Notification.transport.in_(list(transports))]
+
+
+# --- awaited texts ---------------------------------------------------------------------
+
+
+async def open_relay(
+    session: AsyncSession,
+    *,
+    observation_id: int,
+    kind: str,
+    person_id: int,
+    transport: str,
+    chat_id: str,
+    now: datetime,
+    status: str | None = None,
+    parent_id: int | None = None,
+) -> Relay:
+    relay = Relay(
+        observation_id=observation_id,
+        kind=kind,
+        status=status,
+        person_id=person_id,
+        transport=transport,
+        chat_id=chat_id,
+        prompt_ref=None,
+        parent_id=parent_id,
+        created_at=now,
+        answered_at=None,
+    )
+    session.add(relay)
+    await session.flush()
+    return relay
+
+
+async def set_prompt_ref(session: AsyncSession, relay_id: int, ref: str | None) -> None:
+    await session.execute(
+        update(Relay)
+        .where(Relay.id == relay_id)
+        .values(prompt_ref=ref)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def get_relay(session: AsyncSession, relay_id: int) -> Relay | None:
+    if not is_row_id(relay_id):  # a number from a forged button
+        return None
+    return await session.get(Relay, relay_id)
+
+
+async def find_awaited_reply(
+    session: AsyncSession,
+    transport: str,
+    chat_id: str,
+    person_id: int,
+    reply_to: str | None,
+    since: datetime,
+    kinds: Sequence[str],
+) -> Relay | None:
+    """The open relay a text in ``chat_id`` answers.
+
+    With ``reply_to`` (the platform tells which message was replied to) only the
+    relay whose prompt is that message matches, whoever the prompt was for. Without
+    it, the newest open relay of this person in this chat whose prompt could not be
+    tracked (the transport gives no message ids) matches.
+    """
+    query = select(Relay).where(
+        Relay.transport == transport,
+        Relay.chat_id == chat_id,
+        Relay.kind.in_(kinds),
+        Relay.answered_at.is_(None),
+        Relay.created_at >= since,
+    )
+    if reply_to is not None:
+        query = query.where(Relay.prompt_ref == reply_to)
+    else:
+        query = query.where(Relay.person_id == person_id, Relay.prompt_ref.is_(None))
+    result = await session.execute(query.order_by(Relay.created_at.desc(), Relay.id.desc()))
+    return result.scalars().first()
+
+
+async def close_relay(session: AsyncSession, relay_id: int, now: datetime) -> bool:
+    """Mark the awaited text received; False if it was received already."""
+    result = await session.execute(
+        update(Relay)
+        .where(Relay.id == relay_id, Relay.answered_at.is_(None))
+        .values(answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def pending_answer(session: AsyncSession, person_id: int, since: datetime) -> Relay | None:
+    """The reporter's open answer, if they pressed Answer since ``since``: their next text."""
+    result = await session.execute(
+        select(Relay)
+        .where(
+            Relay.kind == "answer",
+            Relay.person_id == person_id,
+            Relay.answered_at.is_(None),
+            Relay.created_at >= since,
+        )
+        .order_by(Relay.created_at.desc(), Relay.id.desc())
+    )
+    return result.scalars().first()

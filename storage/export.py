@@ -1,0 +1,391 @@
+"""Observations out, in comparable codes: the exported record, a streaming query, writers.
+
+The record is a pydantic model so its JSON Schema can be published
+(``havainto export --schema``); the CSV header and the XLSX columns are its
+fields in order. Every coded field comes with its label in the language the
+export asks for (``theme`` and ``theme_label``), so a file from Vaasa in
+Swedish and one from Helsinki in Finnish still compare on the codes.
+
+The reporting worker appears only as a pseudonym salted per export: stable
+inside one export, unlinkable between two. Chat identities never leave the
+database: the query does not even join the table that holds them.
+
+Memory stays flat whatever the row count: rows are read with ``yield_per``
+from a server-side cursor and written one by one (the CSV and JSONL writers
+straight to the output, the XLSX writer through openpyxl's write-only mode).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, datetime, timedelta, tzinfo
+from typing import IO, Any, Literal
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.i18n import label, t
+from flows.privacy import IdentifierKind, redact
+from flows.taxonomy import (
+    ESCALATION,
+    FREQUENCY,
+    GROUP,
+    POLARITY,
+    SCALE,
+    SERVICE_TASK,
+    SIGNAL,
+    SOURCE,
+    THEME,
+    Dimension,
+)
+from storage.models import ESCALATION_STATUSES, EscalationEvent, Observation, Team
+
+Format = Literal["csv", "xlsx", "jsonl"]
+SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
+
+# Coded fields and the taxonomy dimension their codes come from.
+CODED: dict[str, Dimension] = {
+    "theme": THEME,
+    "population_group": GROUP,
+    "signal": SIGNAL,
+    "frequency": FREQUENCY,
+    "escalation": ESCALATION,
+    "polarity": POLARITY,
+    "task": SERVICE_TASK,
+    "source": SOURCE,
+    "scale": SCALE,
+}
+FREE_TEXT = ("description", "quote", "action")
+
+
+def _code(description: str) -> Any:
+    return Field(description=description)
+
+
+def _label() -> Any:
+    return Field(description="Label of the code on the left, in labels_language")
+
+
+class ExportRecord(BaseModel):
+    """One observation, as exported: codes, their labels in one language, and metadata."""
+
+    model_config = ConfigDict(
+        title="Havainto observation",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    id: int = Field(description="Observation number, stable within one database")
+    observed_at: datetime = Field(description="When it was observed (UTC, ISO 8601)")
+    recorded_at: datetime = Field(description="When it was recorded (UTC, ISO 8601)")
+    team: str = Field(description="Team id")
+    team_name: str
+    region: str = Field(description="Region (wellbeing services county) id")
+    area: str | None = Field(description="Coarse area id (district or municipality)")
+    area_name: str | None = Field(description="The area's name in the team's configuration")
+    theme: str = _code("Taxonomy code, e.g. theme.housing")
+    theme_label: str = _label()
+    population_group: str = _code("Taxonomy code, e.g. group.youth")
+    population_group_label: str = _label()
+    signal: str = _code("Service-system signal code, e.g. signal.queues")
+    signal_label: str = _label()
+    frequency: str = _code("Novelty code, e.g. frequency.growing")
+    frequency_label: str = _label()
+    escalation: str = _code("escalation.none, escalation.leadership or escalation.shl48")
+    escalation_label: str = _label()
+    escalation_status: Literal[ESCALATION_STATUSES] | None = Field(  # type: ignore[valid-type]
+        description="Latest status of an escalated observation; null when not escalated"
+    )
+    escalation_status_label: str | None = _label()
+    polarity: str = _code("polarity.problem or polarity.good_practice")
+    polarity_label: str = _label()
+    task: str | None = _code("Service task code, e.g. task.child_protection")
+    task_label: str | None = _label()
+    source: str | None = _code("Source code, e.g. source.client")
+    source_label: str | None = _label()
+    scale: str | None = _code("How many people it concerns, e.g. scale.few")
+    scale_label: str | None = _label()
+    description: str | None = Field(description="What was seen (free text)")
+    quote: str | None = Field(description="The client's own words, if recorded")
+    action: str | None = Field(description="Proposed action, if any")
+    text_erased: bool = Field(
+        description="True when the free text was erased after the retention period"
+    )
+    worker: str = Field(description="Reporting worker's pseudonym, stable within this export only")
+    transport: str = Field(description="Channel the entry came from: telegram, matrix, terminal")
+    language: str = Field(description="Language the worker used (fi, sv, en)")
+    labels_language: Literal["fi", "sv", "en"] = Field(description="Language of the *_label fields")
+    flow_version: str
+    taxonomy_version: str = Field(description="Version of the code lists used")
+
+
+FIELDS: tuple[str, ...] = tuple(ExportRecord.model_fields)
+
+
+def export_schema() -> dict[str, Any]:
+    """The published JSON Schema of one exported record."""
+    schema = ExportRecord.model_json_schema()
+    schema["$id"] = SCHEMA_ID
+    return schema
+
+
+class Pseudonymiser:
+    """Maps person ids to pseudonyms with a fresh random salt per export."""
+
+    def __init__(self, salt: bytes | None = None) -> None:
+        self._salt = salt or secrets.token_bytes(16)
+
+    def __call__(self, person_id: int) -> str:
+        digest = hmac.new(self._salt, str(person_id).encode(), hashlib.sha256).hexdigest()
+        return "p-" + digest[:10]
+
+
+def status_label(status: str, lang: str) -> str:
+    return t(lang, f"status.{status}", domain="datacare")
+
+
+def latest_status_column() -> Any:
+    """A correlated subquery: the newest escalation event's status of the observation row."""
+    return (
+        select(EscalationEvent.status)
+        .where(EscalationEvent.observation_id == Observation.id)
+        .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
+        .limit(1)
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+
+
+def observations_query(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    team: str | None = None,
+    region: str | None = None,
+) -> Select[Any]:
+    """Matching, not withdrawn observations in id order, with team name and latest status."""
+    # Plain rows, not ORM objects: a large export pays for no identity map or instrumentation.
+    query = (
+        select(
+            *Observation.__table__.columns,
+            Team.name.label("team_name"),
+            latest_status_column().label("latest_status"),
+        )
+        .join(Team, Team.id == Observation.team_id)
+        .where(Observation.withdrawn_at.is_(None))
+        .order_by(Observation.id)
+    )
+    if since is not None:
+        query = query.where(Observation.observed_at >= since)
+    if until is not None:
+        query = query.where(Observation.observed_at < until)
+    if team is not None:
+        query = query.where(Observation.team_id == team)
+    if region is not None:
+        query = query.where(Observation.region == region)
+    return query
+
+
+def local_bounds(start: date, end: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start 00:00, day after end 00:00) in local time, as aware datetimes."""
+    after = end + timedelta(days=1)
+    return (
+        datetime(start.year, start.month, start.day, tzinfo=zone),
+        datetime(after.year, after.month, after.day, tzinfo=zone),
+    )
+
+
+# A hetu has nine digits; text with fewer cannot hold one and skips the slower search.
+_MANY_DIGITS = re.compile(r"(?:\D*\d){9}")
+
+
+def scrub(text: str | None) -> str | None:
+    """Last line of defence: no hetu leaves in an export, even one stored before the guard."""
+    if text is None or not _MANY_DIGITS.match(text):
+        return text
+    return redact(text, kinds={IdentifierKind.HETU})
+
+
+async def iter_records(
+    session: AsyncSession,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    team: str | None = None,
+    region: str | None = None,
+    pseudonymise: Pseudonymiser | None = None,
+    lang: str = "fi",
+    area_names: Mapping[tuple[str, str], str] | None = None,
+) -> AsyncIterator[ExportRecord]:
+    """Stream the matching observations as records with labels in ``lang``."""
+    pseudonymise = pseudonymise or Pseudonymiser()
+    area_names = area_names or {}
+    labels: dict[str, str] = {}
+
+    def lab(code: str | None) -> Any:
+        if code is None:
+            return None
+        found = labels.get(code)
+        if found is None:
+            found = labels[code] = label(code, lang)
+        return found
+
+    query = observations_query(since, until, team, region).execution_options(yield_per=1000)
+    result = await session.stream(query)
+    async for row in result:
+        escalated = row.escalation != "escalation.none"
+        status = (row.latest_status or "open") if escalated else None
+        yield ExportRecord(
+            id=row.id,
+            observed_at=row.observed_at,
+            recorded_at=row.recorded_at,
+            team=row.team_id,
+            team_name=row.team_name,
+            region=row.region,
+            area=row.area,
+            area_name=area_names.get((row.team_id, row.area)) if row.area else None,
+            theme=row.theme,
+            theme_label=lab(row.theme),
+            population_group=row.population_group,
+            population_group_label=lab(row.population_group),
+            signal=row.signal,
+            signal_label=lab(row.signal),
+            frequency=row.frequency,
+            frequency_label=lab(row.frequency),
+            escalation=row.escalation,
+            escalation_label=lab(row.escalation),
+            escalation_status=status,
+            escalation_status_label=status_label(status, lang) if status else None,
+            polarity=row.polarity,
+            polarity_label=lab(row.polarity),
+            task=row.task,
+            task_label=lab(row.task),
+            source=row.source,
+            source_label=lab(row.source),
+            scale=row.scale,
+            scale_label=lab(row.scale),
+            description=scrub(row.description),
+            quote=scrub(row.quote),
+            action=scrub(row.action),
+            text_erased=row.text_erased_at is not None,
+            worker=pseudonymise(row.person_id),
+            transport=row.transport,
+            language=row.language,
+            labels_language=lang,  # type: ignore[arg-type]  # validated by pydantic
+            flow_version=row.flow_version,
+            taxonomy_version=row.taxonomy_version,
+        )
+
+
+# --- writers ----------------------------------------------------------------------------
+
+# A cell a spreadsheet would read as a formula (CSV injection): written with a leading '.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_value(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if name in FREE_TEXT and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+async def write_jsonl(records: AsyncIterator[ExportRecord], out: IO[str]) -> int:
+    """One JSON object per line; returns the number of records."""
+    count = 0
+    async for record in records:
+        out.write(record.model_dump_json() + "\n")
+        count += 1
+    return count
+
+
+async def write_csv(records: AsyncIterator[ExportRecord], out: IO[str]) -> int:
+    """RFC 4180 CSV with a header row of the schema's field names; returns the record count."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(FIELDS)
+    count = 0
+    async for record in records:
+        values = record.model_dump(mode="json")
+        writer.writerow([_csv_value(name, values[name]) for name in FIELDS])
+        count += 1
+    return count
+
+
+def column_widths(lang: str, names: Mapping[str, int] | None = None) -> dict[str, float]:
+    """Column widths (in characters) that fit every value a column can hold.
+
+    Coded columns can hold only the published codes, so their widths are known
+    before the first row: the longest code or label in ``lang``. Names from the
+    configuration come in ``names`` (field -> longest value); free text is capped
+    so that a row stays readable.
+    """
+    longest: dict[str, int] = {
+        "id": 8,
+        "observed_at": 25,
+        "recorded_at": 25,
+        "description": 60,
+        "quote": 50,
+        "action": 50,
+        "worker": 12,
+        "text_erased": 5,
+        "escalation_status": max(len(s) for s in ESCALATION_STATUSES),
+        "escalation_status_label": max(len(status_label(s, lang)) for s in ESCALATION_STATUSES),
+    }
+    for name, dimension in CODED.items():
+        longest[name] = max(len(code) for code in dimension.codes)
+        longest[f"{name}_label"] = max(len(label(code, lang)) for code in dimension.codes)
+    longest.update(names or {})
+    return {name: min(max(len(name), longest.get(name, 10)) + 2, 80) for name in FIELDS}
+
+
+async def write_xlsx(
+    records: AsyncIterator[ExportRecord],
+    out: str | IO[bytes],
+    widths: Mapping[str, float],
+    sheet_title: str = "havainnot",
+) -> int:
+    """An XLSX workbook: a bold, frozen header row, fitted widths, one row per record."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_title)
+    # In write-only mode these must be set before the first row is written.
+    sheet.freeze_panes = "A2"
+    for index, name in enumerate(FIELDS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = widths.get(name, 12)
+    bold = Font(bold=True)
+    header = []
+    for name in FIELDS:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    count = 0
+    async for record in records:
+        sheet.append([_xlsx_cell(sheet, v) for v in record.model_dump(mode="json").values()])
+        count += 1
+    workbook.save(out)
+    return count
+
+
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("="):
+        # Text is text: never let a worker's "=..." become a formula.
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"
+        return cell
+    return value
+
+
+def dump_schema() -> str:
+    return json.dumps(export_schema(), ensure_ascii=False, indent=2)

@@ -1,0 +1,325 @@
+"""The database schema: typed SQLAlchemy 2 models.
+
+Times are stored in UTC (``UTCDateTime`` refuses naive values and returns aware
+ones on every backend); they are shown in Europe/Helsinki. Codes are the
+language-independent taxonomy codes of ``flows.taxonomy``. People are known by
+a random pseudonym; their chat identities live in a table of their own so that
+exports and digests never need to touch them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        value = value.astimezone(UTC)
+        # SQLite keeps no zone; store naive UTC there so string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Team(Base):
+    """A team, mirrored from the config file so that rows can refer to it."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+
+
+class Person(Base):
+    """Someone enrolled: a worker, team lead, leader or admin. Known by pseudonym only."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_active_on: Mapped[datetime | None]
+    # When the person was last nudged for being quiet (migration 0003).
+    nudged_at: Mapped[datetime | None]
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
+
+
+class Identity(Base):
+    """A person's account on one transport (Telegram user id, Matrix user id, terminal)."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("transport", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(255))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+    person: Mapped[Person] = relationship(back_populates="identities", lazy="raise")
+
+
+class Invite(Base):
+    """A single-use, expiring enrolment code tied to a team and a role."""
+
+    __tablename__ = "invites"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Draft(Base):
+    """A worker's open, unfinished observation: the flow state, stored after every step."""
+
+    __tablename__ = "drafts"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    transport: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    reminded_at: Mapped[datetime | None]
+
+
+class Observation(Base):
+    """A saved observation with its coded metadata."""
+
+    __tablename__ = "observations"
+    __table_args__ = (
+        Index("ix_observations_team_observed", "team_id", "observed_at"),
+        Index("ix_observations_region_observed", "region", "observed_at"),
+        Index("ix_observations_escalation_observed", "escalation", "observed_at"),
+        # A region's escalations over all time (the monthly summary's "still open" list).
+        Index("ix_observations_region_escalation_observed", "region", "escalation", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
+    region: Mapped[str] = mapped_column(String(64))
+    area: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    quote: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str | None] = mapped_column(Text)
+    theme: Mapped[str] = mapped_column(String(64))
+    population_group: Mapped[str] = mapped_column(String(64))
+    signal: Mapped[str] = mapped_column(String(64))
+    frequency: Mapped[str] = mapped_column(String(64))
+    escalation: Mapped[str] = mapped_column(String(64))
+    polarity: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(64))
+    scale: Mapped[str | None] = mapped_column(String(64))
+    observed_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    # Set when retention erased the free text; the codes stay (migration 0003).
+    text_erased_at: Mapped[datetime | None]
+    transport: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    flow_version: Mapped[str] = mapped_column(String(16))
+    taxonomy_version: Mapped[str] = mapped_column(String(16))
+
+
+class ProcessedEvent(Base):
+    """Platform event ids already handled, so a redelivered update has one effect only."""
+
+    __tablename__ = "processed_events"
+
+    transport: Mapped[str] = mapped_column(String(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class BotState(Base):
+    """Small key-value state a transport must keep across restarts (e.g. a Matrix sync token)."""
+
+    __tablename__ = "bot_state"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+# --- escalations and deliveries (migration 0002) ------------------------------------------
+
+ESCALATION_STATUSES: tuple[str, ...] = (
+    "open",
+    "acknowledged",
+    "in_progress",
+    "decided",
+    "no_action",
+    "handled",
+)
+
+
+class EscalationEvent(Base):
+    """One status change of an escalated observation: the audit trail (who, when, what).
+
+    The newest row per observation is its status; an escalated observation without
+    any row is ``open``. ``text`` is the leader's short answer, relayed to the reporter.
+    """
+
+    __tablename__ = "escalation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    # Indexed for the weekly digest: the answers that arrived in one week.
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Notification(Base):
+    """An escalation notice posted to a leadership channel on one transport.
+
+    ``message_ref`` is the platform's id of the posted message (Telegram message id,
+    Matrix event id) so it can be edited when acknowledged. ``claimed_at`` guards the
+    send against a second process; ``sent_at`` is set once the platform accepted it.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("observation_id", "transport", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    transport: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    message_ref: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None] = mapped_column(index=True)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    last_reminded_at: Mapped[datetime | None]
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Relay(Base):
+    """A text the bot is waiting for around an escalation, and where it goes.
+
+    ``kind``: ``status`` (a leader's short text for ``status``), ``question`` (a leader's
+    question to the anonymous reporter) or ``answer`` (the reporter's answer to
+    ``parent_id``). ``person_id`` is who is expected to write, in ``transport``/``chat_id``;
+    ``prompt_ref`` is the bot's prompt message a reply must point to (None when the
+    transport cannot tell). The relayed texts themselves are not stored here.
+    """
+
+    __tablename__ = "relays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(16))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    prompt_ref: Mapped[str | None] = mapped_column(String(255))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("relays.id"))
+    created_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+
+DELIVERY_STATUSES: tuple[str, ...] = ("claimed", "sent", "failed")
+
+
+class Delivery(Base):
+    """The delivery ledger: one row per (kind, scope, period, transport, chat).
+
+    The unique ``key`` makes a second post impossible: whoever inserts it first
+    (status ``claimed``) posts; ``parts_sent`` counts the messages of a multi-part
+    digest already accepted, so a retry continues instead of starting over.
+    ``last_error`` holds an error kind only, never a message text.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    transport: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+
+
+# --- the audit trail (migration 0003) -----------------------------------------------------
+
+
+class AuditEvent(Base):
+    """Who did what to the data, when, and to how many rows (see ``storage.audit``)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    what: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)

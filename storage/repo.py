@@ -1,0 +1,388 @@
+"""Repositories: the queries and writes the bot needs, one function each.
+
+Every function takes the caller's ``AsyncSession`` so a whole unit of work
+(an incoming event, a scheduled job) is one transaction. Nothing here loads
+relationships lazily: what is needed is selected explicitly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    BotState,
+    Draft,
+    Identity,
+    Invite,
+    Observation,
+    Person,
+    ProcessedEvent,
+    Team,
+)
+
+# Codes are read aloud and typed on phones: no 0/O, 1/l/I look-alikes.
+_INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person as the bot needs them for one event: who, which team, which role."""
+
+    person_id: int
+    pseudonym: str
+    team_id: str
+    role: str
+    language: str
+    revoked: bool
+    chat_id: str
+    last_active_on: datetime | None = None
+
+
+def _member(row: Any) -> Member | None:
+    if row is None:
+        return None
+    person, chat_id = row
+    return Member(
+        person_id=person.id,
+        pseudonym=person.pseudonym,
+        team_id=person.team_id,
+        role=person.role,
+        language=person.language,
+        revoked=person.revoked_at is not None,
+        chat_id=chat_id,
+        last_active_on=person.last_active_on,
+    )
+
+
+# --- teams ------------------------------------------------------------------------
+
+
+async def sync_teams(session: AsyncSession, teams: Iterable[tuple[str, str, str, str]]) -> None:
+    """Mirror the configured teams (id, name, region, language) into the database."""
+    for team_id, name, region, language in teams:
+        row = await session.get(Team, team_id)
+        if row is None:
+            session.add(Team(id=team_id, name=name, region=region, language=language))
+        else:
+            row.name, row.region, row.language = name, region, language
+    await session.flush()
+
+
+# --- people and enrolment ------------------------------------------------------------
+
+
+async def find_member(session: AsyncSession, transport: str, external_id: str) -> Member | None:
+    row = (
+        await session.execute(
+            select(Person, Identity.chat_id)
+            .join(Identity, Identity.person_id == Person.id)
+            .where(Identity.transport == transport, Identity.external_id == external_id)
+        )
+    ).first()
+    return _member(row)
+
+
+async def find_member_by_person(
+    session: AsyncSession, person_id: int, transport: str | None = None
+) -> Member | None:
+    """A person as a member, with their chat on ``transport`` (any transport when None)."""
+    query = (
+        select(Person, Identity.chat_id)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Person.id == person_id)
+        .order_by(Identity.id)
+    )
+    if transport is not None:
+        query = query.where(Identity.transport == transport)
+    row = (await session.execute(query)).first()
+    return _member(row)
+
+
+async def create_invite(
+    session: AsyncSession,
+    team_id: str,
+    role: str,
+    now: datetime,
+    valid_for: timedelta,
+    person_id: int | None = None,
+) -> Invite:
+    code = "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(10))
+    invite = Invite(
+        code=code,
+        team_id=team_id,
+        role=role,
+        person_id=person_id,
+        created_at=now,
+        expires_at=now + valid_for,
+        used_at=None,
+        revoked_at=None,
+    )
+    session.add(invite)
+    await session.flush()
+    return invite
+
+
+class EnrolmentError(Exception):
+    """The code cannot be used; ``reason`` is a message key suffix (unknown, used, expired)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def redeem_invite(
+    session: AsyncSession,
+    code: str,
+    transport: str,
+    external_id: str,
+    chat_id: str,
+    language: str,
+    now: datetime,
+) -> Member:
+    """Enrol an identity with a single-use code; returns the member it now belongs to."""
+    normalised = code.strip().upper().replace("-", "").replace(" ", "")
+    invite = await session.get(Invite, normalised, with_for_update=True)
+    if invite is None or invite.revoked_at is not None:
+        raise EnrolmentError("unknown")
+    if invite.used_at is not None:
+        raise EnrolmentError("used")
+    if invite.expires_at <= now:
+        raise EnrolmentError("expired")
+    existing = await find_member(session, transport, external_id)
+    if existing is not None and not existing.revoked:
+        raise EnrolmentError("already")
+    # Claim the code first: a concurrent second redemption updates no row and fails.
+    claimed = await session.execute(
+        update(Invite)
+        .where(Invite.code == normalised, Invite.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise EnrolmentError("used")
+    if invite.person_id is not None:
+        person = await session.get(Person, invite.person_id)
+        if person is None or person.revoked_at is not None:
+            raise EnrolmentError("unknown")
+    else:
+        person = Person(
+            pseudonym=new_pseudonym(),
+            team_id=invite.team_id,
+            role=invite.role,
+            language=language,
+            created_at=now,
+            revoked_at=None,
+            last_active_on=None,
+        )
+        session.add(person)
+        await session.flush()
+    if existing is not None:
+        # A revoked identity re-enrolled with a fresh code moves to the new person.
+        await session.execute(
+            delete(Identity).where(
+                Identity.transport == transport, Identity.external_id == external_id
+            )
+        )
+    session.add(
+        Identity(
+            person_id=person.id,
+            transport=transport,
+            external_id=external_id,
+            chat_id=chat_id,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    member = await find_member(session, transport, external_id)
+    assert member is not None
+    return member
+
+
+def new_pseudonym() -> str:
+    return "w-" + secrets.token_hex(4)
+
+
+async def set_language(session: AsyncSession, person_id: int, language: str) -> None:
+    await session.execute(update(Person).where(Person.id == person_id).values(language=language))
+
+
+def active_day(now: datetime) -> datetime:
+    """The day ``touch_person`` records for ``now`` (midnight, in ``now``'s zone: UTC)."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def touched_today(member: Member, now: datetime) -> bool:
+    """True when ``touch_person`` would change nothing (saves a statement per event)."""
+    return member.last_active_on is not None and member.last_active_on >= active_day(now)
+
+
+async def touch_person(session: AsyncSession, person_id: int, now: datetime) -> None:
+    """Remember the last active *day* only: enough for reminders, not a surveillance log."""
+    day = active_day(now)
+    await session.execute(
+        update(Person)
+        .where(Person.id == person_id)
+        .where((Person.last_active_on.is_(None)) | (Person.last_active_on < day))
+        .values(last_active_on=day)
+    )
+
+
+async def update_chat(
+    session: AsyncSession, transport: str, external_id: str, chat_id: str
+) -> None:
+    await session.execute(
+        update(Identity)
+        .where(Identity.transport == transport, Identity.external_id == external_id)
+        .where(Identity.chat_id != chat_id)
+        .values(chat_id=chat_id)
+    )
+
+
+# --- processed events --------------------------------------------------------------
+
+
+async def first_time_seen(
+    session: AsyncSession, transport: str, event_id: str, now: datetime
+) -> bool:
+    """Record an event id; False when it was recorded before (a redelivery).
+
+    One ``INSERT ... ON CONFLICT DO NOTHING`` on both backends: a redelivery, and a
+    concurrent second delivery of the same update, insert no row. (A look-up, a
+    savepoint and an insert cost four round trips per event; see bench/RESULTS.md.)
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(ProcessedEvent)
+        .values(transport=transport, event_id=event_id, processed_at=now)
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+# --- drafts ------------------------------------------------------------------------
+
+
+async def load_draft(session: AsyncSession, person_id: int) -> Draft | None:
+    return await session.get(Draft, person_id, with_for_update=True)
+
+
+async def store_draft(
+    session: AsyncSession,
+    person_id: int,
+    state: dict[str, Any],
+    transport: str,
+    chat_id: str,
+    now: datetime,
+) -> None:
+    row = await session.get(Draft, person_id)
+    if row is None:
+        session.add(
+            Draft(
+                person_id=person_id,
+                state=state,
+                transport=transport,
+                chat_id=chat_id,
+                created_at=now,
+                updated_at=now,
+                reminded_at=None,
+            )
+        )
+    else:
+        row.state = state
+        row.transport = transport
+        row.chat_id = chat_id
+        row.updated_at = now
+        row.reminded_at = None
+    await session.flush()
+
+
+async def claim_draft_reminder(session: AsyncSession, person_id: int, now: datetime) -> bool:
+    """Mark a draft reminded; False when another process got there first.
+
+    A conditional UPDATE: on PostgreSQL a concurrent second UPDATE waits for the first
+    to commit, re-reads the row and matches nothing; SQLite serialises writers anyway.
+    """
+    claimed = await session.execute(
+        update(Draft)
+        .where(Draft.person_id == person_id, Draft.reminded_at.is_(None))
+        .values(reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def delete_draft(session: AsyncSession, person_id: int) -> None:
+    await session.execute(delete(Draft).where(Draft.person_id == person_id))
+
+
+async def idle_drafts(session: AsyncSession, older_than: datetime) -> Sequence[Draft]:
+    """Drafts untouched since ``older_than`` whose worker has not been reminded yet."""
+    result = await session.execute(
+        select(Draft)
+        .where(Draft.updated_at < older_than, Draft.reminded_at.is_(None))
+        .order_by(Draft.updated_at)
+    )
+    return result.scalars().all()
+
+
+# --- observations ---------------------------------------------------------------------
+
+
+async def add_observation(session: AsyncSession, **values: Any) -> Observation:
+    observation = Observation(**values)
+    session.add(observation)
+    await session.flush()
+    return observation
+
+
+async def recent_observations(
+    session: AsyncSession, person_id: int, limit: int = 10
+) -> Sequence[Observation]:
+    result = await session.execute(
+        select(Observation)
+        .where(Observation.person_id == person_id, Observation.withdrawn_at.is_(None))
+        .order_by(Observation.recorded_at.desc(), Observation.id.desc())
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
+# Row ids are INTEGER columns. A number from a button payload is client text: one outside
+# this range names no row and must not reach the driver, which refuses to bind it.
+MAX_ROW_ID = 2**31 - 1
+
+
+def is_row_id(number: int) -> bool:
+    return 0 < number <= MAX_ROW_ID
+
+
+async def get_observation(session: AsyncSession, observation_id: int) -> Observation | None:
+    if not is_row_id(observation_id):
+        return None
+    return await session.get(Observation, observation_id)
+
+
+# --- small state --------------------------------------------------------------------
+
+
+async def get_state(session: AsyncSession, key: str) -> str | None:
+    row = await session.get(BotState, key)
+    return row.value if row is not None else None
+
+
+async def set_state(session: AsyncSession, key: str, value: str) -> None:
+    row = await session.get(BotState, key)
+    if row is None:
+        session.add(BotState(key=key, value=value))
+    else:
+        row.value = value
+    await session.flush()

@@ -1,0 +1,170 @@
+"""The figures of the social report, counted by the database for one region and period.
+
+The digest queries (``storage/digest_queries.py``) answer fixed weeks and
+months per team or leadership channel; the social report covers any period
+of a region and compares it with the period of equal length just before, so
+its counts live here. Everything is grouped in SQL except the months, which
+are bucketed in local time (Europe/Helsinki) in Python from a stream of
+timestamps: portable across SQLite and PostgreSQL and small either way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from digests.report import EscalationLine, QuoteLine, ReportFigures
+from storage.export import latest_status_column, local_bounds, scrub
+from storage.models import EscalationEvent, Observation
+
+ESCALATED = ("escalation.leadership", "escalation.shl48")
+MARKED_GROWING = ("frequency.growing", "frequency.new")
+QUOTES_CONSIDERED = 200
+
+
+def _in(region: str, since: datetime, until: datetime) -> ColumnElement[bool]:
+    return and_(
+        Observation.region == region,
+        Observation.withdrawn_at.is_(None),
+        Observation.observed_at >= since,
+        Observation.observed_at < until,
+    )
+
+
+async def _counts(
+    session: AsyncSession, where: ColumnElement[bool], *columns: Any
+) -> dict[Any, int]:
+    rows = await session.execute(select(*columns, func.count()).where(where).group_by(*columns))
+    result: dict[Any, int] = {}
+    for row in rows:
+        key = row[0] if len(columns) == 1 else tuple(row[: len(columns)])
+        if key is not None:
+            result[key] = int(row[-1])
+    return result
+
+
+async def _scalar(session: AsyncSession, what: Any, where: ColumnElement[bool]) -> int:
+    return int((await session.execute(select(what).where(where))).scalar_one() or 0)
+
+
+def _months(start: date, end: date) -> list[date]:
+    months, current = [], date(start.year, start.month, 1)
+    while current <= end:
+        months.append(current)
+        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+    return months
+
+
+async def report_figures(
+    session: AsyncSession,
+    region: str,
+    region_name: str,
+    start: date,
+    end: date,
+    zone: tzinfo,
+) -> ReportFigures:
+    """Everything the social report of ``region`` for ``start``..``end`` (inclusive) shows."""
+    since, until = local_bounds(start, end, zone)
+    days = (end - start).days + 1
+    before_since, _ = local_bounds(start - timedelta(days=days), start, zone)
+    now = _in(region, since, until)
+    before = _in(region, before_since, since)
+
+    total = await _scalar(session, func.count(), now)
+    monthly: Counter[date] = Counter()
+    stream = await session.stream_scalars(
+        select(Observation.observed_at).where(now).execution_options(yield_per=2000)
+    )
+    async for moment in stream:
+        local = moment.astimezone(zone)
+        monthly[date(local.year, local.month, 1)] += 1
+
+    return ReportFigures(
+        region=region,
+        region_name=region_name,
+        start=start,
+        end=end,
+        total=total,
+        previous_total=await _scalar(session, func.count(), before),
+        good_practices=await _scalar(
+            session, func.count(), and_(now, Observation.polarity == "polarity.good_practice")
+        ),
+        marked_growing=await _scalar(
+            session, func.count(), and_(now, Observation.frequency.in_(MARKED_GROWING))
+        ),
+        teams=await _scalar(session, func.count(func.distinct(Observation.team_id)), now),
+        workers=await _scalar(session, func.count(func.distinct(Observation.person_id)), now),
+        themes=await _counts(session, now, Observation.theme),
+        previous_themes=await _counts(session, before, Observation.theme),
+        signals=await _counts(session, now, Observation.signal),
+        groups=await _counts(session, now, Observation.population_group),
+        combos=await _counts(session, now, Observation.theme, Observation.signal),
+        previous_combos=await _counts(session, before, Observation.theme, Observation.signal),
+        monthly=[(month, monthly.get(month, 0)) for month in _months(start, end)],
+        escalations=await _escalations(session, now, zone),
+        quotes=await _quotes(session, now, zone),
+        escalated=await _scalar(
+            session, func.count(), and_(now, Observation.escalation.in_(ESCALATED))
+        ),
+        shl48=await _scalar(
+            session, func.count(), and_(now, Observation.escalation == "escalation.shl48")
+        ),
+    )
+
+
+async def _escalations(
+    session: AsyncSession, where: ColumnElement[bool], zone: tzinfo
+) -> Sequence[EscalationLine]:
+    latest_text = (
+        select(EscalationEvent.text)
+        .where(EscalationEvent.observation_id == Observation.id, EscalationEvent.text.is_not(None))
+        .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
+        .limit(1)
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(
+            Observation.id,
+            Observation.observed_at,
+            Observation.escalation,
+            Observation.theme,
+            latest_status_column(),
+            latest_text,
+        )
+        .where(where, Observation.escalation.in_(ESCALATED))
+        .order_by(Observation.observed_at, Observation.id)
+    )
+    return [
+        EscalationLine(
+            observation_id=oid,
+            observed_on=observed.astimezone(zone).date(),
+            kind=kind,
+            theme=theme,
+            status=status or "open",
+            response=scrub(text),
+        )
+        for oid, observed, kind, theme, status, text in rows
+    ]
+
+
+async def _quotes(
+    session: AsyncSession, where: ColumnElement[bool], zone: tzinfo
+) -> Sequence[QuoteLine]:
+    rows = await session.execute(
+        select(Observation.quote, Observation.theme, Observation.observed_at)
+        .where(where, Observation.quote.is_not(None), Observation.quote != "")
+        .order_by(Observation.observed_at.desc(), Observation.id.desc())
+        .limit(QUOTES_CONSIDERED)
+    )
+    return [
+        QuoteLine(
+            text=scrub(quote) or "", theme=theme, observed_on=observed.astimezone(zone).date()
+        )
+        for quote, theme, observed in rows
+    ]
