@@ -1,0 +1,194 @@
+"""What a digest says, as plain data: built by the queries, read by the renderer.
+
+Nothing here counts per worker. ``workers`` is a number of distinct people and
+nothing else; no row, item or answer carries a person. Times are aware UTC.
+Codes are taxonomy codes (``theme.housing``); labels are the renderer's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Latest escalation status (``storage.models.ESCALATION_STATUSES``) still waiting for
+# someone; ``decided``, ``no_action`` and ``handled`` close the matter.
+OPEN_STATUSES: frozenset[str] = frozenset({"open", "acknowledged", "in_progress"})
+ESCALATED: tuple[str, ...] = ("escalation.leadership", "escalation.shl48")
+
+# Defaults for "rising": this period against the average of the earlier ones.
+RISING_MIN_COUNT = 3
+RISING_RATIO = 1.5
+WEEKLY_RISING_MIN_COUNT = 2
+
+
+def is_rising(count: int, average: float, min_count: int, ratio: float) -> bool:
+    """At least ``min_count`` now and at least ``ratio`` times the average (any, if it was 0)."""
+    return count >= min_count and count >= ratio * average and count > average
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """A code and how many observations carry it."""
+
+    code: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ThemeRow:
+    """A theme this week against the team's average of the previous four weeks."""
+
+    code: str
+    count: int
+    average: float
+
+    @property
+    def change(self) -> float:
+        return self.count - self.average
+
+
+@dataclass(frozen=True)
+class NewOrGrowing:
+    """A theme that workers marked new or growing, or that rose against the average."""
+
+    code: str
+    new: int
+    growing: int
+    rising: bool
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A client's own words (privacy-checked at capture) and the theme they belong to."""
+
+    text: str
+    theme: str
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    """The latest status of an escalated observation; ``at`` is None while nobody has acted."""
+
+    status: str
+    at: datetime | None = None
+    text: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True)
+class EscalationItem:
+    """An observation raised to leadership or notified under SHL § 48."""
+
+    observation_id: int
+    team_id: str
+    team_name: str
+    region: str
+    escalation: str
+    theme: str
+    population_group: str
+    signal: str
+    area: str | None
+    description: str | None
+    action: str | None
+    observed_at: datetime
+    recorded_at: datetime
+    status: StatusInfo
+    days_open: int
+
+
+@dataclass(frozen=True)
+class LeaderAnswer:
+    """A status change with words from leadership, received in the period."""
+
+    observation_id: int
+    theme: str
+    status: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WeeklyDigest:
+    """One team's week."""
+
+    team_id: str
+    team_name: str
+    language: str
+    week: str
+    start: datetime
+    end: datetime
+    total: int
+    workers: int
+    themes: list[ThemeRow] = field(default_factory=list)
+    signals: list[CountRow] = field(default_factory=list)
+    groups: list[CountRow] = field(default_factory=list)
+    new_or_growing: list[NewOrGrowing] = field(default_factory=list)
+    quotes: list[Quote] = field(default_factory=list)
+    escalations: list[EscalationItem] = field(default_factory=list)
+    answers: list[LeaderAnswer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SpreadRow:
+    """A theme and the number of distinct teams that reported it."""
+
+    code: str
+    teams: int
+    count: int
+
+
+@dataclass(frozen=True)
+class RisingRow:
+    """A theme this month against the average of the previous three months."""
+
+    code: str
+    count: int
+    average: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.count / self.average if self.average else None
+
+
+@dataclass(frozen=True)
+class ThemeGroup:
+    """Escalated observations of one theme."""
+
+    theme: str
+    items: list[EscalationItem]
+
+
+@dataclass(frozen=True)
+class MonthlySummary:
+    """A region's (or, with ``region`` None, the whole organisation's) month."""
+
+    region: str | None
+    scope_name: str
+    month: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+    total: int
+    teams: int
+    workers: int
+    escalated: int
+    shl48_count: int
+    # The same figures twice, ordered by observations (leading) and by teams (spread).
+    leading: list[SpreadRow] = field(default_factory=list)
+    spread: list[SpreadRow] = field(default_factory=list)
+    rising: list[RisingRow] = field(default_factory=list)
+    min_count: int = RISING_MIN_COUNT
+    ratio: float = RISING_RATIO
+    escalated_by_theme: list[ThemeGroup] = field(default_factory=list)
+    shl48: list[EscalationItem] = field(default_factory=list)
+    earlier_open: list[EscalationItem] = field(default_factory=list)
+
+    @property
+    def escalated_items(self) -> list[EscalationItem]:
+        """Everything raised in the month (leadership and § 48), for the CSV file."""
+        items = [item for group in self.escalated_by_theme for item in group.items]
+        items.extend(self.shl48)
+        return sorted(items, key=lambda item: (item.observed_at, item.observation_id))

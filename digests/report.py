@@ -1,0 +1,427 @@
+"""The social report (sosiaalinen raportti): figures in, a printable HTML or PDF out.
+
+A region hands this report to its decision makers and uses it in its welfare
+report (hyvinvointikertomus). The module is pure: ``storage.report_queries``
+collects ``ReportFigures`` from the database, ``build_report`` turns them into
+a ``Report`` in one language (labels, trends against the previous period of
+equal length, rising phenomena), ``render_html`` fills the Jinja2 template in
+``digests/templates/`` with charts drawn by matplotlib and embedded as
+``data:`` URIs, and ``render_pdf`` prints the very same HTML with WeasyPrint.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from babel.dates import format_date
+from babel.numbers import format_percent
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from flows.i18n import label, t
+from flows.taxonomy import GROUP, SIGNAL, TAXONOMY_VERSION, THEME
+
+DOMAIN = "datacare"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+ESCALATION_STATUSES = ("open", "acknowledged", "in_progress", "decided", "no_action", "handled")
+MAX_QUOTES = 8
+MAX_RISING = 5
+
+
+# --- what the queries hand in ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EscalationLine:
+    """One escalated observation and the latest word on it."""
+
+    observation_id: int
+    observed_on: date
+    kind: str  # escalation.leadership or escalation.shl48
+    theme: str
+    status: str  # one of ESCALATION_STATUSES
+    response: str | None  # the latest text a leader wrote, if any
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    """A client's own words, with the theme and month they were recorded under."""
+
+    text: str
+    theme: str
+    observed_on: date
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """Everything the report shows, counted by the database for one region and period.
+
+    ``end`` is the last day included. ``previous_*`` count the period of equal
+    length just before ``start``; ``combos`` and ``previous_combos`` count
+    (theme, signal) pairs, the unit of a "phenomenon" in the rising list.
+    """
+
+    region: str
+    region_name: str
+    start: date
+    end: date
+    total: int
+    previous_total: int
+    good_practices: int
+    marked_growing: int
+    teams: int
+    workers: int
+    themes: Mapping[str, int]
+    previous_themes: Mapping[str, int]
+    signals: Mapping[str, int]
+    groups: Mapping[str, int]
+    combos: Mapping[tuple[str, str], int]
+    previous_combos: Mapping[tuple[str, str], int]
+    monthly: Sequence[tuple[date, int]]
+    escalations: Sequence[EscalationLine]
+    quotes: Sequence[QuoteLine]
+    escalated: int = 0
+    shl48: int = 0
+
+
+# --- the report model ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a figures table: a code, its label and counts."""
+
+    code: str
+    label: str
+    count: int
+    share: str
+    previous: int | None = None
+    change: str = ""
+
+
+@dataclass(frozen=True)
+class Rising:
+    theme: str
+    signal: str
+    count: int
+    previous: int
+    change: str
+
+
+@dataclass(frozen=True)
+class EscalationItem:
+    number: int
+    date: str
+    kind: str
+    theme: str
+    status: str
+    status_code: str
+    response: str
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str
+    meta: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    data_uri: str
+
+
+@dataclass
+class Report:
+    """The social report in one language, ready for the template."""
+
+    lang: str
+    title: str
+    region: str
+    period: str
+    generated: str
+    total: int
+    previous_total: int
+    problems: int
+    good_practices: int
+    escalated: int
+    shl48: int
+    teams: int
+    workers: int
+    marked_growing: int
+    themes: list[Row]
+    signals: list[Row]
+    groups: list[Row]
+    rising: list[Rising]
+    escalations: list[EscalationItem]
+    quotes: list[Quote]
+    charts: dict[str, Chart] = field(default_factory=dict)
+
+    def text(self, key: str, **params: object) -> str:
+        """A fixed text of the report in its language (used by the template)."""
+        return t(self.lang, key, domain=DOMAIN, **params)
+
+
+def _share(count: int, total: int, lang: str) -> str:
+    return format_percent(count / total, locale=lang) if total else "–"
+
+
+def _change(count: int, previous: int, lang: str) -> str:
+    if previous == 0:
+        return t(lang, "report.new", domain=DOMAIN) if count else "–"
+    change = (count - previous) / previous
+    # The locale's own percent format (non-breaking space in fi and sv), with a sign.
+    return ("+" if change >= 0 else "") + format_percent(change, locale=lang)
+
+
+def _rows(
+    codes: Sequence[str],
+    counts: Mapping[str, int],
+    total: int,
+    lang: str,
+    previous: Mapping[str, int] | None = None,
+) -> list[Row]:
+    """Rows for every code with a count (now or before), largest first, ties in code order."""
+    order = {code: i for i, code in enumerate(codes)}
+    known = [c for c in codes if counts.get(c) or (previous and previous.get(c))]
+    # Codes of another taxonomy version still count, after the known ones.
+    extra = sorted(c for c in set(counts) | set(previous or {}) if c not in order)
+    rows = []
+    for code in sorted(known, key=lambda c: (-counts.get(c, 0), order[c])) + extra:
+        count = counts.get(code, 0)
+        before = previous.get(code, 0) if previous is not None else None
+        rows.append(
+            Row(
+                code=code,
+                label=label(code, lang),
+                count=count,
+                share=_share(count, total, lang),
+                previous=before,
+                change=_change(count, before, lang) if before is not None else "",
+            )
+        )
+    return rows
+
+
+def _rising(figures: ReportFigures, lang: str) -> list[Rising]:
+    """The (theme, signal) pairs that grew most against the previous period."""
+    growth = []
+    for pair, count in figures.combos.items():
+        before = figures.previous_combos.get(pair, 0)
+        if count > before and count >= 2:
+            growth.append((count - before, count, pair, before))
+    growth.sort(key=lambda g: (-g[0], -g[1], g[2]))
+    return [
+        Rising(
+            theme=label(pair[0], lang),
+            signal=label(pair[1], lang),
+            count=count,
+            previous=before,
+            change=_change(count, before, lang),
+        )
+        for _, count, pair, before in growth[:MAX_RISING]
+    ]
+
+
+def _day(day: date, lang: str) -> str:
+    return format_date(day, "d.M.yyyy", locale=lang)
+
+
+def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
+    """The report model in ``lang`` (fi, sv or en) from the counted figures."""
+    escalations = [
+        EscalationItem(
+            number=e.observation_id,
+            date=_day(e.observed_on, lang),
+            kind=label(e.kind, lang),
+            theme=label(e.theme, lang),
+            status=t(lang, f"status.{e.status}", domain=DOMAIN),
+            status_code=e.status,
+            response=e.response or t(lang, "report.no_response", domain=DOMAIN),
+        )
+        for e in figures.escalations
+    ]
+    quotes = [
+        Quote(
+            text=q.text,
+            meta=t(
+                lang,
+                "report.quote_meta",
+                domain=DOMAIN,
+                theme=label(q.theme, lang),
+                month=format_date(q.observed_on, "LLLL yyyy", locale=lang),
+            ),
+        )
+        for q in _pick_quotes(figures.quotes)
+    ]
+    return Report(
+        lang=lang,
+        title=t(lang, "report.title", domain=DOMAIN),
+        region=figures.region_name,
+        period=t(
+            lang,
+            "report.period",
+            domain=DOMAIN,
+            start=_day(figures.start, lang),
+            end=_day(figures.end, lang),
+        ),
+        generated=t(
+            lang,
+            "report.generated",
+            domain=DOMAIN,
+            date=_day(today, lang),
+            version=TAXONOMY_VERSION,
+        ),
+        total=figures.total,
+        previous_total=figures.previous_total,
+        problems=figures.total - figures.good_practices,
+        good_practices=figures.good_practices,
+        escalated=figures.escalated,
+        shl48=figures.shl48,
+        teams=figures.teams,
+        workers=figures.workers,
+        marked_growing=figures.marked_growing,
+        themes=_rows(
+            THEME.codes, figures.themes, figures.total, lang, previous=figures.previous_themes
+        ),
+        signals=_rows(SIGNAL.codes, figures.signals, figures.total, lang),
+        groups=_rows(GROUP.codes, figures.groups, figures.total, lang),
+        rising=_rising(figures, lang),
+        escalations=escalations,
+        quotes=quotes,
+    )
+
+
+def _pick_quotes(quotes: Sequence[QuoteLine]) -> list[QuoteLine]:
+    """Up to ``MAX_QUOTES`` quotes, newest first, spread over as many themes as there are."""
+    newest = sorted(quotes, key=lambda q: q.observed_on, reverse=True)
+    picked: list[QuoteLine] = []
+    seen: set[str] = set()
+    for quote in newest:  # first one per theme...
+        if quote.theme not in seen and len(picked) < MAX_QUOTES:
+            picked.append(quote)
+            seen.add(quote.theme)
+    for quote in newest:  # ...then fill up with the rest
+        if len(picked) >= MAX_QUOTES:
+            break
+        if quote not in picked:
+            picked.append(quote)
+    return picked
+
+
+# --- charts ----------------------------------------------------------------------------
+
+
+def _png_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _themes_chart(report: Report) -> Chart:
+    rows = [r for r in report.themes if r.count or r.previous][:10]
+    names = [r.label for r in rows][::-1]
+    figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.9))
+    axes = figure.subplots()
+    positions = range(len(rows))
+    axes.barh(
+        [p + 0.2 for p in positions],
+        [r.count for r in rows][::-1],
+        height=0.4,
+        color="#1f5f8b",
+        label=report.text("report.chart.this_period"),
+    )
+    axes.barh(
+        [p - 0.2 for p in positions],
+        [r.previous or 0 for r in rows][::-1],
+        height=0.4,
+        color="#a9c4d9",
+        label=report.text("report.chart.previous_period"),
+    )
+    axes.set_yticks(list(positions), names, fontsize=8)
+    axes.legend(fontsize=8, loc="lower right", frameon=False)
+    _tidy(axes)
+    return Chart(report.text("report.chart.themes"), _png_uri(figure))
+
+
+def _signals_chart(report: Report) -> Chart:
+    rows = report.signals
+    figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.6))
+    axes = figure.subplots()
+    axes.barh([r.label for r in rows][::-1], [r.count for r in rows][::-1], color="#b5533c")
+    axes.tick_params(axis="y", labelsize=8)
+    _tidy(axes)
+    return Chart(report.text("report.chart.signals"), _png_uri(figure))
+
+
+def _monthly_chart(report: Report, monthly: Sequence[tuple[date, int]]) -> Chart:
+    figure = Figure(figsize=(7.0, 2.4))
+    axes = figure.subplots()
+    labels = [format_date(month, "LLL yy", locale=report.lang) for month, _ in monthly]
+    positions = list(range(len(monthly)))
+    axes.bar(positions, [count for _, count in monthly], color="#1f5f8b")
+    axes.set_xticks(positions, labels)
+    axes.tick_params(axis="x", labelsize=7, labelrotation=45 if len(monthly) > 6 else 0)
+    _tidy(axes, counts_on="y")
+    return Chart(report.text("report.chart.monthly"), _png_uri(figure))
+
+
+def _tidy(axes: Axes, counts_on: str = "x") -> None:
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    # Counts are whole observations: no 2.5 ticks.
+    (axes.xaxis if counts_on == "x" else axes.yaxis).set_major_locator(MaxNLocator(integer=True))
+    axes.tick_params(labelsize=8)
+
+
+def draw_charts(report: Report, figures: ReportFigures) -> None:
+    """Attach the charts (themes, signals, months) to ``report``; none when nothing to show."""
+    if report.total == 0 and report.previous_total == 0:
+        return
+    report.charts["themes"] = _themes_chart(report)
+    if report.signals:
+        report.charts["signals"] = _signals_chart(report)
+    if len(figures.monthly) > 1:
+        report.charts["monthly"] = _monthly_chart(report, figures.monthly)
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page (styles and charts inline)."""
+    return _environment().get_template("report.html.j2").render(report=report)
+
+
+def render_pdf(html: str) -> bytes:
+    """The same HTML printed to PDF (A4, page numbers) by WeasyPrint."""
+    from weasyprint import HTML
+
+    pdf = HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    assert pdf is not None
+    return bytes(pdf)
+
+
+def social_report(figures: ReportFigures, lang: str, today: date) -> Report:
+    """Build the report and draw its charts: what ``render_html`` needs."""
+    report = build_report(figures, lang, today)
+    draw_charts(report, figures)
+    return report
