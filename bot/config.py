@@ -1,0 +1,309 @@
+"""Configuration: a TOML file, every key overridable from the environment.
+
+``HAVAINTO_<SECTION>__<KEY>`` overrides ``[section] key`` (pydantic-settings),
+e.g. ``HAVAINTO_TELEGRAM__TOKEN``; secrets are best given that way. With no
+file at all Havainto runs on the embedded default: SQLite in the working
+directory, the terminal chat, and one demo team.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Role = Literal["worker", "lead", "leader", "admin"]
+ROLES: tuple[str, ...] = ("worker", "lead", "leader", "admin")
+
+
+class DatabaseConfig(BaseModel):
+    url: str = "sqlite+aiosqlite:///havainto.db"
+    # Events that arrive while the database is unreachable are kept here (one fsync'd
+    # file each) and replayed when it is back. One directory per instance.
+    spool_dir: str = ".havainto-spool"
+    # At start, wait this long for an unreachable database before giving up.
+    start_wait_seconds: float = Field(default=120.0, ge=0)
+
+
+class TelegramConfig(BaseModel):
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    bot_username: str = ""
+    poll_timeout: int = 30
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+    @property
+    def webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> TelegramConfig:
+        # Telegram sends the secret in X-Telegram-Bot-Api-Secret-Token; without one anybody
+        # who finds the URL could post forged updates.
+        if self.webhook_url:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", self.webhook_secret):
+                raise ValueError(
+                    "telegram.webhook_secret: 16-256 characters of A-Z, a-z, 0-9, _ and - "
+                    "are needed when webhook_url is set"
+                )
+            if not self.webhook_url.startswith("https://"):
+                raise ValueError("telegram.webhook_url must be an https:// URL")
+        return self
+
+
+class MatrixConfig(BaseModel):
+    homeserver: str = ""
+    user_id: str = ""
+    password: str = ""
+    access_token: str = ""
+    device_name: str = "havainto"
+    store_path: str = ".havainto-matrix-store"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.homeserver and self.user_id and (self.password or self.access_token))
+
+
+class TerminalConfig(BaseModel):
+    # "auto": the terminal chat runs when no other transport is configured.
+    enabled: Literal["auto", "yes", "no"] = "auto"
+    # The terminal user is enrolled into this team as a worker (first team when empty).
+    auto_enroll: bool = True
+    auto_enroll_team: str = ""
+
+
+class FlowConfig(BaseModel):
+    draft_reminder_hours: float = 12.0
+    edit_window_hours: float = 24.0
+    invite_days: int = 7
+
+
+class RetentionConfig(BaseModel):
+    """How long free text lives: after this the codes stay and the words go."""
+
+    # Description, client quote and proposed action are erased this many months after
+    # the observation; the coded fields are kept for comparison over the years.
+    free_text_months: int = Field(default=24, ge=1)
+    # Drafts never completed are erased after this many days untouched.
+    draft_days: int = Field(default=30, ge=1)
+
+
+class RemindersConfig(BaseModel):
+    """The friendly nudge to a worker who has logged nothing for a while."""
+
+    enabled: bool = True
+    quiet_days: int = Field(default=14, ge=1)
+
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hh_mm(value: str) -> str:
+    hour, _, minute = value.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        raise ValueError("use HH:MM, e.g. 08:00")
+    return f"{int(hour):02d}:{int(minute):02d}"
+
+
+class ScheduleConfig(BaseModel):
+    """When digests go out (in ``timezone``) and how missed runs and failures are handled."""
+
+    # Weekly team digest for the previous ISO week: day (mon..sun) and time.
+    weekly_day: str = "mon"
+    weekly_time: str = "08:00"
+    # Monthly leadership summary for the previous month, on the first working day.
+    monthly_time: str = "09:00"
+    # A run missed while the bot was down still happens when it is back within this time.
+    misfire_grace_minutes: int = Field(default=360, ge=1)
+    # How often unsent § 48 notices are re-posted and due reminders sent.
+    escalation_check_minutes: int = Field(default=10, ge=1)
+    # Failed digest deliveries: first retry after this, doubling up to the maximum.
+    retry_backoff_minutes: float = Field(default=5.0, gt=0)
+    retry_backoff_max_minutes: float = Field(default=360.0, gt=0)
+    # Quick retries inside one delivery attempt (429/5xx), the first after this many seconds.
+    send_retries: int = Field(default=3, ge=0)
+    send_retry_seconds: float = Field(default=2.0, ge=0)
+    # A claimed delivery whose process died is taken over after this long.
+    lease_minutes: float = Field(default=30.0, gt=0)
+
+    @field_validator("weekly_day")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        day = value.strip().lower()[:3]
+        if day not in _DAY_NAMES:
+            raise ValueError("weekly_day must be one of mon, tue, wed, thu, fri, sat, sun")
+        return day
+
+    @field_validator("weekly_time", "monthly_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _hh_mm(value)
+
+
+class EscalationConfig(BaseModel):
+    """SHL § 48 notices and leaders' answers."""
+
+    # An unacknowledged § 48 notice is posted again to the leadership channel this often.
+    reminder_hours: float = Field(default=24.0, gt=0)
+    # Show the reporter's pseudonym on notices; by default only team and entry number
+    # (protection from retaliation).
+    show_reporter: bool = False
+    # A leader's reply with a status text, or a reporter's answer, is awaited this long.
+    reply_window_minutes: int = Field(default=60, ge=1)
+
+
+class HealthConfig(BaseModel):
+    """``GET /healthz`` on a small HTTP server of its own (off by default).
+
+    In webhook mode the webhook server answers ``/healthz`` anyway; this server is
+    for polling mode (and for a health port apart from the webhook port).
+    """
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AreaConfig(BaseModel):
+    id: str
+    name: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class TeamConfig(BaseModel):
+    id: str
+    name: str
+    region: str
+    language: Literal["fi", "sv", "en"] = "fi"
+    areas: list[AreaConfig] = Field(default_factory=list)
+    telegram_chat_id: str = ""
+    matrix_room_id: str = ""
+    # The leadership channel responsible for this team (SHL § 48 notices, escalations).
+    leadership: str = ""
+    # Quiet workers of this team get one nudge (see [reminders]); false turns it off.
+    nudge: bool = True
+
+
+class LeadershipChannelConfig(BaseModel):
+    id: str
+    name: str
+    # Empty region: the whole organisation.
+    region: str = ""
+    language: Literal["fi", "sv", "en"] = "fi"
+    telegram_chat_id: str = ""
+    matrix_room_id: str = ""
+
+
+_DEMO_TEAM = TeamConfig(
+    id="demo",
+    name="Esimerkkitiimi",
+    region="demo",
+    areas=[
+        AreaConfig(id="keskusta", name="Keskusta", latitude=60.170, longitude=24.941),
+        AreaConfig(id="kallio", name="Kallio", latitude=60.184, longitude=24.950),
+    ],
+)
+
+_TOML_FILE: ContextVar[Path | None] = ContextVar("havainto_toml_file", default=None)
+
+
+class Config(BaseSettings):
+    """Everything Havainto reads at start. See ``config.example.toml`` for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HAVAINTO_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    timezone: str = "Europe/Helsinki"
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    matrix: MatrixConfig = Field(default_factory=MatrixConfig)
+    terminal: TerminalConfig = Field(default_factory=TerminalConfig)
+    flow: FlowConfig = Field(default_factory=FlowConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    teams: list[TeamConfig] = Field(default_factory=lambda: [_DEMO_TEAM.model_copy(deep=True)])
+    leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
+    # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".
+    regions: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _TOML_FILE.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_team_ids(cls, teams: list[TeamConfig]) -> list[TeamConfig]:
+        ids = [t.id for t in teams]
+        if len(ids) != len(set(ids)):
+            raise ValueError("team ids must be unique")
+        if not teams:
+            raise ValueError("at least one team is needed")
+        return teams
+
+    @model_validator(mode="after")
+    def _leadership_exists(self) -> Config:
+        known = {c.id for c in self.leadership}
+        for team in self.teams:
+            if team.leadership and team.leadership not in known:
+                raise ValueError(f"team {team.id}: unknown leadership channel {team.leadership!r}")
+        return self
+
+    def team(self, team_id: str) -> TeamConfig | None:
+        return next((t for t in self.teams if t.id == team_id), None)
+
+    def region_name(self, region: str) -> str:
+        """A region's display name: from ``[regions]``, else its id."""
+        return self.regions.get(region, region)
+
+    def leadership_channel(self, channel_id: str) -> LeadershipChannelConfig | None:
+        return next((c for c in self.leadership if c.id == channel_id), None)
+
+    @property
+    def terminal_enabled(self) -> bool:
+        if self.terminal.enabled == "auto":
+            return not (self.telegram.enabled or self.matrix.enabled)
+        return self.terminal.enabled == "yes"
+
+
+def load_config(path: str | Path | None = None, **overrides: object) -> Config:
+    """Read ``path`` (TOML) if given, then the environment; ``overrides`` win over both."""
+    token = _TOML_FILE.set(Path(path) if path else None)
+    try:
+        return Config(**overrides)  # type: ignore[arg-type]
+    finally:
+        _TOML_FILE.reset(token)

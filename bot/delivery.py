@@ -1,0 +1,466 @@
+"""Digest delivery: weekly team digests and monthly leadership summaries, each posted once.
+
+``DigestDesk`` builds a digest with ``storage.digest_queries`` and
+``digests.render``, cuts it into parts (text pieces under the transport's
+limit, then the chart photos, then the CSV of a monthly summary) and posts
+them under the delivery ledger (``storage.ledger``): one claim per
+(kind, scope, period, transport, chat), progress recorded after every part.
+
+Failures: a part that fails is retried a few times at once with a growing
+pause (``schedule.send_retries``, ``send_retry_seconds``: Telegram's 429 is
+already waited out by PTB's rate limiter, this covers 5xx and network errors,
+and Matrix rate limits raised by its transport); after that the delivery is
+marked ``failed`` with a ``next_attempt_at`` (``retry_backoff_minutes``,
+doubling up to ``retry_backoff_max_minutes``) and ``retry_due`` (a scheduled
+job) continues it from the first part not yet accepted. Nothing is dropped:
+a failed delivery stays in the ledger, is retried and logged every time.
+
+``/viikko`` (team leads, admins) and ``/kuukausi`` (leaders, admins) preview
+the current week or month in a private chat; previews are not recorded.
+
+The digest modules are imported where they are used: they are optional at import
+time of the bot (a runtime without digests still starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config, LeadershipChannelConfig, TeamConfig
+from bot.service import Clock, Havainto
+from bot.transport import Router, split_text
+from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
+from flows.i18n import t
+from storage import ledger, repo
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from digests.render import Rendered
+
+log = logging.getLogger("havainto.delivery")
+
+DOMAIN = "escalation"
+TEXT_LIMITS = {"telegram": 4096, "matrix": 16000}
+DEFAULT_TEXT_LIMIT = 4096
+WEEK_COMMANDS = frozenset({"viikko", "vecka", "week"})
+MONTH_COMMANDS = frozenset({"kuukausi", "manad", "månad", "month"})
+WEEK_ROLES = frozenset({"lead", "admin"})
+MONTH_ROLES = frozenset({"leader", "admin"})
+WHOLE_ORGANISATION = "all"
+# Errors that repeating at once cannot mend (the request itself is wrong or refused).
+PERMANENT_ERRORS = frozenset(
+    {"BadRequest", "Forbidden", "InvalidToken", "EndPointNotFound", "LookupError", "ValueError"}
+)
+_TAG = re.compile(r"<[^>]+>")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one delivery: ``sent``, ``skipped`` (sent or claimed elsewhere),
+    ``failed`` (will be retried), ``lost`` (another process took the claim over) or
+    ``handed_over`` (to an instance that runs its transport)."""
+
+    key: str
+    result: str
+    parts: int = 0
+
+
+def plain_of(markup: str) -> str:
+    """The plain text of a piece of the digest's HTML subset."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def digest_parts(rendered: Rendered, transport: str, caption: str | None = None) -> list[Reply]:
+    """The messages of a digest on ``transport``: text pieces, chart photos, the CSV."""
+    limit = TEXT_LIMITS.get(transport, DEFAULT_TEXT_LIMIT)
+    parts: list[Reply] = []
+    if rendered.html:
+        for piece in split_text(rendered.html, limit):
+            parts.append(Message(plain_of(piece), html=piece))
+    else:
+        parts.extend(Message(piece) for piece in split_text(rendered.text, limit))
+    title = caption if caption is not None else rendered.text.split("\n", 1)[0]
+    for filename, png in rendered.charts:
+        parts.append(Image(png, caption=title, filename=filename))
+    if rendered.csv is not None:
+        parts.append(
+            Document(
+                rendered.csv,
+                rendered.csv_filename or "escalations.csv",
+                caption=title,
+                mime_type="text/csv",
+            )
+        )
+    return parts
+
+
+def team_targets(team: TeamConfig) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if team.telegram_chat_id:
+        found.append(("telegram", team.telegram_chat_id))
+    if team.matrix_room_id:
+        found.append(("matrix", team.matrix_room_id))
+    return found
+
+
+def channel_targets(channel: LeadershipChannelConfig) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if channel.telegram_chat_id:
+        found.append(("telegram", channel.telegram_chat_id))
+    if channel.matrix_room_id:
+        found.append(("matrix", channel.matrix_room_id))
+    return found
+
+
+class DigestDesk:
+    """Builds digests and delivers them exactly once; previews them on request."""
+
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        router: Router,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.router = router
+        self.clock = clock
+        self.sleep = sleep
+        self.zone = ZoneInfo(config.timezone)
+
+    def install(self, service: Havainto) -> None:
+        service.private_handlers.append(self.on_private_event)
+
+    # --- building ------------------------------------------------------------------------
+
+    async def weekly(
+        self,
+        team_id: str,
+        week: str,
+        lang: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> Rendered:
+        """The rendered digest; inside ``session`` when the caller already has one open (a
+        second transaction next to an open write transaction would wait for it on SQLite)."""
+        from digests.render import render_weekly
+        from storage.digest_queries import weekly_digest_data
+
+        team = self.config.team(team_id)
+        if team is None:
+            raise ValueError(f"unknown team {team_id!r}")
+        if session is not None:
+            data = await weekly_digest_data(session, team_id, week, self.zone)
+        else:
+            async with self.db.transaction() as own:
+                data = await weekly_digest_data(own, team_id, week, self.zone)
+        return render_weekly(data, lang or team.language, self.zone)
+
+    async def monthly(
+        self,
+        region: str | None,
+        month: str,
+        lang: str,
+        session: AsyncSession | None = None,
+    ) -> Rendered:
+        from digests.render import render_monthly
+        from storage.digest_queries import monthly_summary_data
+
+        scope = region or None
+        name = self.config.region_name(scope) if scope else None
+        if session is not None:
+            data = await monthly_summary_data(session, scope, month, self.zone, scope_name=name)
+        else:
+            async with self.db.transaction() as own:
+                data = await monthly_summary_data(own, scope, month, self.zone, scope_name=name)
+        return render_monthly(data, lang, self.zone)
+
+    # --- delivering ----------------------------------------------------------------------
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(minutes=self.config.schedule.lease_minutes)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        schedule = self.config.schedule
+        minutes = schedule.retry_backoff_minutes * 2 ** max(0, attempts - 1)
+        return timedelta(minutes=min(minutes, schedule.retry_backoff_max_minutes))
+
+    async def deliver(
+        self,
+        kind: str,
+        scope: str,
+        period: str,
+        transport: str,
+        chat_id: str,
+        build: Callable[[], Awaitable[list[Reply]]],
+    ) -> Outcome:
+        """Post one digest under the ledger: at most once, continuing an earlier attempt."""
+        key = ledger.delivery_key(kind, scope, period, transport, chat_id)
+        async with self.db.transaction() as session:
+            held = await ledger.claim(
+                session,
+                kind=kind,
+                scope=scope,
+                period=period,
+                transport=transport,
+                chat_id=chat_id,
+                now=self.clock(),
+                lease=self._lease,
+            )
+        if held is None:
+            log.info("digest_skipped key=%s", key)
+            return Outcome(key, "skipped")
+        try:
+            parts = await build()
+        except Exception as error:
+            log.exception("digest_build_failed key=%s", key)
+            return await self._failed(held, f"build:{type(error).__name__}")
+        done = held.parts_sent
+        for part in parts[held.parts_sent :]:
+            error_kind = await self._send_part(Outbound(transport, chat_id, part), key)
+            if error_kind is not None:
+                return await self._failed(held, error_kind, done)
+            done += 1
+            async with self.db.transaction() as session:
+                if not await ledger.record_parts(session, held, done):
+                    log.warning("digest_claim_lost key=%s", key)
+                    return Outcome(key, "lost", done)
+        async with self.db.transaction() as session:
+            await ledger.mark_sent(session, held, self.clock())
+        log.info("digest_sent key=%s parts=%s attempt=%s", key, done, held.attempts)
+        return Outcome(key, "sent", done)
+
+    async def _send_part(self, outbound: Outbound, key: str) -> str | None:
+        """Send one part, retrying transient errors at once; the error kind when it fails."""
+        schedule = self.config.schedule
+        for attempt in range(schedule.send_retries + 1):
+            try:
+                await self.router.send(outbound)
+                return None
+            except Exception as error:
+                kind = type(error).__name__
+                log.warning("digest_send_error key=%s error=%s try=%s", key, kind, attempt + 1)
+                if kind in PERMANENT_ERRORS or attempt == schedule.send_retries:
+                    return kind
+                await self.sleep(schedule.send_retry_seconds * 2**attempt)
+        return "unknown"  # pragma: no cover - the loop always returns
+
+    async def _failed(self, held: ledger.Claim, error_kind: str, done: int = 0) -> Outcome:
+        retry_at = self.clock() + self._backoff(held.attempts)
+        async with self.db.transaction() as session:
+            await ledger.mark_failed(session, held, error_kind, retry_at)
+        log.error(
+            "digest_failed key=%s error=%s attempt=%s retry_at=%s",
+            held.key,
+            error_kind,
+            held.attempts,
+            retry_at.isoformat(),
+        )
+        return Outcome(held.key, "failed", done)
+
+    # --- what the jobs call --------------------------------------------------------------
+
+    def _weekly_build(
+        self, team: TeamConfig, week: str, transport: str
+    ) -> Callable[[], Awaitable[list[Reply]]]:
+        async def build() -> list[Reply]:
+            return digest_parts(await self.weekly(team.id, week), transport)
+
+        return build
+
+    def _monthly_build(
+        self, region: str | None, month: str, lang: str, transport: str
+    ) -> Callable[[], Awaitable[list[Reply]]]:
+        async def build() -> list[Reply]:
+            return digest_parts(await self.monthly(region, month, lang), transport)
+
+        return build
+
+    async def _served(
+        self,
+        kind: str,
+        scope: str,
+        period: str,
+        targets: list[tuple[str, str]],
+        outcomes: list[Outcome],
+    ) -> list[tuple[str, str]]:
+        """The targets on transports this process runs; the others are handed over (an
+        ``Outcome`` ``handed_over`` each, appended to ``outcomes``).
+
+        With several instances (say one for Telegram, one for Matrix) each posts only
+        what it can. A delivery on another transport is recorded as a failed attempt due
+        at once: the instance that runs the transport takes it with its own job or with
+        ``retry_due``, even when it was down while the job ran. (Claiming it and failing
+        to send, as before, held it back until a retry that could land on the wrong
+        instance again; found by the two-instance test.)"""
+        served: list[tuple[str, str]] = []
+        for transport, chat_id in targets:
+            if transport in self.router.transports:
+                served.append((transport, chat_id))
+                continue
+            now = self.clock()
+            async with self.db.transaction() as session:
+                held = await ledger.claim(
+                    session,
+                    kind=kind,
+                    scope=scope,
+                    period=period,
+                    transport=transport,
+                    chat_id=chat_id,
+                    now=now,
+                    lease=self._lease,
+                )
+                if held is not None:
+                    await ledger.mark_failed(session, held, "handed_over", now)
+            key = ledger.delivery_key(kind, scope, period, transport, chat_id)
+            log.info("digest_handed_over key=%s", key)
+            outcomes.append(Outcome(key, "handed_over"))
+        return served
+
+    async def send_weekly(
+        self, week: str | None = None, team_ids: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Each team's digest of ``week`` (default: the previous ISO week) to its chats."""
+        from digests.periods import previous_iso_week
+
+        week = week or previous_iso_week(self.clock(), self.zone)
+        outcomes: list[Outcome] = []
+        for team in self.config.teams:
+            if team_ids is not None and team.id not in team_ids:
+                continue
+            targets = team_targets(team)
+            if not targets:
+                log.info("digest_no_chat team=%s", team.id)
+            for transport, chat_id in await self._served(
+                "weekly", team.id, week, targets, outcomes
+            ):
+                build = self._weekly_build(team, week, transport)
+                outcomes.append(
+                    await self.deliver("weekly", team.id, week, transport, chat_id, build)
+                )
+        return outcomes
+
+    def monthly_due_today(self) -> bool:
+        from digests.periods import first_working_day
+
+        today = self.clock().astimezone(self.zone).date()
+        return today == first_working_day(today.year, today.month)
+
+    async def send_monthly(
+        self, month: str | None = None, regions: Sequence[str | None] | None = None
+    ) -> list[Outcome]:
+        """The summary of ``month`` (default: the previous month) to each leadership channel:
+        per region to the channels with that region, for the whole organisation to those
+        with an empty region."""
+        from digests.periods import previous_month
+
+        month = month or previous_month(self.clock(), self.zone)
+        outcomes: list[Outcome] = []
+        for channel in self.config.leadership:
+            region = channel.region or None
+            if regions is not None and region not in regions:
+                continue
+            scope = region or WHOLE_ORGANISATION
+            targets = channel_targets(channel)
+            for transport, chat_id in await self._served(
+                "monthly", scope, month, targets, outcomes
+            ):
+                build = self._monthly_build(region, month, channel.language, transport)
+                outcomes.append(
+                    await self.deliver("monthly", scope, month, transport, chat_id, build)
+                )
+        return outcomes
+
+    async def retry_due(self) -> list[Outcome]:
+        """Continue failed deliveries that are due, and claims whose process died."""
+        async with self.db.transaction() as session:
+            due = [
+                (row.kind, row.scope, row.period, row.transport, row.chat_id)
+                for row in await ledger.due_retries(session, self.clock(), self._lease)
+                if row.transport in self.router.transports
+            ]
+        outcomes: list[Outcome] = []
+        for kind, scope, period, transport, chat_id in due:
+            build = self._rebuild(kind, scope, period, transport, chat_id)
+            if build is None:
+                log.error("digest_retry_impossible kind=%s scope=%s", kind, scope)
+                continue
+            outcomes.append(await self.deliver(kind, scope, period, transport, chat_id, build))
+        return outcomes
+
+    def _rebuild(
+        self, kind: str, scope: str, period: str, transport: str, chat_id: str
+    ) -> Callable[[], Awaitable[list[Reply]]] | None:
+        if kind == "weekly":
+            team = self.config.team(scope)
+            return self._weekly_build(team, period, transport) if team else None
+        if kind == "monthly":
+            region = None if scope == WHOLE_ORGANISATION else scope
+            channel = next(
+                (c for c in self.config.leadership if (transport, chat_id) in channel_targets(c)),
+                None,
+            )
+            lang = channel.language if channel else "fi"
+            return self._monthly_build(region, period, lang, transport)
+        return None
+
+    # --- previews in a private chat ------------------------------------------------------
+
+    async def on_private_event(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        event = incoming.event
+        if member is None or not isinstance(event, CommandIn):
+            return None
+        if event.name not in WEEK_COMMANDS | MONTH_COMMANDS:
+            return None
+        from digests.periods import month_label, week_of
+
+        lang = member.language
+        today = self.clock().astimezone(self.zone).date()
+        if event.name in WEEK_COMMANDS:
+            if member.role not in WEEK_ROLES:
+                log.info("preview_refused person=%s kind=weekly", member.person_id)
+                return self._say(incoming, t(lang, "preview.weekly_refused", domain=DOMAIN))
+            rendered = await self.weekly(member.team_id, week_of(today), lang, session)
+        else:
+            if member.role not in MONTH_ROLES:
+                log.info("preview_refused person=%s kind=monthly", member.person_id)
+                return self._say(incoming, t(lang, "preview.monthly_refused", domain=DOMAIN))
+            team = self.config.team(member.team_id)
+            region = None if member.role == "admin" or team is None else team.region
+            month = month_label(today.year, today.month)
+            rendered = await self.monthly(region, month, lang, session)
+        log.info("preview_sent person=%s kind=%s", member.person_id, event.name)
+        title = rendered.text.split("\n", 1)[0]
+        parts: list[Reply] = [
+            Message(t(lang, "preview.note", domain=DOMAIN)),
+            Message(rendered.text, html=rendered.html),
+        ]
+        parts += [Image(png, caption=title, filename=name) for name, png in rendered.charts]
+        if rendered.csv is not None:
+            filename = rendered.csv_filename or "escalations.csv"
+            parts.append(Document(rendered.csv, filename, caption=title, mime_type="text/csv"))
+        return [Outbound(incoming.transport, incoming.chat_id, part) for part in parts]
+
+    @staticmethod
+    def _say(incoming: Incoming, text: str) -> list[Outbound]:
+        return [Outbound(incoming.transport, incoming.chat_id, Message(text))]

@@ -1,0 +1,770 @@
+"""SHL § 48 notices and leaders' answers: from a worker's entry to the leaders and back.
+
+When a worker saves an entry marked ``escalation.shl48`` (or ``escalation.leadership``)
+the ``after_save`` hook posts a notice to the leadership channel responsible for the
+team (``teams[].leadership`` -> ``leadership[]``) at once, on every transport the
+channel has. The notice shows the team, the entry number, the coded labels, the
+description and the proposed action; not the reporter (``escalation.show_reporter``
+shows their pseudonym, never a name or an account). Buttons: Acknowledge, the
+statuses (in progress, decided, no action) and "Ask the reporter".
+
+Leaders answer in the channel. Only an enrolled person with the role ``leader`` or
+``admin`` may press, and only in the channel the notice was posted to; anyone else
+is refused with one short sentence (and a log line with ids only). Every change is
+an ``EscalationEvent`` row (who, when, what): the audit trail, read by the digests.
+
+Texts typed by leaders arrive as *replies*: after a status button or "Ask the
+reporter" the bot posts a prompt, and the leader's reply to that prompt (Telegram
+``reply_to_message``; ``Incoming.reply_to``) is the text. Replies are what a bot
+in a group with Telegram's privacy mode receives anyway, and a reply names its
+prompt, so two leaders answering two notices at once never mix up. On a transport
+that cannot tell what a message replies to, the leader's next message in that
+channel within ``escalation.reply_window_minutes`` is taken instead. A status
+prompt also has a "Without text" button.
+
+The reporter is told at once, in their language, in their private chat: when the
+notice is acknowledged, and every status with its text. "Ask the reporter" relays
+a leader's question to the reporter with an Answer button; the reporter's next
+message is relayed back to the channel as "the reporter of #N", without their
+pseudonym or account (the anonymous channels of whistleblowing systems work the
+same way).
+
+Until a § 48 notice is acknowledged, ``check`` (a scheduled job) posts a reminder
+every ``escalation.reminder_hours``; it also re-posts a notice whose first post did
+not get through. Both are claimed with conditional updates, so several bot
+processes on one database never post the same reminder twice.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config, LeadershipChannelConfig
+from bot.service import Clock, Havainto
+from bot.transport import Router
+from flows.capture import Area, FlowContext, area_label
+from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
+from flows.i18n import label, t
+from flows.privacy import find_identifiers
+from storage import escalations as esc
+from storage import repo
+from storage.db import Database
+from storage.models import Identity, Notification, Observation, Person
+
+log = logging.getLogger("havainto.escalation")
+
+DOMAIN = "escalation"
+PREFIX = "esc"
+SHL48 = "escalation.shl48"
+LEADERSHIP = "escalation.leadership"
+ESCALATED = (SHL48, LEADERSHIP)
+LEADER_ROLES = frozenset({"leader", "admin"})
+ANSWER_STATUSES = ("in_progress", "decided", "no_action")
+MAX_REPLY = 1000
+# Description and proposed action are cut (measured as escaped HTML) so that a whole
+# notice stays one message that can be edited in place (Telegram: 4,096 characters).
+DESCRIPTION_LIMIT = 2200
+ACTION_LIMIT = 800
+NOTICE_LEASE = timedelta(minutes=2)  # an unsent notice is posted again after this
+
+
+def _t(lang: str, key: str, **params: object) -> str:
+    return t(lang, key, domain=DOMAIN, **params)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` shortened (with "…") until its escaped HTML fits in ``limit`` characters."""
+    if len(html.escape(text)) <= limit:
+        return text
+    cut = min(len(text), limit)
+    while cut > 0 and len(html.escape(text[:cut])) + 1 > limit:
+        cut -= max(1, (len(html.escape(text[:cut])) + 1 - limit) // 5)
+    return text[:cut] + "…"
+
+
+@dataclass(frozen=True)
+class _Contact:
+    """Where a reporter is reached privately, and in which language."""
+
+    transport: str
+    chat_id: str
+    language: str
+
+    def say(self, text: str, *rows: tuple[Choice, ...]) -> Outbound:
+        return Outbound(self.transport, self.chat_id, Message(text, tuple(rows)))
+
+
+class EscalationDesk:
+    """Everything around escalated entries; ``install`` hooks it into the service and router."""
+
+    def __init__(self, config: Config, db: Database, router: Router, clock: Clock) -> None:
+        self.config = config
+        self.db = db
+        self.router = router
+        self.clock = clock
+        self.zone = ZoneInfo(config.timezone)
+
+    def install(self, service: Havainto) -> None:
+        service.after_save.append(self.on_saved)
+        service.group_handlers.append(self.on_group_event)
+        service.private_handlers.append(self.on_private_event)
+        self.router.sent_hooks.append(self.on_sent)
+
+    # --- configuration ---------------------------------------------------------------
+
+    def channel_for_team(self, team_id: str) -> LeadershipChannelConfig | None:
+        team = self.config.team(team_id)
+        if team is None or not team.leadership:
+            return None
+        return self.config.leadership_channel(team.leadership)
+
+    @staticmethod
+    def targets(channel: LeadershipChannelConfig) -> list[tuple[str, str]]:
+        """(transport, chat id) pairs the channel is reachable on."""
+        found: list[tuple[str, str]] = []
+        if channel.telegram_chat_id:
+            found.append(("telegram", channel.telegram_chat_id))
+        if channel.matrix_room_id:
+            found.append(("matrix", channel.matrix_room_id))
+        return found
+
+    def _channel_at(self, transport: str, chat_id: str) -> LeadershipChannelConfig | None:
+        for channel in self.config.leadership:
+            if (transport, chat_id) in self.targets(channel):
+                return channel
+        return None
+
+    @property
+    def _window(self) -> timedelta:
+        return timedelta(minutes=self.config.escalation.reply_window_minutes)
+
+    # --- the notice --------------------------------------------------------------------
+
+    def _when(self, moment: datetime, lang: str) -> str:
+        return format_datetime(moment, "d.M.yyyy HH:mm", tzinfo=self.zone, locale=lang)
+
+    def notice(
+        self,
+        entry: Observation,
+        lang: str,
+        *,
+        reporter: str | None = None,
+        status: str = "open",
+        status_text: str | None = None,
+        acknowledged: str | None = None,
+        reminder_hours: float | None = None,
+    ) -> Message:
+        """The channel message about an escalated entry, in plain text and HTML, with buttons."""
+        team = self.config.team(entry.team_id)
+        lines: list[tuple[str, str]] = []  # (plain, html) pairs; html escapes all user text
+
+        def add(key: str, value: str) -> None:
+            name = _t(lang, key)
+            lines.append((f"{name}: {value}", f"<b>{html.escape(name)}:</b> {html.escape(value)}"))
+
+        if reminder_hours is not None:
+            reminder = _t(lang, "esc.reminder", number=entry.id, hours=f"{reminder_hours:g}")
+            lines.append((reminder, f"<b>{html.escape(reminder)}</b>"))
+        title = _t(lang, f"esc.title.{entry.escalation.split('.', 1)[1]}", number=entry.id)
+        lines.append((title, f"<b>{html.escape(title)}</b>"))
+        add("esc.field.team", team.name if team else entry.team_id)
+        coded = " · ".join(
+            label(code, lang) for code in (entry.theme, entry.population_group, entry.signal)
+        )
+        add("esc.field.codes", coded)
+        if entry.area:
+            areas = tuple(Area(a.id, a.name) for a in (team.areas if team else []))
+            add(
+                "esc.field.area",
+                area_label(entry.area, FlowContext(lang, entry.observed_at, areas)),
+            )
+        add("esc.field.observed", self._when(entry.observed_at, lang))
+        add("esc.field.description", _cut(entry.description or "-", DESCRIPTION_LIMIT))
+        if entry.action:
+            add("esc.field.action", _cut(entry.action, ACTION_LIMIT))
+        if reporter is not None:
+            add("esc.field.reporter", reporter)
+        if acknowledged is not None:
+            lines.append((f"✅ {acknowledged}", f"✅ {html.escape(acknowledged)}"))
+        if status not in ("open", "acknowledged"):
+            shown_status = f"{_t(lang, 'esc.field.status')}: {_t(lang, f'status.{status}')}"
+            if status_text:
+                shown_status += f" – {status_text}"
+            lines.append((shown_status, html.escape(shown_status)))
+        buttons: list[tuple[Choice, ...]] = []
+        if acknowledged is None:
+            buttons.append((Choice(_t(lang, "button.acknowledge"), f"{PREFIX}:ack:{entry.id}"),))
+        buttons.append(
+            tuple(
+                Choice(_t(lang, f"status.{code}"), f"{PREFIX}:st:{code}:{entry.id}")
+                for code in ANSWER_STATUSES
+            )
+        )
+        buttons.append((Choice(_t(lang, "button.ask_reporter"), f"{PREFIX}:ask:{entry.id}"),))
+        return Message(
+            "\n".join(plain for plain, _ in lines),
+            tuple(buttons),
+            html="\n".join(markup for _, markup in lines),
+            ref=f"notice:{entry.id}",
+        )
+
+    async def _notice_state(
+        self, session: AsyncSession, entry: Observation, lang: str
+    ) -> dict[str, str | None]:
+        """The parts of a notice that change: reporter, acknowledgement and status."""
+        reporter: str | None = None
+        if self.config.escalation.show_reporter:
+            member = await repo.find_member_by_person(session, entry.person_id)
+            reporter = member.pseudonym if member else None
+        acknowledged: str | None = None
+        rows = await esc.notifications_for(session, entry.id)
+        first = next((r for r in rows if r.acknowledged_at is not None), None)
+        if first is not None and first.acknowledged_at is not None:
+            by = None
+            if first.acknowledged_by is not None:
+                by = await repo.find_member_by_person(session, first.acknowledged_by)
+            who = f"{_t(lang, f'role.{by.role}')} {by.pseudonym}" if by else _t(lang, "role.leader")
+            acknowledged = _t(
+                lang, "esc.acknowledged_by", who=who, when=self._when(first.acknowledged_at, lang)
+            )
+        events = await esc.events_for(session, entry.id)
+        latest = events[-1] if events else None
+        return {
+            "reporter": reporter,
+            "acknowledged": acknowledged,
+            "status": latest.status if latest else "open",
+            "status_text": latest.text if latest else None,
+        }
+
+    async def _render_notice(
+        self, session: AsyncSession, entry: Observation, lang: str, reminder: float | None = None
+    ) -> Message:
+        state = await self._notice_state(session, entry, lang)
+        return self.notice(
+            entry,
+            lang,
+            reporter=state["reporter"],
+            status=state["status"] or "open",
+            status_text=state["status_text"],
+            acknowledged=state["acknowledged"],
+            reminder_hours=reminder,
+        )
+
+    async def _refresh_notices(self, session: AsyncSession, entry: Observation) -> list[Outbound]:
+        """Edits that bring every posted notice of the entry up to date."""
+        out: list[Outbound] = []
+        for row in await esc.notifications_for(session, entry.id):
+            if row.message_ref is None:
+                continue
+            channel = self.config.leadership_channel(row.channel)
+            lang = channel.language if channel else "fi"
+            message = await self._render_notice(session, entry, lang)
+            out.append(Outbound(row.transport, row.chat_id, message, {"edit": row.message_ref}))
+        return out
+
+    # --- saving an escalated entry -----------------------------------------------------
+
+    async def on_saved(
+        self, session: AsyncSession, entry: Observation, member: repo.Member
+    ) -> list[Outbound]:
+        if entry.escalation not in ESCALATED:
+            return []
+        if await esc.notifications_for(session, entry.id):
+            return []  # posted already; a correction of the entry is not posted again
+        lang = member.language
+        channel = self.channel_for_team(entry.team_id)
+        targets = self.targets(channel) if channel is not None else []
+        if channel is None or not targets:
+            log.error("escalation_undeliverable id=%s reason=no_channel", entry.id)
+            return [
+                Outbound(
+                    entry.transport, member.chat_id, Message(_t(lang, "esc.worker_no_channel"))
+                )
+            ]
+        now = self.clock()
+        out: list[Outbound] = []
+        for transport, chat_id in targets:
+            # A transport this process does not run is left unclaimed: the escalation
+            # check of an instance that runs it posts the notice within a minute.
+            here = transport in self.router.transports
+            row = await esc.add_notification(
+                session, entry.id, channel.id, entry.escalation, transport, chat_id, now, here
+            )
+            if not here:
+                log.info("escalation_left id=%s transport=%s", entry.id, transport)
+                continue
+            notice = await self._render_notice(session, entry, channel.language)
+            out.append(Outbound(transport, chat_id, notice, {"track": f"notice:{row.id}"}))
+        log.info(
+            "escalation_posted id=%s kind=%s channel=%s", entry.id, entry.escalation, channel.id
+        )
+        kind = "shl48" if entry.escalation == SHL48 else "leadership"
+        text = _t(lang, f"esc.worker_sent.{kind}", number=entry.id, channel=channel.name)
+        out.append(Outbound(entry.transport, member.chat_id, Message(text)))
+        return out
+
+    async def _reporter(self, session: AsyncSession, entry: Observation) -> _Contact | None:
+        """The reporter's private chat: on the transport of the entry when they still use it."""
+        person = await session.get(Person, entry.person_id)
+        if person is None or person.revoked_at is not None:
+            log.info("reporter_unreachable id=%s", entry.id)
+            return None
+        identity = (
+            (
+                await session.execute(
+                    select(Identity)
+                    .where(Identity.person_id == person.id)
+                    .order_by(Identity.transport != entry.transport, Identity.id)
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if identity is None:
+            log.info("reporter_unreachable id=%s", entry.id)
+            return None
+        return _Contact(identity.transport, identity.chat_id, person.language)
+
+    # --- the sent hook -------------------------------------------------------------------
+
+    async def on_sent(self, outbound: Outbound, ref: str | None) -> None:
+        kind, _, number = outbound.meta.get("track", "").partition(":")
+        if not number.isdigit():
+            return
+        async with self.db.transaction() as session:
+            if kind == "notice":
+                await esc.mark_notification_sent(session, int(number), ref, self.clock())
+            elif kind == "relay":
+                await esc.set_prompt_ref(session, int(number), ref)
+
+    # --- leadership channels -----------------------------------------------------------
+
+    async def on_group_event(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        event = incoming.event
+        if isinstance(event, ChoiceIn) and event.data.startswith(PREFIX + ":"):
+            if incoming.event_id is not None and not await repo.first_time_seen(
+                session, incoming.transport, incoming.event_id, now
+            ):
+                return []
+            return await self._channel_choice(session, incoming, member, now, event.data)
+        if isinstance(event, TextIn) and member is not None:
+            return await self._channel_text(session, incoming, member, now, event.text)
+        return None
+
+    def _lang(self, incoming: Incoming, member: repo.Member | None) -> str:
+        if member is not None:
+            return member.language
+        channel = self._channel_at(incoming.transport, incoming.chat_id)
+        return channel.language if channel else "fi"
+
+    def _say(self, incoming: Incoming, text: str) -> list[Outbound]:
+        return [Outbound(incoming.transport, incoming.chat_id, Message(text))]
+
+    async def _authorise(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        observation_id: int,
+    ) -> str | None:
+        """None when ``member`` may answer about the entry here; else the refusal reason."""
+        if member is None or member.revoked or member.role not in LEADER_ROLES:
+            return "leaders_only"
+        rows = await esc.notifications_for(session, observation_id)
+        if not any(
+            r.transport == incoming.transport and r.chat_id == incoming.chat_id for r in rows
+        ):
+            return "not_this_channel"
+        return None
+
+    def _refuse(
+        self, incoming: Incoming, member: repo.Member | None, reason: str, observation_id: int
+    ) -> list[Outbound]:
+        log.warning(
+            "escalation_refused id=%s reason=%s person=%s",
+            observation_id,
+            reason,
+            member.person_id if member else "-",
+        )
+        return self._say(incoming, _t(self._lang(incoming, member), f"esc.refused.{reason}"))
+
+    async def _channel_choice(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+        data: str,
+    ) -> list[Outbound]:
+        parts = data.split(":")
+        action = parts[1] if len(parts) > 1 else ""
+        lang = self._lang(incoming, member)
+        if action == "nt" and len(parts) == 3 and parts[2].isdecimal():
+            return await self._status_without_text(session, incoming, member, now, int(parts[2]))
+        number = parts[-1]
+        valid = (
+            (action in ("ack", "ask") and len(parts) == 3)
+            or (action == "st" and len(parts) == 4 and parts[2] in ANSWER_STATUSES)
+        ) and number.isdecimal()
+        entry = await repo.get_observation(session, int(number)) if valid else None
+        if entry is None or entry.escalation not in ESCALATED:
+            log.warning("escalation_choice_refused reason=stale")
+            return self._say(incoming, _t(lang, "esc.stale"))
+        reason = await self._authorise(session, incoming, member, entry.id)
+        if reason is not None:
+            return self._refuse(incoming, member, reason, entry.id)
+        assert member is not None
+        if action == "ack":
+            return await self._acknowledge(session, incoming, member, now, entry)
+        kind = "status" if action == "st" else "question"
+        relay = await esc.open_relay(
+            session,
+            observation_id=entry.id,
+            kind=kind,
+            status=parts[2] if action == "st" else None,
+            person_id=member.person_id,
+            transport=incoming.transport,
+            chat_id=incoming.chat_id,
+            now=now,
+        )
+        minutes = self.config.escalation.reply_window_minutes
+        if kind == "status":
+            text = _t(
+                lang,
+                "esc.status_prompt",
+                number=entry.id,
+                status=_t(lang, f"status.{parts[2]}"),
+                minutes=minutes,
+            )
+            choices: tuple[tuple[Choice, ...], ...] = (
+                (Choice(_t(lang, "button.without_text"), f"{PREFIX}:nt:{relay.id}"),),
+            )
+        else:
+            text = _t(lang, "esc.question_prompt", number=entry.id, minutes=minutes)
+            choices = ()
+        log.info("escalation_prompt id=%s kind=%s relay=%s", entry.id, kind, relay.id)
+        prompt = Message(text, choices, ref=f"relay:{relay.id}")
+        return [
+            Outbound(incoming.transport, incoming.chat_id, prompt, {"track": f"relay:{relay.id}"})
+        ]
+
+    async def _acknowledge(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        now: datetime,
+        entry: Observation,
+    ) -> list[Outbound]:
+        if not await esc.acknowledge(session, entry.id, member.person_id, now):
+            return self._say(
+                incoming, _t(member.language, "esc.already_acknowledged", number=entry.id)
+            )
+        await esc.add_event(session, entry.id, "acknowledged", now, member.person_id)
+        log.info("escalation_acknowledged id=%s person=%s", entry.id, member.person_id)
+        out = await self._refresh_notices(session, entry)
+        if not out:  # the notice could not be edited (no message id): say it in the channel
+            lang = self._lang(incoming, None)
+            out = self._say(incoming, _t(lang, "esc.acknowledged_here", number=entry.id))
+        reporter = await self._reporter(session, entry)
+        if reporter is not None:
+            when = self._when(now, reporter.language)
+            text = _t(reporter.language, "esc.worker_acknowledged", number=entry.id, when=when)
+            out.append(reporter.say(text))
+        return out
+
+    async def _record_status(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        now: datetime,
+        entry: Observation,
+        status: str,
+        text: str | None,
+        prompt_ref: str | None,
+    ) -> list[Outbound]:
+        """Store a status with its text, count it as acknowledgement, tell everyone."""
+        await esc.add_event(session, entry.id, status, now, member.person_id, text)
+        await esc.acknowledge(session, entry.id, member.person_id, now)
+        log.info("escalation_status id=%s status=%s person=%s", entry.id, status, member.person_id)
+        lang = self._lang(incoming, None)
+        out = await self._refresh_notices(session, entry)
+        saved = _t(lang, "esc.status_saved", number=entry.id, status=_t(lang, f"status.{status}"))
+        out += self._close_prompt(incoming, prompt_ref, saved)
+        reporter = await self._reporter(session, entry)
+        if reporter is not None:
+            wlang = reporter.language
+            body = _t(
+                wlang, "esc.worker_status", number=entry.id, status=_t(wlang, f"status.{status}")
+            )
+            if text:
+                body += "\n" + _t(wlang, "esc.worker_status_text", text=text)
+            out.append(reporter.say(body))
+        return out
+
+    async def _status_without_text(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+        relay_id: int,
+    ) -> list[Outbound]:
+        relay = await esc.get_relay(session, relay_id)
+        lang = self._lang(incoming, member)
+        if (
+            relay is None
+            or relay.kind != "status"
+            or relay.status is None
+            or (relay.transport, relay.chat_id) != (incoming.transport, incoming.chat_id)
+        ):
+            return self._say(incoming, _t(lang, "esc.stale"))
+        reason = await self._authorise(session, incoming, member, relay.observation_id)
+        if reason is not None:
+            return self._refuse(incoming, member, reason, relay.observation_id)
+        assert member is not None
+        if not await esc.close_relay(session, relay.id, now):
+            return []
+        entry = await repo.get_observation(session, relay.observation_id)
+        assert entry is not None
+        return await self._record_status(
+            session, incoming, member, now, entry, relay.status, None, relay.prompt_ref
+        )
+
+    async def _channel_text(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        now: datetime,
+        text: str,
+    ) -> list[Outbound] | None:
+        relay = await esc.find_awaited_reply(
+            session,
+            incoming.transport,
+            incoming.chat_id,
+            member.person_id,
+            incoming.reply_to,
+            now - self._window,
+            ("status", "question"),
+        )
+        if relay is None:
+            return None  # ordinary talk in the channel: not the bot's business
+        reason = await self._authorise(session, incoming, member, relay.observation_id)
+        if reason is not None:
+            return self._refuse(incoming, member, reason, relay.observation_id)
+        lang = member.language
+        text = text.strip()
+        if not text:
+            return []
+        if len(text) > MAX_REPLY:
+            return self._say(incoming, _t(lang, "esc.too_long", limit=MAX_REPLY, length=len(text)))
+        if not await esc.close_relay(session, relay.id, now):
+            return []
+        entry = await repo.get_observation(session, relay.observation_id)
+        assert entry is not None
+        if relay.kind == "status":
+            assert relay.status is not None
+            return await self._record_status(
+                session, incoming, member, now, entry, relay.status, text, relay.prompt_ref
+            )
+        return await self._relay_question(
+            session, incoming, member, entry, relay.id, text, relay.prompt_ref
+        )
+
+    async def _relay_question(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        entry: Observation,
+        relay_id: int,
+        question: str,
+        prompt_ref: str | None,
+    ) -> list[Outbound]:
+        channel_lang = self._lang(incoming, None)
+        reporter = await self._reporter(session, entry)
+        if reporter is None:
+            return self._say(
+                incoming, _t(channel_lang, "esc.reporter_unreachable", number=entry.id)
+            )
+        wlang = reporter.language
+        kind = "shl48" if entry.escalation == SHL48 else "leadership"
+        to_worker = reporter.say(
+            _t(wlang, f"esc.question_to_worker.{kind}", number=entry.id, question=question),
+            (Choice(_t(wlang, "button.answer"), f"{PREFIX}:ans:{relay_id}"),),
+        )
+        log.info(
+            "escalation_question id=%s relay=%s person=%s", entry.id, relay_id, member.person_id
+        )
+        return [
+            to_worker,
+            *self._close_prompt(
+                incoming, prompt_ref, _t(channel_lang, "esc.question_sent", number=entry.id)
+            ),
+        ]
+
+    @staticmethod
+    def _close_prompt(incoming: Incoming, prompt_ref: str | None, text: str) -> list[Outbound]:
+        """The prompt's answer is in: replace the prompt (and its button) with ``text``."""
+        meta = {"edit": prompt_ref} if prompt_ref else {}
+        return [Outbound(incoming.transport, incoming.chat_id, Message(text), meta)]
+
+    # --- the reporter's private chat -------------------------------------------------------
+
+    async def on_private_event(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        if member is None:
+            return None
+        event = incoming.event
+        if isinstance(event, ChoiceIn) and event.data.startswith(PREFIX + ":"):
+            return await self._answer_button(session, incoming, member, now, event.data)
+        if isinstance(event, TextIn):
+            pending = await esc.pending_answer(session, member.person_id, now - self._window)
+            if pending is not None:
+                return await self._relay_answer(
+                    session, incoming, member, now, pending.id, event.text
+                )
+        return None
+
+    async def _answer_button(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        now: datetime,
+        data: str,
+    ) -> list[Outbound]:
+        parts = data.split(":")
+        lang = member.language
+        question = (
+            await esc.get_relay(session, int(parts[2]))
+            if len(parts) == 3 and parts[1] == "ans" and parts[2].isdecimal()
+            else None
+        )
+        entry = (
+            await repo.get_observation(session, question.observation_id)
+            if question is not None and question.kind == "question"
+            else None
+        )
+        if question is None or entry is None:
+            return self._say(incoming, _t(lang, "esc.stale"))
+        if entry.person_id != member.person_id:
+            log.warning("escalation_refused id=%s reason=not_reporter", entry.id)
+            return self._say(incoming, _t(lang, "esc.stale"))
+        await esc.open_relay(
+            session,
+            observation_id=entry.id,
+            kind="answer",
+            person_id=member.person_id,
+            transport=incoming.transport,
+            chat_id=incoming.chat_id,
+            now=now,
+            parent_id=question.id,
+        )
+        minutes = self.config.escalation.reply_window_minutes
+        return self._say(incoming, _t(lang, "esc.answer_prompt", number=entry.id, minutes=minutes))
+
+    async def _relay_answer(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        now: datetime,
+        relay_id: int,
+        text: str,
+    ) -> list[Outbound]:
+        lang = member.language
+        text = text.strip()
+        if not text:
+            return self._say(incoming, _t(lang, "esc.answer_empty"))
+        if len(text) > MAX_REPLY:
+            return self._say(incoming, _t(lang, "esc.too_long", limit=MAX_REPLY, length=len(text)))
+        kinds = sorted({f.kind.value for f in find_identifiers(text)})
+        if kinds:
+            # The answer goes to a group chat: no client identifiers, as in an entry.
+            shown = ", ".join(t(lang, f"privacy.kind.{k}") for k in kinds)
+            return self._say(incoming, _t(lang, "esc.answer_identifiers", kinds=shown))
+        relay = await esc.get_relay(session, relay_id)
+        question = (
+            await esc.get_relay(session, relay.parent_id) if relay and relay.parent_id else None
+        )
+        if relay is None or question is None or not await esc.close_relay(session, relay_id, now):
+            return []
+        channel = self._channel_at(question.transport, question.chat_id)
+        clang = channel.language if channel else "fi"
+        entry = await repo.get_observation(session, relay.observation_id)
+        assert entry is not None
+        kind = "shl48" if entry.escalation == SHL48 else "leadership"
+        to_channel = Message(
+            _t(clang, f"esc.answer_to_channel.{kind}", number=entry.id, answer=text)
+        )
+        log.info("escalation_answer id=%s relay=%s", entry.id, relay_id)
+        return [
+            Outbound(question.transport, question.chat_id, to_channel),
+            *self._say(incoming, _t(lang, "esc.answer_sent", number=entry.id)),
+        ]
+
+    # --- the scheduled check -------------------------------------------------------------
+
+    async def check(self) -> int:
+        """Re-post notices that never got through and remind about unacknowledged § 48 notices.
+
+        Returns how many messages were attempted.
+        """
+        now = self.clock()
+        every = timedelta(hours=self.config.escalation.reminder_hours)
+        out: list[Outbound] = []
+        here = list(self.router.transports)  # several instances: each posts on its own
+        async with self.db.transaction() as session:
+            for row in await esc.claim_unsent_notifications(session, now, NOTICE_LEASE, here):
+                out += await self._repost(session, row, reminder=None)
+            for row in await esc.claim_due_reminders(session, now, every, transports=here):
+                out += await self._repost(
+                    session, row, reminder=self.config.escalation.reminder_hours
+                )
+        for outbound in out:
+            try:
+                await self.router.send(outbound)
+            except Exception as error:
+                log.warning(
+                    "escalation_send_failed transport=%s error=%s",
+                    outbound.transport,
+                    type(error).__name__,
+                )
+        return len(out)
+
+    async def _repost(
+        self, session: AsyncSession, row: Notification, reminder: float | None
+    ) -> list[Outbound]:
+        entry = await repo.get_observation(session, row.observation_id)
+        if entry is None:
+            return []
+        channel = self.config.leadership_channel(row.channel)
+        lang = channel.language if channel else "fi"
+        message = await self._render_notice(session, entry, lang, reminder)
+        if reminder is None:
+            log.info("escalation_reposted id=%s notice=%s", entry.id, row.id)
+            return [Outbound(row.transport, row.chat_id, message, {"track": f"notice:{row.id}"})]
+        log.info("escalation_reminded id=%s notice=%s count=%s", entry.id, row.id, row.reminders)
+        return [Outbound(row.transport, row.chat_id, message)]

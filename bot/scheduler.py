@@ -1,0 +1,264 @@
+"""Scheduled jobs (APScheduler 3) with a persistent job store in the bot's own database.
+
+Jobs (stable ids; times in ``timezone``, Europe/Helsinki, so daylight saving
+changes move nothing: 08:00 stays 08:00 local):
+
+- ``weekly_digests``: ``CronTrigger`` on ``schedule.weekly_day`` at
+  ``schedule.weekly_time`` (default Monday 08:00): each team's digest of the
+  previous ISO week to the team's chats.
+- ``monthly_summaries``: a working-day cron at ``schedule.monthly_time``
+  (default 09:00) that posts the previous month's summaries only on the first
+  working day of the month (Finnish public holidays skipped, see
+  ``digests.periods.first_working_day``). A daily check rather than a computed
+  date keeps the trigger a plain cron that the job store can compare.
+- ``escalation_check``: every ``schedule.escalation_check_minutes``: reminders
+  for unacknowledged § 48 notices and re-posts of notices that did not get through.
+- ``delivery_retries``: every few minutes: failed digest deliveries that are due.
+- ``draft_reminders``: idle drafts (as before).
+- ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
+  ``bot.datacare``.
+
+Every job has ``coalesce=True``, ``max_instances=1`` and
+``misfire_grace_time = schedule.misfire_grace_minutes``. The job store
+(``SQLAlchemyJobStore``, table ``apscheduler_jobs``) keeps each job's next run
+time, so a bot that was down at 08:00 finds Monday's run still due when it comes
+back and runs it once (within the grace time; after it the run is skipped and
+logged). That only works if a restart does not overwrite the stored run time:
+``HavaintoScheduler.start`` starts paused, keeps each stored job whose trigger
+is unchanged (only its options are updated) and replaces the others.
+
+The job store pickles references to the job functions, so they are module-level
+functions that find the running bot through ``register``. Several processes may
+share one database and therefore one job store; APScheduler does not coordinate
+them, so each may run a due job: the delivery ledger and the conditional updates
+of the escalation check make the second run post nothing. Instances that run
+different transports (one Telegram, one Matrix) each post on their own: the job's
+deliveries on another transport are handed over and taken by that instance's
+``delivery_retries`` run (``bot.delivery``), and § 48 notices and reminders by its
+``escalation_check`` (``bot.escalation``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import make_url
+
+from bot.datacare import data_care_job_specs
+
+if TYPE_CHECKING:
+    from bot.app import Runtime
+
+log = logging.getLogger("havainto.scheduler")
+
+REMINDER_INTERVAL_MINUTES = 10
+RETRY_INTERVAL_MINUTES = 5
+JOBS_TABLE = "apscheduler_jobs"
+DEFAULT_INSTANCE = "default"
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def register(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
+    """Make ``runtime`` the one the job functions of this process work for."""
+    _RUNTIMES[instance] = runtime
+
+
+def unregister(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
+    if _RUNTIMES.get(instance) is runtime:
+        del _RUNTIMES[instance]
+
+
+def _runtime(instance: str) -> Runtime | None:
+    runtime = _RUNTIMES.get(instance)
+    if runtime is None:
+        log.warning("job_without_runtime instance=%s", instance)
+    return runtime
+
+
+# --- the jobs (module-level: the job store keeps references to them) -------------------
+
+
+async def weekly_digest_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is not None and runtime.digests is not None:
+        outcomes = await runtime.digests.send_weekly()
+        log.info("job_done job=weekly_digests results=%s", _summary(outcomes))
+
+
+async def monthly_summary_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is None or runtime.digests is None:
+        return
+    if not runtime.digests.monthly_due_today():
+        log.debug("job_skipped job=monthly_summaries reason=not_first_working_day")
+        return
+    outcomes = await runtime.digests.send_monthly()
+    log.info("job_done job=monthly_summaries results=%s", _summary(outcomes))
+
+
+async def escalation_check_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is not None and runtime.escalations is not None:
+        await runtime.escalations.check()
+
+
+async def delivery_retry_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is not None and runtime.digests is not None:
+        outcomes = await runtime.digests.retry_due()
+        if outcomes:
+            log.info("job_done job=delivery_retries results=%s", _summary(outcomes))
+
+
+async def draft_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is not None:
+        outbounds = await runtime.service.remind_idle_drafts()
+        await runtime.router.deliver(outbounds)
+
+
+def _summary(outcomes: Any) -> str:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+    return "+".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "none"
+
+
+# --- building the scheduler ------------------------------------------------------------
+
+
+def sync_url(url: str) -> str:
+    """The bot's (async) database URL with a synchronous driver, for APScheduler's job store."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite")
+    elif backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def job_specs(runtime: Runtime) -> list[dict[str, Any]]:
+    """The jobs this configuration wants: id, function, trigger."""
+    config = runtime.config
+    schedule = config.schedule
+    zone = config.timezone
+    weekly_hour, weekly_minute = (int(x) for x in schedule.weekly_time.split(":"))
+    monthly_hour, monthly_minute = (int(x) for x in schedule.monthly_time.split(":"))
+    return [
+        {
+            "id": "weekly_digests",
+            "func": weekly_digest_job,
+            "trigger": CronTrigger(
+                day_of_week=schedule.weekly_day,
+                hour=weekly_hour,
+                minute=weekly_minute,
+                timezone=zone,
+            ),
+        },
+        {
+            "id": "monthly_summaries",
+            "func": monthly_summary_job,
+            "trigger": CronTrigger(
+                day_of_week="mon-fri", hour=monthly_hour, minute=monthly_minute, timezone=zone
+            ),
+        },
+        {
+            "id": "escalation_check",
+            "func": escalation_check_job,
+            "trigger": IntervalTrigger(minutes=schedule.escalation_check_minutes, timezone=zone),
+        },
+        {
+            "id": "delivery_retries",
+            "func": delivery_retry_job,
+            "trigger": IntervalTrigger(minutes=RETRY_INTERVAL_MINUTES, timezone=zone),
+        },
+        {
+            "id": "draft_reminders",
+            "func": draft_reminder_job,
+            "trigger": IntervalTrigger(minutes=REMINDER_INTERVAL_MINUTES, timezone=zone),
+        },
+        # Retention (daily) and quiet-worker nudges (weekdays): bot.datacare.
+        *data_care_job_specs(runtime),
+    ]
+
+
+def _same_trigger(a: BaseTrigger, b: BaseTrigger) -> bool:
+    return (
+        type(a) is type(b)
+        and str(a) == str(b)
+        and str(getattr(a, "timezone", "")) == str(getattr(b, "timezone", ""))
+    )
+
+
+class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """An ``AsyncIOScheduler`` that brings the stored jobs in line with the config at start
+    without losing a run that was due while the bot was down."""
+
+    def __init__(self, runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
+        config = runtime.config
+        super().__init__(
+            timezone=config.timezone,
+            jobstores={
+                "default": SQLAlchemyJobStore(
+                    url=sync_url(config.database.url), tablename=JOBS_TABLE
+                )
+            },
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": config.schedule.misfire_grace_minutes * 60,
+            },
+        )
+        self.runtime = runtime
+        self.instance = instance
+
+    def start(self, paused: bool = False) -> None:
+        register(self.runtime, self.instance)
+        super().start(paused=True)
+        self.ensure_jobs()
+        if not paused:
+            self.resume()
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait=wait)
+        unregister(self.runtime, self.instance)
+
+    def ensure_jobs(self) -> None:
+        grace = self.runtime.config.schedule.misfire_grace_minutes * 60
+        for spec in job_specs(self.runtime):
+            stored = self.get_job(spec["id"])
+            if (
+                stored is not None
+                and stored.func is spec["func"]
+                and tuple(stored.args) == (self.instance,)
+                and _same_trigger(stored.trigger, spec["trigger"])
+            ):
+                # Keep the stored next run time: it may be a run missed while we were down.
+                self.modify_job(
+                    spec["id"], coalesce=True, max_instances=1, misfire_grace_time=grace
+                )
+                continue
+            self.add_job(
+                spec["func"],
+                spec["trigger"],
+                args=(self.instance,),
+                id=spec["id"],
+                name=spec["id"],
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=grace,
+            )
+            log.info("job_scheduled id=%s", spec["id"])
+
+
+def build_scheduler(runtime: Runtime) -> HavaintoScheduler:
+    return HavaintoScheduler(runtime)

@@ -1,0 +1,649 @@
+"""The transport-neutral bot: one incoming event in, the replies to send out.
+
+Every transport hands ``Havainto.handle`` a neutral ``Incoming`` and delivers
+the ``Outbound`` replies it gets back. In between, one database transaction
+covers the whole event: who is writing (enrolment, role, revocation), a
+redelivered event (processed once), the commands around the flow (/omat,
+/kieli, /apua), and the capture flow itself, whose draft is stored after every
+step so a restart resumes where the worker was.
+
+Logs carry ids and event kinds, never what anybody typed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
+from bot.inflight import InFlight
+from bot.spool import Spool, is_unavailable, spool_path
+from flows import capture
+from flows.capture import Area, FlowContext, Save
+from flows.events import (
+    Choice,
+    ChoiceIn,
+    CommandIn,
+    Incoming,
+    Message,
+    Outbound,
+    Reply,
+    TextIn,
+)
+from flows.i18n import LANGUAGES, label, normalise_language, t
+from flows.taxonomy import TAXONOMY_VERSION
+from storage import repo
+from storage.db import Database
+from storage.models import Observation
+
+log = logging.getLogger("havainto.service")
+
+Clock = Callable[[], datetime]
+SavedHook = Callable[[AsyncSession, Observation, repo.Member], Awaitable[list[Outbound]]]
+# A handler for events outside the capture flow (leaders' buttons and replies in a
+# leadership channel, a reporter's answer, digest previews): it returns the replies, or
+# None when the event is not its business. Runs inside the event's transaction.
+EventHandler = Callable[
+    [AsyncSession, Incoming, "repo.Member | None", datetime], Awaitable[list[Outbound] | None]
+]
+
+HELP_COMMANDS = frozenset({"apua", "help", "hjalp", "hjälp"})
+LANGUAGE_COMMANDS = frozenset({"kieli", "language", "lang", "sprak", "språk"})
+OWN_COMMANDS = frozenset({"omat", "mine", "mina", "egna"})
+FLOW_COMMANDS = capture.NEW_COMMANDS | capture.CANCEL_COMMANDS
+LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
+OBSERVATION_FIELDS = (
+    "description",
+    "theme",
+    "signal",
+    "frequency",
+    "escalation",
+    "area",
+    "quote",
+    "action",
+    "polarity",
+    "task",
+    "source",
+    "scale",
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Turn:
+    """What one event is about: the sender, their language and where replies go."""
+
+    incoming: Incoming
+    member: repo.Member | None
+    lang: str
+    now: datetime
+
+    def reply(self, *replies: Reply) -> list[Outbound]:
+        return [Outbound(self.incoming.transport, self.incoming.chat_id, r) for r in replies]
+
+
+class Havainto:
+    """The bot's behaviour, shared by every transport and every process."""
+
+    def __init__(self, config: Config, db: Database, clock: Clock = utc_now) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.zone = ZoneInfo(config.timezone)
+        self.after_save: list[SavedHook] = []
+        # Group chats: tried in order before the default "private chats only" answer.
+        self.group_handlers: list[EventHandler] = []
+        # Private chats of enrolled people: tried in order before commands and the flow.
+        self.private_handlers: list[EventHandler] = []
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], _Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        # Events kept while the database is unreachable, and the events being handled now.
+        self.spool = Spool(spool_path(config.database.spool_dir, config.database.url))
+        self.inflight = InFlight()
+
+    async def prepare(self) -> None:
+        """Migrate the schema and mirror the configured teams. Run once at start."""
+        await self.db.upgrade()
+        async with self.db.transaction() as session:
+            await repo.sync_teams(
+                session, ((t.id, t.name, t.region, t.language) for t in self.config.teams)
+            )
+
+    # --- the one entry point ----------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> list[Outbound]:
+        """Process one event; returns what to send. Events of one sender run one at a time.
+
+        When the database cannot be reached the event is kept in the spool and the
+        sender told so; it is replayed (with its normal replies) once the database
+        answers. A sender's later events queue behind their kept ones.
+        """
+        key = (incoming.transport, incoming.user_id)
+        async with self.inflight.track(), self._lock_for(key):
+            out: list[Outbound] = []
+            if self.spool.holds(incoming):
+                log.info("duplicate_event_kept transport=%s", incoming.transport)
+                return []  # delivered again while kept: the sender was told already
+            if self.spool.has(key):
+                out, replayed_all = await self._replay_sender(key)
+                if not replayed_all:
+                    return out + await self._keep(incoming)
+            try:
+                return out + await self._handle(incoming)
+            except Exception as error:
+                if is_unavailable(error):
+                    return out + await self._keep(incoming, error)
+                log.exception(
+                    "event_failed transport=%s kind=%s",
+                    incoming.transport,
+                    type(incoming.event).__name__,
+                )
+                return [*out, _error_reply(incoming)]
+
+    def _lock_for(self, key: tuple[str, str]) -> _Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = _Lock()
+            self._locks[key] = lock
+        return lock
+
+    # --- while the database is unreachable ---------------------------------------------
+
+    async def _keep(self, incoming: Incoming, error: BaseException | None = None) -> list[Outbound]:
+        """Spool an event the database could not take and tell the sender it is kept."""
+        try:
+            await self.spool.add(incoming, self.clock())
+        except OSError:
+            log.exception("spool_write_failed transport=%s", incoming.transport)
+            return [_error_reply(incoming)]
+        log.warning(
+            "event_spooled transport=%s kind=%s error=%s pending=%d",
+            incoming.transport,
+            type(incoming.event).__name__,
+            type(error).__name__ if error is not None else "queued",
+            len(self.spool),
+        )
+        event = incoming.event
+        if not incoming.is_private and not isinstance(event, CommandIn | ChoiceIn):
+            return []  # plain talk in a group: nobody is waiting for an answer
+        choice = capture.parse_choice(event.data) if isinstance(event, ChoiceIn) else None
+        key = "svc.offline_save_kept" if choice and choice[2] == "save" else "svc.offline_kept"
+        lang = normalise_language(incoming.language_hint)
+        return [Outbound(incoming.transport, incoming.chat_id, Message(t(lang, key)))]
+
+    async def _replay_sender(self, key: tuple[str, str]) -> tuple[list[Outbound], bool]:
+        """Replay a sender's kept events in order (caller holds their lock).
+
+        Returns their replies and whether every kept event was applied; the first one
+        the database still cannot take stops the replay and stays kept.
+        """
+        out: list[Outbound] = []
+        while (item := self.spool.first(key)) is not None:
+            try:
+                replies = await self._handle(item.incoming, now=item.received_at)
+            except Exception as error:
+                if is_unavailable(error):
+                    return out, False
+                # Not an outage but a failure of this event: it must not block the queue.
+                log.exception(
+                    "spool_replay_failed transport=%s kind=%s",
+                    item.incoming.transport,
+                    type(item.incoming.event).__name__,
+                )
+                replies = [_error_reply(item.incoming)]
+            await self.spool.remove(item)
+            log.info(
+                "event_replayed transport=%s kind=%s pending=%d",
+                item.incoming.transport,
+                type(item.incoming.event).__name__,
+                len(self.spool),
+            )
+            out += replies
+        return out, True
+
+    async def replay_spool(self, deliver: Callable[[list[Outbound]], Awaitable[None]]) -> bool:
+        """Replay every kept event, sender by sender, delivering the replies.
+
+        True when the spool was emptied; False when the database is still unreachable.
+        """
+        for key in self.spool.keys():
+            async with self.inflight.track(), self._lock_for(key):
+                out, replayed_all = await self._replay_sender(key)
+                if out:
+                    try:
+                        await deliver(out)
+                    except Exception as error:
+                        log.warning(
+                            "replay_delivery_failed transport=%s error=%s",
+                            key[0],
+                            type(error).__name__,
+                        )
+            if not replayed_all:
+                return False
+        return True
+
+    async def _handle(self, incoming: Incoming, now: datetime | None = None) -> list[Outbound]:
+        incoming = _storable(incoming)
+        event = incoming.event
+        now = now or self.clock()
+        async with self.db.transaction() as session:
+            member = await repo.find_member(session, incoming.transport, incoming.user_id)
+            lang = member.language if member else normalise_language(incoming.language_hint)
+            turn = _Turn(incoming, member, lang, now)
+            if not incoming.is_private:
+                return await self._group_event(session, turn)
+            if isinstance(event, CommandIn) and event.name == "start":
+                if member is not None and not member.revoked:
+                    # Tapping the invite link again greets; it does not say "code used".
+                    # A redelivered /start is answered once.
+                    if incoming.event_id is not None and not await repo.first_time_seen(
+                        session, incoming.transport, incoming.event_id, now
+                    ):
+                        return []
+                    return turn.reply(Message(self._welcome(member)))
+                return await self._start(session, turn, event.args)
+            if member is None:
+                log.info("unenrolled_contact transport=%s", incoming.transport)
+                return turn.reply(Message(t(lang, "svc.not_enrolled")))
+            if member.revoked:
+                log.info("revoked_contact person=%s", member.person_id)
+                return turn.reply(Message(t(lang, "svc.revoked")))
+            if incoming.event_id is not None and not await repo.first_time_seen(
+                session, incoming.transport, incoming.event_id, now
+            ):
+                log.info("duplicate_event person=%s", member.person_id)
+                return []
+            # Both usually change nothing: skip their statements then (bench/RESULTS.md).
+            if not repo.touched_today(member, now):
+                await repo.touch_person(session, member.person_id, now)
+            if member.chat_id != incoming.chat_id:
+                await repo.update_chat(
+                    session, incoming.transport, incoming.user_id, incoming.chat_id
+                )
+            for handler in self.private_handlers:
+                handled = await handler(session, incoming, member, now)
+                if handled is not None:
+                    return handled
+            if isinstance(event, CommandIn) and event.name not in FLOW_COMMANDS:
+                return await self._command(session, turn, member, event)
+            if isinstance(event, ChoiceIn) and not event.data.startswith(
+                capture.CHOICE_PREFIX + ":"
+            ):
+                return await self._service_choice(session, turn, member, event.data)
+            return await self._run_flow(session, turn, member)
+
+    # --- enrolment ---------------------------------------------------------------------
+
+    async def _start(self, session: AsyncSession, turn: _Turn, code: str) -> list[Outbound]:
+        incoming, member = turn.incoming, turn.member
+        if not code.strip():
+            if member is not None and not member.revoked:
+                return turn.reply(Message(self._welcome(member)))
+            return turn.reply(Message(t(turn.lang, "svc.not_enrolled")))
+        try:
+            enrolled = await repo.redeem_invite(
+                session,
+                code,
+                incoming.transport,
+                incoming.user_id,
+                incoming.chat_id,
+                turn.lang,
+                turn.now,
+            )
+        except repo.EnrolmentError as error:
+            if error.reason == "already" and member is not None:
+                return turn.reply(Message(self._welcome(member)))
+            log.info("enrolment_refused reason=%s", error.reason)
+            return turn.reply(Message(t(turn.lang, f"svc.invite_{error.reason}")))
+        log.info("enrolled person=%s role=%s", enrolled.person_id, enrolled.role)
+        if incoming.event_id is not None:
+            # Now a member: a redelivery of this very update is recognised as one.
+            await repo.first_time_seen(session, incoming.transport, incoming.event_id, turn.now)
+        return turn.reply(Message(self._welcome(enrolled)))
+
+    async def enrol_directly(
+        self, transport: str, user_id: str, chat_id: str, team_id: str, role: str = "worker"
+    ) -> repo.Member:
+        """Enrol an identity without a code (the local terminal user)."""
+        async with self.db.transaction() as session:
+            member = await repo.find_member(session, transport, user_id)
+            if member is not None:
+                return member
+            invite = await repo.create_invite(
+                session, team_id, role, self.clock(), timedelta(minutes=1)
+            )
+            return await repo.redeem_invite(
+                session, invite.code, transport, user_id, chat_id, "fi", self.clock()
+            )
+
+    async def create_invite(
+        self, team_id: str, role: str, valid_for: timedelta, person_id: int | None = None
+    ) -> str:
+        if self.config.team(team_id) is None:
+            raise ValueError(f"unknown team {team_id!r}")
+        async with self.db.transaction() as session:
+            invite = await repo.create_invite(
+                session, team_id, role, self.clock(), valid_for, person_id
+            )
+            return invite.code
+
+    def _welcome(self, member: repo.Member) -> str:
+        team = self.config.team(member.team_id)
+        return t(member.language, "svc.welcome", team=team.name if team else member.team_id)
+
+    # --- group chats ---------------------------------------------------------------------
+
+    async def _group_event(self, session: AsyncSession, turn: _Turn) -> list[Outbound]:
+        for handler in self.group_handlers:
+            handled = await handler(session, turn.incoming, turn.member, turn.now)
+            if handled is not None:
+                return handled
+        # In team and leadership rooms the bot stays quiet except to say where it works.
+        if isinstance(turn.incoming.event, CommandIn):
+            return turn.reply(Message(t(turn.lang, "svc.private_only")))
+        return []
+
+    # --- commands around the flow ------------------------------------------------------
+
+    async def _command(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, event: CommandIn
+    ) -> list[Outbound]:
+        name = event.name
+        if name in HELP_COMMANDS:
+            return turn.reply(
+                Message(t(turn.lang, "svc.help")), *await self._open_question(session, member, turn)
+            )
+        if name in LANGUAGE_COMMANDS:
+            choices = tuple(Choice(LANGUAGE_NAMES[code], f"lang:{code}") for code in LANGUAGES)
+            return turn.reply(Message(t(turn.lang, "svc.language_ask"), (choices,)))
+        if name in OWN_COMMANDS:
+            return turn.reply(await self._own_entries(session, member, turn))
+        log.info("unknown_command person=%s", member.person_id)
+        return turn.reply(
+            Message(t(turn.lang, "svc.unknown_command")),
+            *await self._open_question(session, member, turn),
+        )
+
+    async def _open_question(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn
+    ) -> list[Reply]:
+        row = await repo.load_draft(session, member.person_id)
+        if row is None:
+            return []
+        draft = _restore(row.state)
+        return [capture.reprompt(draft, self._ctx(member, turn))] if draft else []
+
+    async def _own_entries(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn
+    ) -> Message:
+        entries = await repo.recent_observations(session, member.person_id, limit=10)
+        if not entries:
+            return Message(t(turn.lang, "svc.own_empty"))
+        lines = [t(turn.lang, "svc.own_title")]
+        rows: list[tuple[Choice, ...]] = []
+        for entry in entries:
+            when = format_datetime(
+                entry.observed_at, "d.M. HH:mm", tzinfo=self.zone, locale=turn.lang
+            )
+            text = (entry.description or "").replace("\n", " ")
+            short = text if len(text) <= 60 else text[:59] + "…"
+            lines.append(f"#{entry.id} · {when} · {label(entry.theme, turn.lang)} · {short}")
+            if self._editable(entry, turn.now):
+                rows.append(
+                    (
+                        Choice(
+                            t(turn.lang, "button.own_edit", number=entry.id), f"own:edit:{entry.id}"
+                        ),
+                        Choice(
+                            t(turn.lang, "button.own_withdraw", number=entry.id),
+                            f"own:del:{entry.id}",
+                        ),
+                    )
+                )
+        if rows:
+            lines.append(t(turn.lang, "svc.own_editable", hours=self._window_hours()))
+        return Message("\n".join(lines), tuple(rows))
+
+    def _window_hours(self) -> str:
+        return f"{self.config.flow.edit_window_hours:g}"
+
+    def _editable(self, entry: Observation, now: datetime) -> bool:
+        window = timedelta(hours=self.config.flow.edit_window_hours)
+        return entry.withdrawn_at is None and now - entry.recorded_at <= window
+
+    # --- buttons outside the flow ------------------------------------------------------
+
+    async def _service_choice(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, data: str
+    ) -> list[Outbound]:
+        kind, _, rest = data.partition(":")
+        if kind == "lang" and rest in LANGUAGES:
+            await repo.set_language(session, member.person_id, rest)
+            turn.lang = rest
+            changed = repo.Member(**{**member.__dict__, "language": rest})
+            return turn.reply(
+                Message(t(rest, "svc.language_set")),
+                *await self._open_question(session, changed, turn),
+            )
+        if kind == "own":
+            action, _, number = rest.partition(":")
+            if number.isdecimal():
+                return await self._own_action(session, turn, member, action, int(number))
+        # The payload came from the client: log only whether its kind is one of ours.
+        known = kind if kind in ("lang", "own") else "unknown"
+        log.warning("choice_refused person=%s kind=%s", member.person_id, known)
+        return turn.reply(Message(t(turn.lang, "flow.stale_button")))
+
+    async def _own_action(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, action: str, number: int
+    ) -> list[Outbound]:
+        entry = await repo.get_observation(session, number)
+        if entry is None or entry.person_id != member.person_id:
+            log.warning("choice_refused person=%s reason=not_owner", member.person_id)
+            return turn.reply(Message(t(turn.lang, "svc.not_yours")))
+        if not self._editable(entry, turn.now):
+            return turn.reply(
+                Message(t(turn.lang, "svc.too_old", number=number, hours=self._window_hours()))
+            )
+        if action == "edit":
+            if await repo.load_draft(session, member.person_id) is not None:
+                return turn.reply(Message(t(turn.lang, "svc.finish_draft_first")))
+            values = {name: getattr(entry, name) for name in OBSERVATION_FIELDS}
+            values["group"] = entry.population_group
+            values["observed_at"] = entry.observed_at.isoformat()
+            ctx = self._ctx(member, turn)
+            result = capture.from_observation(values, entry.id, ctx)
+            assert result.draft is not None
+            await repo.store_draft(
+                session,
+                member.person_id,
+                result.draft.to_json(),
+                turn.incoming.transport,
+                turn.incoming.chat_id,
+                turn.now,
+            )
+            return turn.reply(*result.replies)
+        if action == "del":
+            buttons = (
+                Choice(t(turn.lang, "button.yes_withdraw"), f"own:delyes:{number}"),
+                Choice(t(turn.lang, "button.no"), f"own:delno:{number}"),
+            )
+            return turn.reply(
+                Message(t(turn.lang, "svc.withdraw_confirm", number=number), (buttons,))
+            )
+        if action == "delyes":
+            entry.withdrawn_at = turn.now
+            entry.updated_at = turn.now
+            log.info("observation_withdrawn id=%s", entry.id)
+            return turn.reply(Message(t(turn.lang, "svc.withdrawn", number=number)))
+        if action == "delno":
+            return turn.reply(Message(t(turn.lang, "svc.kept", number=number)))
+        return turn.reply(Message(t(turn.lang, "flow.stale_button")))
+
+    # --- the capture flow ----------------------------------------------------------------
+
+    def _ctx(self, member: repo.Member, turn: _Turn) -> FlowContext:
+        team = self.config.team(member.team_id)
+        areas = tuple(
+            Area(a.id, a.name, a.latitude, a.longitude) for a in (team.areas if team else [])
+        )
+        return FlowContext(lang=turn.lang, now=turn.now, areas=areas, nonce=secrets.token_hex(3))
+
+    async def _run_flow(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member
+    ) -> list[Outbound]:
+        row = await repo.load_draft(session, member.person_id)
+        draft = _restore(row.state) if row is not None else None
+        ctx = self._ctx(member, turn)
+        result = capture.advance(draft, turn.incoming.event, ctx)
+        log.info("flow person=%s note=%s", member.person_id, result.note)
+        out = turn.reply(*result.replies)
+        if isinstance(result.effect, Save):
+            return out + await self._save(session, turn, member, result.effect.draft)
+        if result.draft is None:
+            if row is not None:
+                await repo.delete_draft(session, member.person_id)
+        elif result.draft != draft:
+            await repo.store_draft(
+                session,
+                member.person_id,
+                result.draft.to_json(),
+                turn.incoming.transport,
+                turn.incoming.chat_id,
+                turn.now,
+            )
+        return out
+
+    async def _save(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
+    ) -> list[Outbound]:
+        observed_at = datetime.fromisoformat(draft.observed_at) if draft.observed_at else turn.now
+        values = {name: getattr(draft, name) for name in OBSERVATION_FIELDS}
+        values["polarity"] = values["polarity"] or "polarity.problem"
+        team = self.config.team(member.team_id)
+        if draft.observation_id is not None:
+            entry = await repo.get_observation(session, draft.observation_id)
+            if entry is None or entry.person_id != member.person_id:
+                log.warning("save_refused person=%s reason=not_owner", member.person_id)
+                await repo.delete_draft(session, member.person_id)
+                return turn.reply(Message(t(turn.lang, "svc.not_yours")))
+            if not self._editable(entry, turn.now):
+                # The window can close (or the entry be withdrawn) while a correction is open.
+                log.info("save_refused person=%s reason=too_old", member.person_id)
+                await repo.delete_draft(session, member.person_id)
+                return turn.reply(
+                    Message(
+                        t(turn.lang, "svc.too_old", number=entry.id, hours=self._window_hours())
+                    )
+                )
+            for name, value in values.items():
+                setattr(entry, name, value)
+            entry.population_group = draft.group or entry.population_group
+            entry.updated_at = turn.now
+            await repo.delete_draft(session, member.person_id)
+            log.info("observation_updated id=%s", entry.id)
+            out = turn.reply(Message(t(turn.lang, "svc.updated", number=entry.id)))
+            # A correction can raise the entry (e.g. to a § 48 notification): hooks see it too.
+            for hook in self.after_save:
+                out += await hook(session, entry, member)
+            return out
+        entry = await repo.add_observation(
+            session,
+            person_id=member.person_id,
+            team_id=member.team_id,
+            region=team.region if team else "",
+            population_group=draft.group,
+            observed_at=observed_at,
+            recorded_at=turn.now,
+            updated_at=turn.now,
+            withdrawn_at=None,
+            transport=turn.incoming.transport,
+            language=turn.lang,
+            flow_version=capture.FLOW_VERSION,
+            taxonomy_version=TAXONOMY_VERSION,
+            **values,
+        )
+        await repo.delete_draft(session, member.person_id)
+        log.info("observation_saved id=%s escalation=%s", entry.id, entry.escalation)
+        out = turn.reply(Message(t(turn.lang, "svc.saved", number=entry.id)))
+        for hook in self.after_save:
+            out += await hook(session, entry, member)
+        return out
+
+    # --- reminders ---------------------------------------------------------------------
+
+    async def remind_idle_drafts(self) -> list[Outbound]:
+        """Remind once about each draft left idle longer than the configured time."""
+        now = self.clock()
+        cutoff = now - timedelta(hours=self.config.flow.draft_reminder_hours)
+        out: list[Outbound] = []
+        async with self.db.transaction() as session:
+            for row in await repo.idle_drafts(session, cutoff):
+                if not await repo.claim_draft_reminder(session, row.person_id, now):
+                    continue  # another instance reminded this worker already
+                member = await repo.find_member_by_person(session, row.person_id, row.transport)
+                draft = _restore(row.state)
+                if member is None or member.revoked or draft is None:
+                    continue
+                turn = _Turn(
+                    Incoming(row.transport, "", row.chat_id, CommandIn("remind")),
+                    member,
+                    member.language,
+                    now,
+                )
+                question = capture.reprompt(draft, self._ctx(member, turn))
+                out += turn.reply(Message(t(member.language, "svc.draft_reminder")), question)
+                log.info("draft_reminded person=%s", row.person_id)
+        return out
+
+
+class _Lock:
+    """An asyncio lock that can live in a WeakValueDictionary."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def _storable(incoming: Incoming) -> Incoming:
+    """What people type, without NUL characters: PostgreSQL text cannot hold them (an
+    invite code or an entry with one failed there; found by the fuzz test)."""
+    event = incoming.event
+    if isinstance(event, TextIn) and "\x00" in event.text:
+        return replace(incoming, event=TextIn(event.text.replace("\x00", "")))
+    if isinstance(event, CommandIn) and "\x00" in event.name + event.args:
+        cleaned = CommandIn(event.name.replace("\x00", ""), event.args.replace("\x00", ""))
+        return replace(incoming, event=cleaned)
+    return incoming
+
+
+def _error_reply(incoming: Incoming) -> Outbound:
+    lang = normalise_language(incoming.language_hint)
+    return Outbound(incoming.transport, incoming.chat_id, Message(t(lang, "svc.error")))
+
+
+def _restore(state: dict[str, object]) -> capture.Draft | None:
+    try:
+        return capture.Draft.from_json(dict(state))
+    except (TypeError, ValueError):
+        log.warning("draft_unreadable")
+        return None

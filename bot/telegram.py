@@ -1,0 +1,478 @@
+"""The Telegram transport, on python-telegram-bot 22.
+
+Updates arrive by long polling (or a webhook, see ``webhook_url``); each
+handler below turns one kind of update into a neutral event for
+``Havainto.handle`` and sends the replies back. Conversation state is not kept
+in PTB (no ``ConversationHandler``): it lives in the database, shared by every
+transport and every instance. ``AIORateLimiter`` retries 429 answers with the
+``retry_after`` Telegram gives. ``telegram.base_url`` points the bot at another
+Bot API server, such as the fake one the tests run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Update,
+)
+from telegram.constants import ChatType, MessageLimit, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
+
+from bot.config import TelegramConfig
+from bot.service import Havainto
+from bot.transport import Router, split_text
+from flows.events import (
+    ChoiceIn,
+    CommandIn,
+    EditedIn,
+    Event,
+    Image,
+    Incoming,
+    LocationIn,
+    MediaIn,
+    Message,
+    Outbound,
+    TextIn,
+)
+
+log = logging.getLogger("havainto.telegram")
+# The HTTP client logs every request URL at INFO, and a Bot API URL contains the token.
+for _client_logger in ("httpx", "httpcore"):
+    if logging.getLogger(_client_logger).getEffectiveLevel() < logging.WARNING:
+        logging.getLogger(_client_logger).setLevel(logging.WARNING)
+
+NAME = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WebHandler = Callable[[web.Request], Awaitable[web.Response]]
+MEDIA_KINDS = (
+    "voice",
+    "audio",
+    "photo",
+    "video",
+    "video_note",
+    "document",
+    "sticker",
+    "animation",
+    "contact",
+    "poll",
+    "dice",
+    "venue",
+)
+MEDIA = (
+    filters.VOICE
+    | filters.AUDIO
+    | filters.PHOTO
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+    | filters.Document.ALL
+    | filters.Sticker.ALL
+    | filters.ANIMATION
+    | filters.CONTACT
+    | filters.POLL
+    | filters.Dice.ALL
+)
+
+
+class _ContactRequest(HTTPXRequest):
+    """PTB's HTTP client, noting every answer from the Bot API (``/healthz`` shows it)."""
+
+    def __init__(self, on_answer: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_answer = on_answer
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        status, payload = await super().do_request(*args, **kwargs)
+        if status < 500:
+            self._on_answer()
+        return status, payload
+
+
+def build_application(
+    config: TelegramConfig, on_contact: Callable[[], None] | None = None
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB application with our rate limiter and Bot API address.
+
+    ``on_contact`` is called whenever the Bot API answered a request.
+    """
+
+    def noted() -> None:
+        if on_contact is not None:
+            on_contact()
+
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
+        ApplicationBuilder()
+        .token(config.token)
+        .base_url(config.base_url)
+        .base_file_url(config.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=5))
+        .concurrent_updates(True)
+        .request(
+            _ContactRequest(
+                noted,
+                # httpcore 1.0 scans every pooled connection on each request: with 256 it
+                # spent most of the bot's CPU there under load (bench/RESULTS.md). Sixteen
+                # keep-alive connections carry far more than Telegram's 30 messages/s; a
+                # burst queues for a free one (pool_timeout) instead of failing after 1 s.
+                connection_pool_size=16,
+                pool_timeout=10,
+                connect_timeout=10,
+                read_timeout=10,
+                write_timeout=20,
+            )
+        )
+        .get_updates_request(
+            _ContactRequest(
+                noted,
+                connection_pool_size=1,
+                connect_timeout=10,
+                read_timeout=config.poll_timeout + 10,
+                write_timeout=20,
+            )
+        )
+    )
+    return builder.build()
+
+
+class TelegramTransport:
+    """Telegram by long polling, or by webhook when ``telegram.webhook_url`` is set.
+
+    Webhook mode runs an aiohttp server on ``webhook_listen:webhook_port``; the
+    path is the path of ``webhook_url`` (a TLS-terminating load balancer or
+    reverse proxy forwards it). A POST is accepted only with the configured
+    ``X-Telegram-Bot-Api-Secret-Token`` (403 otherwise) and answered 200 only
+    after the update was handled and its replies sent, so an update lost to a
+    crash is sent again by Telegram (and recognised by its update id if it had
+    taken effect). ``setWebhook`` runs at every start; stopping leaves the
+    webhook in place, because with several instances behind one URL another
+    instance is still serving it (switching back to polling removes it).
+    """
+
+    name = NAME
+
+    def __init__(self, config: TelegramConfig, service: Havainto, router: Router) -> None:
+        self.config = config
+        self.service = service
+        self.router = router
+        self.last_contact: datetime | None = None
+        self.app = build_application(config, self._contacted)
+        # Extra routes on the webhook server, e.g. GET /healthz (added before start()).
+        self.web_routes: list[tuple[str, str, WebHandler]] = []
+        self.webhook_port: int = config.webhook_port
+        self._web_runner: web.AppRunner | None = None
+        self._web_site: web.TCPSite | None = None
+        self._accepting = False
+        self._register_handlers()
+
+    @property
+    def mode(self) -> str:
+        return "webhook" if self.config.webhook else "polling"
+
+    @property
+    def webhook_path(self) -> str:
+        return urlsplit(self.config.webhook_url).path or "/"
+
+    @property
+    def running(self) -> bool:
+        if not self.app.running:
+            return False
+        if self.config.webhook:
+            return self._accepting
+        return self.app.updater is not None and self.app.updater.running
+
+    def _contacted(self) -> None:
+        self.last_contact = datetime.now(UTC)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        if self.config.webhook:
+            await self._start_webhook()
+            log.info("telegram_started mode=webhook port=%d", self.webhook_port)
+            return
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            poll_interval=0.0,
+            timeout=self.config.poll_timeout,
+            allowed_updates=Update.ALL_TYPES,
+        )
+        log.info("telegram_started mode=polling")
+
+    async def stop_receiving(self) -> None:
+        """Take no new updates; the ones already taken still finish (graceful shutdown)."""
+        if self.config.webhook:
+            self._accepting = False
+            if self._web_site is not None:
+                await self._web_site.stop()  # the listening socket closes; requests in flight go on
+                self._web_site = None
+        elif self.app.updater is not None and self.app.updater.running:
+            # PTB confirms the updates it fetched; app.stop() below still handles them.
+            await self.app.updater.stop()
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+            self._web_runner = None
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    # --- webhook -----------------------------------------------------------------------
+
+    async def _start_webhook(self) -> None:
+        web_app = web.Application()
+        web_app.router.add_post(self.webhook_path, self._on_webhook)
+        for method, path, handler in self.web_routes:
+            web_app.router.add_route(method, path, handler)
+        self._web_runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=20.0)
+        await self._web_runner.setup()
+        self._web_site = web.TCPSite(
+            self._web_runner, self.config.webhook_listen, self.config.webhook_port
+        )
+        await self._web_site.start()
+        self.webhook_port = int(self._web_runner.addresses[0][1])
+        self._accepting = True
+        await self.app.bot.set_webhook(
+            self.config.webhook_url,
+            secret_token=self.config.webhook_secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self.config.webhook_secret.encode()):
+            log.warning("webhook_refused reason=secret")
+            return web.Response(status=403)
+        if not self._accepting:
+            # Shutting down: Telegram sends it again, to another instance behind the balancer.
+            return web.Response(status=503)
+        try:
+            data = await request.json()
+        except ValueError:
+            log.warning("webhook_refused reason=not_json")
+            return web.Response(status=400)
+        try:
+            update = Update.de_json(data, self.app.bot) if isinstance(data, dict) else None
+        except (TypeError, ValueError, KeyError):
+            update = None
+        if update is None:
+            log.warning("webhook_refused reason=not_an_update")
+            return web.Response(status=400)
+        self._contacted()
+        await self.app.process_update(update)
+        return web.Response(status=200)
+
+    # --- incoming --------------------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        app = self.app
+        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_handler(MessageHandler(filters.UpdateType.EDITED, self.on_edit))
+        app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
+        app.add_handler(MessageHandler(filters.LOCATION, self.on_location))
+        app.add_handler(MessageHandler(filters.TEXT, self.on_text))
+        app.add_handler(MessageHandler(MEDIA, self.on_media))
+        app.add_error_handler(self.on_error)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await self._dispatch(update, TextIn(update.effective_message.text or ""))
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        text = update.effective_message.text or ""
+        head, _, args = text.partition(" ")
+        name = head.lstrip("/").split("@", 1)[0].lower()
+        await self._dispatch(update, CommandIn(name, args.strip()))
+
+    async def on_location(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.location is not None
+        location = message.location
+        await self._dispatch(update, LocationIn(location.latitude, location.longitude))
+
+    async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None
+        kind = next((k for k in MEDIA_KINDS if getattr(message, k, None)), "other")
+        await self._dispatch(update, MediaIn(kind))
+
+    async def on_edit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None and message.location is not None:
+            # A live location sends an edit every few seconds: answering each would flood
+            # the chat, and the first position was already coarsened into the draft.
+            log.debug("live_location_update_ignored")
+            return
+        await self._dispatch(update, EditedIn())
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        # Stop the spinner on the phone at once, whatever happens next.
+        answered = asyncio.create_task(_answer(query))
+        await self._dispatch(update, ChoiceIn(query.data or ""))
+        await answered
+        private = update.effective_chat is not None and update.effective_chat.type == "private"
+        if private and query.message is not None and getattr(query.message, "reply_markup", None):
+            # The pressed keyboard is spent: remove it so old buttons do not pile up. In
+            # group chats (leadership channels) a notice's buttons are shared by several
+            # leaders and the bot edits that message itself.
+            try:
+                await query.edit_message_reply_markup(reply_markup=None)
+            except TelegramError as error:
+                log.info("keyboard_not_removed error=%s", type(error).__name__)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram_error error=%s", type(context.error).__name__, exc_info=context.error)
+
+    async def _dispatch(self, update: Update, event: Event) -> None:
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or user.is_bot:
+            return
+        if _not_to_the_bot(update, user.id, chat.id, chat.type):
+            log.info("update_ignored reason=foreign_chat")
+            return
+        incoming = Incoming(
+            transport=NAME,
+            user_id=str(user.id),
+            chat_id=str(chat.id),
+            event=event,
+            is_private=chat.type == ChatType.PRIVATE,
+            event_id=str(update.update_id),
+            language_hint=user.language_code,
+            reply_to=_reply_to(update),
+        )
+        # Tracked until the replies are sent: a graceful shutdown waits for this.
+        async with self.service.inflight.track():
+            await self.router.deliver(await self.service.handle(incoming))
+
+    # --- outgoing --------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> None:
+        await self.send_tracked(outbound)
+
+    async def send_tracked(self, outbound: Outbound) -> str | None:
+        """Send, and return the message id of the (last) message posted."""
+        bot = self.app.bot
+        reply = outbound.reply
+        chat_id = outbound.chat_id
+        if isinstance(reply, Message):
+            markup = keyboard(reply)
+            if reply.html is not None:
+                pieces = split_text(reply.html, MessageLimit.MAX_TEXT_LENGTH, utf16_len)
+                mode: str | None = ParseMode.HTML
+            else:
+                pieces = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH, utf16_len)
+                mode = None
+            sent_id: int | None = None
+            for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
+                posted = await bot.send_message(
+                    chat_id, piece, parse_mode=mode, reply_markup=markup if last else None
+                )
+                sent_id = posted.message_id
+            return str(sent_id) if sent_id is not None else None
+        if isinstance(reply, Image):
+            posted = await bot.send_photo(
+                chat_id,
+                InputFile(reply.png, filename=reply.filename),
+                caption=reply.caption[: MessageLimit.CAPTION_LENGTH] or None,
+            )
+            return str(posted.message_id)
+        posted = await bot.send_document(
+            chat_id,
+            InputFile(reply.data, filename=reply.filename),
+            caption=reply.caption[: MessageLimit.CAPTION_LENGTH] or None,
+        )
+        return str(posted.message_id)
+
+    async def edit(self, chat_id: str, ref: str, message: Message) -> None:
+        """Replace the text and buttons of an earlier bot message (e.g. an acknowledged notice)."""
+        body = message.html if message.html is not None else message.text
+        if utf16_len(body) > MessageLimit.MAX_TEXT_LENGTH:
+            raise ValueError("edited text too long for one message")
+        try:
+            await self.app.bot.edit_message_text(
+                body,
+                chat_id=chat_id,
+                message_id=int(ref),
+                parse_mode=ParseMode.HTML if message.html is not None else None,
+                reply_markup=keyboard(message),
+            )
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+            # The message already says this (e.g. the same status twice): nothing to do.
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of Telegram's entity offsets. Text limits are
+    counted in them too here (an emoji is two): safe whether Telegram counts units or
+    characters. Found by the fuzz test: emoji-heavy texts came back "message is too long"."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def keyboard(message: Message) -> InlineKeyboardMarkup | None:
+    if not message.choices:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(c.label, callback_data=c.data) for c in row]
+            for row in message.choices
+        ]
+    )
+
+
+def _not_to_the_bot(update: Update, user_id: int, chat_id: int, chat_type: str) -> bool:
+    """Updates that are not a person writing to the bot (found by the fuzz test).
+
+    People reach the bot by messages (and their edits) and button presses. Channel
+    posts, business messages (chats of a business account the bot is connected to)
+    and guest messages (chats the bot was called into) are someone else's chats even
+    when they look private: handling them as the sender's private chat would move
+    where the sender's replies go (their § 48 answers, reminders) to a stranger.
+    """
+    if update.message is None and update.edited_message is None and update.callback_query is None:
+        return True
+    # A private chat with the bot is always the sender's own (chat id = user id).
+    return chat_type == ChatType.PRIVATE and chat_id != user_id
+
+
+def _reply_to(update: Update) -> str | None:
+    message = update.effective_message
+    if update.callback_query is not None or message is None:
+        return None
+    replied = message.reply_to_message
+    return str(replied.message_id) if replied is not None else None
+
+
+async def _answer(query: CallbackQuery) -> None:
+    try:
+        await query.answer()
+    except TelegramError as error:
+        log.info("callback_not_answered error=%s", type(error).__name__)

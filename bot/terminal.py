@@ -1,0 +1,138 @@
+"""The terminal chat: Havainto in a text console, for trying it out and for demos.
+
+Buttons are shown as numbers: type the number to press one. Commands start
+with ``/`` as on Telegram (``/uusi``, ``/omat``, ``/kieli``, ``/apua``,
+``/peru``); ``/sijainti 60.17 24.94`` shares a location. Images and files are
+written to a folder and their paths printed. One local user, enrolled into the
+first team automatically unless ``terminal.auto_enroll`` is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from bot.service import Havainto
+from bot.transport import Router
+from flows.events import (
+    Choice,
+    ChoiceIn,
+    CommandIn,
+    Event,
+    Image,
+    Incoming,
+    LocationIn,
+    Message,
+    Outbound,
+    TextIn,
+)
+
+log = logging.getLogger("havainto.terminal")
+
+LOCAL_USER = "local"
+LOCATION_COMMANDS = frozenset({"sijainti", "location", "plats"})
+
+
+class TerminalTransport:
+    name = "terminal"
+
+    def __init__(
+        self,
+        service: Havainto,
+        router: Router,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        files_dir: Path | None = None,
+    ) -> None:
+        self.service = service
+        self.router = router
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.files_dir = files_dir or Path(tempfile.gettempdir()) / "havainto-terminal"
+        self.choices: list[Choice] = []
+        self.finished = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._counter = 0
+
+    async def start(self) -> None:
+        config = self.service.config
+        if config.terminal.auto_enroll:
+            team = config.terminal.auto_enroll_team or config.teams[0].id
+            await self.service.enrol_directly(self.name, LOCAL_USER, LOCAL_USER, team)
+        self._write(_banner())
+        self._task = asyncio.create_task(self._read_loop(), name="terminal-input")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.finished.set()
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                self.stdout.write("> ")
+                self.stdout.flush()
+                line = await asyncio.to_thread(self.stdin.readline)
+                if not line:
+                    break
+                event = self.parse(line.rstrip("\r\n"))
+                if event is None:
+                    continue
+                self._counter += 1
+                incoming = Incoming(self.name, LOCAL_USER, LOCAL_USER, event)
+                await self.router.deliver(await self.service.handle(incoming))
+        finally:
+            self.finished.set()
+
+    def parse(self, line: str) -> Event | None:
+        """Turn a typed line into an event: a number presses a shown button."""
+        stripped = line.strip()
+        if stripped.isdecimal() and self.choices:
+            index = int(stripped) - 1
+            if 0 <= index < len(self.choices):
+                return ChoiceIn(self.choices[index].data)
+        if stripped.startswith("/") and len(stripped) > 1:
+            name, _, args = stripped[1:].partition(" ")
+            name = name.lower()
+            if name in LOCATION_COMMANDS:
+                try:
+                    lat, lon = (float(x.replace(",", ".")) for x in args.split())
+                except ValueError:
+                    return CommandIn(name, args)
+                return LocationIn(lat, lon)
+            return CommandIn(name, args.strip())
+        if not line:
+            return None
+        return TextIn(line)
+
+    async def send(self, outbound: Outbound) -> None:
+        reply = outbound.reply
+        if isinstance(reply, Message):
+            self._write(reply.text)
+            flat = reply.flat_choices()
+            if flat:
+                self.choices = flat
+                for number, choice in enumerate(flat, start=1):
+                    self._write(f"  {number}) {choice.label}")
+            return
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        data = reply.png if isinstance(reply, Image) else reply.data
+        path = self.files_dir / reply.filename
+        path.write_bytes(data)
+        self._write(f"{reply.caption}\n[{path}]")
+
+    def _write(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+
+def _banner() -> str:
+    return (
+        "Havainto - terminaalichatti / terminalchatt / terminal chat\n"
+        "Kirjoita havainto tai /uusi, /omat, /kieli, /apua, /peru. Numero valitsee vaihtoehdon.\n"
+        "Ctrl-D lopettaa."
+    )

@@ -1,0 +1,143 @@
+"""What every transport offers, and the router that hands replies to the right one.
+
+A transport receives platform updates, turns them into ``flows.events.Incoming``,
+passes them to ``Havainto.handle`` and sends back the ``Outbound`` replies. The
+router lets anything (the service, the scheduler) address a chat on any
+transport by name: a § 48 notice raised on Telegram can go to a Matrix room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from flows.events import Message, Outbound
+
+log = logging.getLogger("havainto.transport")
+
+
+class Transport(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, outbound: Outbound) -> None: ...
+
+
+# Called after a reply was accepted by its platform, with the platform's id of the
+# (last) message posted, or None when the transport cannot tell.
+SentHook = Callable[[Outbound, str | None], Awaitable[None]]
+
+
+class Router:
+    """Delivers outbound replies through the transport they name.
+
+    Two optional transport methods are used when a transport has them:
+    ``send_tracked(outbound) -> str | None`` (send and return the platform's
+    message id) and ``edit(chat_id, ref, message)`` (replace an earlier message;
+    an ``Outbound`` with ``meta["edit"] = ref`` asks for it and is sent as a new
+    message where editing is not possible). ``sent_hooks`` see every outbound
+    carrying ``meta["track"]`` once it is accepted, e.g. to remember the id of
+    a § 48 notice for later editing.
+    """
+
+    def __init__(self) -> None:
+        self.transports: dict[str, Transport] = {}
+        self.sent_hooks: list[SentHook] = []
+
+    def add(self, transport: Transport) -> None:
+        self.transports[transport.name] = transport
+
+    async def deliver(self, outbounds: Iterable[Outbound]) -> None:
+        """Send each reply; one that fails does not stop the others (the first error is
+        raised again once all were tried)."""
+        first_error: Exception | None = None
+        for outbound in outbounds:
+            if outbound.transport not in self.transports:
+                log.warning("no_transport name=%s", outbound.transport)
+                continue
+            try:
+                await self.send(outbound)
+            except Exception as error:
+                log.warning(
+                    "send_failed transport=%s error=%s", outbound.transport, type(error).__name__
+                )
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+
+    async def send(self, outbound: Outbound) -> str | None:
+        """Send one reply (raising what the transport raises); returns its message id."""
+        transport = self.transports.get(outbound.transport)
+        if transport is None:
+            log.warning("no_transport name=%s", outbound.transport)
+            raise LookupError(f"no transport {outbound.transport!r}")
+        ref: str | None = None
+        edit_ref = outbound.meta.get("edit")
+        edit = getattr(transport, "edit", None)
+        if edit_ref and edit is not None and isinstance(outbound.reply, Message):
+            try:
+                await edit(outbound.chat_id, edit_ref, outbound.reply)
+                ref = edit_ref
+            except Exception as error:
+                # The original may be gone or too old to edit: post the new state instead.
+                log.info("edit_failed transport=%s error=%s", transport.name, type(error).__name__)
+                edit_ref = None
+        if not edit_ref or edit is None or not isinstance(outbound.reply, Message):
+            send_tracked = getattr(transport, "send_tracked", None)
+            if send_tracked is not None:
+                ref = await send_tracked(outbound)
+            else:
+                await transport.send(outbound)
+        if "track" in outbound.meta:
+            for hook in self.sent_hooks:
+                try:
+                    await hook(outbound, ref)
+                except Exception:
+                    log.exception("sent_hook_failed transport=%s", outbound.transport)
+        return ref
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` characters, or ``limit`` units of
+    ``measure`` (Telegram passes UTF-16 code units: an emoji is two).
+
+    Paragraph boundaries (blank lines) are preferred, then line breaks, then
+    spaces; only a single word longer than the limit is cut inside.
+    """
+    if measure(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    rest = text
+    while measure(rest) > limit:
+        fit = _fitting(rest, limit, measure)
+        window = rest[: fit + 1]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > 0:
+                break
+        if cut <= 0:
+            pieces.append(rest[:fit])
+            rest = rest[fit:]
+            continue
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip("\n ")
+    if rest.strip():
+        pieces.append(rest)
+    return [p for p in pieces if p.strip()]
+
+
+def _fitting(text: str, limit: int, measure: Callable[[str], int]) -> int:
+    """How many characters from the start of ``text`` fit in ``limit`` units (at least one)."""
+    low, high = 1, min(len(text), limit)  # every character is at least one unit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if measure(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
