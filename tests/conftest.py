@@ -1,0 +1,187 @@
+"""Shared fixtures: a fresh database on every backend, configs, and a fake clock.
+
+Every test that takes ``db_url`` runs once on SQLite and, when
+``HAVAINTO_TEST_DATABASE_URL`` names a PostgreSQL server (``.ci/run`` sets it),
+once more on a brand-new PostgreSQL database created for that test and
+dropped after it, so parallel runs never share state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.config import Config, load_config
+from tests.synapse_harness import Synapse
+
+PG_ADMIN_URL = os.environ.get("HAVAINTO_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
+
+
+def _asyncpg_dsn(url: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+async def create_pg_database() -> str:
+    """A new empty database on the test server; returns its SQLAlchemy URL."""
+    name = "havainto_t_" + secrets.token_hex(6)
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_ADMIN_URL))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return (
+        make_url(PG_ADMIN_URL)
+        .set(drivername="postgresql+asyncpg", database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+async def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_ADMIN_URL))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'havainto.db'}"
+        return
+    url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+TEST_TEAMS: list[dict[str, Any]] = [
+    {
+        "id": "hki-etsiva",
+        "name": "Helsingin etsivät",
+        "region": "helsinki",
+        "language": "fi",
+        "telegram_chat_id": "-1001",
+        "leadership": "hki-johto",
+        "areas": [
+            {"id": "kallio", "name": "Kallio", "latitude": 60.184, "longitude": 24.950},
+            {"id": "itakeskus", "name": "Itäkeskus", "latitude": 60.210, "longitude": 25.081},
+        ],
+    },
+    {
+        "id": "vaasa-uppsok",
+        "name": "Vasa uppsökande",
+        "region": "pohjanmaa",
+        "language": "sv",
+        "telegram_chat_id": "-1002",
+        "leadership": "pohjanmaa-ledning",
+    },
+]
+TEST_LEADERSHIP: list[dict[str, Any]] = [
+    {
+        "id": "hki-johto",
+        "name": "Helsingin johto",
+        "region": "helsinki",
+        "telegram_chat_id": "-2001",
+    },
+    {
+        "id": "pohjanmaa-ledning",
+        "name": "Österbottens ledning",
+        "region": "pohjanmaa",
+        "language": "sv",
+        "telegram_chat_id": "-2002",
+    },
+    {"id": "koko-johto", "name": "Koko organisaatio", "telegram_chat_id": "-2000"},
+]
+
+
+@pytest.fixture
+def make_config(db_url: str) -> Callable[..., Config]:
+    """Build a config on the test database; keyword arguments override sections."""
+
+    def build(**overrides: Any) -> Config:
+        values: dict[str, Any] = {
+            "database": {"url": db_url},
+            "teams": TEST_TEAMS,
+            "leadership": TEST_LEADERSHIP,
+            "terminal": {"enabled": "no"},
+        }
+        values.update(overrides)
+        return load_config(None, **values)
+
+    return build
+
+
+class FakeClock:
+    """A clock the test moves by hand. Starts on a Monday morning in Helsinki."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# --- logs of the whole session --------------------------------------------------------
+# Every log record of the test session is kept (formatted, with tracebacks) so that
+# tests/test_zz_logs.py can check, at the end of the run, that no log line carries an
+# observation's text, a personal identity code or a secret.
+
+CAPTURED_LOGS: list[tuple[str, str, tuple[object, ...], str]] = []
+
+
+class _SessionLogCapture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a broken record must not break the test it came from
+            text = str(record.msg)
+        args = record.args if isinstance(record.args, tuple) else ()
+        CAPTURED_LOGS.append((record.name, str(record.msg), args, text))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    handler = _SessionLogCapture(level=logging.INFO)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+# --- a real Matrix homeserver ---------------------------------------------------------
+# One Synapse per test session, shared by every Matrix test (each test registers users
+# of its own). Session-scoped and synchronous, so it works with any event-loop scope.
+# If Synapse cannot be installed or started, the tests that use it fail with the reason.
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,611 @@
+"""Digest figures from a real database (SQLite and PostgreSQL), against answers stated by hand.
+
+Each test seeds a small world whose right answers are written next to the rows:
+which observations fall in which week or month (Helsinki wall-clock time,
+daylight saving changes and ISO week 53 included), the counts per theme, the
+change against the previous weeks' average, the spread over teams and the
+rising phenomena. Withdrawn observations and other teams' or regions' rows are
+seeded on purpose and must never count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.transport import split_text
+from digests.model import (
+    CountRow,
+    LeaderAnswer,
+    NewOrGrowing,
+    Quote,
+    RisingRow,
+    SpreadRow,
+    StatusInfo,
+    ThemeRow,
+)
+from digests.periods import iso_week_bounds, previous_iso_week
+from digests.render import render_monthly, render_weekly
+from storage import repo
+from storage.db import Database
+from storage.digest_queries import monthly_summary_data, weekly_digest_data
+from storage.models import EscalationEvent, Observation
+
+HEL = ZoneInfo("Europe/Helsinki")
+TEAMS = [
+    ("hki-etsiva", "Helsingin etsivät", "helsinki", "fi"),
+    ("hki-nuoret", "Helsingin nuorten tiimi", "helsinki", "fi"),
+    ("vaasa-uppsok", "Vasa uppsökande", "pohjanmaa", "sv"),
+]
+
+
+def hel(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A Helsinki wall-clock time as aware UTC."""
+    return datetime(year, month, day, hour, minute, tzinfo=HEL).astimezone(UTC)
+
+
+@dataclass
+class World:
+    db: Database
+    people: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+
+    async def person(self, name: str, team_id: str) -> None:
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        async with self.db.transaction() as session:
+            invite = await repo.create_invite(session, team_id, "worker", now, timedelta(days=1))
+            member = await repo.redeem_invite(
+                session, invite.code, "terminal", f"ext-{name}", f"chat-{name}", "fi", now
+            )
+        region = next(t[2] for t in TEAMS if t[0] == team_id)
+        self.people[name] = (member.person_id, team_id, region)
+
+    async def obs(
+        self,
+        who: str,
+        at: datetime,
+        theme: str,
+        *,
+        signal: str = "signal.queues",
+        group: str = "group.youth",
+        frequency: str = "frequency.single",
+        escalation: str = "escalation.none",
+        quote: str | None = None,
+        action: str | None = None,
+        description: str = "Havainto palvelujärjestelmästä.",
+        withdrawn: bool = False,
+    ) -> int:
+        person_id, team_id, region = self.people[who]
+        recorded = at + timedelta(minutes=10)
+        async with self.db.transaction() as session:
+            row = Observation(
+                person_id=person_id,
+                team_id=team_id,
+                region=region,
+                area=None,
+                description=description,
+                quote=quote,
+                action=action,
+                theme=theme,
+                population_group=group,
+                signal=signal,
+                frequency=frequency,
+                escalation=escalation,
+                polarity="polarity.problem",
+                task=None,
+                source="source.own",
+                scale="scale.one",
+                observed_at=at,
+                recorded_at=recorded,
+                updated_at=recorded,
+                withdrawn_at=recorded + timedelta(hours=1) if withdrawn else None,
+                transport="terminal",
+                language="fi",
+                flow_version="1",
+                taxonomy_version="2026.1",
+            )
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def status(
+        self, observation_id: int, status: str, at: datetime, text: str | None = None
+    ) -> None:
+        async with self.db.transaction() as session:
+            session.add(
+                EscalationEvent(
+                    observation_id=observation_id,
+                    status=status,
+                    text=text,
+                    actor_person_id=None,
+                    created_at=at,
+                )
+            )
+
+    async def weekly(self, team_id: str, week: str, **kwargs: Any) -> Any:
+        async with self.db.transaction() as session:
+            return await weekly_digest_data(session, team_id, week, "Europe/Helsinki", **kwargs)
+
+    async def monthly(self, region: str | None, month: str, **kwargs: Any) -> Any:
+        async with self.db.transaction() as session:
+            return await monthly_summary_data(session, region, month, HEL, **kwargs)
+
+
+@pytest.fixture
+async def world(db_url: str) -> AsyncIterator[World]:
+    db = Database(db_url)
+    await db.upgrade()
+    async with db.transaction() as session:
+        await repo.sync_teams(session, TEAMS)
+    w = World(db)
+    for name, team in (
+        ("anna", "hki-etsiva"),
+        ("ben", "hki-etsiva"),
+        ("cai", "hki-etsiva"),
+        ("dana", "hki-nuoret"),
+        ("eva", "vaasa-uppsok"),
+    ):
+        await w.person(name, team)
+    yield w
+    await db.close()
+
+
+# --- the weekly team digest ------------------------------------------------------------
+
+
+async def seed_week_47(w: World) -> dict[str, int]:
+    """hki-etsiva, 2026-W47 (Mon 16 – Sun 22 Nov) and the four weeks before it."""
+    ids: dict[str, int] = {}
+    # This week: housing 4, income 2, substance 1 = 7 observations by anna, ben, cai.
+    await w.obs(
+        "anna",
+        hel(2026, 11, 16, 9),
+        "theme.housing",
+        frequency="frequency.new",
+        quote="Jonossa kuukausia.",
+    )
+    await w.obs(
+        "anna",
+        hel(2026, 11, 16, 12),
+        "theme.income",
+        signal="signal.no_service",
+        group="group.immigrants",
+        frequency="frequency.new",
+        quote="Rahat loppu.",
+    )
+    ids["shl48"] = await w.obs(
+        "ben",
+        hel(2026, 11, 17, 10),
+        "theme.housing",
+        frequency="frequency.growing",
+        escalation="escalation.shl48",
+    )
+    ids["lead"] = await w.obs(
+        "cai",
+        hel(2026, 11, 18, 8),
+        "theme.substance_mental",
+        signal="signal.mismatch",
+        frequency="frequency.recurring",
+        escalation="escalation.leadership",
+        quote="Kukaan ei kuuntele.",
+        action="Lisää päihdetyötä kaduille.",
+    )
+    await w.obs(
+        "ben",
+        hel(2026, 11, 19, 15),
+        "theme.income",
+        signal="signal.no_service",
+        group="group.immigrants",
+    )
+    await w.obs("anna", hel(2026, 11, 21, 18), "theme.housing")
+    # Sunday 23:30 is still this week.
+    await w.obs(
+        "cai",
+        hel(2026, 11, 22, 23, 30),
+        "theme.housing",
+        signal="signal.criteria",
+        group="group.working_age",
+        quote="Ei mitään paikkaa <tänä yönä> & huomenna.",
+    )
+    # Never counted: withdrawn, next week (Mon 00:30), another team the same week.
+    await w.obs(
+        "anna",
+        hel(2026, 11, 20, 11),
+        "theme.housing",
+        quote="Peruttu.",
+        escalation="escalation.leadership",
+        withdrawn=True,
+    )
+    await w.obs("anna", hel(2026, 11, 23, 0, 30), "theme.housing")
+    await w.obs("dana", hel(2026, 11, 18, 12), "theme.housing")
+
+    # The four weeks before (W43–W46): housing 4, substance 4, early support 2.
+    await w.obs("anna", hel(2026, 10, 19, 0, 30), "theme.housing")  # W43, Monday 00:30
+    await w.obs("ben", hel(2026, 10, 25, 23, 30), "theme.housing")  # W43, Sunday after DST
+    await w.obs("anna", hel(2026, 10, 27, 10), "theme.housing")  # W44
+    await w.obs("anna", hel(2026, 10, 28, 10), "theme.early_support")  # W44
+    await w.obs("ben", hel(2026, 10, 28, 11), "theme.early_support")  # W44
+    for day in (2, 3, 4):
+        await w.obs("cai", hel(2026, 11, day, 10), "theme.substance_mental")  # W45
+    ids["old"] = await w.obs(
+        "cai", hel(2026, 11, 5, 10), "theme.substance_mental", escalation="escalation.leadership"
+    )  # W45
+    await w.obs("anna", hel(2026, 11, 13, 10), "theme.housing")  # W46
+    # Outside the four weeks: Sunday 18 Oct 23:30 is W42.
+    await w.obs("anna", hel(2026, 10, 18, 23, 30), "theme.violence")
+
+    # Leaders' words: two answers arrive in W47, one the Monday after.
+    await w.status(ids["lead"], "acknowledged", hel(2026, 11, 18, 9))
+    await w.status(ids["old"], "decided", hel(2026, 11, 19, 14), "Asia on päätetty.")
+    await w.status(ids["lead"], "in_progress", hel(2026, 11, 20, 10), "Selvitämme asian.")
+    await w.status(ids["lead"], "handled", hel(2026, 11, 23, 10), "Valmis.")
+    return ids
+
+
+async def test_weekly_figures(world: World) -> None:
+    ids = await seed_week_47(world)
+    d = await world.weekly("hki-etsiva", "2026-W47")
+    assert (d.team_name, d.language, d.week) == ("Helsingin etsivät", "fi", "2026-W47")
+    assert (d.start, d.end) == iso_week_bounds("2026-W47")
+    assert d.total == 7
+    assert d.workers == 3
+    assert d.themes == [
+        ThemeRow("theme.housing", 4, 1.0),  # +3 against 4 in four weeks
+        ThemeRow("theme.income", 2, 0.0),  # +2, nothing before
+        ThemeRow("theme.substance_mental", 1, 1.0),  # ±0
+        ThemeRow("theme.early_support", 0, 0.5),  # -0.5: quiet this week
+    ]
+    assert [row.change for row in d.themes] == [3.0, 2.0, 0.0, -0.5]
+    assert d.signals == [
+        CountRow("signal.queues", 3),
+        CountRow("signal.no_service", 2),
+        CountRow("signal.criteria", 1),
+        CountRow("signal.mismatch", 1),
+    ]
+    assert d.groups == [
+        CountRow("group.youth", 4),
+        CountRow("group.immigrants", 2),
+        CountRow("group.working_age", 1),
+    ]
+    assert d.new_or_growing == [
+        NewOrGrowing("theme.housing", new=1, growing=1, rising=True),  # 4 >= 1.5 x 1.0
+        NewOrGrowing("theme.income", new=1, growing=0, rising=True),  # 2 against nothing
+    ]
+    # Newest first, one per theme: Sunday's housing, Wednesday's substance, Monday's income.
+    assert d.quotes == [
+        Quote("Ei mitään paikkaa <tänä yönä> & huomenna.", "theme.housing"),
+        Quote("Kukaan ei kuuntele.", "theme.substance_mental"),
+        Quote("Rahat loppu.", "theme.income"),
+    ]
+    # Raised this week, oldest first; statuses as of the end of the week.
+    assert [
+        (e.observation_id, e.escalation, e.status.status, e.days_open) for e in d.escalations
+    ] == [
+        (ids["shl48"], "escalation.shl48", "open", 5),  # Tue 10:10 -> Mon 00:00
+        (ids["lead"], "escalation.leadership", "in_progress", 4),  # Wed 08:10 -> Mon 00:00
+    ]
+    assert d.escalations[1].status == StatusInfo(
+        "in_progress", hel(2026, 11, 20, 10), "Selvitämme asian."
+    )
+    assert d.escalations[1].action == "Lisää päihdetyötä kaduille."
+    assert d.answers == [
+        LeaderAnswer(
+            ids["old"],
+            "theme.substance_mental",
+            "decided",
+            "Asia on päätetty.",
+            hel(2026, 11, 19, 14),
+        ),
+        LeaderAnswer(
+            ids["lead"],
+            "theme.substance_mental",
+            "in_progress",
+            "Selvitämme asian.",
+            hel(2026, 11, 20, 10),
+        ),
+    ]
+    # Read on Tuesday instead, the escalation is handled.
+    later = await world.weekly("hki-etsiva", "2026-W47", as_of=hel(2026, 11, 24, 9))
+    assert later.escalations[1].status.status == "handled"
+    assert later.escalations[1].days_open == 5  # Wed 08:10 -> Mon 23 Nov 10:00
+    assert later.answers == d.answers  # answers belong to the week they arrived in
+
+    rendered = render_weekly(d, "fi")
+    assert "Viikon aikana 3 työntekijää kirjasi 7 havaintoa." in rendered.text
+    assert "• Asuminen ja asunnottomuus: 4 (keskiarvo 1, +3)" in rendered.text
+    assert "&lt;tänä yönä&gt; &amp; huomenna" in rendered.html
+    assert len(rendered.charts) == 1
+
+
+async def test_dst_weeks_put_sunday_night_and_monday_morning_in_the_right_week(
+    world: World,
+) -> None:
+    # Spring forward: Sun 29 Mar 2026 (W13). Fall back: Sun 25 Oct 2026 (W43).
+    await world.obs("anna", hel(2026, 3, 29, 23, 30), "theme.housing")
+    await world.obs("anna", hel(2026, 3, 30, 0, 30), "theme.income")
+    await world.obs("anna", hel(2026, 3, 23, 0, 0), "theme.violence")  # first instant of W13
+    await world.obs("ben", hel(2026, 10, 25, 23, 30), "theme.housing")
+    await world.obs("ben", hel(2026, 10, 25, 3, 30), "theme.housing")  # the repeated hour
+    await world.obs("ben", hel(2026, 10, 26, 0, 30), "theme.income")
+    expected = {
+        "2026-W12": {},
+        "2026-W13": {"theme.housing": 1, "theme.violence": 1},
+        "2026-W14": {"theme.income": 1},
+        "2026-W43": {"theme.housing": 2},
+        "2026-W44": {"theme.income": 1},
+    }
+    for week, counts in expected.items():
+        d = await world.weekly("hki-etsiva", week)
+        assert {r.code: r.count for r in d.themes if r.count} == counts, week
+        assert d.total == sum(counts.values()), week
+
+
+async def test_week_53_and_the_year_change(world: World) -> None:
+    await world.obs("eva", hel(2026, 12, 27, 23, 59), "theme.income")  # W52
+    await world.obs("eva", hel(2026, 12, 28, 0, 0), "theme.housing")  # W53 starts
+    await world.obs("eva", hel(2027, 1, 1, 12), "theme.housing")  # W53, New Year's Day
+    await world.obs("eva", hel(2027, 1, 3, 23, 30), "theme.housing")  # W53, last Sunday
+    await world.obs("eva", hel(2027, 1, 4, 0, 30), "theme.housing")  # 2027-W01
+    await world.obs("eva", hel(2027, 1, 5, 9), "theme.housing")  # 2027-W01
+    assert previous_iso_week(hel(2027, 1, 4, 9)) == "2026-W53"
+    w52 = await world.weekly("vaasa-uppsok", "2026-W52")
+    w53 = await world.weekly("vaasa-uppsok", "2026-W53")
+    w01 = await world.weekly("vaasa-uppsok", "2027-W01")
+    assert (w52.total, w53.total, w01.total) == (1, 3, 2)
+    # 2027-W01 compares with W49–W53 of 2026: housing 3 in four weeks (W50–W53) -> 0.75.
+    assert w01.themes == [ThemeRow("theme.housing", 2, 0.75), ThemeRow("theme.income", 0, 0.25)]
+    assert w53.themes == [ThemeRow("theme.housing", 3, 0.0), ThemeRow("theme.income", 0, 0.25)]
+    rendered = render_weekly(w53, "sv")
+    assert rendered.text.splitlines()[0] == (
+        "Veckosammandrag · Vasa uppsökande · vecka 53/2026 (28 dec. 2026–3 jan. 2027)"
+    )
+
+
+async def test_empty_week(world: World) -> None:
+    await world.obs("anna", hel(2026, 11, 10, 12), "theme.housing")  # the week before
+    await world.obs("anna", hel(2026, 11, 18, 12), "theme.housing", withdrawn=True)
+    d = await world.weekly("hki-etsiva", "2026-W47")
+    assert (d.total, d.workers) == (0, 0)
+    assert d.themes == [ThemeRow("theme.housing", 0, 0.25)]
+    assert d.signals == d.groups == d.new_or_growing == []
+    assert d.quotes == d.escalations == d.answers == []
+    for lang in ("fi", "sv", "en"):
+        rendered = render_weekly(d, lang)
+        assert len(rendered.text.splitlines()) == 2
+        assert rendered.charts == []
+    assert render_weekly(d, "fi").text.splitlines()[1] == (
+        "Tällä viikolla ei kirjattu havaintoja. Kiitos työstänne!"
+    )
+    with pytest.raises(LookupError):
+        await world.weekly("no-such-team", "2026-W47")
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open.pop() == tag
+
+
+async def test_a_long_digest_is_split_under_the_telegram_limit(world: World) -> None:
+    for i in range(45):
+        await world.obs(
+            ("anna", "ben", "cai")[i % 3],
+            hel(2026, 11, 16, 8) + timedelta(minutes=30 * i),
+            ("theme.housing", "theme.income", "theme.violence")[i % 3],
+            escalation="escalation.leadership",
+            description=f"Havainto {i} <tärkeä>: " + "asunnoton nuori jäi ilman tukea, " * 5,
+            quote="Minne mä menen?" if i % 10 == 0 else None,
+        )
+    d = await world.weekly("hki-etsiva", "2026-W47")
+    assert d.total == 45 and len(d.escalations) == 45
+    rendered = render_weekly(d, "fi")
+    assert len(rendered.html) > 4096
+    pieces = split_text(rendered.html, 4096)
+    assert len(pieces) >= 2
+    assert all(len(piece) <= 4096 for piece in pieces)
+    for piece in pieces:
+        for line in piece.splitlines():
+            tags = _Tags()
+            tags.feed(line)
+            assert tags.open == [], line
+    # Cut at line ends only: the pieces hold the digest's lines, whole and in order.
+    assert [line.strip() for p in pieces for line in p.splitlines() if line.strip()] == [
+        line.strip() for line in rendered.html.splitlines() if line.strip()
+    ]
+    # The section before the escalations fits whole into the first piece.
+    assert "<b>Asiakkaan ääni</b>" in pieces[0]
+
+
+# --- the monthly escalation summary ------------------------------------------------------------
+
+
+async def seed_november(w: World) -> dict[str, int]:
+    """Helsinki (hki-etsiva: anna, ben; hki-nuoret: dana) and Pohjanmaa (vaasa: eva)."""
+    ids: dict[str, int] = {}
+    # November 2026 in Helsinki: housing 7 (2 teams), substance 4 (2), income 3 (1),
+    # violence 2 (1), service access 2 (2): 18 observations by anna, ben and dana.
+    await w.obs("anna", hel(2026, 11, 1, 0, 15), "theme.housing")  # first minutes of Nov
+    ids["housing1"] = await w.obs(
+        "anna",
+        hel(2026, 11, 3, 10),
+        "theme.housing",
+        escalation="escalation.leadership",
+        action="Tukiasuntoja lisää.",
+    )
+    await w.obs("ben", hel(2026, 11, 4, 10), "theme.housing")
+    await w.obs("ben", hel(2026, 11, 10, 10), "theme.housing")
+    await w.obs("anna", hel(2026, 11, 30, 23, 45), "theme.housing")  # last minutes of Nov
+    await w.obs("dana", hel(2026, 11, 6, 10), "theme.housing")
+    ids["housing2"] = await w.obs(
+        "dana", hel(2026, 11, 20, 16), "theme.housing", escalation="escalation.leadership"
+    )
+    for day in (2, 9, 16):
+        await w.obs("dana", hel(2026, 11, day, 12), "theme.substance_mental")
+    await w.obs("ben", hel(2026, 11, 5, 12), "theme.substance_mental")
+    await w.obs("anna", hel(2026, 11, 11, 9), "theme.income")
+    ids["income"] = await w.obs(
+        "anna", hel(2026, 11, 12, 9, 30), "theme.income", escalation="escalation.leadership"
+    )
+    await w.obs("ben", hel(2026, 11, 13, 9), "theme.income")
+    await w.obs("dana", hel(2026, 11, 14, 20), "theme.violence")
+    ids["shl48"] = await w.obs(
+        "dana", hel(2026, 11, 15, 22, 10), "theme.violence", escalation="escalation.shl48"
+    )
+    await w.obs("anna", hel(2026, 11, 18, 10), "theme.service_access")
+    await w.obs("dana", hel(2026, 11, 19, 10), "theme.service_access")
+    # Never counted for Helsinki in November: withdrawn, December, Pohjanmaa.
+    await w.obs(
+        "anna",
+        hel(2026, 11, 21, 10),
+        "theme.housing",
+        withdrawn=True,
+        escalation="escalation.leadership",
+    )
+    await w.obs("anna", hel(2026, 12, 1, 0, 15), "theme.housing")
+    for day in (3, 4, 5):
+        await w.obs("eva", hel(2026, 11, day, 10), "theme.housing")
+
+    # August–October in Helsinki: housing 3, substance 9, service access 1, early support 6.
+    await w.obs("anna", hel(2026, 8, 10, 10), "theme.housing")
+    ids["sep_housing"] = await w.obs(
+        "anna", hel(2026, 9, 15, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    await w.obs("dana", hel(2026, 10, 31, 23, 30), "theme.housing")  # last minutes of Oct
+    for month in (8, 9, 10):
+        for day in (6, 7, 8):
+            if (month, day) == (10, 8):
+                continue
+            await w.obs("dana", hel(2026, month, day, 10), "theme.substance_mental")
+    ids["oct_shl48"] = await w.obs(
+        "ben", hel(2026, 10, 9, 11), "theme.substance_mental", escalation="escalation.shl48"
+    )
+    await w.obs("ben", hel(2026, 9, 5, 10), "theme.service_access")
+    ids["aug_early"] = await w.obs(
+        "anna", hel(2026, 8, 28, 13), "theme.early_support", escalation="escalation.leadership"
+    )
+    for month, day in ((8, 20), (9, 20), (9, 21), (10, 20), (10, 21)):
+        await w.obs("dana", hel(2026, month, day, 10), "theme.early_support")
+    # July is outside the three months: income 9, one of them raised and still open.
+    ids["july"] = await w.obs(
+        "anna", hel(2026, 7, 10, 10), "theme.income", escalation="escalation.leadership"
+    )
+    for day in range(11, 19):
+        await w.obs("anna", hel(2026, 7, day, 10), "theme.income")
+    # Earlier escalations that are not open or not Helsinki's.
+    await w.obs(
+        "anna",
+        hel(2026, 9, 1, 10),
+        "theme.other",
+        escalation="escalation.leadership",
+        withdrawn=True,
+    )
+    await w.obs("eva", hel(2026, 9, 1, 10), "theme.housing", escalation="escalation.leadership")
+
+    # Statuses.
+    await w.status(ids["sep_housing"], "handled", hel(2026, 10, 1, 9))
+    await w.status(ids["aug_early"], "acknowledged", hel(2026, 9, 2, 9))
+    await w.status(ids["housing1"], "in_progress", hel(2026, 11, 10, 8))
+    await w.status(ids["shl48"], "acknowledged", hel(2026, 11, 15, 23))
+    await w.status(ids["shl48"], "handled", hel(2026, 11, 17, 10), "Asukas siirretty.")
+    await w.status(ids["housing1"], "decided", hel(2026, 12, 1, 8), "Otetaan budjettiin.")
+    return ids
+
+
+async def test_monthly_figures_for_a_region(world: World) -> None:
+    ids = await seed_november(world)
+    s = await world.monthly("helsinki", "2026-11", scope_name="Helsinki")
+    assert (s.region, s.scope_name, s.month) == ("helsinki", "Helsinki", "2026-11")
+    assert (s.total, s.teams, s.workers) == (18, 2, 3)
+    assert (s.escalated, s.shl48_count) == (3, 1)
+    assert s.leading == [  # (theme, teams, observations)
+        SpreadRow("theme.housing", 2, 7),
+        SpreadRow("theme.substance_mental", 2, 4),
+        SpreadRow("theme.income", 1, 3),
+        SpreadRow("theme.violence", 1, 2),  # ties in taxonomy order
+        SpreadRow("theme.service_access", 2, 2),
+    ]
+    assert s.spread == [
+        SpreadRow("theme.housing", 2, 7),
+        SpreadRow("theme.substance_mental", 2, 4),
+        SpreadRow("theme.service_access", 2, 2),
+        SpreadRow("theme.income", 1, 3),
+        SpreadRow("theme.violence", 1, 2),
+    ]
+    # Housing 7 against 3 / 3 = 1.0; income 3 against nothing (July is too old).
+    # Not rising: substance 4 < 1.5 x 3; violence 2 and service access 2 are under 3.
+    assert s.rising == [RisingRow("theme.housing", 7, 1.0), RisingRow("theme.income", 3, 0.0)]
+    assert [(g.theme, [i.observation_id for i in g.items]) for g in s.escalated_by_theme] == [
+        ("theme.housing", [ids["housing1"], ids["housing2"]]),
+        ("theme.income", [ids["income"]]),
+    ]
+    housing1 = s.escalated_by_theme[0].items[0]
+    assert housing1.status == StatusInfo("in_progress", hel(2026, 11, 10, 8))  # Dec news unseen
+    assert housing1.action == "Tukiasuntoja lisää."
+    assert housing1.team_name == "Helsingin etsivät"
+    assert housing1.days_open == 27  # 3 Nov 10:10 -> 1 Dec 00:00
+    assert s.escalated_by_theme[0].items[1].team_name == "Helsingin nuorten tiimi"
+    [shl48] = s.shl48
+    assert shl48.observation_id == ids["shl48"]
+    assert shl48.status == StatusInfo("handled", hel(2026, 11, 17, 10), "Asukas siirretty.")
+    assert shl48.days_open == 1  # 15 Nov 22:20 -> 17 Nov 10:00
+    assert [(i.observation_id, i.status.status, i.days_open) for i in s.earlier_open] == [
+        (ids["july"], "open", 143),  # 10 Jul 10:10 -> 1 Dec 00:00
+        (ids["aug_early"], "acknowledged", 94),  # 28 Aug 13:10 -> 1 Dec 00:00
+        (ids["oct_shl48"], "open", 52),  # 9 Oct 11:10 -> 1 Dec 00:00
+    ]
+
+    # Read on the first working day of December, the December decision shows.
+    later = await world.monthly("helsinki", "2026-11", as_of=hel(2026, 12, 1, 9))
+    assert later.escalated_by_theme[0].items[0].status.status == "decided"
+    assert later.escalated_by_theme[0].items[0].days_open == 27  # closed 1 Dec 08:00
+
+    # A stricter rule keeps only housing; a looser one lets substance in.
+    strict = await world.monthly("helsinki", "2026-11", min_count=4)
+    assert [r.code for r in strict.rising] == ["theme.housing"]
+    loose = await world.monthly("helsinki", "2026-11", ratio=1.3)
+    assert [r.code for r in loose.rising] == [
+        "theme.housing",
+        "theme.income",
+        "theme.substance_mental",
+    ]
+
+    rendered = render_monthly(s, "fi")
+    assert rendered.text.splitlines()[0] == "Kuukausikooste · Helsinki · marraskuu 2026"
+    assert rendered.csv is not None
+    # Header, the 4 raised in November and the 3 earlier ones still open.
+    assert rendered.csv.decode("utf-8-sig").count("\r\n") == 1 + 4 + 3
+    assert len(rendered.charts) == 1
+
+
+async def test_monthly_for_the_whole_organisation_and_another_region(world: World) -> None:
+    await seed_november(world)
+    whole = await world.monthly(None, "2026-11")
+    assert (whole.total, whole.teams, whole.workers) == (21, 3, 4)
+    assert whole.leading[0] == SpreadRow("theme.housing", 3, 10)
+    assert whole.spread[0] == SpreadRow("theme.housing", 3, 10)
+    assert render_monthly(whole, "en").text.splitlines()[0] == (
+        "Monthly summary · whole organisation · November 2026"
+    )
+    # The open September escalation of Pohjanmaa joins the organisation's list.
+    assert len(whole.earlier_open) == 4
+    north = await world.monthly("pohjanmaa", "2026-11", scope_name="Österbotten")
+    assert (north.total, north.teams, north.workers) == (3, 1, 1)
+    assert north.rising == [RisingRow("theme.housing", 3, 1 / 3)]  # one in September
+    assert [i.region for i in north.earlier_open] == ["pohjanmaa"]
+    assert north.escalated_by_theme == [] and north.shl48 == []
+    empty = await world.monthly("pohjanmaa", "2026-12")
+    assert (empty.total, empty.leading, empty.rising) == (0, [], [])
+    assert [i.days_open for i in empty.earlier_open] == [121]  # 1 Sep 10:10 -> 1 Jan 00:00
+    attached = render_monthly(empty, "sv").csv
+    assert attached is not None and attached.decode("utf-8-sig").count("\r\nearlier_open;") == 1

@@ -1,0 +1,209 @@
+"""Exports in comparable codes: CSV, XLSX and JSONL round trips on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import openpyxl
+import pytest
+
+from bot.config import Config
+from flows.i18n import label
+from flows.privacy import IdentifierKind, kinds_found
+from storage.export import (
+    FIELDS,
+    ExportRecord,
+    Pseudonymiser,
+    column_widths,
+    export_schema,
+    iter_records,
+    write_csv,
+    write_jsonl,
+    write_xlsx,
+)
+from tests.datacare_helpers import HETU, World, seed
+
+NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def world(make_config: Callable[..., Config]) -> AsyncIterator[World]:
+    w = await seed(make_config(), NOW)
+    yield w
+    await w.db.close()
+
+
+async def export_text(world: World, fmt: str, **filters: Any) -> str:
+    out = io.StringIO()
+    async with world.db.transaction() as session:
+        records = iter_records(session, **filters)
+        if fmt == "csv":
+            await write_csv(records, out)
+        else:
+            await write_jsonl(records, out)
+    return out.getvalue()
+
+
+async def records(world: World, **filters: Any) -> list[ExportRecord]:
+    async with world.db.transaction() as session:
+        return [r async for r in iter_records(session, **filters)]
+
+
+def validator() -> jsonschema.protocols.Validator:
+    schema = export_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+async def test_jsonl_validates_against_the_published_schema(world: World) -> None:
+    lines = (await export_text(world, "jsonl")).splitlines()
+    assert len(lines) == 8  # nine stored, one withdrawn
+    check = validator()
+    for line in lines:
+        check.validate(json.loads(line))
+    # The schema is strict enough to catch a wrong record.
+    bad = json.loads(lines[0]) | {"escalation_status": "lost"}
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate(bad)
+    assert list(export_schema()["properties"]) == list(FIELDS)
+
+
+async def test_csv_round_trip_matches_jsonl(world: World) -> None:
+    salt = Pseudonymiser(b"same salt for both")
+    text = io.StringIO()
+    async with world.db.transaction() as session:
+        await write_csv(iter_records(session, pseudonymise=salt), text)
+    rows = list(csv.DictReader(io.StringIO(text.getvalue())))
+    assert list(rows[0].keys()) == list(export_schema()["properties"])
+    expected = [r.model_dump(mode="json") for r in await records(world, pseudonymise=salt)]
+    assert len(rows) == len(expected) == 8
+    for row, record in zip(rows, expected, strict=True):
+        for name in FIELDS:
+            value = record[name]
+            want = "" if value is None else value
+            if isinstance(value, bool):
+                want = "true" if value else "false"
+            got = row[name]
+            if name == "description" and str(want).startswith("="):
+                assert got == "'" + want  # a formula is defused for spreadsheets
+                continue
+            assert got == str(want), name
+
+
+async def test_xlsx_round_trip_with_frozen_header_and_fitted_widths(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.xlsx"
+    salt = Pseudonymiser(b"salt")
+    async with world.db.transaction() as session:
+        count = await write_xlsx(
+            iter_records(session, pseudonymise=salt, lang="sv"), str(path), column_widths("sv")
+        )
+    assert count == 8
+    book = openpyxl.load_workbook(path)
+    sheet = book.active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[0]) == list(FIELDS)
+    assert sheet.freeze_panes == "A2"
+    assert sheet["A1"].font.bold
+    expected = [
+        r.model_dump(mode="json") for r in await records(world, pseudonymise=salt, lang="sv")
+    ]
+    for row, record in zip(rows[1:], expected, strict=True):
+        assert list(row) == [record[name] for name in FIELDS]
+    # Every label fits its column; a header never overflows.
+    letters = {name: openpyxl.utils.get_column_letter(i) for i, name in enumerate(FIELDS, 1)}
+    for name in FIELDS:
+        width = sheet.column_dimensions[letters[name]].width
+        assert width >= len(name)
+        if name.endswith("_label"):
+            longest = max((len(str(r[name] or "")) for r in expected), default=0)
+            assert width >= longest, name
+    # A worker's "=..." stays text, never a formula.
+    formula_row = next(r for r in rows[1:] if str(r[FIELDS.index("description")]).startswith("="))
+    cell_types = [c.data_type for c in sheet[rows.index(formula_row) + 1]]
+    assert "f" not in cell_types
+
+
+async def test_codes_come_with_labels_in_the_chosen_language(world: World) -> None:
+    for lang in ("fi", "sv", "en"):
+        for record in await records(world, lang=lang):
+            assert record.labels_language == lang
+            assert record.theme_label == label(record.theme, lang)
+            assert record.signal_label == label(record.signal, lang)
+            assert record.population_group_label == label(record.population_group, lang)
+            assert record.taxonomy_version == "2026.1"
+    by_id = {
+        r.id: r
+        for r in await records(world, lang="sv", area_names={("hki-etsiva", "kallio"): "Kallio"})
+    }
+    housing = by_id[world.observations["housing"]]
+    assert housing.area == "kallio" and housing.area_name == "Kallio"
+    assert housing.team == "hki-etsiva" and housing.team_name == "Helsingin etsivät"
+    assert housing.task_label == label("task.working_age", "sv")
+    assert housing.source == "source.client"
+
+
+async def test_latest_escalation_status(world: World) -> None:
+    by_id = {r.id: r for r in await records(world, lang="en")}
+    shl48 = by_id[world.observations["shl48"]]
+    assert (shl48.escalation, shl48.escalation_status) == ("escalation.shl48", "handled")
+    assert shl48.escalation_status_label == "Handled"
+    leadership = by_id[world.observations["leadership"]]
+    assert leadership.escalation_status == "open"  # escalated, no event yet
+    assert by_id[world.observations["housing"]].escalation_status is None
+
+
+async def test_filters(world: World) -> None:
+    ids = {r.id for r in await records(world, region="pohjanmaa")}
+    assert ids == {world.observations["vaasa1"], world.observations["vaasa2"]}
+    ids = {r.id for r in await records(world, team="hki-etsiva")}
+    assert world.observations["vaasa1"] not in ids and len(ids) == 6
+    recent = await records(world, since=NOW - timedelta(days=5), until=NOW)
+    assert {r.id for r in recent} == {
+        world.observations[k] for k in ("leadership", "good", "ben1", "vaasa2")
+    }
+    assert world.observations["withdrawn"] not in {r.id for r in await records(world)}
+
+
+async def test_pseudonyms_stable_within_and_different_between_exports(world: World) -> None:
+    first, second = await records(world), await records(world)
+    anna_ids = {world.observations[k] for k in ("old", "housing", "shl48", "leadership", "good")}
+
+    def anna(rs: list[ExportRecord]) -> set[str]:
+        return {r.worker for r in rs if r.id in anna_ids}
+
+    assert len(anna(first)) == 1 and len(anna(second)) == 1
+    assert anna(first) != anna(second)
+    assert len({r.worker for r in first}) == 3  # three workers, three pseudonyms
+    # The pseudonym kept in the database is not the exported one either.
+    stored = {m.pseudonym for m in world.people.values()}
+    assert not stored & {r.worker for r in first + second}
+
+
+async def test_no_chat_id_or_hetu_in_any_export(world: World, tmp_path: Path) -> None:
+    texts = [await export_text(world, "csv"), await export_text(world, "jsonl")]
+    path = tmp_path / "e.xlsx"
+    async with world.db.transaction() as session:
+        await write_xlsx(iter_records(session), str(path), column_widths("fi"))
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    texts.append("\n".join(str(v) for row in sheet.iter_rows(values_only=True) for v in row))
+    for text in texts:
+        for identifier in world.external_ids + world.chat_ids:
+            assert identifier not in text
+        assert HETU not in text
+        assert IdentifierKind.HETU not in kinds_found(text)
+        assert not re.search(r"\d{6}[-+A]\d{3}[0-9A-Z]", text)
+    # The rest of the sentence around the hetu survives.
+    assert "kohtelu palvelussa huolestuttaa" in texts[1]

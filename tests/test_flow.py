@@ -1,0 +1,391 @@
+"""The capture flow as a pure state machine: plain function calls, no event loop.
+
+Example-based tests pin the worker's paths (quick capture in one text and six
+taps, edit, details, privacy, resume); property-based tests throw arbitrary
+event sequences at it and check that it never raises and never leaves a valid
+state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flows import capture, taxonomy
+from flows.capture import Area, Draft, FlowContext, Result, Save, Step
+from flows.events import (
+    ChoiceIn,
+    CommandIn,
+    EditedIn,
+    Event,
+    LocationIn,
+    MediaIn,
+    Message,
+    TextIn,
+)
+from flows.i18n import LANGUAGES, has_message, label, t
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+AREAS = (
+    Area("kallio", "Kallio", 60.184, 24.950),
+    Area("itakeskus", "Itäkeskus", 60.210, 25.081),
+)
+
+
+def ctx(lang: str = "fi", nonce: str = "k1") -> FlowContext:
+    return FlowContext(lang=lang, now=NOW, areas=AREAS, nonce=nonce)
+
+
+def question(result: Result) -> Message:
+    return result.replies[-1]
+
+
+def press(result: Result, value: str, c: FlowContext | None = None) -> Result:
+    """Press the button whose payload ends with ``value`` on the last question."""
+    message = question(result)
+    choice = next(ch for ch in message.flat_choices() if ch.data.endswith(":" + value))
+    return capture.advance(result.draft, ChoiceIn(choice.data), c or ctx())
+
+
+def quick_capture(text: str = "Nuorilla ei ole asuntoa") -> Result:
+    result = capture.advance(None, TextIn(text), ctx())
+    for value in (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+        "frequency.growing",
+        "escalation.none",
+    ):
+        result = press(result, value)
+    return result
+
+
+def test_quick_capture_is_one_text_and_six_taps() -> None:
+    interactions = 1
+    result = capture.advance(None, TextIn("Nuorilla ei ole asuntoa"), ctx())
+    assert result.draft is not None and result.draft.step is Step.THEME
+    for value in (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+        "frequency.growing",
+        "escalation.none",
+    ):
+        result = press(result, value)
+        interactions += 1
+    assert result.draft is not None and result.draft.step is Step.SUMMARY
+    result = press(result, "save")
+    interactions += 1
+    assert interactions == 7
+    assert isinstance(result.effect, Save)
+    saved = result.effect.draft
+    assert (saved.theme, saved.group, saved.signal) == (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+    )
+    assert saved.frequency == "frequency.growing" and saved.escalation == "escalation.none"
+    assert saved.description == "Nuorilla ei ole asuntoa"
+    assert saved.observed_at == NOW.isoformat()
+    assert result.draft is None
+
+
+def test_new_command_asks_for_the_text_first() -> None:
+    result = capture.advance(None, CommandIn("uusi"), ctx())
+    assert result.draft is not None and result.draft.step is Step.DESCRIPTION
+    assert question(result).text == t("fi", "ask.description")
+    result = capture.advance(result.draft, TextIn("Jono päihdehoitoon 3 kk"), ctx())
+    assert result.draft is not None and result.draft.step is Step.THEME
+
+
+def test_every_step_offers_every_code_and_other() -> None:
+    result = capture.advance(None, TextIn("x"), ctx())
+    for step, dimension in ((Step.THEME, taxonomy.THEME), (Step.GROUP, taxonomy.GROUP)):
+        assert result.draft is not None and result.draft.step is step
+        payloads = [c.data.rsplit(":", 1)[1] for c in question(result).flat_choices()]
+        assert payloads == list(dimension.codes)
+        assert any(code.endswith(".other") for code in payloads)
+        result = press(result, dimension.codes[0])
+
+
+def test_summary_shows_labels_and_edit_jumps_back_to_a_step() -> None:
+    result = quick_capture()
+    summary = question(result).text
+    assert label("theme.housing", "fi") in summary and "Nuorilla ei ole asuntoa" in summary
+    result = press(result, "edit")
+    assert result.draft is not None and result.draft.step is Step.EDIT_MENU
+    result = press(result, "group")
+    assert result.draft is not None and result.draft.step is Step.GROUP
+    result = press(result, "group.older")
+    assert result.draft is not None and result.draft.step is Step.SUMMARY
+    assert result.draft.group == "group.older"
+    # Editing the text also returns to the summary, keeping every other answer.
+    result = press(press(result, "edit"), "description")
+    result = capture.advance(result.draft, TextIn("Korjattu teksti"), ctx())
+    assert result.draft is not None and result.draft.step is Step.SUMMARY
+    assert result.draft.description == "Korjattu teksti" and result.draft.theme == "theme.housing"
+
+
+def test_details_area_quote_action_and_good_practice() -> None:
+    result = press(quick_capture(), "details")
+    assert result.draft is not None and result.draft.step is Step.DETAILS_MENU
+    result = press(press(result, "area"), "kallio")
+    assert result.draft is not None and result.draft.area == "kallio"
+    result = press(result, "quote")
+    result = capture.advance(result.draft, TextIn("Ei kukaan kysy meiltä mitään"), ctx())
+    result = press(result, "action")
+    result = capture.advance(result.draft, TextIn("Matalan kynnyksen asumisneuvonta"), ctx())
+    result = press(press(result, "polarity"), "polarity.good_practice")
+    assert result.draft is not None and result.draft.step is Step.DETAILS_MENU
+    result = press(result, "done")
+    summary = question(result).text
+    assert "Kallio" in summary and "Ei kukaan kysy meiltä mitään" in summary
+    assert label("polarity.good_practice", "fi") in summary
+    saved = press(result, "save").effect
+    assert isinstance(saved, Save)
+    assert saved.draft.quote == "Ei kukaan kysy meiltä mitään"
+    assert saved.draft.action == "Matalan kynnyksen asumisneuvonta"
+    assert saved.draft.polarity == "polarity.good_practice"
+
+
+def test_stale_and_forged_buttons_change_nothing() -> None:
+    first = capture.advance(None, TextIn("x"), ctx())
+    old_theme_button = question(first).flat_choices()[0].data
+    second = press(first, "theme.income")
+    refused = capture.advance(second.draft, ChoiceIn(old_theme_button), ctx())
+    assert refused.draft == second.draft
+    assert refused.replies[0].text == t("fi", "flow.stale_button")
+    assert refused.note == "choice_refused"
+    # Another worker's draft key, right sequence number: refused as well.
+    assert second.draft is not None
+    forged = f"d:someone-else:{second.draft.seq}:group.youth"
+    assert capture.advance(second.draft, ChoiceIn(forged), ctx()).draft == second.draft
+    # A value that is not a code of the step: refused.
+    bogus = f"d:{second.draft.key}:{second.draft.seq}:theme.housing"
+    assert capture.advance(second.draft, ChoiceIn(bogus), ctx()).draft == second.draft
+
+
+def test_typed_number_or_label_answers_a_choice_step() -> None:
+    result = capture.advance(None, TextIn("x"), ctx())
+    by_number = capture.advance(result.draft, TextIn("2"), ctx())
+    assert by_number.draft is not None and by_number.draft.theme == taxonomy.THEME.codes[1]
+    by_label = capture.advance(by_number.draft, TextIn(label("group.older", "fi").upper()), ctx())
+    assert by_label.draft is not None and by_label.draft.group == "group.older"
+    unmatched = capture.advance(by_label.draft, TextIn("jotain muuta"), ctx())
+    assert unmatched.draft == by_label.draft
+    assert unmatched.replies[0].text == t("fi", "flow.use_buttons")
+
+
+def test_bad_text_is_refused_and_the_draft_keeps_what_it_had() -> None:
+    result = capture.advance(None, TextIn("   \n "), ctx())
+    assert result.draft is None and result.replies[0].text == t("fi", "flow.empty_text")
+    result = capture.advance(None, TextIn("x" * 4001), ctx())
+    assert result.draft is None and "4001" in result.replies[0].text
+    open_draft = press(press(quick_capture(), "details"), "quote")
+    refused = capture.advance(open_draft.draft, TextIn("y" * 5000), ctx())
+    assert refused.draft == open_draft.draft
+    assert refused.replies[-1].text == t("fi", "ask.quote")
+
+
+def test_emoji_and_right_to_left_text_are_kept_intact() -> None:
+    text = "Asiakas sanoi: مرحبا بكم 🙏🏽 — שלום ‏(RTL)‏ 👨‍👩‍👧"
+    result = capture.advance(None, TextIn(text), ctx())
+    assert result.draft is not None and result.draft.description == text
+
+
+def test_media_and_edits_are_refused_with_a_reason() -> None:
+    draft = capture.advance(None, TextIn("x"), ctx()).draft
+    for event in (MediaIn("voice"), MediaIn("photo"), MediaIn("sticker"), EditedIn()):
+        result = capture.advance(draft, event, ctx())
+        assert result.draft == draft
+        assert result.replies[-1].text == t("fi", "ask.theme")
+    assert capture.advance(None, MediaIn("voice"), ctx()).replies[0].text == t(
+        "fi", "flow.media_refused"
+    )
+
+
+def test_hetu_is_removed_before_anything_is_kept() -> None:
+    result = capture.advance(None, TextIn("Asiakas 131052-308T jäi ilman palvelua"), ctx())
+    assert result.draft is not None
+    assert "131052-308T" not in (result.draft.description or "")
+    assert result.replies[0].text == t("fi", "privacy.hetu_removed")
+    assert result.draft.step is Step.THEME
+
+
+def test_phone_number_asks_to_remove_or_rewrite() -> None:
+    result = capture.advance(None, TextIn("Soita hänelle 040 123 4567 huomenna"), ctx())
+    assert result.draft is not None and result.draft.step is Step.PRIVACY
+    assert t("fi", "privacy.kind.phone") in question(result).text
+    removed = press(result, "remove")
+    assert removed.draft is not None and removed.draft.step is Step.THEME
+    assert "040" not in (removed.draft.description or "")
+    rewrite = press(result, "edit")
+    assert rewrite.draft is not None and rewrite.draft.step is Step.DESCRIPTION
+    assert rewrite.draft.description is None
+
+
+def test_save_is_gated_on_identifiers_whatever_the_path() -> None:
+    # A text that reached the draft with an e-mail address (e.g. a stored older draft).
+    result = quick_capture()
+    assert result.draft is not None
+    tainted = dataclasses.replace(result.draft, quote="mail me: a.b@example.org")
+    result = capture.advance(tainted, ChoiceIn(f"d:{tainted.key}:{tainted.seq}:save"), ctx())
+    assert result.effect is None and result.draft is not None
+    assert result.draft.step is Step.PRIVACY and result.draft.privacy_kinds == ("email",)
+    cleaned = press(result, "remove")
+    assert cleaned.draft is not None and cleaned.draft.step is Step.SUMMARY
+    assert "@" not in (cleaned.draft.quote or "")
+
+
+def test_second_new_asks_continue_or_discard() -> None:
+    open_draft = capture.advance(None, TextIn("eka"), ctx())
+    asked = capture.advance(open_draft.draft, CommandIn("new"), ctx())
+    assert asked.draft is not None and asked.draft.step is Step.RESUME
+    continued = press(asked, "continue")
+    assert continued.draft is not None and continued.draft.step is Step.THEME
+    assert continued.draft.description == "eka"
+    discarded = press(asked, "discard", ctx(nonce="k2"))
+    assert discarded.draft is not None and discarded.draft.description is None
+    assert discarded.draft.key == "k2" and discarded.draft.step is Step.DESCRIPTION
+
+
+def test_cancel_discards() -> None:
+    draft = capture.advance(None, TextIn("x"), ctx()).draft
+    result = capture.advance(draft, CommandIn("peru"), ctx())
+    assert result.draft is None and isinstance(result.effect, capture.Discard)
+    assert capture.advance(None, CommandIn("peru"), ctx()).replies[0].text == t(
+        "fi", "flow.nothing_to_cancel"
+    )
+
+
+def test_location_maps_to_an_area_or_a_one_km_cell() -> None:
+    area_step = press(press(quick_capture(), "details"), "area")
+    near_kallio = capture.advance(area_step.draft, LocationIn(60.1851, 24.9512), ctx())
+    assert near_kallio.draft is not None and near_kallio.draft.area == "kallio"
+    far = capture.advance(area_step.draft, LocationIn(61.49812, 23.76103), ctx())
+    assert far.draft is not None and far.draft.area == "geo:61.50,23.76"
+    # The exact position appears nowhere in the stored draft.
+    assert "61.498" not in str(far.draft.to_json())
+
+
+def test_draft_survives_a_json_round_trip_at_every_step() -> None:
+    result = capture.advance(None, TextIn("x"), ctx())
+    for value in ("theme.other", "group.other", "signal.no_service", "frequency.new"):
+        assert result.draft is not None
+        assert Draft.from_json(result.draft.to_json()) == result.draft
+        result = press(result, value)
+
+
+def test_every_message_key_and_code_has_all_three_languages() -> None:
+    keys = {code for dimension in taxonomy.DIMENSIONS.values() for code in dimension.codes}
+    keys |= {f"ask.{s.value}" for s in Step if s not in (Step.SUMMARY, Step.PRIVACY)}
+    keys |= {f"field.{s.value}" for s in (*capture.MAIN_STEPS, *capture.DETAIL_STEPS)}
+    for lang in LANGUAGES:
+        missing = sorted(k for k in keys if not has_message(k, lang))
+        assert not missing, (lang, missing)
+
+
+def test_the_flow_speaks_swedish_and_english() -> None:
+    for lang in ("sv", "en"):
+        result = capture.advance(None, TextIn("x"), ctx(lang))
+        assert question(result).text == t(lang, "ask.theme")
+        assert question(result).flat_choices()[0].label == label("theme.housing", lang)
+        assert question(result).text != t("fi", "ask.theme")
+
+
+def test_callback_payloads_fit_telegram_64_bytes() -> None:
+    draft = Draft(key="abcdef", seq=999)
+    for step in Step:
+        message = capture._question(dataclasses.replace(draft, step=step), step, ctx())
+        for choice in message.flat_choices():
+            assert len(choice.data.encode()) <= 64, choice.data
+
+
+# --- properties -------------------------------------------------------------------------
+
+
+def _events(draft_keys: list[str]) -> st.SearchStrategy[Event]:
+    codes = [c for d in taxonomy.DIMENSIONS.values() for c in d.codes]
+    values = st.sampled_from(
+        [
+            *codes,
+            "save",
+            "edit",
+            "details",
+            "cancel",
+            "back",
+            "done",
+            "remove",
+            "continue",
+            "discard",
+            "area",
+            "quote",
+            "kallio",
+            "none",
+            *[s.value for s in Step],
+        ]
+    )
+    choice = st.builds(
+        lambda key, seq, value: ChoiceIn(f"d:{key}:{seq}:{value}"),
+        st.sampled_from(draft_keys),
+        st.integers(0, 30),
+        values,
+    )
+    return st.one_of(
+        st.builds(TextIn, st.text(max_size=60)),
+        st.builds(TextIn, st.sampled_from(["1", "3", "12", "040 123 4567", "131052-308T", ""])),
+        choice,
+        st.builds(ChoiceIn, st.text(max_size=20)),
+        st.builds(
+            CommandIn,
+            st.sampled_from(["uusi", "new", "peru", "ny", "cancel", "x"]),
+            st.text(max_size=10),
+        ),
+        st.builds(LocationIn, st.floats(allow_nan=True), st.floats(allow_infinity=True)),
+        st.builds(MediaIn, st.sampled_from(["voice", "photo"])),
+        st.just(EditedIn()),
+    )
+
+
+def _follow_buttons(result: Result) -> list[Event]:
+    return [ChoiceIn(c.data) for c in question(result).flat_choices()] if result.replies else []
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_events(["k1", "k2", "zz"]), st.integers(0, 5)), max_size=40))
+def test_any_event_sequence_keeps_a_valid_state(steps: list[tuple[Event, int]]) -> None:
+    draft: Draft | None = None
+    last: Result | None = None
+    for n, (event, pick) in enumerate(steps):
+        # Half of the time press a real button of the last question, as a worker would.
+        offered = _follow_buttons(last) if last is not None else []
+        if offered and pick % 2 == 0:
+            event = offered[pick % len(offered)]
+        result = capture.advance(draft, event, ctx(nonce=f"k{n % 2 + 1}"))
+        assert all(isinstance(r, Message) and r.text for r in result.replies)
+        if result.draft is not None:
+            restored = Draft.from_json(result.draft.to_json())
+            assert restored == result.draft
+            assert result.draft.step in Step
+            for name in ("theme", "group", "signal", "frequency", "escalation", "polarity"):
+                value = getattr(result.draft, name)
+                assert value is None or taxonomy.is_valid(value)
+            if result.draft.step is Step.PRIVACY:
+                assert result.draft.privacy_field in ("description", "quote", "action")
+            # Every question's buttons belong to the current draft and step.
+            for reply in result.replies[-1:]:
+                for choice in reply.flat_choices():
+                    parsed = capture.parse_choice(choice.data)
+                    assert parsed == (result.draft.key, result.draft.seq, parsed[2])
+            # No personal identity code is ever kept.
+            assert "131052-308T" not in str(result.draft.to_json())
+        if isinstance(result.effect, Save):
+            saved = result.effect.draft
+            assert saved.is_complete()
+            for name in ("description", "quote", "action"):
+                assert not capture.find_identifiers(getattr(saved, name) or "")
+        draft = result.draft
+        last = result

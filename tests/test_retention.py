@@ -1,0 +1,239 @@
+"""Retention and the quiet-worker nudge on a fake clock, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+
+from bot.app import Runtime, build_runtime
+from bot.config import Config
+from bot.datacare import (
+    data_care_job_specs,
+    nudge_quiet_workers,
+    quiet_nudge_job,
+    retain,
+    retention_job,
+)
+from bot.scheduler import job_specs, register, unregister
+from flows.events import Message, Outbound
+from flows.i18n import t
+from storage import audit, repo
+from storage.export import iter_records
+from storage.models import AuditEvent, Draft, Observation
+from storage.retention import months_before, run_retention
+from tests.conftest import TEST_TEAMS, FakeClock
+from tests.datacare_helpers import World, add, enrol, observation, seed
+
+NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+
+class RecordingTransport:
+    """A transport that keeps what it was asked to send (a fake, not a mock)."""
+
+    def __init__(self, name: str = "telegram") -> None:
+        self.name = name
+        self.sent: list[Outbound] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, outbound: Outbound) -> None:
+        self.sent.append(outbound)
+
+
+@pytest.fixture
+async def world(make_config: Callable[..., Config]) -> AsyncIterator[World]:
+    w = await seed(make_config(), NOW)
+    yield w
+    await w.db.close()
+
+
+def snapshot(row: Observation) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in Observation.__table__.columns}
+
+
+async def all_rows(world: World) -> dict[int, dict[str, Any]]:
+    async with world.db.transaction() as session:
+        rows = (await session.execute(select(Observation))).scalars().all()
+        return {row.id: snapshot(row) for row in rows}
+
+
+async def audit_rows(world: World, action: str) -> list[AuditEvent]:
+    async with world.db.transaction() as session:
+        return [e for e in await audit.list_events(session) if e.action == action]
+
+
+async def add_draft(world: World, person: str, updated: datetime) -> None:
+    async with world.db.transaction() as session:
+        await repo.store_draft(
+            session, world.people[person].person_id, {"step": "x"}, "telegram", "c", updated
+        )
+
+
+def test_months_are_calendar_months() -> None:
+    assert months_before(datetime(2026, 3, 31, tzinfo=UTC), 1) == datetime(2026, 2, 28, tzinfo=UTC)
+    assert months_before(datetime(2026, 11, 23, tzinfo=UTC), 24) == datetime(
+        2024, 11, 23, tzinfo=UTC
+    )
+
+
+async def test_retention_erases_exactly_what_it_should(world: World) -> None:
+    before = await all_rows(world)
+    await add_draft(world, "anna", NOW - timedelta(days=31))
+    await add_draft(world, "ben", NOW - timedelta(days=29))
+    async with world.db.transaction() as session:
+        result = await run_retention(session, NOW, free_text_months=24, draft_days=30)
+    assert (result.texts_erased, result.drafts_erased) == (1, 1)
+
+    after = await all_rows(world)
+    old = world.observations["old"]
+    for oid, row in before.items():
+        if oid == old:
+            continue
+        assert after[oid] == row  # nothing else touched, not even updated_at
+    erased = after[old]
+    assert erased["description"] is erased["quote"] is erased["action"] is None
+    assert erased["text_erased_at"] == NOW
+    for name, value in before[old].items():
+        if name not in ("description", "quote", "action", "text_erased_at"):
+            assert erased[name] == value, name  # every code kept
+    async with world.db.transaction() as session:
+        drafts = (await session.execute(select(Draft.person_id))).scalars().all()
+    assert drafts == [world.people["ben"].person_id]
+
+    [row] = await audit_rows(world, audit.RETENTION)
+    assert (row.actor, row.rows, row.at) == ("scheduler", 2, NOW)
+    assert "texts_erased=1" in row.what and "drafts_erased=1" in row.what
+
+    # A second run finds nothing, and says so.
+    async with world.db.transaction() as session:
+        again = await run_retention(session, NOW, free_text_months=24, draft_days=30)
+    assert (again.texts_erased, again.drafts_erased) == (0, 0)
+    assert [r.rows for r in await audit_rows(world, audit.RETENTION)] == [2, 0]
+
+    # The export tells an erased entry from one that never had text.
+    async with world.db.transaction() as session:
+        records = {r.id: r async for r in iter_records(session)}
+    assert records[old].text_erased and records[old].description is None
+    assert records[old].theme == "theme.housing"
+    assert not records[world.observations["housing"]].text_erased
+
+
+async def test_retention_boundary_on_a_moving_clock(world: World) -> None:
+    housing = world.observations["housing"]  # recorded 20 days before NOW
+    recorded = NOW - timedelta(days=20)
+    # One second before it is 24 months old: kept. One second after: erased.
+    just_before = recorded + relativedelta(months=24) - timedelta(seconds=1)
+    for moment, erased in ((just_before, False), (just_before + timedelta(seconds=2), True)):
+        async with world.db.transaction() as session:
+            await run_retention(session, moment, free_text_months=24, draft_days=30)
+        rows = await all_rows(world)
+        assert (rows[housing]["quote"] is None) is erased, moment
+
+
+async def test_daily_job_runs_through_the_runtime(
+    make_config: Callable[..., Config], world: World
+) -> None:
+    clock = FakeClock(NOW)
+    runtime = await build_runtime(
+        make_config(retention={"free_text_months": 1, "draft_days": 30}), clock, terminal=False
+    )
+    try:
+        result = await retain(runtime)
+        # Everything recorded more than a month ago: "old" and "housing" (20 days: no).
+        assert result.texts_erased == 1
+        clock.advance(days=40)
+        result = await retain(runtime)
+        # 40 days on, every other entry is over a month old, withdrawn ones too.
+        assert result.texts_erased == 8
+        assert [s["id"] for s in data_care_job_specs(runtime)] == ["retention", "quiet_nudges"]
+        assert {"retention", "quiet_nudges"} <= {s["id"] for s in job_specs(runtime)}
+        # The scheduled functions find the running bot through the scheduler's registry.
+        register(runtime)
+        try:
+            await retention_job()
+            await quiet_nudge_job()
+        finally:
+            unregister(runtime)
+    finally:
+        await runtime.stop()
+    assert len(await audit_rows(world, audit.RETENTION)) == 3
+
+
+async def runtime_with_recorder(
+    config: Config, clock: FakeClock
+) -> tuple[Runtime, RecordingTransport]:
+    runtime = await build_runtime(config, clock, terminal=False)
+    recorder = RecordingTransport()
+    runtime.router.add(recorder)
+    return runtime, recorder
+
+
+async def test_quiet_workers_get_one_nudge_in_their_language(
+    make_config: Callable[..., Config], world: World
+) -> None:
+    teams = [dict(t) for t in TEST_TEAMS]
+    teams[1]["nudge"] = False  # the Vaasa team does not want nudges
+    clock = FakeClock(NOW)
+    runtime, recorder = await runtime_with_recorder(make_config(teams=teams), clock)
+    try:
+        leader = await enrol(world, "leader", "hki-etsiva", NOW - timedelta(days=100), "leader")
+        dora = await enrol(world, "dora", "hki-etsiva", NOW - timedelta(days=100), lang="en")
+        assert leader and dora
+        # Now: anna logged 3 days ago, ben 2; dora never in her 100 days: only dora.
+        assert await nudge_quiet_workers(runtime) == 1
+        [sent] = recorder.sent
+        assert isinstance(sent.reply, Message)
+        assert sent.reply.text == t("en", "nudge.quiet", "datacare", days=14)
+        assert sent.chat_id == world.chat_ids[-1] and sent.transport == "telegram"
+        assert await nudge_quiet_workers(runtime) == 0  # one nudge, not one a day
+
+        clock.advance(days=15)
+        recorder.sent.clear()
+        # anna (18 days) and ben (17 days) now; cecilia's team is off; the leader never.
+        assert await nudge_quiet_workers(runtime) == 2
+        texts = {o.chat_id: o.reply.text for o in recorder.sent if isinstance(o.reply, Message)}
+        assert set(texts) == {world.chat_ids[0], world.chat_ids[1]}
+        assert set(texts.values()) == {t("fi", "nudge.quiet", "datacare", days=14)}
+
+        # anna logs again, goes quiet again: a new nudge after 14 more days, not before.
+        clock.advance(hours=1)
+        await add(world, "anna-again", observation(world.people["anna"], clock.now, "helsinki"))
+        clock.advance(days=13)
+        assert await nudge_quiet_workers(runtime) == 0
+        clock.advance(days=2)
+        recorder.sent.clear()
+        assert await nudge_quiet_workers(runtime) == 1
+        assert recorder.sent[0].chat_id == world.chat_ids[0]
+        assert [r.rows for r in await audit_rows(world, audit.NUDGES)] == [1, 2, 1]
+    finally:
+        await runtime.stop()
+
+
+async def test_nudges_off_and_revoked_people_are_left_alone(
+    make_config: Callable[..., Config], world: World
+) -> None:
+    clock = FakeClock(NOW + timedelta(days=30))
+    runtime, recorder = await runtime_with_recorder(
+        make_config(reminders={"enabled": False}), clock
+    )
+    try:
+        assert await nudge_quiet_workers(runtime) == 0
+    finally:
+        await runtime.stop()
+    runtime, recorder = await runtime_with_recorder(make_config(), clock)
+    try:
+        from storage.admin import revoke_person
+
+        async with world.db.transaction() as session:
+            await revoke_person(session, world.people["ben"].pseudonym, "test", clock.now)
+        assert await nudge_quiet_workers(runtime) == 2  # anna and cecilia, not ben
+        assert world.chat_ids[1] not in {o.chat_id for o in recorder.sent}
+    finally:
+        await runtime.stop()

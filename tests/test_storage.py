@@ -1,0 +1,302 @@
+"""Storage and the service on a real database, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from bot.config import Config
+from bot.service import Havainto
+from flows.events import ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
+from flows.i18n import t
+from storage import repo
+from storage.db import Database
+from storage.models import Draft, Identity, Observation, Person, ProcessedEvent
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+async def service(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Havainto]:
+    config = make_config()
+    db = Database(config.database.url)
+    svc = Havainto(config, db, clock)
+    await svc.prepare()
+    yield svc
+    await db.close()
+
+
+class Chat:
+    """A worker on the neutral interface: what a transport would hand the service."""
+
+    def __init__(self, service: Havainto, user: str = "1001", transport: str = "terminal") -> None:
+        self.service, self.user, self.transport = service, user, transport
+        self.last: list[Outbound] = []
+        self._event = 0
+
+    async def send(self, event: object, event_id: str | None = None) -> list[Outbound]:
+        self._event += 1
+        incoming = Incoming(
+            self.transport,
+            self.user,
+            f"chat-{self.user}",
+            event,  # type: ignore[arg-type]
+            event_id=event_id or f"{self.user}-{self._event}",
+        )
+        self.last = await self.service.handle(incoming)
+        return self.last
+
+    def texts(self) -> list[str]:
+        return [o.reply.text for o in self.last if isinstance(o.reply, Message)]
+
+    async def tap(self, value: str) -> list[Outbound]:
+        for outbound in reversed(self.last):
+            if isinstance(outbound.reply, Message):
+                for choice in outbound.reply.flat_choices():
+                    if choice.data.endswith(value):
+                        return await self.send(ChoiceIn(choice.data))
+        raise AssertionError(f"no button {value!r} in {self.texts()}")
+
+
+async def enrolled(service: Havainto, user: str = "1001", team: str = "hki-etsiva") -> Chat:
+    code = await service.create_invite(team, "worker", timedelta(days=7))
+    chat = Chat(service, user)
+    await chat.send(CommandIn("start", code))
+    assert "Helsingin etsivät" in chat.texts()[0]
+    return chat
+
+
+async def count(db: Database, model: type) -> int:
+    async with db.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_schema_is_migrated_and_upgrade_is_idempotent(service: Havainto) -> None:
+    await service.db.upgrade()
+    async with service.db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {
+        "observations",
+        "drafts",
+        "people",
+        "identities",
+        "invites",
+        "alembic_version",
+    } <= tables
+
+
+async def test_times_come_back_aware_utc(service: Havainto) -> None:
+    helsinki = datetime(2026, 3, 29, 3, 30, tzinfo=UTC).astimezone()
+    async with service.db.transaction() as session:
+        await repo.set_state(session, "k", "v")
+        invite = await repo.create_invite(session, "hki-etsiva", "worker", helsinki, timedelta(1))
+    async with service.db.transaction() as session:
+        stored = await repo.get_state(session, "k")
+        row = await session.get(type(invite), invite.code)
+        assert row is not None
+    assert stored == "v"
+    assert row.created_at == helsinki and row.created_at.tzinfo is not None
+    assert row.created_at.utcoffset() == timedelta(0)
+
+
+async def test_full_entry_is_stored_with_its_metadata(service: Havainto, clock: FakeClock) -> None:
+    chat = await enrolled(service)
+    await chat.send(TextIn("Nuorten asuntojono on nyt puoli vuotta 🏠"))
+    for value in ("theme.housing", "group.youth", "signal.queues", "frequency.growing"):
+        await chat.tap(value)
+    await chat.tap("escalation.leadership")
+    await chat.tap("details")
+    await chat.tap("area")
+    await chat.tap("itakeskus")
+    await chat.tap("done")
+    clock.advance(minutes=2)
+    await chat.tap("save")
+    assert chat.texts()[0] == t("fi", "svc.saved", number=1)
+    async with service.db.transaction() as session:
+        entry = (await session.execute(select(Observation))).scalar_one()
+        person = await session.get(Person, entry.person_id)
+    assert person is not None
+    assert entry.description == "Nuorten asuntojono on nyt puoli vuotta 🏠"
+    assert (entry.theme, entry.population_group, entry.signal) == (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+    )
+    assert (entry.frequency, entry.escalation, entry.polarity) == (
+        "frequency.growing",
+        "escalation.leadership",
+        "polarity.problem",
+    )
+    assert (entry.team_id, entry.region, entry.area) == ("hki-etsiva", "helsinki", "itakeskus")
+    assert entry.transport == "terminal" and entry.language == "fi"
+    assert entry.flow_version == "1" and entry.taxonomy_version == "2026.1"
+    assert entry.recorded_at - entry.observed_at == timedelta(minutes=2)
+    assert entry.observed_at.tzinfo is not None
+    assert person.pseudonym.startswith("w-") and "1001" not in person.pseudonym
+    assert await count(service.db, Draft) == 0
+
+
+async def test_unenrolled_people_get_one_sentence_and_nothing_is_stored(service: Havainto) -> None:
+    stranger = Chat(service, "666")
+    await stranger.send(TextIn("Hei, tässä havainto"))
+    assert stranger.texts() == [t("fi", "svc.not_enrolled")]
+    await stranger.send(CommandIn("start", "WRONGCODE1"))
+    assert stranger.texts() == [t("fi", "svc.invite_unknown")]
+    for model in (Observation, Draft, Person, Identity, ProcessedEvent):
+        assert await count(service.db, model) == 0
+
+
+async def test_invites_are_single_use_and_expire(service: Havainto, clock: FakeClock) -> None:
+    code = await service.create_invite("hki-etsiva", "worker", timedelta(hours=1))
+    first, second = Chat(service, "1"), Chat(service, "2")
+    await first.send(CommandIn("start", code.lower()))
+    await second.send(CommandIn("start", code))
+    assert second.texts() == [t("fi", "svc.invite_used")]
+    late = await service.create_invite("hki-etsiva", "worker", timedelta(hours=1))
+    clock.advance(hours=2)
+    await second.send(CommandIn("start", late))
+    assert second.texts() == [t("fi", "svc.invite_expired")]
+
+
+async def test_concurrent_redemptions_of_one_code_enrol_one_person(service: Havainto) -> None:
+    code = await service.create_invite("hki-etsiva", "worker", timedelta(hours=1))
+    chats = [Chat(service, str(n)) for n in range(5)]
+    await asyncio.gather(*(c.send(CommandIn("start", code)) for c in chats))
+    welcomed = [c for c in chats if "Helsingin etsivät" in c.texts()[0]]
+    assert len(welcomed) == 1
+    assert await count(service.db, Person) == 1
+
+
+async def test_a_second_identity_joins_the_same_person(service: Havainto) -> None:
+    chat = await enrolled(service)
+    async with service.db.transaction() as session:
+        member = await repo.find_member(session, "terminal", "1001")
+    assert member is not None
+    code = await service.create_invite("hki-etsiva", "worker", timedelta(1), member.person_id)
+    other = Chat(service, "@worker:example.org", transport="matrix")
+    await other.send(CommandIn("start", code))
+    assert await count(service.db, Person) == 1
+    assert await count(service.db, Identity) == 2
+    assert chat.texts()
+
+
+async def test_restart_mid_flow_resumes_the_same_step(
+    make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    config = make_config()
+    db = Database(config.database.url)
+    first = Havainto(config, db, clock)
+    await first.prepare()
+    chat = await enrolled(first)
+    await chat.send(TextIn("Keskeneräinen havainto"))
+    await chat.tap("theme.income")
+    pending = chat.last
+    await db.close()
+
+    db2 = Database(config.database.url)
+    second = Havainto(config, db2, clock)
+    await second.prepare()
+    chat.service = second
+    chat.last = pending  # the group buttons shown before the restart still work
+    await chat.tap("group.children")
+    assert chat.texts() == [t("fi", "ask.signal")]
+    async with db2.transaction() as session:
+        draft = (await session.execute(select(Draft))).scalar_one()
+    assert draft.state["description"] == "Keskeneräinen havainto"
+    assert draft.state["group"] == "group.children"
+    await db2.close()
+
+
+async def test_redelivered_event_has_one_effect(service: Havainto) -> None:
+    chat = await enrolled(service)
+    await chat.send(TextIn("Kaksoistoimitus"), event_id="upd-1")
+    assert chat.texts() == [t("fi", "ask.theme")]
+    again = await chat.send(TextIn("Kaksoistoimitus"), event_id="upd-1")
+    assert again == []
+    await chat.send(TextIn("Kaksoistoimitus"), event_id="upd-2")
+    assert chat.texts()[0] == t("fi", "flow.use_buttons")
+
+
+async def test_idle_draft_reminded_once_and_kept(service: Havainto, clock: FakeClock) -> None:
+    chat = await enrolled(service)
+    await chat.send(TextIn("Jäi kesken"))
+    clock.advance(hours=11)
+    assert await service.remind_idle_drafts() == []
+    clock.advance(hours=2)
+    reminders = await service.remind_idle_drafts()
+    assert [o.reply.text for o in reminders if isinstance(o.reply, Message)] == [
+        t("fi", "svc.draft_reminder"),
+        t("fi", "ask.theme"),
+    ]
+    assert {o.chat_id for o in reminders} == {"chat-1001"}
+    clock.advance(hours=30)
+    assert await service.remind_idle_drafts() == []
+    assert await count(service.db, Draft) == 1
+    await chat.tap("theme.other")
+    assert chat.texts() == [t("fi", "ask.group")]
+
+
+async def test_own_entries_can_be_corrected_and_withdrawn_within_24_hours(
+    service: Havainto, clock: FakeClock
+) -> None:
+    chat = await enrolled(service)
+    for text in ("Ensimmäinen", "Toinen"):
+        await chat.send(TextIn(text))
+        for value in ("theme.income", "group.older", "signal.criteria", "frequency.single"):
+            await chat.tap(value)
+        await chat.tap("escalation.none")
+        await chat.tap("save")
+        clock.advance(hours=1)
+    await chat.send(CommandIn("omat"))
+    listing = chat.texts()[0]
+    assert "#2" in listing and "#1" in listing and listing.index("#2") < listing.index("#1")
+    await chat.tap("own:edit:1")
+    assert t("fi", "summary.title") in chat.texts()[0]
+    await chat.tap("edit")
+    await chat.tap("theme")
+    await chat.tap("theme.housing")
+    await chat.tap("save")
+    assert chat.texts() == [t("fi", "svc.updated", number=1)]
+    await chat.send(CommandIn("omat"))
+    await chat.tap("own:del:2")
+    await chat.tap("own:delyes:2")
+    assert chat.texts() == [t("fi", "svc.withdrawn", number=2)]
+    async with service.db.transaction() as session:
+        rows = (await session.execute(select(Observation).order_by(Observation.id))).scalars().all()
+    assert rows[0].theme == "theme.housing" and rows[0].withdrawn_at is None
+    assert rows[1].withdrawn_at is not None
+    assert await count(service.db, Observation) == 2
+    # After the window, and for somebody else's entry, nothing changes.
+    clock.advance(hours=25)
+    await chat.send(ChoiceIn("own:del:1"))
+    assert chat.texts() == [t("fi", "svc.too_old", number=1, hours="24")]
+    intruder = await enrolled(service, user="2002")
+    await intruder.send(ChoiceIn("own:edit:1"))
+    assert intruder.texts() == [t("fi", "svc.not_yours")]
+
+
+async def test_language_switch_and_help(service: Havainto) -> None:
+    chat = await enrolled(service)
+    await chat.send(CommandIn("kieli"))
+    await chat.tap("lang:sv")
+    assert chat.texts() == [t("sv", "svc.language_set")]
+    await chat.send(CommandIn("apua"))
+    assert chat.texts() == [t("sv", "svc.help")]
+    assert len(t("sv", "svc.help").splitlines()) == 5
+    await chat.send(CommandIn("unknown"))
+    assert chat.texts() == [t("sv", "svc.unknown_command")]
+    await chat.send(TextIn("Observation på svenska"))
+    assert chat.texts() == [t("sv", "ask.theme")]
+
+
+async def test_revoked_worker_is_refused(service: Havainto, clock: FakeClock) -> None:
+    chat = await enrolled(service)
+    async with service.db.transaction() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+        person.revoked_at = clock()
+    await chat.send(TextIn("Vielä yksi"))
+    assert chat.texts() == [t("fi", "svc.revoked")]
+    assert await count(service.db, Draft) == 0
