@@ -190,7 +190,9 @@ def export(
             "area": max((len(a) for _, a in areas), default=4),
             "area_name": max((len(n) for n in areas.values()), default=4),
         }
-        async with db.transaction() as session:
+        # A snapshot, not a write transaction: a long export must not hold SQLite's
+        # write lock while workers log entries.
+        async with db.snapshot() as session:
             records = iter_records(
                 session, start, end, team, region, lang=lang.value, area_names=areas
             )
@@ -209,21 +211,32 @@ def export(
                     )
                     writer = write_csv if format is ExportFormat.csv else write_jsonl
                     count = await writer(records, out)
-            await audit.record(
-                session,
-                _actor(actor),
-                audit.EXPORT,
-                f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
-                f"team={team or '*'} region={region or '*'} "
-                f"output={'stdout' if output == '-' else Path(output).name}",
-                count,
-                _now(),
-            )
-            return count
+        what = (
+            f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
+            f"team={team or '*'} region={region or '*'} "
+            f"output={'stdout' if output == '-' else Path(output).name}"
+        )
+        await _audited(db, audit.EXPORT, actor, what, count, None if output == "-" else output)
+        return count
 
     count = _run(cfg, work)
     if output != "-":
         typer.echo(f"{count} observations written to {output}", err=True)
+
+
+async def _audited(
+    db: Any, action: str, actor: str | None, what: str, rows: int, written: str | Path | None
+) -> None:
+    """Write the audit entry of a finished read; without it the file must not stay."""
+    from storage import audit
+
+    try:
+        async with db.transaction() as session:
+            await audit.record(session, _actor(actor), action, what, rows, _now())
+    except BaseException:
+        if written is not None:
+            Path(written).unlink(missing_ok=True)  # noqa: ASYNC240 - a CLI, nothing else runs
+        raise
 
 
 # --- the social report -------------------------------------------------------------------
@@ -269,24 +282,20 @@ def report(
         from storage import audit
         from storage.report_queries import report_figures
 
-        async with db.transaction() as session:
+        async with db.snapshot() as session:
             figures = await report_figures(session, region, name, first, last, zone)
-            document = social_report(figures, language, datetime.now(zone).date())
-            html = render_html(document)
-            if format is ReportFormat.pdf:
-                output.write_bytes(await asyncio.to_thread(render_pdf, html))
-            else:
-                output.write_text(html, encoding="utf-8")
-            await audit.record(
-                session,
-                _actor(actor),
-                audit.REPORT,
-                f"region={region} from={first} to={last} format={format.value} "
-                f"lang={language} output={output.name}",
-                figures.total,
-                _now(),
-            )
-            return figures.total
+        document = social_report(figures, language, datetime.now(zone).date())
+        html = render_html(document)
+        if format is ReportFormat.pdf:
+            output.write_bytes(await asyncio.to_thread(render_pdf, html))
+        else:
+            output.write_text(html, encoding="utf-8")
+        what = (
+            f"region={region} from={first} to={last} format={format.value} "
+            f"lang={language} output={output.name}"
+        )
+        await _audited(db, audit.REPORT, actor, what, figures.total, output)
+        return figures.total
 
     total = _run(cfg, work)
     typer.echo(f"report of {total} observations written to {output}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -69,12 +69,31 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def _sqlite_begin_read(connection: Any) -> None:
+    # A deferred transaction that only reads: in WAL mode it sees one consistent
+    # snapshot and never takes the write lock, so writers go on beside it.
+    connection.exec_driver_sql("BEGIN")
+
+
+def _sqlite_query_only(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def create_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
+    """The engine; ``read_only`` (SQLite) makes one whose transactions only read."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 10})
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        connect, begin = (
+            (_sqlite_query_only, _sqlite_begin_read)
+            if read_only
+            else (_sqlite_connect, _sqlite_begin)
+        )
+        event.listen(engine.sync_engine, "connect", connect)
+        event.listen(engine.sync_engine, "begin", begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -131,6 +150,7 @@ class Database:
         self.engine = create_engine(self.url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = _WriterQueue(enabled=self.url.startswith("sqlite"))
+        self._reader: async_sessionmaker[AsyncSession] | None = None
 
     @property
     def dialect(self) -> str:
@@ -142,12 +162,39 @@ class Database:
         async with self._writers.turn(), self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads, for long reads (exports, reports, digests).
+
+        On SQLite every ``transaction()`` holds the write lock from its first
+        statement: an export of a million rows inside one would keep every worker's
+        entry waiting for minutes. A snapshot is a deferred, query-only transaction
+        on a connection of its own: one consistent view, no write lock, no turn in
+        the writer queue. On PostgreSQL it is a read-only REPEATABLE READ
+        transaction: one consistent view as well (reads never block writers there).
+        """
+        if not self.url.startswith("sqlite"):
+            async with self.sessions() as session, session.begin():
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await session.execute(text("SET TRANSACTION READ ONLY"))
+                yield session
+            return
+        if self._reader is None:
+            engine = create_engine(self.url, read_only=True)
+            self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        async with self._reader() as session, session.begin():
+            yield session
+
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration (safe to run at every start)."""
         await asyncio.to_thread(upgrade_schema, self.url)
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._reader is not None:
+            bind = self._reader.kw["bind"]
+            self._reader = None
+            await bind.dispose()
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:

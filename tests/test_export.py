@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,8 +15,10 @@ from typing import Any
 import jsonschema
 import openpyxl
 import pytest
+from sqlalchemy import func, select
 
 from bot.config import Config
+from flows.events import Incoming, TextIn
 from flows.i18n import label
 from flows.privacy import IdentifierKind, kinds_found
 from storage.export import (
@@ -29,7 +32,8 @@ from storage.export import (
     write_jsonl,
     write_xlsx,
 )
-from tests.datacare_helpers import HETU, World, seed
+from storage.models import Observation
+from tests.datacare_helpers import HETU, World, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 
@@ -207,3 +211,36 @@ async def test_no_chat_id_or_hetu_in_any_export(world: World, tmp_path: Path) ->
         assert not re.search(r"\d{6}[-+A]\d{3}[0-9A-Z]", text)
     # The rest of the sentence around the hetu survives.
     assert "kohtelu palvelussa huolestuttaa" in texts[1]
+
+
+async def test_an_export_in_progress_does_not_hold_back_a_workers_entry(world: World) -> None:
+    """The export reads a snapshot: writers go on beside it, and it keeps its view.
+
+    Before snapshots an export ran in a write transaction: on SQLite a worker's entry
+    waited for the whole export (minutes at a million rows) and was then spooled.
+    """
+    async with world.db.snapshot() as reading:
+        stream = iter_records(reading)
+        exported = [await anext(stream)]  # the export has begun and holds its snapshot
+        seen = await count_observations(reading)
+        person = world.external_ids[0]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(5):
+            replies = await world.service.handle(
+                Incoming("telegram", person, person, TextIn("Jono päivystykseen kasvoi."))
+            )
+            async with world.db.transaction() as writing:
+                writing.add(Observation(**observation(world.people["anna"], NOW, "helsinki")))
+        assert loop.time() - started < 2, "the writes waited for the export"
+        assert replies, "the worker got no answer"
+        exported += [r async for r in stream]
+        # The export still sees the table as it was when it began.
+        assert await count_observations(reading) == seen
+    assert len(exported) == len(await records(world)) - 1
+    async with world.db.transaction() as session:
+        assert await count_observations(session) == seen + 1
+
+
+async def count_observations(session: Any) -> int:
+    return int((await session.execute(select(func.count(Observation.id)))).scalar_one())
