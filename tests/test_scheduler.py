@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -174,10 +175,21 @@ async def _fresh_bot(fake: FakeTelegram, config: Config, clock: FakeClock) -> Bo
     return driver
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 async def _set_weekly_run(
     fake: FakeTelegram, config: Config, clock: FakeClock, at: datetime
 ) -> None:
-    """A bot that scheduled its jobs and then went down with the weekly run due at ``at``."""
+    """A bot that scheduled its jobs and then went down with the weekly run due at ``at``.
+
+    The weekly cron is moved to a day three days from today (in place, for the rest
+    of the test): APScheduler runs real time, and on a Monday morning the real
+    Monday 08:00 run would otherwise be a missed run of its own within the grace
+    time, whatever ``at`` says.
+    """
+    today = datetime.now(ZoneInfo(config.timezone)).weekday()
+    config.schedule.weekly_day = WEEKDAYS[(today + 3) % 7]
     driver = await _fresh_bot(fake, config, clock)
     scheduler = build_scheduler(driver.rt)
     scheduler.start(paused=True)
