@@ -352,7 +352,7 @@ async def test_two_bot_processes_post_once(
             "base_url": fake.base_url,
             "base_file_url": fake.base_file_url,
         },
-        "schedule": FAST_RETRIES,
+        "schedule": {**FAST_RETRIES, "weekly_day": config.schedule.weekly_day},
     }
     processes = [
         await asyncio.create_subprocess_exec(
