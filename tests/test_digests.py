@@ -12,13 +12,17 @@ import io
 import os
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
+from PIL import Image
 
 from bot.transport import split_text
 from digests import charts
@@ -617,6 +621,93 @@ def test_charts_are_small_fast_and_deterministic() -> None:
     assert charts.weekly_themes_chart(["x"], [0], [0.0], **kwargs).startswith(b"\x89PNG")
     with pytest.raises(ValueError):
         charts.weekly_themes_chart(["x"], [1, 2], [0.0], **kwargs)
+
+
+def pixels(png: bytes) -> NDArray[np.uint8]:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    value = int(colour.lstrip("#"), 16)
+    return (value >> 16, (value >> 8) & 0xFF, value & 0xFF)
+
+
+WEEKLY_TEXTS = {"title": "Teemat", "this_week_label": "Viikko 47", "average_label": "Keskiarvo"}
+
+
+def test_weekly_chart_layout_bars_labels_and_numbers() -> None:
+    """Rows top down in the given order, bars of the right length, the count at each bar
+    end, no value axis; the image is as tall as its rows."""
+    png = charts.weekly_themes_chart(
+        ["Asuminen", "Toimeentulo"], [8, 2], [4.0, 0.0], number=lambda v: f"{v:g}", **WEEKLY_TEXTS
+    )
+    image = pixels(png)
+    head, row, left = charts._HEAD_PX, charts._ROW_PX, charts._LABELS_PX
+    assert image.shape == (head + 2 * row + charts._FOOT_PX, 800, 3)
+    middle = head + row // 2  # the first row's two bars meet here
+    this_week = image[middle - 8, left + 2 :]
+    # The this-week bar of row 0 (8, the longest) is blue from the axis to its end, then
+    # white but for its number.
+    blue = np.all(this_week == rgb(charts.THIS_COLOUR), axis=1)
+    end = int(np.argmin(blue))
+    assert blue[:end].all() and end > 400
+    average = np.all(image[middle + 8, left + 2 :] == rgb(charts.AVERAGE_COLOUR), axis=1)
+    assert abs(int(np.argmin(average)) - end / 2) <= 2  # 4.0 is half of 8
+    # Numbers: dark pixels just right of each bar end; none far right of them.
+    number = image[middle - 14 : middle - 2, left + end + 4 : left + end + 40]
+    assert (number.min(axis=2) < 128).any()
+    # Row 1: "2" against an empty average, which is written "0" at the axis.
+    second = head + row + row // 2
+    assert (image[second + 2 : second + 14, left + 4 : left + 20].min(axis=2) < 128).any()
+    # Labels: dark pixels in the label column of both rows, right-aligned near the bars.
+    for top in (head, head + row):
+        column = image[top : top + row, : left - charts._LABEL_PAD_PX + 1]
+        assert (column.min(axis=2) < 128).any()
+        assert (column[:, -40:].min(axis=2) < 128).any()
+    # No value axis below the bars: the foot is white.
+    assert (image[head + 2 * row + 1 :, left + 10 :] == 255).all()
+
+
+def test_weekly_chart_is_the_same_with_cold_or_warm_caches_and_from_threads() -> None:
+    args = (["Asuminen ja asunnottomuus", "Muu teema", "Toimeentulo"], [3, 1, 0], [1.25, 0, 2])
+    charts.clear_caches()
+    cold = charts.weekly_themes_chart(*args, **WEEKLY_TEXTS)
+    # Other charts in between: other labels, texts, sizes and numbers.
+    charts.weekly_themes_chart(["Muu teema"], [40], [12.5], **WEEKLY_TEXTS)
+    charts.weekly_themes_chart(
+        ["x", "y"], [1, 2], [0.5, 0], title="Teman", this_week_label="V", average_label="M"
+    )
+    assert charts.weekly_themes_chart(*args, **WEEKLY_TEXTS) == cold
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda i: charts.weekly_themes_chart(
+                    args[0][i % 3 :], args[1][i % 3 :], args[2][i % 3 :], **WEEKLY_TEXTS
+                ),
+                range(24),
+            )
+        )
+    for i, png in enumerate(results):
+        expected = charts.weekly_themes_chart(
+            args[0][i % 3 :], args[1][i % 3 :], args[2][i % 3 :], **WEEKLY_TEXTS
+        )
+        assert png == expected
+    assert results[0] == cold
+
+
+def test_weekly_chart_caches_are_bounded() -> None:
+    canvas = charts._weekly_canvas(1)
+    for i in range(charts._LABEL_TILES + 10):
+        charts.weekly_themes_chart([f"teema {i}"], [i], [i / 4], **WEEKLY_TEXTS)
+    for i in range(charts._FRAMES + 3):
+        charts.weekly_themes_chart(["x"], [1], [1.0], **{**WEEKLY_TEXTS, "title": f"Viikko {i}"})
+    assert len(canvas.labels) == charts._LABEL_TILES
+    assert len(canvas.frames) == charts._FRAMES
+    assert len(canvas.numbers) <= charts._NUMBER_TILES
+    # A label too long for its row ends in an ellipsis instead of spilling over.
+    assert charts._wrap("sana " * 40, charts._MAX_LABEL_LINES).endswith("…")
+    assert charts._wrap("sana " * 40, charts._MAX_LABEL_LINES).count("\n") == 1
 
 
 def test_charts_leave_no_pyplot_state() -> None:
