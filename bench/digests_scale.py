@@ -20,6 +20,10 @@ Each data set is measured in a fresh process (so its peak memory is its own):
   count per theme over the same index range -- through the bare driver
   (``sqlite3`` / ``asyncpg``), the floor the digest is compared to.
 
+SQLite data sets get the planner statistics a deployment has
+(``storage.planner.refresh_statistics``, run by the app after migrations and
+daily); ``--no-statistics`` skips that (a data set first made so has none).
+
 Times are the median of ``--repeat`` warm runs (the first, cold run is shown
 too). The slowest statements of one weekly and one monthly digest are listed
 with ``--explain`` (and their query plans), to say precisely where time goes.
@@ -313,6 +317,7 @@ async def bench(
     explain: bool,
     urls: list[str] | None = None,
     max_teams: int | None = None,
+    statistics: bool = True,
 ) -> list[tuple[str, int, dict[str, Any]]]:
     """Measure each data set (made first when missing), or the databases at ``urls``."""
     from bench.generate import DEFAULT_END, count_observations, ensure_dataset, upgraded
@@ -322,11 +327,13 @@ async def bench(
     if urls:
         for url in urls:
             backend = "sqlite" if normalise_url(url).startswith("sqlite") else "postgresql"
-            targets.append((backend, await count_observations(url), await upgraded(url)))
+            rows = await count_observations(url)
+            targets.append((backend, rows, await upgraded(url, statistics)))
     else:
         for backend in backends:
             for rows in rows_list:
-                targets.append((backend, rows, await ensure_dataset(backend, rows, seed, pg_url)))
+                url = await ensure_dataset(backend, rows, seed, pg_url, statistics)
+                targets.append((backend, rows, url))
     results = []
     for backend, rows, url in targets:
         result = await run_one(url, seed, DEFAULT_END, repeat, explain, max_teams)
@@ -512,6 +519,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-teams", type=int, help="build only this many of the weekly digests (smoke runs)"
     )
+    parser.add_argument(
+        "--no-statistics",
+        action="store_true",
+        help="do not refresh SQLite's planner statistics (a data set first made so has none)",
+    )
     args = parser.parse_args(argv)
     print_header("Digests at scale", ("python -m bench.digests_scale " + " ".join(argv)).strip())
     results = asyncio.run(
@@ -524,6 +536,7 @@ def main(argv: list[str] | None = None) -> None:
             args.explain,
             args.url,
             args.max_teams,
+            not args.no_statistics,
         )
     )
     report(results, args.explain)

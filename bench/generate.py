@@ -25,10 +25,14 @@ five years; ``--rows`` walks back from ``--end`` until it has that many.
 The schema is migrated first (``storage.db.Database(url).upgrade()``), then the
 rows go in bulk: ``executemany`` in one transaction per chunk on SQLite,
 ``COPY`` (asyncpg ``copy_records_to_table``) on PostgreSQL. PostgreSQL gets an
-``ANALYZE`` at the end, as autovacuum would give it soon after such a load;
-SQLite gets none (``--analyze`` adds it), because Havainto's own SQLite
-database never has planner statistics either, and the plans should be the
-ones a real deployment gets.
+``ANALYZE`` at the end, as autovacuum would give it soon after such a load.
+SQLite gets the statistics a deployment has: ``storage.planner.refresh_statistics``
+(``ANALYZE``), which the application runs daily and after migrations; the
+benchmarks run it where they bring a kept data set to the newest migration
+(``upgraded``), so the plans are the ones a real deployment gets.
+``--no-statistics`` leaves a generated SQLite file without any, to see the plans
+of a database that never had them; ``--analyze`` runs ``ANALYZE`` inside the
+bulk load's connection instead of afterwards (the same statistics).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from bench.common import (
 from flows import taxonomy
 from flows.capture import FLOW_VERSION
 from storage.db import Database, normalise_url
+from storage.planner import refresh_statistics
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 DEFAULT_END = date(2026, 11, 22)  # a Sunday: the last full ISO week is 2026-W47
@@ -887,18 +892,25 @@ async def generate(
     return time.perf_counter() - started
 
 
-async def upgraded(url: str) -> str:
-    """Bring a kept data set to the newest migration, as the app does at every start."""
+async def upgraded(url: str, statistics: bool = True) -> str:
+    """Bring a kept data set to the newest migration, as the app does at every start, and
+    give SQLite the planner statistics the app's after-migration and daily runs give it."""
     db = Database(url)
     try:
         await db.upgrade()
+        if statistics:
+            await refresh_statistics(db)
     finally:
         await db.close()
     return url
 
 
 async def ensure_dataset(
-    backend: str, rows: int, seed: int = 1, pg_admin_url: str = DEFAULT_PG_URL
+    backend: str,
+    rows: int,
+    seed: int = 1,
+    pg_admin_url: str = DEFAULT_PG_URL,
+    statistics: bool = True,
 ) -> str:
     """The URL of the data set of ``rows`` observations, generated first if it is missing.
 
@@ -911,17 +923,17 @@ async def ensure_dataset(
     if backend == "sqlite":
         path = _sqlite_path(url)
         if _exists(path) and await count_observations(url) == rows:
-            return await upgraded(url)
+            return await upgraded(url, statistics)
         remove_sqlite(path)
     else:
         if await pg_exists(pg_admin_url, name) and await count_observations(url) == rows:
-            return await upgraded(url)
+            return await upgraded(url, statistics)
         await pg_drop(pg_admin_url, name)
         await pg_create(pg_admin_url, name)
     print(f"generating {human(rows)} observations on {backend} ...", file=sys.stderr, flush=True)
     seconds = await generate(url, rows, seed, progress=sys.stderr.isatty())
     print(f"generated in {seconds:.1f} s", file=sys.stderr, flush=True)
-    return url
+    return await upgraded(url, statistics)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -942,7 +954,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--analyze",
         action="store_true",
-        help="give SQLite planner statistics too (the app's database has none)",
+        help="ANALYZE SQLite right after the load (the default does it afterwards)",
+    )
+    parser.add_argument(
+        "--no-statistics",
+        action="store_true",
+        help="leave SQLite without planner statistics (the app gathers them daily)",
     )
     args = parser.parse_args(argv)
     seconds = asyncio.run(
@@ -950,6 +967,8 @@ def main(argv: list[str] | None = None) -> None:
             args.url, args.rows, args.seed, args.end, progress=True, analyze_sqlite=args.analyze
         )
     )
+    if not (args.analyze or args.no_statistics):
+        asyncio.run(upgraded(args.url))
     first, _ = plan_days(args.rows, args.seed, args.end)
     print(
         f"generated {human(args.rows)} observations from {first} to {args.end} "

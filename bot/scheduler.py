@@ -17,6 +17,9 @@ changes move nothing: 08:00 stays 08:00 local):
 - ``draft_reminders``: idle drafts (as before).
 - ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
   ``bot.datacare``.
+- ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
+  SQLite's planner statistics (``storage.planner.refresh_statistics``), without which
+  the weekly digest's queries walk each team's whole history. Nothing on PostgreSQL.
 
 Every job has ``coalesce=True``, ``max_instances=1`` and
 ``misfire_grace_time = schedule.misfire_grace_minutes``. The job store
@@ -51,6 +54,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import make_url
 
 from bot.datacare import data_care_job_specs
+from storage.planner import refresh_statistics
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -59,6 +63,7 @@ log = logging.getLogger("havainto.scheduler")
 
 REMINDER_INTERVAL_MINUTES = 10
 RETRY_INTERVAL_MINUTES = 5
+PLANNER_STATISTICS_TIME = (3, 45)
 JOBS_TABLE = "apscheduler_jobs"
 DEFAULT_INSTANCE = "default"
 
@@ -124,6 +129,14 @@ async def draft_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
         await runtime.router.deliver(outbounds)
 
 
+async def planner_statistics_job(instance: str = DEFAULT_INSTANCE) -> None:
+    runtime = _runtime(instance)
+    if runtime is not None:
+        ran = await refresh_statistics(runtime.db)
+        if ran is not None:
+            log.info("job_done job=planner_statistics ran=%r", ran)
+
+
 def _summary(outcomes: Any) -> str:
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -184,6 +197,13 @@ def job_specs(runtime: Runtime) -> list[dict[str, Any]]:
             "id": "draft_reminders",
             "func": draft_reminder_job,
             "trigger": IntervalTrigger(minutes=REMINDER_INTERVAL_MINUTES, timezone=zone),
+        },
+        {
+            "id": "planner_statistics",
+            "func": planner_statistics_job,
+            "trigger": CronTrigger(
+                hour=PLANNER_STATISTICS_TIME[0], minute=PLANNER_STATISTICS_TIME[1], timezone=zone
+            ),
         },
         # Retention (daily) and quiet-worker nudges (weekdays): bot.datacare.
         *data_care_job_specs(runtime),

@@ -14,11 +14,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
+from bot.config import load_config
+from bot.scheduler import job_specs, planner_statistics_job, register, unregister
 from bot.transport import split_text
 from digests.model import (
     CountRow,
@@ -36,6 +40,7 @@ from storage import repo
 from storage.db import Database
 from storage.digest_queries import monthly_summary_data, weekly_digest_data
 from storage.models import EscalationEvent, Observation
+from storage.planner import refresh_statistics
 
 HEL = ZoneInfo("Europe/Helsinki")
 TEAMS = [
@@ -609,3 +614,29 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     assert [i.days_open for i in empty.earlier_open] == [121]  # 1 Sep 10:10 -> 1 Jan 00:00
     attached = render_monthly(empty, "sv").csv
     assert attached is not None and attached.decode("utf-8-sig").count("\r\nearlier_open;") == 1
+
+
+async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) -> None:
+    """The daily ``planner_statistics`` job (and the benchmarks after an upgrade): SQLite gets
+    ``sqlite_stat1`` rows for the digest tables; PostgreSQL is left to autovacuum."""
+    await seed_november(world)
+    assert "planner_statistics" in {
+        s["id"]
+        for s in job_specs(SimpleNamespace(config=load_config(None, terminal={"enabled": "no"})))
+    }  # type: ignore[arg-type]
+    runtime = SimpleNamespace(db=world.db)
+    register(runtime, "planner-test")  # type: ignore[arg-type]
+    try:
+        await planner_statistics_job("planner-test")
+    finally:
+        unregister(runtime, "planner-test")  # type: ignore[arg-type]
+    ran = await refresh_statistics(world.db)
+    if world.db.dialect != "sqlite":
+        assert ran is None
+        return
+    assert ran == "ANALYZE"
+    async with world.db.transaction() as session:
+        analysed = {
+            table for (table,) in await session.execute(text("SELECT tbl FROM sqlite_stat1"))
+        }
+    assert {"observations", "escalation_events"} <= analysed
