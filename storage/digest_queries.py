@@ -196,21 +196,6 @@ async def _escalation_items(
     return items
 
 
-def _latest_status_subquery(as_of: datetime) -> Any:
-    """The newest status of the outer observation before ``as_of``, as a scalar subquery."""
-    return (
-        select(EscalationEvent.status)
-        .where(
-            EscalationEvent.observation_id == Observation.id,
-            EscalationEvent.created_at < as_of,
-        )
-        .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
-        .limit(1)
-        .correlate(Observation)
-        .scalar_subquery()
-    )
-
-
 # --- the weekly team digest ------------------------------------------------------------
 
 
@@ -366,6 +351,50 @@ async def _weekly_quotes(
 # --- the monthly escalation summary -------------------------------------------------------
 
 
+async def _earlier_open(
+    session: AsyncSession,
+    region: str | None,
+    start: datetime,
+    as_of: datetime,
+    names: dict[str, str],
+) -> list[EscalationItem]:
+    """Escalations observed before ``start`` and still open at ``as_of``, oldest first.
+
+    Open at ``as_of`` means open now (``observations.escalation_status``, kept by triggers
+    from the events; index ``ix_observations_escalation_status``) or changed since
+    ``as_of`` (the events after it, by ``created_at``); the candidates' statuses at
+    ``as_of`` then decide. So the cost follows the open escalations and the events
+    since ``as_of``, not every escalation of the past.
+    """
+    scope = [Observation.region == region] if region is not None else []
+    past = [*scope, _live(), Observation.escalation.in_(ESCALATED), Observation.observed_at < start]
+    open_now = select(Observation.id).where(
+        *past, Observation.escalation_status.in_(sorted(OPEN_STATUSES))
+    )
+    # Driven from the events (created_at): joined instead, SQLite walks the region's past.
+    changed_since = select(Observation.id).where(
+        *past,
+        Observation.id.in_(
+            select(EscalationEvent.observation_id).where(EscalationEvent.created_at >= as_of)
+        ),
+    )
+    ids = sorted(
+        {row[0] for row in await session.execute(open_now)}
+        | {row[0] for row in await session.execute(changed_since)}
+    )
+    items: list[EscalationItem] = []
+    for i in range(0, len(ids), _IN_CHUNK):
+        items += await _escalation_items(
+            session,
+            select(*_escalation_columns()).where(Observation.id.in_(ids[i : i + _IN_CHUNK])),
+            as_of,
+            names,
+        )
+    items = [item for item in items if item.status.is_open]
+    items.sort(key=lambda item: (item.observed_at, item.observation_id))
+    return items
+
+
 def _scope_filter(region: str | None, team_ids: Iterable[str]) -> ColumnElement[bool]:
     if region is not None:
         return Observation.region == region
@@ -461,23 +490,7 @@ async def monthly_summary_data(
         for theme in sorted(by_theme, key=lambda c: (-len(by_theme[c]), order(c), c))
     ]
 
-    # No ORDER BY here: with one, SQLite walks (region, observed_at) through every row of
-    # the region's past instead of (region, escalation, observed_at); the list is short.
-    latest = func.coalesce(_latest_status_subquery(as_of), "open")
-    earlier_open = await _escalation_items(
-        session,
-        select(*_escalation_columns()).where(
-            # All of the organisation's past: (escalation, observed_at), not every team's rows.
-            *([Observation.region == region] if region is not None else []),
-            _live(),
-            Observation.escalation.in_(ESCALATED),
-            Observation.observed_at < start,
-            latest.in_(sorted(OPEN_STATUSES)),
-        ),
-        as_of,
-        names,
-    )
-    earlier_open.sort(key=lambda item: (item.observed_at, item.observation_id))
+    earlier_open = await _earlier_open(session, region, start, as_of, names)
 
     return MonthlySummary(
         region=region,

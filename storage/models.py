@@ -147,6 +147,14 @@ class Observation(Base):
         Index("ix_observations_escalation_observed", "escalation", "observed_at"),
         # A region's escalations over all time (the monthly summary's "still open" list).
         Index("ix_observations_region_escalation_observed", "region", "escalation", "observed_at"),
+        # The escalations still open, of a region or of all (migration 0005).
+        Index(
+            "ix_observations_escalation_status",
+            "escalation",
+            "escalation_status",
+            "region",
+            "observed_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -162,6 +170,9 @@ class Observation(Base):
     signal: Mapped[str] = mapped_column(String(64))
     frequency: Mapped[str] = mapped_column(String(64))
     escalation: Mapped[str] = mapped_column(String(64))
+    # The newest escalation_events status ("open" without any), derived from the events
+    # by database triggers (migration 0005): read it, never write it.
+    escalation_status: Mapped[str] = mapped_column(String(16), server_default="open")
     polarity: Mapped[str] = mapped_column(String(64))
     task: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(64))

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
 
 from bot.config import load_config
 from bot.scheduler import job_specs, planner_statistics_job, register, unregister
@@ -614,6 +614,69 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     assert [i.days_open for i in empty.earlier_open] == [121]  # 1 Sep 10:10 -> 1 Jan 00:00
     attached = render_monthly(empty, "sv").csv
     assert attached is not None and attached.decode("utf-8-sig").count("\r\nearlier_open;") == 1
+
+
+async def current_status(world: World, observation_id: int) -> str:
+    async with world.db.transaction() as session:
+        row = await session.get(Observation, observation_id)
+        assert row is not None
+        await session.refresh(row, ["escalation_status"])
+        return row.escalation_status
+
+
+async def test_escalation_status_follows_the_newest_event(world: World) -> None:
+    """Migration 0005's triggers: the observation's current status is its newest event's,
+    whatever order events are written, changed or deleted in."""
+    raised = await world.obs(
+        "anna", hel(2026, 9, 1, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    assert await current_status(world, raised) == "open"
+    await world.status(raised, "acknowledged", hel(2026, 9, 2, 9))
+    await world.status(raised, "handled", hel(2026, 9, 20, 9))
+    assert await current_status(world, raised) == "handled"
+    await world.status(raised, "in_progress", hel(2026, 9, 10, 9))  # late entry, older
+    assert await current_status(world, raised) == "handled"
+    async with world.db.transaction() as session:
+        newest = (
+            await session.execute(
+                select(EscalationEvent).where(EscalationEvent.status == "handled")
+            )
+        ).scalar_one()
+        newest.status = "decided"
+    assert await current_status(world, raised) == "decided"
+    async with world.db.transaction() as session:
+        await session.execute(delete(EscalationEvent).where(EscalationEvent.status == "decided"))
+    assert await current_status(world, raised) == "in_progress"
+    async with world.db.transaction() as session:
+        await session.execute(delete(EscalationEvent))
+    assert await current_status(world, raised) == "open"
+
+
+async def test_earlier_open_is_read_at_as_of_not_now(world: World) -> None:
+    """Open at the end of the month counts even when closed since, and closed then counts
+    not even when reopened since: the current status only finds the candidates."""
+    ids = {}
+    for name, day in (("closed_later", 1), ("reopened_later", 2), ("open", 3), ("closed", 4)):
+        ids[name] = await world.obs(
+            "anna", hel(2026, 9, day, 10), "theme.housing", escalation="escalation.leadership"
+        )
+    await world.status(ids["closed_later"], "acknowledged", hel(2026, 10, 5, 9))
+    await world.status(ids["closed_later"], "handled", hel(2026, 11, 3, 9))
+    await world.status(ids["reopened_later"], "handled", hel(2026, 10, 6, 9))
+    await world.status(ids["reopened_later"], "in_progress", hel(2026, 11, 4, 9))
+    await world.status(ids["closed"], "no_action", hel(2026, 10, 7, 9))
+    october = await world.monthly("helsinki", "2026-10")
+    assert [(i.observation_id, i.status.status) for i in october.earlier_open] == [
+        (ids["closed_later"], "acknowledged"),
+        (ids["open"], "open"),
+    ]
+    now = await world.monthly("helsinki", "2026-10", as_of=hel(2026, 11, 30))
+    assert [(i.observation_id, i.status.status) for i in now.earlier_open] == [
+        (ids["reopened_later"], "in_progress"),
+        (ids["open"], "open"),
+    ]
+    whole = await world.monthly(None, "2026-10")
+    assert [i.observation_id for i in whole.earlier_open] == [ids["closed_later"], ids["open"]]
 
 
 async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) -> None:
