@@ -60,6 +60,7 @@ MAX_QUOTES = 3
 QUOTE_CANDIDATES = 30
 LEADING = 5
 _IN_CHUNK = 500  # ids per IN (...) list, far below every backend's parameter limit
+_ID_CHUNK = 5000  # ids per IN (...) list of a bare id look-up (limits: 32,766 / 32,767)
 
 _THEME_ORDER = {code: i for i, code in enumerate(THEME.codes)}
 _SIGNAL_ORDER = {code: i for i, code in enumerate(SIGNAL.codes)}
@@ -371,22 +372,45 @@ async def _earlier_open(
     open_now = select(Observation.id).where(
         *past, Observation.escalation_status.in_(sorted(OPEN_STATUSES))
     )
-    # Driven from the events (created_at): joined instead, SQLite walks the region's past.
-    changed_since = select(Observation.id).where(
-        *past,
-        Observation.id.in_(
-            select(EscalationEvent.observation_id).where(EscalationEvent.created_at >= as_of)
-        ),
+    ids = {row[0] for row in await session.execute(open_now)}
+    # Changed since as_of: the events by created_at, then their observations by primary key
+    # only, the scope checked here. (With the scope in SQL, as a join or IN (subquery),
+    # a planner may walk the region's past instead: SQLite without statistics, and
+    # PostgreSQL's generic plan for asyncpg's prepared statement from its sixth run on,
+    # 98 ms instead of 15.)
+    changed = sorted(
+        {
+            row[0]
+            for row in await session.execute(
+                select(EscalationEvent.observation_id).where(EscalationEvent.created_at >= as_of)
+            )
+        }
+        - ids
     )
-    ids = sorted(
-        {row[0] for row in await session.execute(open_now)}
-        | {row[0] for row in await session.execute(changed_since)}
-    )
+    for i in range(0, len(changed), _ID_CHUNK):
+        rows = await session.execute(
+            select(
+                Observation.id,
+                Observation.region,
+                Observation.escalation,
+                Observation.observed_at,
+                Observation.withdrawn_at,
+            ).where(Observation.id.in_(changed[i : i + _ID_CHUNK]))
+        )
+        ids.update(
+            observation_id
+            for observation_id, region_, escalation, observed_at, withdrawn_at in rows
+            if (region is None or region_ == region)
+            and escalation in ESCALATED
+            and observed_at < start
+            and withdrawn_at is None
+        )
+    candidates = sorted(ids)
     items: list[EscalationItem] = []
-    for i in range(0, len(ids), _IN_CHUNK):
+    for i in range(0, len(candidates), _IN_CHUNK):
         items += await _escalation_items(
             session,
-            select(*_escalation_columns()).where(Observation.id.in_(ids[i : i + _IN_CHUNK])),
+            select(*_escalation_columns()).where(Observation.id.in_(candidates[i : i + _IN_CHUNK])),
             as_of,
             names,
         )
