@@ -107,6 +107,8 @@ def downgrade() -> None:
     else:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
-    with op.batch_alter_table("observations", schema=None) as batch_op:
-        batch_op.drop_index(INDEX)
-        batch_op.drop_column("escalation_status")
+    # Not batch mode: on SQLite it would copy and drop the observations table, which the
+    # foreign keys of escalation_events and others refuse. SQLite >= 3.35 drops a column
+    # in place once no index or trigger uses it.
+    op.drop_index(INDEX, table_name="observations")
+    op.drop_column("observations", "escalation_status")
