@@ -69,7 +69,6 @@ from bench.common import (
 from flows import taxonomy
 from flows.capture import FLOW_VERSION
 from storage.db import Database, normalise_url
-from storage.planner import refresh_statistics
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 DEFAULT_END = date(2026, 11, 22)  # a Sunday: the last full ISO week is 2026-W47
@@ -897,9 +896,7 @@ async def upgraded(url: str, statistics: bool = True) -> str:
     give SQLite the planner statistics the app's after-migration and daily runs give it."""
     db = Database(url)
     try:
-        await db.upgrade()
-        if statistics:
-            await refresh_statistics(db)
+        await db.upgrade(statistics=statistics)
     finally:
         await db.close()
     return url

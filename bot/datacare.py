@@ -40,7 +40,7 @@ async def retain(runtime: Runtime, now: datetime | None = None) -> RetentionResu
     """One retention run now (the daily job's work)."""
     now = now or runtime.service.clock()
     retention = runtime.config.retention
-    async with runtime.db.transaction() as session:
+    async with runtime.db.maintenance() as session:
         result = await run_retention(
             session, now, retention.free_text_months, retention.draft_days, actor="scheduler"
         )

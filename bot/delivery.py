@@ -165,7 +165,7 @@ class DigestDesk:
         if session is not None:
             data = await weekly_digest_data(session, team_id, week, self.zone)
         else:
-            async with self.db.transaction() as own:
+            async with self.db.snapshot() as own:  # reads only: no write lock held
                 data = await weekly_digest_data(own, team_id, week, self.zone)
         return render_weekly(data, lang or team.language, self.zone)
 
@@ -184,7 +184,7 @@ class DigestDesk:
         if session is not None:
             data = await monthly_summary_data(session, scope, month, self.zone, scope_name=name)
         else:
-            async with self.db.transaction() as own:
+            async with self.db.snapshot() as own:
                 data = await monthly_summary_data(own, scope, month, self.zone, scope_name=name)
         return render_monthly(data, lang, self.zone)
 

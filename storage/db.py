@@ -10,7 +10,7 @@ by Alembic (``migrations/``): ``upgrade()`` runs at every start and from
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage.sqlite_inline import inline_creator
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 10.0
@@ -47,19 +49,26 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_s: float) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000:.0f}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_s * 1000:.0f}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record)
+    _sqlite_pragmas(dbapi_connection, record, SQLITE_BUSY_TIMEOUT_S)
     # Let SQLAlchemy, not the driver, open transactions (see _sqlite_begin).
     dbapi_connection.isolation_level = None
+
+
+def _sqlite_connect_inline(dbapi_connection: Any, record: Any) -> None:
+    # Never wait for a lock inside SQLite on the event loop's thread: the inline
+    # driver waits with asyncio.sleep instead (storage.sqlite_inline). Its
+    # connections are in autocommit mode from the start.
+    _sqlite_pragmas(dbapi_connection, record, 0)
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -82,16 +91,33 @@ def _sqlite_query_only(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
-    """The engine; ``read_only`` (SQLite) makes one whose transactions only read."""
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a plain ``sqlite:///path`` URL (no URI options, not memory)."""
+    parsed = make_url(url)
+    path = parsed.database
+    if not path or path == ":memory:" or parsed.query or path.startswith("file:"):
+        return None
+    return path
+
+
+def create_engine(url: str, *, read_only: bool = False, threaded: bool = False) -> AsyncEngine:
+    """The engine. On SQLite, units of work that write run their statements on the
+    event loop's thread (``storage.sqlite_inline``); ``read_only`` makes the engine
+    for long reads, on aiosqlite's thread, whose transactions only read; ``threaded``
+    one that writes on aiosqlite's thread (heavy maintenance)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 10})
-        connect, begin = (
-            (_sqlite_query_only, _sqlite_begin_read)
-            if read_only
-            else (_sqlite_connect, _sqlite_begin)
-        )
+        path = _sqlite_file(url)
+        connect: Callable[[Any, Any], None]
+        if read_only:
+            engine = create_async_engine(url, connect_args={"timeout": 10})
+            connect, begin = _sqlite_query_only, _sqlite_begin_read
+        elif path is not None and not threaded:
+            engine = create_async_engine(url, async_creator=inline_creator(path))
+            connect, begin = _sqlite_connect_inline, _sqlite_begin
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 10})
+            connect, begin = _sqlite_connect, _sqlite_begin
         event.listen(engine.sync_engine, "connect", connect)
         event.listen(engine.sync_engine, "begin", begin)
         return engine
@@ -129,11 +155,14 @@ class _WriterQueue:
             # One Database may outlive an event loop (several asyncio.run in a CLI).
             self._lock, self._loop = asyncio.Lock(), loop
         lock = self._lock
-        try:
-            await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_S)
-        except TimeoutError:
-            yield  # not our turn in time: let SQLite decide, as without the queue
-            return
+        if not lock.locked():
+            await lock.acquire()  # free: taken at once, without a timer task
+        else:
+            try:
+                await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_S)
+            except TimeoutError:
+                yield  # not our turn in time: let SQLite decide, as without the queue
+                return
         self._owner = task
         try:
             yield
@@ -151,6 +180,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = _WriterQueue(enabled=self.url.startswith("sqlite"))
         self._reader: async_sessionmaker[AsyncSession] | None = None
+        self._threaded: async_sessionmaker[AsyncSession] | None = None
 
     @property
     def dialect(self) -> str:
@@ -160,6 +190,22 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error."""
         async with self._writers.turn(), self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def maintenance(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction for heavy work (retention, ANALYZE): like
+        ``transaction()``, but on SQLite its statements run on a driver thread
+        (aiosqlite) instead of the event loop's, so a second of work does not stop
+        the bot answering. It still takes its turn in the writer queue."""
+        if not self.url.startswith("sqlite") or _sqlite_file(self.url) is None:
+            async with self.transaction() as session:
+                yield session
+            return
+        if self._threaded is None:
+            engine = create_engine(self.url, threaded=True)
+            self._threaded = async_sessionmaker(engine, expire_on_commit=False)
+        async with self._writers.turn(), self._threaded() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -185,16 +231,21 @@ class Database:
         async with self._reader() as session, session.begin():
             yield session
 
-    async def upgrade(self) -> None:
-        """Bring the schema to the newest migration (safe to run at every start)."""
+    async def upgrade(self, statistics: bool = True) -> None:
+        """Bring the schema to the newest migration (safe to run at every start), then
+        refresh SQLite's planner statistics (``storage.planner``)."""
+        from storage.planner import refresh_statistics
+
         await asyncio.to_thread(upgrade_schema, self.url)
+        if statistics:
+            await refresh_statistics(self)
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._reader is not None:
-            bind = self._reader.kw["bind"]
-            self._reader = None
-            await bind.dispose()
+        for sessions in (self._reader, self._threaded):
+            if sessions is not None:
+                await sessions.kw["bind"].dispose()
+        self._reader = self._threaded = None
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:
