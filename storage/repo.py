@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,15 +80,43 @@ async def sync_teams(session: AsyncSession, teams: Iterable[tuple[str, str, str,
 # --- people and enrolment ------------------------------------------------------------
 
 
+# Built once: every incoming event looks its sender up, and building the statement
+# (not running it) was the largest part of that cost (bench/RESULTS.md).
+_FIND_MEMBER = (
+    select(
+        Person.id,
+        Person.pseudonym,
+        Person.team_id,
+        Person.role,
+        Person.language,
+        Person.revoked_at,
+        Person.last_active_on,
+        Identity.chat_id,
+    )
+    .join(Identity, Identity.person_id == Person.id)
+    .where(
+        Identity.transport == bindparam("transport"),
+        Identity.external_id == bindparam("external_id"),
+    )
+)
+
+
 async def find_member(session: AsyncSession, transport: str, external_id: str) -> Member | None:
     row = (
-        await session.execute(
-            select(Person, Identity.chat_id)
-            .join(Identity, Identity.person_id == Person.id)
-            .where(Identity.transport == transport, Identity.external_id == external_id)
-        )
+        await session.execute(_FIND_MEMBER, {"transport": transport, "external_id": external_id})
     ).first()
-    return _member(row)
+    if row is None:
+        return None
+    return Member(
+        person_id=row.id,
+        pseudonym=row.pseudonym,
+        team_id=row.team_id,
+        role=row.role,
+        language=row.language,
+        revoked=row.revoked_at is not None,
+        chat_id=row.chat_id,
+        last_active_on=row.last_active_on,
+    )
 
 
 async def find_member_by_person(
@@ -259,13 +287,17 @@ async def first_time_seen(
     savepoint and an insert cost four round trips per event; see bench/RESULTS.md.)
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(ProcessedEvent)
-        .values(transport=transport, event_id=event_id, processed_at=now)
-        .on_conflict_do_nothing()
+        _RECORD_EVENT["postgresql" if dialect == "postgresql" else "sqlite"],
+        {"transport": transport, "event_id": event_id, "processed_at": now},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+_RECORD_EVENT = {
+    "postgresql": postgresql_insert(ProcessedEvent.__table__).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(ProcessedEvent.__table__).on_conflict_do_nothing(),
+}
 
 
 # --- drafts ------------------------------------------------------------------------
