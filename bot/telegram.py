@@ -38,10 +38,10 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.config import TelegramConfig
 from bot.service import Havainto
+from bot.telegram_http import AiohttpRequest
 from bot.transport import Router, split_text
 from flows.events import (
     ChoiceIn,
@@ -58,7 +58,8 @@ from flows.events import (
 )
 
 log = logging.getLogger("havainto.telegram")
-# The HTTP client logs every request URL at INFO, and a Bot API URL contains the token.
+# httpx (PTB's default HTTP client, still imported by PTB) logs every request URL at
+# INFO, and a Bot API URL contains the token.
 for _client_logger in ("httpx", "httpcore"):
     if logging.getLogger(_client_logger).getEffectiveLevel() < logging.WARNING:
         logging.getLogger(_client_logger).setLevel(logging.WARNING)
@@ -95,20 +96,6 @@ MEDIA = (
 )
 
 
-class _ContactRequest(HTTPXRequest):
-    """PTB's HTTP client, noting every answer from the Bot API (``/healthz`` shows it)."""
-
-    def __init__(self, on_answer: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._on_answer = on_answer
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        status, payload = await super().do_request(*args, **kwargs)
-        if status < 500:
-            self._on_answer()
-        return status, payload
-
-
 def build_application(
     config: TelegramConfig, on_contact: Callable[[], None] | None = None
 ) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -129,26 +116,24 @@ def build_application(
         .rate_limiter(AIORateLimiter(max_retries=5))
         .concurrent_updates(True)
         .request(
-            _ContactRequest(
-                noted,
-                # httpcore 1.0 scans every pooled connection on each request: with 256 it
-                # spent most of the bot's CPU there under load (bench/RESULTS.md). Sixteen
-                # keep-alive connections carry far more than Telegram's 30 messages/s; a
-                # burst queues for a free one (pool_timeout) instead of failing after 1 s.
+            AiohttpRequest(
+                # Sixteen keep-alive connections carry far more than Telegram's 30
+                # messages/s; a burst queues for a free one (pool_timeout).
                 connection_pool_size=16,
                 pool_timeout=10,
                 connect_timeout=10,
                 read_timeout=10,
                 write_timeout=20,
+                on_answer=noted,
             )
         )
         .get_updates_request(
-            _ContactRequest(
-                noted,
+            AiohttpRequest(
                 connection_pool_size=1,
                 connect_timeout=10,
                 read_timeout=config.poll_timeout + 10,
                 write_timeout=20,
+                on_answer=noted,
             )
         )
     )
@@ -335,22 +320,61 @@ class TelegramTransport:
         assert query is not None
         # Stop the spinner on the phone at once, whatever happens next.
         answered = asyncio.create_task(_answer(query))
-        await self._dispatch(update, ChoiceIn(query.data or ""))
-        await answered
         private = update.effective_chat is not None and update.effective_chat.type == "private"
-        if private and query.message is not None and getattr(query.message, "reply_markup", None):
-            # The pressed keyboard is spent: remove it so old buttons do not pile up. In
-            # group chats (leadership channels) a notice's buttons are shared by several
-            # leaders and the bot edits that message itself.
+        pressed = query.message if private else None
+        if pressed is None or not getattr(pressed, "reply_markup", None):
+            # In group chats (leadership channels) a notice's buttons are shared by
+            # several leaders and the bot edits that message itself.
+            await self._dispatch(update, ChoiceIn(query.data or ""))
+            await answered
+            return
+        chat_id, message_id = pressed.chat.id, pressed.message_id
+
+        async def deliver(out: list[Outbound]) -> None:
+            # The pressed keyboard is spent. When the answer is the next question, it
+            # takes the pressed message's place (one edit instead of a new message and
+            # an edit, and the chat does not fill with questions); otherwise the old
+            # buttons are removed so they do not pile up.
+            if not out:
+                return  # nothing was answered (a redelivered press): nothing changes
+            first = out[0]
+            if (
+                first.chat_id == str(chat_id)
+                and isinstance(first.reply, Message)
+                and first.reply.choices
+                and await self._replace(chat_id, message_id, first.reply)
+            ):
+                await self.router.deliver(out[1:])
+                return
+            await self.router.deliver(out)
             try:
-                await query.edit_message_reply_markup(reply_markup=None)
+                await self.app.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
             except TelegramError as error:
                 log.info("keyboard_not_removed error=%s", type(error).__name__)
+
+        await self._dispatch(update, ChoiceIn(query.data or ""), deliver)
+        await answered
+
+    async def _replace(self, chat_id: int, message_id: int, message: Message) -> bool:
+        """Edit an earlier bot message into ``message``; False when it cannot be."""
+        try:
+            await self.edit(str(chat_id), str(message_id), message)
+        except ValueError:
+            return False  # too long for one message: it is sent in pieces instead
+        except TelegramError as error:
+            log.info("message_not_replaced error=%s", type(error).__name__)
+            return False
+        return True
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram_error error=%s", type(context.error).__name__, exc_info=context.error)
 
-    async def _dispatch(self, update: Update, event: Event) -> None:
+    async def _dispatch(
+        self,
+        update: Update,
+        event: Event,
+        deliver: Callable[[list[Outbound]], Awaitable[None]] | None = None,
+    ) -> None:
         user, chat = update.effective_user, update.effective_chat
         if user is None or chat is None or user.is_bot:
             return
@@ -369,7 +393,7 @@ class TelegramTransport:
         )
         # Tracked until the replies are sent: a graceful shutdown waits for this.
         async with self.service.inflight.track():
-            await self.router.deliver(await self.service.handle(incoming))
+            await (deliver or self.router.deliver)(await self.service.handle(incoming))
 
     # --- outgoing --------------------------------------------------------------------
 
