@@ -4,11 +4,15 @@
 
 For every N this runs, one after the other:
 
-* **baseline**: a bare PTB bot, the very ``Application`` our transport builds
-  (``bot.telegram.build_application``: same rate limiter, concurrency and
-  timeouts) with one handler that answers every update with one
-  ``sendMessage`` (carrying one button, so the simulated people have something
-  to press) and stores nothing;
+* **baseline (bare PTB)**: a bare PTB bot, ``ApplicationBuilder`` with PTB's
+  defaults (its httpx request, no rate limiter) and concurrent updates on, with
+  one handler that answers every update with one ``sendMessage`` (carrying one
+  button, so the simulated people have something to press) and stores nothing.
+  The ratios are taken against this one;
+* **baseline (our PTB setup)**: the same handler in the very ``Application``
+  our transport builds (``bot.telegram.build_application``: the aiohttp
+  request of ``bot.telegram_http``, pool size, timeouts, rate limiter): what
+  PTB alone costs on our HTTP layer, for comparison;
 * **havainto** on each backend: the real runtime (``bot.app.build_runtime``,
   the Telegram transport with long polling, the service, the real database).
 
@@ -24,7 +28,8 @@ each step as soon as the previous reply has arrived, like a person with no
 thinking time. Each worker's free text is a real-looking sentence.
 
 Latency is the time from pushing an update into the fake to the bot's reply
-(``sendMessage``) arriving at the fake (both ``time.monotonic()`` in this
+(``sendMessage``, or ``editMessageText`` when the next question replaces the
+pressed one) arriving at the fake (both ``time.monotonic()`` in this
 process). Throughput is all updates over the time from the first push to the
 last reply. Bot CPU is the bot process's user+system time per update.
 
@@ -103,6 +108,9 @@ def _lift_rate_limit() -> None:
     setattr(bot.telegram, "AIORateLimiter", unlimited)  # noqa: B010
 
 
+BASELINES = {"baseline": "baseline (bare PTB)", "baseline-ours": "baseline (our PTB setup)"}
+
+
 async def _serve(
     mode: str, settings: dict[str, Any], rate_limit: str, profile: str | None = None
 ) -> None:
@@ -111,13 +119,25 @@ async def _serve(
         _lift_rate_limit()
     config = _bot_config(settings)
     stopper: Callable[[], Any]
-    if mode == "baseline":
+    if mode in BASELINES:
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-        from telegram.ext import ContextTypes, TypeHandler
+        from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, TypeHandler
 
         from bot.telegram import build_application
 
-        app = build_application(config.telegram)
+        if mode == "baseline":
+            builder = (
+                ApplicationBuilder()
+                .token(config.telegram.token)
+                .base_url(config.telegram.base_url)
+                .base_file_url(config.telegram.base_file_url)
+                .concurrent_updates(True)
+            )
+            if rate_limit == "production":
+                builder = builder.rate_limiter(AIORateLimiter())
+            app = builder.build()
+        else:
+            app = build_application(config.telegram)
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("OK", callback_data="ok")]])
 
         async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -162,7 +182,7 @@ async def _serve(
 
 def serve_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.capture_load serve")
-    parser.add_argument("mode", choices=("baseline", "havainto"))
+    parser.add_argument("mode", choices=(*BASELINES, "havainto"))
     parser.add_argument("--settings", required=True, help="config overrides as JSON")
     parser.add_argument("--rate-limit", choices=("production", "off"), default="off")
     parser.add_argument("--log", required=True)
@@ -206,7 +226,7 @@ class LoadFake(FakeTelegram):
     def _notify_sent(self) -> None:
         super()._notify_sent()
         for call in self.sent[self._seen :]:
-            if call.method != "sendMessage":
+            if call.method not in ("sendMessage", "editMessageText") or call.result is None:
                 continue
             chat = int(call.chat_id or 0)
             waiting = self._waiters.get(chat)
@@ -421,7 +441,7 @@ async def run_scenario(
     seed: int = 7,
     profile: Path | None = None,
 ) -> Run:
-    label = "baseline (bare PTB)" if db_url is None else f"havainto ({mode})"
+    label = BASELINES[mode] if db_url is None else f"havainto ({mode})"
     run = Run(label, workers, saved=None if db_url is None else 0)
     fake = LoadFake()
     await fake.start()
@@ -448,7 +468,7 @@ async def run_scenario(
             "-m",
             "bench.capture_load",
             "serve",
-            "baseline" if db_url is None else "havainto",
+            mode if db_url is None else "havainto",
             "--settings",
             json.dumps(settings),
             "--rate-limit",
@@ -570,8 +590,9 @@ def report(runs: list[tuple[Run, Run]], rate_limit: str) -> None:
         "Targets",
         ("target", "measured", "verdict"),
     )
+    ours = {run.workers: run for run, _ in runs if run.label == BASELINES["baseline-ours"]}
     for run, baseline in runs:
-        if run is baseline or run.label.startswith("service only"):
+        if run.label in BASELINES.values() or run.label.startswith("service only"):
             continue
         where = f"{run.label}, {run.workers} workers"
         targets.add(
@@ -579,6 +600,12 @@ def report(runs: list[tuple[Run, Run]], rate_limit: str) -> None:
             ratio(run.p(50), baseline.p(50)),
             verdict(run.p(50) <= 2 * baseline.p(50)),
         )
+        if run.workers in ours:
+            targets.add(
+                f"(for comparison) p50 vs our PTB setup's baseline ({where})",
+                ratio(run.p(50), ours[run.workers].p(50)),
+                "-",
+            )
         if run.workers == 500:
             targets.add(f"p99 < 100 ms ({where})", ms(run.p(99)) + " ms", verdict(run.p(99) < 0.1))
         if "sqlite" in run.label:
@@ -611,6 +638,15 @@ async def bench(
                 profile=_profile_path(profile, "baseline", n),
             )
             results.append((baseline, baseline))
+            ours = await run_scenario(
+                "baseline-ours",
+                n,
+                None,
+                rate_limit,
+                workdir,
+                profile=_profile_path(profile, "baseline-ours", n),
+            )
+            results.append((ours, baseline))
             for backend in backends:
                 async with fresh_database(backend, workdir, pg_url) as url:
                     run = await run_scenario(

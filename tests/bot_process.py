@@ -153,7 +153,8 @@ class ChatUser:
         return [
             c
             for c in self.fake.sent
-            if c.method in ("sendMessage", "sendPhoto", "sendDocument")
+            # New messages, and the next question edited into the pressed one.
+            if c.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
             and str(c.chat_id) == str(self.user_id)
         ]
 
@@ -167,7 +168,7 @@ class ChatUser:
 
         def match(call: SentCall) -> bool:
             return (
-                call.method in ("sendMessage", "sendPhoto", "sendDocument")
+                call.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
                 and str(call.chat_id) == str(self.user_id)
                 and (contains is None or contains in (call.text or ""))
             )
@@ -205,13 +206,14 @@ class ChatUser:
         raise AssertionError("no keyboard")
 
     async def wait_press_done(self, update_id: int, timeout: float = 20.0) -> None:  # noqa: ASYNC109
-        """Wait until the bot has finished a button press: its last step removes the pressed
-        keyboard (``editMessageReplyMarkup``, answered or refused as "not modified")."""
+        """Wait until the bot has finished a button press: its last step edits the pressed
+        message, into the next question (``editMessageText``) or without its spent keyboard
+        (``editMessageReplyMarkup``), answered or refused as "not modified"."""
         message_id, sent_from, failed_from = self.pressed[update_id]
 
         def removal(calls: list[SentCall], start: int) -> bool:
             return any(
-                c.method == "editMessageReplyMarkup"
+                c.method in ("editMessageReplyMarkup", "editMessageText")
                 and str(c.params.get("chat_id")) == str(self.user_id)
                 and c.params.get("message_id") == message_id
                 for c in calls[start:]

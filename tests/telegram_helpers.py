@@ -210,11 +210,14 @@ class Worker:
         self.last_update_id = update_id
         await self.bot.wait_processed(update_id, times)
         self.calls = self.fake.sent[mark:]
+        # What the worker sees arrive: new messages, and the question that replaced the
+        # pressed one (bot.telegram edits the next question into the pressed message).
         self.replies = [
             c
             for c in self.calls
-            if c.method in ("sendMessage", "sendPhoto", "sendDocument")
+            if c.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
             and str(c.chat_id) == str(self.chat_id)
+            and c.result is not None
         ]
         if self.replies:
             self.bot.latencies.append(self.replies[0].time - pushed)

@@ -116,11 +116,13 @@ async def test_capture_benchmark_runs_and_prints_its_figures(
     out = capsys.readouterr().out
     assert "### Capture under load" in out and "### Targets" in out
     lines = [line for line in out.splitlines() if line.startswith("| 5 ")]
-    assert len(lines) == 3, out
-    baseline, ours, service = ([c.strip() for c in line.strip("|").split("|")] for line in lines)
-    assert baseline[1] == "baseline (bare PTB)" and ours[1] == f"havainto ({backend})"
-    assert service[1] == f"service only ({backend})"
-    for row in (baseline, ours, service):
+    assert len(lines) == 4, out
+    baseline, our_ptb, ours, service = (
+        [c.strip() for c in line.strip("|").split("|")] for line in lines
+    )
+    assert baseline[1] == "baseline (bare PTB)" and our_ptb[1] == "baseline (our PTB setup)"
+    assert ours[1] == f"havainto ({backend})" and service[1] == f"service only ({backend})"
+    for row in (baseline, our_ptb, ours, service):
         assert row[2] == "35"  # five workers, a text and six taps each
         assert row[14] == "none", out  # no timeouts, API errors or logged errors
         assert float(row[3]) > 0 and float(row[4]) > 0  # updates/s and p50 printed

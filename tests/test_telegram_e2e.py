@@ -993,9 +993,12 @@ async def test_double_tap_and_two_workers_at_once(bot: TelegramBot) -> None:
     assert (anna_state["step"], anna_state["theme"]) == ("group", "theme.housing")
     assert (ben_state["step"], ben_state["theme"]) == ("group", "theme.income")
     to_anna = [
-        c.text for c in fake.sent[mark:] if c.method == "sendMessage" and str(c.chat_id) == "1001"
+        c.text
+        for c in fake.sent[mark:]
+        if c.method in ("sendMessage", "editMessageText") and str(c.chat_id) == "1001"
     ]
-    assert to_anna.count(fi("ask.group")) == 2, to_anna  # the answer, then the repeat
+    # The answer (edited into the pressed question), then the repeat as a new message.
+    assert to_anna.count(fi("ask.group")) == 2, to_anna
     assert to_anna.count(fi("flow.stale_button")) == 1, "the second tap changed nothing"
     assert to_anna.index(fi("flow.stale_button")) == 1, "taps are handled in their order"
 
@@ -1020,6 +1023,9 @@ async def test_a_reply_lost_to_a_telegram_error_is_recovered_by_the_next_tap(
 ) -> None:
     anna = await bot.enrol(1001)
     await anna.say("Vastaus katoaa matkalla")
+    # The next question replaces the pressed one; when that edit fails it is sent as
+    # a new message: both fail here.
+    bot.fake.fail_next("editMessageText", 502, description="Bad Gateway")
     bot.fake.fail_next("sendMessage", 502, description="Bad Gateway")
     await anna.tap(THEME["theme.housing"])
     assert anna.replies == [] and bot.fake.failed, "the group question was lost"
