@@ -521,7 +521,8 @@ def retention_run(actor: ActorOption = None, config: ConfigOption = None) -> Non
 
     result = _run(cfg, work)
     typer.echo(
-        f"free text erased from {result.texts_erased} entries; "
+        f"free text erased from {result.texts_erased} entries "
+        f"and {result.answers_erased} escalation answers; "
         f"{result.drafts_erased} stale drafts erased"
     )
 

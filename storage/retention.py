@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
-from storage.models import Draft, Identity, Observation, Person
+from storage.models import Draft, EscalationEvent, Identity, Observation, Person
 
 NUDGED_ROLES = ("worker", "lead")
 
@@ -34,6 +34,7 @@ class RetentionResult:
     drafts_erased: int
     text_cutoff: datetime
     draft_cutoff: datetime
+    answers_erased: int = 0
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -61,6 +62,24 @@ async def erase_expired_text(session: AsyncSession, cutoff: datetime, now: datet
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def erase_expired_answers(session: AsyncSession, cutoff: datetime) -> int:
+    """Erase the texts of escalation events (leaders' answers and notes) of entries
+    recorded before ``cutoff``: free text about the same case, kept no longer than the
+    entry's own. The statuses (who changed what, when) stay."""
+    result = await session.execute(
+        update(EscalationEvent)
+        .where(
+            EscalationEvent.text.is_not(None),
+            EscalationEvent.observation_id.in_(
+                select(Observation.id).where(Observation.recorded_at < cutoff)
+            ),
+        )
+        .values(text=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def erase_stale_drafts(session: AsyncSession, cutoff: datetime) -> int:
     """Delete drafts untouched since before ``cutoff``."""
     result = await session.execute(
@@ -80,17 +99,18 @@ async def run_retention(
     text_cutoff = months_before(now, free_text_months)
     draft_cutoff = now - timedelta(days=draft_days)
     texts = await erase_expired_text(session, text_cutoff, now)
+    answers = await erase_expired_answers(session, text_cutoff)
     drafts = await erase_stale_drafts(session, draft_cutoff)
     await audit.record(
         session,
         actor,
         audit.RETENTION,
         f"free_text_months={free_text_months} texts_erased={texts} "
-        f"draft_days={draft_days} drafts_erased={drafts}",
-        texts + drafts,
+        f"answers_erased={answers} draft_days={draft_days} drafts_erased={drafts}",
+        texts + answers + drafts,
         now,
     )
-    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff)
+    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff, answers)
 
 
 # --- the nudge to quiet workers ----------------------------------------------------------

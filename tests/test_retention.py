@@ -24,10 +24,10 @@ from flows.events import Message, Outbound
 from flows.i18n import t
 from storage import audit, repo
 from storage.export import iter_records
-from storage.models import AuditEvent, Draft, Observation
+from storage.models import AuditEvent, Draft, EscalationEvent, Observation
 from storage.retention import months_before, run_retention
 from tests.conftest import TEST_TEAMS, FakeClock
-from tests.datacare_helpers import World, add, enrol, observation, seed
+from tests.datacare_helpers import World, add, add_status, enrol, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 
@@ -83,16 +83,37 @@ def test_months_are_calendar_months() -> None:
     )
 
 
+async def answers(world: World) -> dict[int, list[tuple[str, str | None]]]:
+    async with world.db.transaction() as session:
+        query = select(EscalationEvent).order_by(EscalationEvent.id)
+        rows = (await session.execute(query)).scalars()
+        found: dict[int, list[tuple[str, str | None]]] = {}
+        for row in rows:
+            found.setdefault(row.observation_id, []).append((row.status, row.text))
+        return found
+
+
 async def test_retention_erases_exactly_what_it_should(world: World) -> None:
+    old, recent = world.observations["old"], world.observations["leadership"]
+    # A leader's answer on the old entry (about the same case as its text) and one on a
+    # recent entry.
+    await add_status(world, old, "decided", NOW - timedelta(days=790), "Soitimme asiakkaalle.")
+    await add_status(world, recent, "decided", NOW - timedelta(days=1), "Selvitämme jonot.")
+    answers_before = await answers(world)
     before = await all_rows(world)
     await add_draft(world, "anna", NOW - timedelta(days=31))
     await add_draft(world, "ben", NOW - timedelta(days=29))
     async with world.db.transaction() as session:
         result = await run_retention(session, NOW, free_text_months=24, draft_days=30)
-    assert (result.texts_erased, result.drafts_erased) == (1, 1)
+    assert (result.texts_erased, result.answers_erased, result.drafts_erased) == (1, 1, 1)
+    answers_after = await answers(world)
+    assert answers_after[old] == [("decided", None)], "the status stays, the text goes"
+    assert answers_after[recent] == answers_before[recent]
+    assert {k: v for k, v in answers_after.items() if k != old} == {
+        k: v for k, v in answers_before.items() if k != old
+    }
 
     after = await all_rows(world)
-    old = world.observations["old"]
     for oid, row in before.items():
         if oid == old:
             continue
@@ -108,14 +129,15 @@ async def test_retention_erases_exactly_what_it_should(world: World) -> None:
     assert drafts == [world.people["ben"].person_id]
 
     [row] = await audit_rows(world, audit.RETENTION)
-    assert (row.actor, row.rows, row.at) == ("scheduler", 2, NOW)
+    assert (row.actor, row.rows, row.at) == ("scheduler", 3, NOW)
     assert "texts_erased=1" in row.what and "drafts_erased=1" in row.what
+    assert "answers_erased=1" in row.what
 
     # A second run finds nothing, and says so.
     async with world.db.transaction() as session:
         again = await run_retention(session, NOW, free_text_months=24, draft_days=30)
-    assert (again.texts_erased, again.drafts_erased) == (0, 0)
-    assert [r.rows for r in await audit_rows(world, audit.RETENTION)] == [2, 0]
+    assert (again.texts_erased, again.answers_erased, again.drafts_erased) == (0, 0, 0)
+    assert [r.rows for r in await audit_rows(world, audit.RETENTION)] == [3, 0]
 
     # The export tells an erased entry from one that never had text.
     async with world.db.transaction() as session:
