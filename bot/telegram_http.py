@@ -18,6 +18,7 @@ when the Bot API last answered).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 import aiohttp
@@ -29,6 +30,14 @@ from telegram.request import BaseRequest, RequestData
 from yarl import URL
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+_TOKEN_IN_URL = re.compile(r"/(file/)?bot[^/\s'\"]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with the token of any Bot API URL in it replaced by ``<token>``."""
+    return _TOKEN_IN_URL.sub(lambda m: f"/{m.group(1) or ''}bot<token>", text)
 
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:
@@ -108,14 +117,14 @@ class AiohttpRequest(BaseRequest):
         write = _value(write_timeout, self._write_timeout)
         connect = _value(connect_timeout, self._connect_timeout)
         pool = _value(pool_timeout, self._pool_timeout)
-        # aiohttp has no write timeout of its own: sending the body counts against
-        # the read timeout's clock (sock_read starts when the request is sent), so
-        # the larger of the two bounds a slow upload.
+        # aiohttp has no write timeout of its own: a slow upload is bounded by a total
+        # of all four (waiting for a connection, connecting, sending, answering).
+        parts = (pool, connect, write, read)
         timeout = aiohttp.ClientTimeout(
-            total=None,
+            total=None if None in parts else sum(p for p in parts if p is not None),
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect,
-            sock_read=None if read is None else max(read, write or 0.0),
+            sock_read=read,
         )
         body: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] | None = None
@@ -146,10 +155,12 @@ class AiohttpRequest(BaseRequest):
                 proxy_auth=proxy_auth,
             ) as response:
                 payload = await response.read()
-        except TimeoutError as error:
-            raise TimedOut from error
+        except TimeoutError:
+            raise TimedOut from None
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            # Some aiohttp errors name the URL, and a Bot API URL holds the bot's token:
+            # the message is redacted and the original is not chained (PTB logs both).
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {redact(str(error))}") from None
         if response.status < 500 and self._on_answer is not None:
             self._on_answer()
         return response.status, payload
