@@ -62,7 +62,8 @@ async def _havainto(url: str, out_path: Path) -> int:
 
     db = Database(url)
     try:
-        async with db.sessions() as session:
+        # As `havainto export` reads: a snapshot, not a write transaction.
+        async with db.snapshot() as session:
             with out_path.open("w", newline="", encoding="utf-8") as out:
                 return await write_csv(iter_records(session), out)
     finally:
