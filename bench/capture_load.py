@@ -70,7 +70,7 @@ from bench.common import (
     verdict,
 )
 from flows.events import Message
-from tests.fake_telegram import FakeTelegram, SentCall
+from tests.fake_telegram import MESSAGE_METHODS, FakeTelegram, SentCall
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:BENCH"
@@ -226,7 +226,7 @@ class LoadFake(FakeTelegram):
     def _notify_sent(self) -> None:
         super()._notify_sent()
         for call in self.sent[self._seen :]:
-            if call.method not in ("sendMessage", "editMessageText") or call.result is None:
+            if call.method not in MESSAGE_METHODS or call.result is None:
                 continue
             chat = int(call.chat_id or 0)
             waiting = self._waiters.get(chat)

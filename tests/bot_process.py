@@ -150,13 +150,8 @@ class ChatUser:
         fake.user(user_id, first_name=f"U{user_id}", language_code=language_code)
 
     def bot_messages(self) -> list[SentCall]:
-        return [
-            c
-            for c in self.fake.sent
-            # New messages, and the next question edited into the pressed one.
-            if c.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
-            and str(c.chat_id) == str(self.user_id)
-        ]
+        # New messages, and the next question edited into the pressed one.
+        return self.fake.messages_to(self.user_id)
 
     async def wait_message(
         self,
@@ -167,10 +162,8 @@ class ChatUser:
         """The first bot message to this chat at ``sent`` index >= ``after`` (with the text)."""
 
         def match(call: SentCall) -> bool:
-            return (
-                call.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
-                and str(call.chat_id) == str(self.user_id)
-                and (contains is None or contains in (call.text or ""))
+            return self.fake.is_message_to(call, self.user_id) and (
+                contains is None or contains in (call.text or "")
             )
 
         return await self.fake.wait_for(match, timeout, after)

@@ -768,7 +768,7 @@ class FakeTelegram:
 
     def messages_to(self, chat_id: int | str) -> list[SentCall]:
         """sendMessage/sendPhoto/sendDocument/editMessageText calls to the chat, in order."""
-        return [c for c in self.sent if self._is_message_to(c, chat_id)]
+        return [c for c in self.sent if self.is_message_to(c, chat_id)]
 
     def mark(self) -> int:
         """``len(sent)`` -- pass it as ``after=`` to only look at calls from now on."""
@@ -817,7 +817,7 @@ class FakeTelegram:
         ``after`` (e.g. from ``mark()``) restricts to calls at ``sent`` index >= after."""
         key = str(chat_id)
         start = self._reply_cursor.get(key, 0) if after is None else after
-        call = await self.wait_for(lambda c: self._is_message_to(c, chat_id), timeout, start)
+        call = await self.wait_for(lambda c: self.is_message_to(c, chat_id), timeout, start)
         self._reply_cursor[key] = call.index + 1
         return call
 
@@ -1066,7 +1066,8 @@ class FakeTelegram:
             },
         ]
 
-    def _is_message_to(self, call: SentCall, chat_id: int | str) -> bool:
+    def is_message_to(self, call: SentCall, chat_id: int | str) -> bool:
+        """A message the chat sees arrive (sent, or edited into an earlier one)."""
         return call.method in MESSAGE_METHODS and str(call.chat_id) == str(chat_id)
 
     def _target_chat(self, params: JSON) -> JSON:

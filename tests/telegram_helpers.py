@@ -215,9 +215,7 @@ class Worker:
         self.replies = [
             c
             for c in self.calls
-            if c.method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
-            and str(c.chat_id) == str(self.chat_id)
-            and c.result is not None
+            if self.fake.is_message_to(c, self.chat_id) and c.result is not None
         ]
         if self.replies:
             self.bot.latencies.append(self.replies[0].time - pushed)
