@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_inline import BUSY_TIMEOUT_S as SQLITE_BUSY_TIMEOUT_S
 from storage.sqlite_inline import inline_creator
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 10.0
 
 
 def normalise_url(url: str) -> str:
@@ -110,13 +110,13 @@ def create_engine(url: str, *, read_only: bool = False, threaded: bool = False) 
         path = _sqlite_file(url)
         connect: Callable[[Any, Any], None]
         if read_only:
-            engine = create_async_engine(url, connect_args={"timeout": 10})
+            engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             connect, begin = _sqlite_query_only, _sqlite_begin_read
         elif path is not None and not threaded:
             engine = create_async_engine(url, async_creator=inline_creator(path))
             connect, begin = _sqlite_connect_inline, _sqlite_begin
         else:
-            engine = create_async_engine(url, connect_args={"timeout": 10})
+            engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             connect, begin = _sqlite_connect, _sqlite_begin
         event.listen(engine.sync_engine, "connect", connect)
         event.listen(engine.sync_engine, "begin", begin)
@@ -179,8 +179,9 @@ class Database:
         self.engine = create_engine(self.url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = _WriterQueue(enabled=self.url.startswith("sqlite"))
-        self._reader: async_sessionmaker[AsyncSession] | None = None
-        self._threaded: async_sessionmaker[AsyncSession] | None = None
+        # SQLite only, made on first use: "read_only" for snapshots, "threaded" for
+        # maintenance (both on aiosqlite's thread; see create_engine).
+        self._side: dict[str, async_sessionmaker[AsyncSession]] = {}
 
     @property
     def dialect(self) -> str:
@@ -192,6 +193,12 @@ class Database:
         async with self._writers.turn(), self.sessions() as session, session.begin():
             yield session
 
+    def _side_sessions(self, kind: str) -> async_sessionmaker[AsyncSession]:
+        if kind not in self._side:
+            engine = create_engine(self.url, **{kind: True})
+            self._side[kind] = async_sessionmaker(engine, expire_on_commit=False)
+        return self._side[kind]
+
     @asynccontextmanager
     async def maintenance(self) -> AsyncIterator[AsyncSession]:
         """A write transaction for heavy work (retention, ANALYZE): like
@@ -202,10 +209,8 @@ class Database:
             async with self.transaction() as session:
                 yield session
             return
-        if self._threaded is None:
-            engine = create_engine(self.url, threaded=True)
-            self._threaded = async_sessionmaker(engine, expire_on_commit=False)
-        async with self._writers.turn(), self._threaded() as session, session.begin():
+        threaded = self._side_sessions("threaded")
+        async with self._writers.turn(), threaded() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -225,10 +230,7 @@ class Database:
                 await session.execute(text("SET TRANSACTION READ ONLY"))
                 yield session
             return
-        if self._reader is None:
-            engine = create_engine(self.url, read_only=True)
-            self._reader = async_sessionmaker(engine, expire_on_commit=False)
-        async with self._reader() as session, session.begin():
+        async with self._side_sessions("read_only")() as session, session.begin():
             yield session
 
     async def upgrade(self, statistics: bool = True) -> None:
@@ -242,10 +244,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        for sessions in (self._reader, self._threaded):
-            if sessions is not None:
-                await sessions.kw["bind"].dispose()
-        self._reader = self._threaded = None
+        for sessions in self._side.values():
+            await sessions.kw["bind"].dispose()
+        self._side.clear()
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 BUSY_TIMEOUT_S = 10.0
 SQLITE_BUSY = 5
@@ -41,7 +41,7 @@ SQLITE_BUSY_SNAPSHOT = 517  # a stale snapshot: waiting cannot help
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
+    code: int | None = getattr(error, "sqlite_errorcode", None)
     if code is None:  # not a code of SQLite's own
         return False
     return code & 0xFF == SQLITE_BUSY and code != SQLITE_BUSY_SNAPSHOT
@@ -181,7 +181,7 @@ class InlineConnection:
         return self._conn.isolation_level
 
     @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
+    def isolation_level(self, value: Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None) -> None:
         self._conn.isolation_level = value
 
 
