@@ -11,11 +11,14 @@ on the PostgreSQL server).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import os
 import platform
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -165,6 +169,20 @@ def memory_total_gb() -> float:
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+async def measure_in_process(module: str, args: Sequence[str], what: str) -> dict[str, Any]:
+    """Run ``python -m <module> one <args>`` in a fresh process (its peak memory is its
+    own) and return the JSON it prints last, with the load average at the end."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, "one", *args, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed")
+    result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
+    result["load"] = load_average()
+    return result
 
 
 def machine_summary() -> str:

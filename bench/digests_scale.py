@@ -48,7 +48,7 @@ from bench.common import (
     Table,
     asyncpg_dsn,
     human,
-    load_average,
+    measure_in_process,
     print_header,
     rss_bytes,
     verdict,
@@ -283,29 +283,10 @@ def one_main(argv: list[str]) -> None:
 async def run_one(
     url: str, seed: int, end: date, repeat: int, explain: bool, max_teams: int | None = None
 ) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.digests_scale",
-        "one",
-        "--url",
-        url,
-        "--seed",
-        str(seed),
-        "--end",
-        end.isoformat(),
-        "--repeat",
-        str(repeat),
-        *(["--explain"] if explain else []),
-        *(["--max-teams", str(max_teams)] if max_teams else []),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    stdout, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"digest measurement on {url} failed")
-    result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
-    result["load"] = load_average()
-    return result
+    args = ["--url", url, "--seed", str(seed), "--end", end.isoformat(), "--repeat", str(repeat)]
+    args += ["--explain"] if explain else []
+    args += ["--max-teams", str(max_teams)] if max_teams else []
+    return await measure_in_process("bench.digests_scale", args, f"digest measurement on {url}")
 
 
 async def bench(

@@ -38,7 +38,7 @@ from bench.common import (
     Table,
     asyncpg_dsn,
     human,
-    load_average,
+    measure_in_process,
     print_header,
     ratio,
     rss_bytes,
@@ -145,24 +145,8 @@ def one_main(argv: list[str]) -> None:
 async def measure(mode: str, url: str, label: str) -> dict[str, Any]:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     out = DATA_DIR / f"export-{label}-{mode}.csv"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.export_scale",
-        "one",
-        mode,
-        "--url",
-        url,
-        "--out",
-        str(out),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    stdout, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"export {mode} on {label} failed")
-    result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
-    result["load"] = load_average()
-    return result
+    args = [mode, "--url", url, "--out", str(out)]
+    return await measure_in_process("bench.export_scale", args, f"export {mode} on {label}")
 
 
 # --- the report --------------------------------------------------------------------------
