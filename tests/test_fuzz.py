@@ -89,6 +89,7 @@ from storage import repo
 from storage.admin import revoke_person
 from storage.models import Draft, Identity, Invite, Observation, Person
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
+from tests.datacare_helpers import observation
 from tests.fake_telegram import FakeTelegram, keyboard
 from tests.synapse_harness import Synapse
 
@@ -1047,30 +1048,14 @@ class FuzzBot:
             long_ago = self.clock() - timedelta(days=3)
             await repo.add_observation(
                 session,
-                person_id=worker.person_id,
-                team_id="hki-etsiva",
-                region="helsinki",
-                area=None,
-                description="Vanha havainto",
-                quote=None,
-                action=None,
-                theme="theme.housing",
-                population_group="group.youth",
-                signal="signal.queues",
-                frequency="frequency.recurring",
-                escalation="escalation.none",
-                polarity="polarity.problem",
-                task=None,
-                source=None,
-                scale=None,
-                observed_at=long_ago,
-                recorded_at=long_ago,
-                updated_at=long_ago,
-                withdrawn_at=None,
-                transport="telegram",
-                language="fi",
-                flow_version="1",
-                taxonomy_version="2026.1",
+                **observation(
+                    worker,
+                    long_ago,
+                    "helsinki",
+                    team_id="hki-etsiva",
+                    description="Vanha havainto",
+                    language="fi",
+                ),
             )
         await self.open_draft()
 

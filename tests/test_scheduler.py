@@ -26,6 +26,7 @@ from bot.scheduler import build_scheduler, job_specs, register, unregister, week
 from storage import ledger, repo
 from storage.models import Delivery
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
+from tests.datacare_helpers import observation
 from tests.escalation_helpers import TEAM_CHAT, Bot, telegram_config
 from tests.fake_telegram import FakeTelegram, SentCall
 
@@ -69,30 +70,15 @@ async def seed_week_47(bot: Bot) -> None:
             when = datetime(2026, 11, day, 10, 0, tzinfo=UTC)
             await repo.add_observation(
                 session,
-                person_id=member.person_id,
-                team_id="hki-etsiva",
-                region="helsinki",
-                area=None,
-                description="Yöpaikkaa ei löytynyt",
-                quote=None,
-                action=None,
-                theme=theme,
-                population_group="group.youth",
-                signal="signal.queues",
-                frequency="frequency.recurring",
-                escalation="escalation.none",
-                polarity="polarity.problem",
-                task=None,
-                source=None,
-                scale=None,
-                observed_at=when,
-                recorded_at=when,
-                updated_at=when,
-                withdrawn_at=None,
-                transport="telegram",
-                language="fi",
-                flow_version="1",
-                taxonomy_version="2026.1",
+                **observation(
+                    member,
+                    when,
+                    "helsinki",
+                    team_id="hki-etsiva",
+                    description="Yöpaikkaa ei löytynyt",
+                    theme=theme,
+                    language="fi",
+                ),
             )
 
 

@@ -47,6 +47,7 @@ from storage import repo
 from storage.db import Database
 from storage.models import Delivery, Notification, Observation
 from tests.bot_process import ChatUser
+from tests.datacare_helpers import observation
 from tests.fake_telegram import FakeTelegram, SentCall
 from tests.synapse_harness import Synapse
 
@@ -245,30 +246,15 @@ async def prepare_database(config: dict[str, Any]) -> str:
                     when = datetime(2026, 11, day, 10, 0, tzinfo=UTC)
                     await repo.add_observation(
                         session,
-                        person_id=member.person_id,
-                        team_id=team,
-                        region=TEAMS[team][1],
-                        area=None,
-                        description=f"Havainto {team}",
-                        quote=None,
-                        action=None,
-                        theme="theme.housing",
-                        population_group="group.youth",
-                        signal="signal.queues",
-                        frequency="frequency.recurring",
-                        escalation="escalation.leadership",
-                        polarity="polarity.problem",
-                        task=None,
-                        source=None,
-                        scale=None,
-                        observed_at=when,
-                        recorded_at=when,
-                        updated_at=when,
-                        withdrawn_at=None,
-                        transport="telegram",
-                        language="fi",
-                        flow_version="1",
-                        taxonomy_version="2026.1",
+                        **observation(
+                            member,
+                            when,
+                            TEAMS[team][1],
+                            team_id=team,
+                            description=f"Havainto {team}",
+                            escalation="escalation.leadership",
+                            language="fi",
+                        ),
                     )
             invite = await repo.create_invite(
                 session, "hki-etsiva", "worker", datetime.now(UTC), timedelta(days=30)
