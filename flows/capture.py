@@ -28,6 +28,7 @@ from typing import Any
 
 from flows import taxonomy
 from flows.events import (
+    Alert,
     Choice,
     ChoiceIn,
     CommandIn,
@@ -36,10 +37,11 @@ from flows.events import (
     LocationIn,
     MediaIn,
     Message,
+    Reprompt,
     TextIn,
 )
 from flows.i18n import label, t
-from flows.privacy import IdentifierKind, find_identifiers, redact
+from flows.privacy import redact
 
 FLOW_VERSION = "1"
 MAX_TEXT = 4000
@@ -63,7 +65,6 @@ class Step(StrEnum):
     TASK = "task"
     SOURCE = "source"
     SCALE = "scale"
-    PRIVACY = "privacy"
     RESUME = "resume"
 
 
@@ -127,6 +128,9 @@ class FlowContext:
     nonce: str = "x"  # fresh random token from the host; keys a new draft
 
 
+_LEGACY_PRIVACY_STEP = "privacy"
+
+
 @dataclass(frozen=True)
 class Draft:
     """An unfinished observation. Serialised to JSON and stored after every step."""
@@ -149,10 +153,8 @@ class Draft:
     scale: str | None = None
     observed_at: str | None = None  # ISO 8601, UTC
     editing: bool = False  # answering a step chosen from the Edit menu: back to the summary
-    back_step: Step | None = None  # where the PRIVACY question returns to once answered
+    back_step: Step | None = None  # where an interrupting question returns to once answered
     resume_step: Step | None = None  # the step a RESUME question ("continue?") returns to
-    privacy_field: str | None = None
-    privacy_kinds: tuple[str, ...] = ()
     observation_id: int | None = None  # correcting an entry that is already saved
 
     def to_json(self) -> dict[str, Any]:
@@ -163,11 +165,19 @@ class Draft:
         """Rebuild a stored draft; unknown keys (from a newer flow) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
+        if values.get("step") == _LEGACY_PRIVACY_STEP:
+            # Stored by an older version while its flow asked about identifiers (now asked
+            # where text enters): they are removed, the safe answer, and the draft goes on
+            # where it was going.
+            flagged = str(data.get("privacy_field") or "")
+            if flagged in TEXT_STEPS.values() and values.get(flagged):
+                values[flagged] = redact(str(values[flagged]))
+            values["step"] = values.get("back_step") or Step.SUMMARY
+            values["back_step"] = None
         values["step"] = Step(values.get("step", Step.DESCRIPTION))
         for name in ("back_step", "resume_step"):
             if values.get(name) is not None:
                 values[name] = Step(values[name])
-        values["privacy_kinds"] = tuple(values.get("privacy_kinds") or ())
         return cls(**values)
 
     def is_complete(self) -> bool:
@@ -192,7 +202,7 @@ Effect = Save | Discard
 @dataclass(frozen=True)
 class Result:
     draft: Draft | None
-    replies: list[Message] = field(default_factory=list)
+    replies: list[Message | Alert | Reprompt] = field(default_factory=list)
     effect: Effect | None = None
     note: str | None = None  # event kind for the host's log (never user text)
 
@@ -223,14 +233,14 @@ def advance(draft: Draft | None, event: Event, ctx: FlowContext) -> Result:
                 return Result(None, [Message(problem)], note="text_rejected")
             return start_draft(ctx, event.text)
         if isinstance(event, ChoiceIn):
-            return Result(None, [Message(t(ctx.lang, "flow.stale_button"))], note="choice_refused")
+            return _stale(None, ctx)
         return Result(
             None, [Message(t(ctx.lang, "flow.location_without_draft"))], note="location_ignored"
         )
     if isinstance(event, ChoiceIn):
         parsed = parse_choice(event.data)
         if parsed is None or parsed[0] != draft.key or parsed[1] != draft.seq:
-            return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+            return _stale(draft, ctx)
         return _choose(draft, parsed[2], ctx)
     if isinstance(event, LocationIn):
         return _location(draft, event, ctx)
@@ -322,26 +332,10 @@ def _accept_text(draft: Draft, step: Step, text: str, ctx: FlowContext) -> Resul
     problem = _text_problem(text, ctx)
     if problem is not None:
         return _with_reprompt(draft, ctx, problem, "text_rejected", at=step)
-    field_name = TEXT_STEPS[step]
-    findings = find_identifiers(text)
-    notices: list[Message] = []
-    if any(f.kind is IdentifierKind.HETU for f in findings):
-        # A personal identity code never reaches storage, not even inside a draft.
-        text = redact(text, findings, kinds={IdentifierKind.HETU})
-        notices.append(Message(t(ctx.lang, "privacy.hetu_removed")))
-    others = sorted({f.kind.value for f in findings if f.kind is not IdentifierKind.HETU})
-    updated = _set(draft, field_name, text.strip())
-    after = _next_step(updated, step)
-    if others:
-        result = _prompt(
-            replace(updated, privacy_field=field_name, privacy_kinds=tuple(others)),
-            Step.PRIVACY,
-            ctx,
-            back=after,
-        )
-        return Result(result.draft, notices + result.replies, note="privacy_found")
-    result = _prompt(_after_answer(updated), after, ctx)
-    return Result(result.draft, notices + result.replies, note="text_accepted")
+    # The text was screened for identifiers where it entered (flows.textguard).
+    updated = _set(draft, TEXT_STEPS[step], text.strip())
+    result = _prompt(_after_answer(updated), _next_step(updated, step), ctx)
+    return Result(result.draft, result.replies, note="text_accepted")
 
 
 def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
@@ -350,7 +344,7 @@ def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
         if value == "back":
             return _prompt(draft, _return_step(draft, step), ctx)
         if value not in CODED_STEPS[step]:
-            return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+            return _stale(draft, ctx)
         updated = _set(draft, step.value, value)
         return _prompt(_after_answer(updated), _next_step(updated, step), ctx)
     if step in (Step.QUOTE, Step.ACTION) and value == "back":
@@ -359,7 +353,7 @@ def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
         return _prompt(draft, Step.SUMMARY if draft.editing else Step.DESCRIPTION, ctx)
     handler = _MENU_HANDLERS.get(step)
     if handler is None:
-        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        return _stale(draft, ctx)
     return handler(draft, value, ctx)
 
 
@@ -372,7 +366,7 @@ def _summary_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
         return _prompt(draft, Step.DETAILS_MENU, ctx)
     if value == "cancel":
         return Result(None, [Message(t(ctx.lang, "flow.cancelled"))], Discard(), note="cancelled")
-    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return _stale(draft, ctx)
 
 
 def _edit_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
@@ -380,7 +374,7 @@ def _edit_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
         return _prompt(draft, Step.SUMMARY, ctx)
     target = _step_named(value, MAIN_STEPS)
     if target is None:
-        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        return _stale(draft, ctx)
     return _prompt(replace(draft, editing=True), target, ctx)
 
 
@@ -389,7 +383,7 @@ def _details_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
         return _prompt(draft, Step.SUMMARY, ctx)
     target = _step_named(value, DETAIL_STEPS)
     if target is None:
-        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        return _stale(draft, ctx)
     return _prompt(draft, target, ctx)
 
 
@@ -399,27 +393,8 @@ def _area_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
     if value == "none":
         return _prompt(replace(draft, area=None), Step.DETAILS_MENU, ctx)
     if value not in {a.id for a in ctx.areas}:
-        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+        return _stale(draft, ctx)
     return _prompt(replace(draft, area=value), Step.DETAILS_MENU, ctx)
-
-
-def _privacy_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
-    field_name = draft.privacy_field
-    if field_name is None:
-        return _prompt(draft, Step.SUMMARY, ctx)
-    cleared = replace(draft, privacy_field=None, privacy_kinds=())
-    if value == "remove":
-        text = redact(str(getattr(draft, field_name) or ""))
-        cleaned = _set(cleared, field_name, text)
-        return _prompt(cleaned, draft.back_step or Step.SUMMARY, ctx)
-    if value == "edit":
-        step = next(s for s, name in TEXT_STEPS.items() if name == field_name)
-        # The text with identifiers is dropped: the worker sends it again without them.
-        # A rewritten detail returns to the details menu like any detail; only the
-        # description of a complete draft returns to the summary.
-        editing = draft.is_complete() and step in MAIN_STEPS
-        return _prompt(replace(_set(cleared, field_name, None), editing=editing), step, ctx)
-    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
 
 
 def _resume_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
@@ -429,7 +404,7 @@ def _resume_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
         fresh = start_draft(ctx)
         replies = [Message(t(ctx.lang, "flow.discarded")), *fresh.replies]
         return Result(fresh.draft, replies, Discard(), note="discarded_and_restarted")
-    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.stale_button"), "choice_refused")
+    return _stale(draft, ctx)
 
 
 _MENU_HANDLERS = {
@@ -437,7 +412,6 @@ _MENU_HANDLERS = {
     Step.EDIT_MENU: _edit_menu_choice,
     Step.DETAILS_MENU: _details_menu_choice,
     Step.AREA: _area_choice,
-    Step.PRIVACY: _privacy_choice,
     Step.RESUME: _resume_choice,
 }
 
@@ -500,13 +474,6 @@ def _save(draft: Draft, ctx: FlowContext) -> Result:
     missing = next((s for s in MAIN_STEPS if not getattr(draft, s.value)), None)
     if missing is not None:
         return _prompt(draft, missing, ctx)
-    # The final gate: nothing with a client identifier is saved, whatever path the text took.
-    for field_name in TEXT_STEPS.values():
-        text = getattr(draft, field_name)
-        kinds = sorted({f.kind.value for f in find_identifiers(text or "")})
-        if kinds:
-            flagged = replace(draft, privacy_field=field_name, privacy_kinds=tuple(kinds))
-            return _prompt(flagged, Step.PRIVACY, ctx, back=Step.SUMMARY)
     return Result(None, [], Save(replace(draft, editing=False)), note="save")
 
 
@@ -557,14 +524,24 @@ def _prompt(draft: Draft, step: Step, ctx: FlowContext, back: Step | None = None
     return Result(moved, [_question(moved, step, ctx)], note=f"step_{step.value}")
 
 
-_INTERRUPTS = frozenset({Step.RESUME, Step.PRIVACY})
+_INTERRUPTS = frozenset({Step.RESUME})
+
+
+def _stale(draft: Draft | None, ctx: FlowContext) -> Result:
+    """A press on a button that is no longer valid: a short answer to the presser only,
+    and the current question for the transport to show where it is not shown already
+    (twenty taps on one option must not give twenty messages)."""
+    replies: list[Message | Alert | Reprompt] = [Alert(t(ctx.lang, "flow.stale_button"))]
+    if draft is not None:
+        replies.append(Reprompt(_question(draft, draft.step, ctx)))
+    return Result(draft, replies, note="choice_refused")
 
 
 def _with_reprompt(
     draft: Draft | None, ctx: FlowContext, text: str, note: str, at: Step | None = None
 ) -> Result:
     """A short explanation and, if a draft is open, its current question again. No change."""
-    replies = [Message(text)]
+    replies: list[Message | Alert | Reprompt] = [Message(text)]
     if draft is not None:
         replies.append(_question(draft, at or draft.step, ctx))
     return Result(draft, replies, note=note)
@@ -612,13 +589,6 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
         extra = (_button(draft, t(lang, "button.no_area"), "none"), back)
         key = "ask.area" if ctx.areas else "ask.area_location_only"
         return Message(t(lang, key), (*_rows(buttons, 2), extra))
-    if step is Step.PRIVACY:
-        kinds = ", ".join(t(lang, f"privacy.kind.{k}") for k in draft.privacy_kinds)
-        pair = (
-            _button(draft, t(lang, "button.remove_identifiers"), "remove"),
-            _button(draft, t(lang, "button.edit_text"), "edit"),
-        )
-        return Message(t(lang, "privacy.found", kinds=kinds), (pair,))
     if step is Step.RESUME:
         pair = (
             _button(draft, t(lang, "button.continue"), "continue"),

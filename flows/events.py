@@ -128,7 +128,32 @@ class Document:
     mime_type: str = "application/octet-stream"
 
 
-Reply = Message | Image | Document
+@dataclass(frozen=True)
+class Alert:
+    """A short answer only the person who pressed a button sees.
+
+    Telegram shows it as the answer to the callback query (a pop-up), so a refused or
+    repeated press in a group posts nothing to the group. A platform without that
+    sends it as a message to the ``Outbound``'s chat, which the sender addresses to the
+    presser's private chat (or leaves empty, and then nothing is sent).
+    """
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Reprompt:
+    """The question that is current, after a press on a button of an older one.
+
+    Telegram puts it in place of the pressed message when that message shows something
+    else (a reply lost on the way), and sends nothing when it already shows it: quick
+    repeated taps never fill the chat. Other platforms send it as a message.
+    """
+
+    message: Message
+
+
+Reply = Message | Image | Document | Alert | Reprompt
 
 
 @dataclass(frozen=True)
