@@ -125,11 +125,36 @@ async def notifications_for(session: AsyncSession, observation_id: int) -> Seque
 
 async def mark_notification_sent(
     session: AsyncSession, notification_id: int, message_ref: str | None, now: datetime
-) -> None:
+) -> int | None:
+    """Record that the platform took the notice. Returns its observation's id when this is
+    the first notice of that observation to get through (the reporter is told then)."""
+    row = await session.get(Notification, notification_id)
+    first = False
+    if row is not None and row.sent_at is None:
+        others = await session.execute(
+            select(func.count())
+            .select_from(Notification)
+            .where(
+                Notification.observation_id == row.observation_id,
+                Notification.sent_at.is_not(None),
+            )
+        )
+        first = others.scalar_one() == 0
     await session.execute(
         update(Notification)
         .where(Notification.id == notification_id)
         .values(sent_at=func.coalesce(Notification.sent_at, now), message_ref=message_ref)
+        .execution_options(synchronize_session=False)
+    )
+    return row.observation_id if row is not None and first else None
+
+
+async def release_notification(session: AsyncSession, notification_id: int) -> None:
+    """A post that failed: anyone may claim the notice again at once."""
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.sent_at.is_(None))
+        .values(claimed_at=None)
         .execution_options(synchronize_session=False)
     )
 

@@ -187,6 +187,42 @@ class Observation(Base):
     language: Mapped[str] = mapped_column(String(8))
     flow_version: Mapped[str] = mapped_column(String(16))
     taxonomy_version: Mapped[str] = mapped_column(String(16))
+    # The key of the draft it was saved from (migration 0006): a press on that draft's
+    # stale Save button is answered with this entry's number.
+    draft_key: Mapped[str | None] = mapped_column(String(32))
+
+
+class HeldText(Base):
+    """A typed text held at the identifier guard until its writer chooses remove / keep /
+    drop (migration 0006). It never holds a hetu: those are removed before it is held.
+    The event is replayed with the chosen text, so ``reply_to`` and the chat are kept."""
+
+    __tablename__ = "held_texts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(255))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    is_private: Mapped[bool]
+    reply_to: Mapped[str | None] = mapped_column(String(255))
+    # "text" for a plain message; otherwise the name of the command whose argument it is.
+    command: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PendingConfirmation(Base):
+    """A "Saved #N" confirmation the platform did not take (migration 0006): told to the
+    worker at their next contact."""
+
+    __tablename__ = "pending_confirmations"
+
+    observation_id: Mapped[int] = mapped_column(
+        ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    created_at: Mapped[datetime]
 
 
 class ProcessedEvent(Base):
