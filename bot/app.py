@@ -129,6 +129,7 @@ async def build_runtime(
     service = Havainto(config, db, clock)
     await _prepare(service, config.database.start_wait_seconds)
     router = Router()
+    router.failed_hooks.append(service.on_failed)
     runtime = Runtime(config, db, service, router)
     runtime.escalations = EscalationDesk(config, db, router, clock)
     runtime.escalations.install(service)

@@ -57,10 +57,6 @@ MONTH_COMMANDS = frozenset({"kuukausi", "manad", "månad", "month"})
 WEEK_ROLES = frozenset({"lead", "admin"})
 MONTH_ROLES = frozenset({"leader", "admin"})
 WHOLE_ORGANISATION = "all"
-# Errors that repeating at once cannot mend (the request itself is wrong or refused).
-PERMANENT_ERRORS = frozenset(
-    {"BadRequest", "Forbidden", "InvalidToken", "EndPointNotFound", "LookupError", "ValueError"}
-)
 _TAG = re.compile(r"<[^>]+>")
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -254,7 +250,8 @@ class DigestDesk:
             except Exception as error:
                 kind = type(error).__name__
                 log.warning("digest_send_error key=%s error=%s try=%s", key, kind, attempt + 1)
-                if kind in PERMANENT_ERRORS or attempt == schedule.send_retries:
+                permanent = self.router.is_permanent(outbound.transport, error)
+                if permanent or attempt == schedule.send_retries:
                     return kind
                 await self.sleep(schedule.send_retry_seconds * 2**attempt)
         return "unknown"  # pragma: no cover - the loop always returns

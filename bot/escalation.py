@@ -37,6 +37,7 @@ processes on one database never post the same reminder twice.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from dataclasses import dataclass
@@ -53,7 +54,6 @@ from bot.transport import Router
 from flows.capture import Area, FlowContext, area_label
 from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import label, t
-from flows.privacy import find_identifiers
 from storage import escalations as esc
 from storage import repo
 from storage.db import Database
@@ -73,7 +73,10 @@ MAX_REPLY = 1000
 # notice stays one message that can be edited in place (Telegram: 4,096 characters).
 DESCRIPTION_LIMIT = 2200
 ACTION_LIMIT = 800
-NOTICE_LEASE = timedelta(minutes=2)  # an unsent notice is posted again after this
+NOTICE_LEASE = timedelta(minutes=2)  # a claimed notice whose poster died goes again after this
+# A first post that failed (after the router's own retries) is tried again after these
+# pauses, by whichever instance claims it first; then the periodic check takes over.
+NOTICE_RETRY_PAUSES = (2.0, 5.0, 10.0, 20.0)
 
 
 def _t(lang: str, key: str, **params: object) -> str:
@@ -111,12 +114,22 @@ class EscalationDesk:
         self.router = router
         self.clock = clock
         self.zone = ZoneInfo(config.timezone)
+        self.retry_pauses = NOTICE_RETRY_PAUSES
+        self._retries: set[asyncio.Task[None]] = set()
 
     def install(self, service: Havainto) -> None:
         service.after_save.append(self.on_saved)
         service.group_handlers.append(self.on_group_event)
         service.private_handlers.append(self.on_private_event)
         self.router.sent_hooks.append(self.on_sent)
+        self.router.failed_hooks.append(self.on_failed)
+
+    async def close(self) -> None:
+        """Stop the quick retries of failed notices (the periodic check still covers them)."""
+        for task in list(self._retries):
+            task.cancel()
+        if self._retries:
+            await asyncio.gather(*self._retries, return_exceptions=True)
 
     # --- configuration ---------------------------------------------------------------
 
@@ -302,14 +315,32 @@ class EscalationDesk:
                 log.info("escalation_left id=%s transport=%s", entry.id, transport)
                 continue
             notice = await self._render_notice(session, entry, channel.language)
-            out.append(Outbound(transport, chat_id, notice, {"track": f"notice:{row.id}"}))
+            meta = {"track": f"notice:{row.id}", "first": "1"}
+            out.append(Outbound(transport, chat_id, notice, meta))
         log.info(
             "escalation_posted id=%s kind=%s channel=%s", entry.id, entry.escalation, channel.id
         )
-        kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        text = _t(lang, f"esc.worker_sent.{kind}", number=entry.id, channel=channel.name)
-        out.append(Outbound(entry.transport, member.chat_id, Message(text)))
+        if not out:
+            # Only another instance can post it: the worker hears when it got through.
+            out.append(self._worker_pending(entry, member.chat_id, lang))
         return out
+
+    def _worker_pending(self, entry: Observation, chat_id: str, lang: str) -> Outbound:
+        kind = "shl48" if entry.escalation == SHL48 else "leadership"
+        text = _t(lang, f"esc.worker_pending.{kind}", number=entry.id)
+        return Outbound(entry.transport, chat_id, Message(text))
+
+    async def _worker_sent(self, session: AsyncSession, entry: Observation) -> Outbound | None:
+        """The reporter's "it reached leadership", said once the platform took the notice."""
+        reporter = await self._reporter(session, entry)
+        channel = self.channel_for_team(entry.team_id)
+        if reporter is None or channel is None:
+            return None
+        kind = "shl48" if entry.escalation == SHL48 else "leadership"
+        text = _t(
+            reporter.language, f"esc.worker_sent.{kind}", number=entry.id, channel=channel.name
+        )
+        return reporter.say(text)
 
     async def _reporter(self, session: AsyncSession, entry: Observation) -> _Contact | None:
         """The reporter's private chat: on the transport of the entry when they still use it."""
@@ -339,11 +370,57 @@ class EscalationDesk:
         kind, _, number = outbound.meta.get("track", "").partition(":")
         if not number.isdigit():
             return
+        told: Outbound | None = None
         async with self.db.transaction() as session:
             if kind == "notice":
-                await esc.mark_notification_sent(session, int(number), ref, self.clock())
+                first = await esc.mark_notification_sent(session, int(number), ref, self.clock())
+                entry = await repo.get_observation(session, first) if first else None
+                if entry is not None:
+                    told = await self._worker_sent(session, entry)
             elif kind == "relay":
                 await esc.set_prompt_ref(session, int(number), ref)
+        if told is not None:
+            try:
+                await self.router.send_retrying(told)
+            except Exception as error:
+                log.warning("escalation_worker_untold error=%s", type(error).__name__)
+
+    async def on_failed(self, outbound: Outbound, error: BaseException) -> None:
+        """A notice the platform did not take: free its claim, tell the worker it is on its
+        way (on the first post), and try again within seconds."""
+        kind, _, number = outbound.meta.get("track", "").partition(":")
+        if kind != "notice" or not number.isdigit():
+            return
+        pending: Outbound | None = None
+        async with self.db.transaction() as session:
+            await esc.release_notification(session, int(number))
+            if outbound.meta.get("first"):
+                rows = await session.execute(
+                    select(Notification.observation_id).where(Notification.id == int(number))
+                )
+                entry = await repo.get_observation(session, rows.scalar_one())
+                reporter = await self._reporter(session, entry) if entry else None
+                if entry is not None and reporter is not None:
+                    pending = self._worker_pending(entry, reporter.chat_id, reporter.language)
+        log.warning("escalation_post_failed notice=%s error=%s", number, type(error).__name__)
+        if pending is not None:
+            try:
+                await self.router.send_retrying(pending)
+            except Exception as told_error:
+                log.warning("escalation_worker_untold error=%s", type(told_error).__name__)
+        if outbound.meta.get("first"):
+            task = asyncio.create_task(self._retry_unsent())
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    async def _retry_unsent(self) -> None:
+        for pause in self.retry_pauses:
+            await asyncio.sleep(pause)
+            try:
+                if await self.repost_unsent() == 0:
+                    return
+            except Exception:
+                log.exception("escalation_retry_failed")
 
     # --- leadership channels -----------------------------------------------------------
 
@@ -389,7 +466,29 @@ class EscalationDesk:
             r.transport == incoming.transport and r.chat_id == incoming.chat_id for r in rows
         ):
             return "not_this_channel"
+        entry = await repo.get_observation(session, observation_id)
+        if entry is None or not self.leads(member, entry.team_id):
+            return "not_your_team"
         return None
+
+    def leads(self, member: repo.Member, team_id: str) -> bool:
+        """Whether ``member`` may act on the notices of ``team_id``.
+
+        An administrator may act on every notice. A leader acts on the notices of the
+        teams whose leadership channel is their own team's, or whose region they lead:
+        their own team's leadership channel covers that region (an organisation-wide
+        channel, with no region, covers every region).
+        """
+        if member.role == "admin":
+            return True
+        own = self.channel_for_team(member.team_id)
+        if own is None:
+            return False
+        theirs = self.channel_for_team(team_id)
+        if theirs is not None and theirs.id == own.id:
+            return True
+        team = self.config.team(team_id)
+        return not own.region or (team is not None and team.region == own.region)
 
     def _refuse(
         self, incoming: Incoming, member: repo.Member | None, reason: str, observation_id: int
@@ -400,7 +499,13 @@ class EscalationDesk:
             reason,
             member.person_id if member else "-",
         )
-        return self._say(incoming, _t(self._lang(incoming, member), f"esc.refused.{reason}"))
+        text = _t(self._lang(incoming, member), f"esc.refused.{reason}")
+        return self._alert(incoming, member, text)
+
+    @staticmethod
+    def _alert(incoming: Incoming, member: repo.Member | None, text: str) -> list[Outbound]:
+        """Said to the presser alone: one member's presses never flood the channel."""
+        return [Havainto.alert(incoming, member, text)]
 
     async def _channel_choice(
         self,
@@ -423,7 +528,7 @@ class EscalationDesk:
         entry = await repo.get_observation(session, int(number)) if valid else None
         if entry is None or entry.escalation not in ESCALATED:
             log.warning("escalation_choice_refused reason=stale")
-            return self._say(incoming, _t(lang, "esc.stale"))
+            return self._alert(incoming, member, _t(lang, "esc.stale"))
         reason = await self._authorise(session, incoming, member, entry.id)
         if reason is not None:
             return self._refuse(incoming, member, reason, entry.id)
@@ -471,9 +576,8 @@ class EscalationDesk:
         entry: Observation,
     ) -> list[Outbound]:
         if not await esc.acknowledge(session, entry.id, member.person_id, now):
-            return self._say(
-                incoming, _t(member.language, "esc.already_acknowledged", number=entry.id)
-            )
+            text = _t(member.language, "esc.already_acknowledged", number=entry.id)
+            return self._alert(incoming, member, text)
         await esc.add_event(session, entry.id, "acknowledged", now, member.person_id)
         log.info("escalation_acknowledged id=%s person=%s", entry.id, member.person_id)
         out = await self._refresh_notices(session, entry)
@@ -533,13 +637,13 @@ class EscalationDesk:
             or relay.status is None
             or (relay.transport, relay.chat_id) != (incoming.transport, incoming.chat_id)
         ):
-            return self._say(incoming, _t(lang, "esc.stale"))
+            return self._alert(incoming, member, _t(lang, "esc.stale"))
         reason = await self._authorise(session, incoming, member, relay.observation_id)
         if reason is not None:
             return self._refuse(incoming, member, reason, relay.observation_id)
         assert member is not None
         if not await esc.close_relay(session, relay.id, now):
-            return []
+            return self._alert(incoming, member, _t(lang, "esc.stale"))
         entry = await repo.get_observation(session, relay.observation_id)
         assert entry is not None
         return await self._record_status(
@@ -668,10 +772,10 @@ class EscalationDesk:
             else None
         )
         if question is None or entry is None:
-            return self._say(incoming, _t(lang, "esc.stale"))
+            return self._alert(incoming, member, _t(lang, "esc.stale"))
         if entry.person_id != member.person_id:
             log.warning("escalation_refused id=%s reason=not_reporter", entry.id)
-            return self._say(incoming, _t(lang, "esc.stale"))
+            return self._alert(incoming, member, _t(lang, "esc.stale"))
         await esc.open_relay(
             session,
             observation_id=entry.id,
@@ -700,11 +804,6 @@ class EscalationDesk:
             return self._say(incoming, _t(lang, "esc.answer_empty"))
         if len(text) > MAX_REPLY:
             return self._say(incoming, _t(lang, "esc.too_long", limit=MAX_REPLY, length=len(text)))
-        kinds = sorted({f.kind.value for f in find_identifiers(text)})
-        if kinds:
-            # The answer goes to a group chat: no client identifiers, as in an entry.
-            shown = ", ".join(t(lang, f"privacy.kind.{k}") for k in kinds)
-            return self._say(incoming, _t(lang, "esc.answer_identifiers", kinds=shown))
         relay = await esc.get_relay(session, relay_id)
         question = (
             await esc.get_relay(session, relay.parent_id) if relay and relay.parent_id else None
@@ -743,9 +842,20 @@ class EscalationDesk:
                 out += await self._repost(
                     session, row, reminder=self.config.escalation.reminder_hours
                 )
+        return await self._send_all(out)
+
+    async def repost_unsent(self) -> int:
+        """Post the notices that never got through; returns how many were tried."""
+        here = list(self.router.transports)
+        async with self.db.transaction() as session:
+            rows = await esc.claim_unsent_notifications(session, self.clock(), NOTICE_LEASE, here)
+            out = [o for row in rows for o in await self._repost(session, row, reminder=None)]
+        return await self._send_all(out)
+
+    async def _send_all(self, out: list[Outbound]) -> int:
         for outbound in out:
             try:
-                await self.router.send(outbound)
+                await self.router.send_retrying(outbound)
             except Exception as error:
                 log.warning(
                     "escalation_send_failed transport=%s error=%s",

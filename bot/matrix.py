@@ -69,6 +69,7 @@ from flows.events import (
     Choice,
     ChoiceIn,
     CommandIn,
+    Document,
     EditedIn,
     Event,
     Image,
@@ -759,6 +760,7 @@ class MatrixTransport:
                 room_id, reply.png, reply.filename, "image/png", "m.image"
             )
         else:
+            assert isinstance(reply, Document), "the router sends the others as messages"
             event_id = await self._send_file(
                 room_id, reply.data, reply.filename, reply.mime_type, "m.file"
             )

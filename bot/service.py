@@ -7,6 +7,13 @@ redelivered event (processed once), the commands around the flow (/omat,
 /kieli, /apua), and the capture flow itself, whose draft is stored after every
 step so a restart resumes where the worker was.
 
+``handle`` is also the boundary where typed text enters: before anything else
+sees an event (the spool on disk included), text a platform can deliver but not
+encode back (NUL, lone surrogates) is cleaned and every personal identity code is
+removed, whoever typed it (``flows.textguard``). A text with other identifiers
+(phone, e-mail, IBAN) that something would take in is held, and its writer asked
+to remove them, keep the text or drop it; the event then runs with the chosen text.
+
 Logs carry ids and event kinds, never what anybody typed.
 """
 
@@ -26,9 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.inflight import InFlight
 from bot.spool import Spool, is_unavailable, spool_path
-from flows import capture
+from flows import capture, textguard
 from flows.capture import Area, FlowContext, Save
 from flows.events import (
+    Alert,
     Choice,
     ChoiceIn,
     CommandIn,
@@ -40,7 +48,7 @@ from flows.events import (
 )
 from flows.i18n import LANGUAGES, label, normalise_language, t
 from flows.taxonomy import TAXONOMY_VERSION
-from storage import repo
+from storage import held, repo
 from storage.db import Database
 from storage.models import Observation
 
@@ -93,6 +101,18 @@ class _Turn:
         return [Outbound(self.incoming.transport, self.incoming.chat_id, r) for r in replies]
 
 
+Deliver = Callable[[list[Outbound]], Awaitable[None]]
+
+
+class _Hold(Exception):
+    """Raised inside an event's transaction to roll it back and hold its text instead."""
+
+    def __init__(self, member: repo.Member, screened: textguard.Screened) -> None:
+        super().__init__("held")
+        self.member = member
+        self.screened = screened
+
+
 class Havainto:
     """The bot's behaviour, shared by every transport and every process."""
 
@@ -123,34 +143,48 @@ class Havainto:
 
     # --- the one entry point ----------------------------------------------------------
 
-    async def handle(self, incoming: Incoming) -> list[Outbound]:
+    async def handle(self, incoming: Incoming, deliver: Deliver | None = None) -> list[Outbound]:
         """Process one event; returns what to send. Events of one sender run one at a time.
+
+        With ``deliver`` the replies are sent before the sender's next event is taken
+        up (and an empty list is returned), so the replies to quick taps never overtake
+        each other and the question on screen is always the current one.
 
         When the database cannot be reached the event is kept in the spool and the
         sender told so; it is replayed (with its normal replies) once the database
         answers. A sender's later events queue behind their kept ones.
         """
+        incoming, hetu_removed = _sanitised(incoming)
         key = (incoming.transport, incoming.user_id)
         async with self.inflight.track(), self._lock_for(key):
-            out: list[Outbound] = []
-            if self.spool.holds(incoming):
-                log.info("duplicate_event_kept transport=%s", incoming.transport)
-                return []  # delivered again while kept: the sender was told already
-            if self.spool.has(key):
-                out, replayed_all = await self._replay_sender(key)
-                if not replayed_all:
-                    return out + await self._keep(incoming)
-            try:
-                return out + await self._handle(incoming)
-            except Exception as error:
-                if is_unavailable(error):
-                    return out + await self._keep(incoming, error)
-                log.exception(
-                    "event_failed transport=%s kind=%s",
-                    incoming.transport,
-                    type(incoming.event).__name__,
-                )
-                return [*out, _error_reply(incoming)]
+            out = await self._handle_locked(incoming, key, hetu_removed)
+            if deliver is None:
+                return out
+            await deliver(out)
+            return []
+
+    async def _handle_locked(
+        self, incoming: Incoming, key: tuple[str, str], hetu_removed: bool
+    ) -> list[Outbound]:
+        out: list[Outbound] = []
+        if self.spool.holds(incoming):
+            log.info("duplicate_event_kept transport=%s", incoming.transport)
+            return []  # delivered again while kept: the sender was told already
+        if self.spool.has(key):
+            out, replayed_all = await self._replay_sender(key)
+            if not replayed_all:
+                return out + await self._keep(incoming)
+        try:
+            return out + await self._handle(incoming, hetu_removed=hetu_removed)
+        except Exception as error:
+            if is_unavailable(error):
+                return out + await self._keep(incoming, error)
+            log.exception(
+                "event_failed transport=%s kind=%s",
+                incoming.transport,
+                type(incoming.event).__name__,
+            )
+            return [*out, _error_reply(incoming)]
 
     def _lock_for(self, key: tuple[str, str]) -> _Lock:
         lock = self._locks.get(key)
@@ -234,55 +268,210 @@ class Havainto:
                 return False
         return True
 
-    async def _handle(self, incoming: Incoming, now: datetime | None = None) -> list[Outbound]:
-        incoming = _storable(incoming)
-        event = incoming.event
+    async def _handle(
+        self, incoming: Incoming, now: datetime | None = None, hetu_removed: bool = False
+    ) -> list[Outbound]:
         now = now or self.clock()
-        async with self.db.transaction() as session:
-            member = await repo.find_member(session, incoming.transport, incoming.user_id)
+        try:
+            async with self.db.transaction() as session:
+                out = await self._in_transaction(session, incoming, now)
+                if hetu_removed:  # to tell the writer in their language
+                    member = await repo.find_member(session, incoming.transport, incoming.user_id)
+        except _Hold as hold:
+            # What the text would have done is undone; it waits for its writer's choice.
+            async with self.db.transaction() as session:
+                member = hold.member
+                turn = _Turn(incoming, member, member.language, now)
+                if incoming.event_id is not None:
+                    await repo.first_time_seen(session, incoming.transport, incoming.event_id, now)
+                out = await self._hold(session, turn, member, hold.screened)
+        if hetu_removed and (out or incoming.is_private):
+            # Said where the text was typed, in the writer's language.
             lang = member.language if member else normalise_language(incoming.language_hint)
-            turn = _Turn(incoming, member, lang, now)
-            if not incoming.is_private:
-                return await self._group_event(session, turn)
-            if isinstance(event, CommandIn) and event.name == "start":
-                if member is not None and not member.revoked:
-                    # Tapping the invite link again greets; it does not say "code used".
-                    # A redelivered /start is answered once.
-                    if incoming.event_id is not None and not await repo.first_time_seen(
-                        session, incoming.transport, incoming.event_id, now
-                    ):
-                        return []
-                    return turn.reply(Message(self._welcome(member)))
-                return await self._start(session, turn, event.args)
-            if member is None:
-                log.info("unenrolled_contact transport=%s", incoming.transport)
-                return turn.reply(Message(t(lang, "svc.not_enrolled")))
-            if member.revoked:
-                log.info("revoked_contact person=%s", member.person_id)
-                return turn.reply(Message(t(lang, "svc.revoked")))
-            if incoming.event_id is not None and not await repo.first_time_seen(
-                session, incoming.transport, incoming.event_id, now
-            ):
-                log.info("duplicate_event person=%s", member.person_id)
-                return []
-            # Both usually change nothing: skip their statements then (bench/RESULTS.md).
-            if not repo.touched_today(member, now):
-                await repo.touch_person(session, member.person_id, now)
-            if member.chat_id != incoming.chat_id:
-                await repo.update_chat(
-                    session, incoming.transport, incoming.user_id, incoming.chat_id
+            notice = Outbound(incoming.transport, incoming.chat_id, textguard.hetu_notice(lang))
+            log.info("hetu_removed transport=%s", incoming.transport)
+            out = [notice, *out]
+        return out
+
+    async def _in_transaction(
+        self, session: AsyncSession, incoming: Incoming, now: datetime
+    ) -> list[Outbound]:
+        event = incoming.event
+        member = await repo.find_member(session, incoming.transport, incoming.user_id)
+        lang = member.language if member else normalise_language(incoming.language_hint)
+        turn = _Turn(incoming, member, lang, now)
+        if isinstance(event, ChoiceIn) and (guarded := textguard.parse(event.data)):
+            return await self._guard_choice(session, turn, *guarded)
+        screened = _screen(event) if member is not None and not member.revoked else None
+        if not incoming.is_private:
+            out = await self._group_event(session, turn)
+            if out is not None and screened is not None and screened.needs_choice:
+                assert member is not None
+                raise _Hold(member, screened)
+            return out or []
+        return await self._private_event(session, turn, screened)
+
+    async def _private_event(
+        self, session: AsyncSession, turn: _Turn, screened: textguard.Screened | None
+    ) -> list[Outbound]:
+        incoming, member, now, lang = turn.incoming, turn.member, turn.now, turn.lang
+        event = incoming.event
+        if isinstance(event, CommandIn) and event.name == "start":
+            if member is not None and not member.revoked:
+                # Tapping the invite link again greets; it does not say "code used".
+                # A redelivered /start is answered once.
+                if incoming.event_id is not None and not await repo.first_time_seen(
+                    session, incoming.transport, incoming.event_id, now
+                ):
+                    return []
+                return turn.reply(Message(self._welcome(member)))
+            return await self._start(session, turn, event.args)
+        if member is None:
+            log.info("unenrolled_contact transport=%s", incoming.transport)
+            return turn.reply(Message(t(lang, "svc.not_enrolled")))
+        if member.revoked:
+            log.info("revoked_contact person=%s", member.person_id)
+            return turn.reply(Message(t(lang, "svc.revoked")))
+        if incoming.event_id is not None and not await repo.first_time_seen(
+            session, incoming.transport, incoming.event_id, now
+        ):
+            log.info("duplicate_event person=%s", member.person_id)
+            return []
+        # Both usually change nothing: skip their statements then (bench/RESULTS.md).
+        if not repo.touched_today(member, now):
+            await repo.touch_person(session, member.person_id, now)
+        if member.chat_id != incoming.chat_id:
+            await repo.update_chat(session, incoming.transport, incoming.user_id, incoming.chat_id)
+        late = await self._late_confirmations(session, turn, member)
+        if screened is not None and screened.needs_choice:
+            # Whatever it is meant for, a private text is always taken in.
+            return late + await self._hold(session, turn, member, screened)
+        return late + await self._dispatch_private(session, turn, member)
+
+    async def _dispatch_private(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member
+    ) -> list[Outbound]:
+        incoming, event = turn.incoming, turn.incoming.event
+        for handler in self.private_handlers:
+            handled = await handler(session, incoming, member, turn.now)
+            if handled is not None:
+                return handled
+        if isinstance(event, CommandIn) and event.name in capture.CANCEL_COMMANDS:
+            # Cancelling drops a text waiting for the remove / keep / rewrite answer too.
+            await held.drop_held(session, member.person_id)
+        if isinstance(event, CommandIn) and event.name not in FLOW_COMMANDS:
+            return await self._command(session, turn, member, event)
+        if isinstance(event, ChoiceIn) and not event.data.startswith(capture.CHOICE_PREFIX + ":"):
+            return await self._service_choice(session, turn, member, event.data)
+        return await self._run_flow(session, turn, member)
+
+    # --- the identifier guard ------------------------------------------------------------
+
+    async def _hold(
+        self,
+        session: AsyncSession,
+        turn: _Turn,
+        member: repo.Member,
+        screened: textguard.Screened,
+    ) -> list[Outbound]:
+        """Keep a text with identifiers until its writer says what to do with them."""
+        incoming = turn.incoming
+        event = incoming.event
+        row = await held.hold_text(
+            session,
+            person_id=member.person_id,
+            transport=incoming.transport,
+            user_id=incoming.user_id,
+            chat_id=incoming.chat_id,
+            is_private=incoming.is_private,
+            reply_to=incoming.reply_to,
+            command=event.name if isinstance(event, CommandIn) else None,
+            text=screened.text,
+            created_at=turn.now,
+        )
+        log.info("text_held person=%s held=%s kinds=%s", member.person_id, row.id, screened.kinds)
+        return turn.reply(textguard.question(member.language, row.id, screened.kinds))
+
+    async def _guard_choice(
+        self, session: AsyncSession, turn: _Turn, choice: str, held_id: int
+    ) -> list[Outbound]:
+        """The writer's answer about a held text: run its event with the chosen text."""
+        member = turn.member
+        if member is None or member.revoked:
+            return [self.alert(turn.incoming, member, t(turn.lang, "flow.stale_button"))]
+        if turn.incoming.event_id is not None and not await repo.first_time_seen(
+            session, turn.incoming.transport, turn.incoming.event_id, turn.now
+        ):
+            return []
+        row = await held.take_held(session, held_id, member.person_id)
+        if row is None or (row.transport, row.chat_id) != (
+            turn.incoming.transport,
+            turn.incoming.chat_id,
+        ):
+            return [self.alert(turn.incoming, member, t(turn.lang, "flow.stale_button"))]
+        text = textguard.resolve(choice, row.text)
+        log.info("text_released person=%s held=%s choice=%s", member.person_id, held_id, choice)
+        if text is None:
+            if not row.is_private:
+                return [self.alert(turn.incoming, member, t(member.language, "privacy.dropped"))]
+            question = await self._open_question(session, member, turn)
+            return turn.reply(textguard.dropped(member.language), *question)
+        event: TextIn | CommandIn = (
+            TextIn(text) if row.command is None else CommandIn(row.command, text)
+        )
+        released = Incoming(
+            transport=row.transport,
+            user_id=row.user_id,
+            chat_id=row.chat_id,
+            event=event,
+            is_private=row.is_private,
+            reply_to=row.reply_to,
+            language_hint=turn.incoming.language_hint,
+        )
+        again = _Turn(released, member, member.language, turn.now)
+        if not released.is_private:
+            return await self._group_event(session, again) or []
+        return await self._dispatch_private(session, again, member)
+
+    @staticmethod
+    def alert(incoming: Incoming, member: repo.Member | None, text: str) -> Outbound:
+        """A short answer for the person who pressed a button, and for nobody else: in
+        their private chat on a platform without pop-up answers (nowhere when unknown)."""
+        if incoming.is_private:
+            chat = incoming.chat_id
+        else:
+            chat = member.chat_id if member is not None and not member.revoked else ""
+        return Outbound(incoming.transport, chat, Alert(text))
+
+    # --- confirmations that did not get through -------------------------------------------
+
+    async def _late_confirmations(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member
+    ) -> list[Outbound]:
+        out: list[Outbound] = []
+        for entry in await held.take_pending_confirmations(session, member.person_id):
+            when = format_datetime(entry.recorded_at, "HH:mm", tzinfo=self.zone, locale=turn.lang)
+            day = format_datetime(entry.recorded_at, "d.M.", tzinfo=self.zone, locale=turn.lang)
+            text = t(turn.lang, "svc.saved_late", number=entry.id, time=when, day=day)
+            out.append(
+                Outbound(
+                    turn.incoming.transport,
+                    turn.incoming.chat_id,
+                    Message(text),
+                    {"track": f"saved:{entry.id}"},
                 )
-            for handler in self.private_handlers:
-                handled = await handler(session, incoming, member, now)
-                if handled is not None:
-                    return handled
-            if isinstance(event, CommandIn) and event.name not in FLOW_COMMANDS:
-                return await self._command(session, turn, member, event)
-            if isinstance(event, ChoiceIn) and not event.data.startswith(
-                capture.CHOICE_PREFIX + ":"
-            ):
-                return await self._service_choice(session, turn, member, event.data)
-            return await self._run_flow(session, turn, member)
+            )
+            log.info("confirmation_delivered_late id=%s", entry.id)
+        return out
+
+    async def on_failed(self, outbound: Outbound, error: BaseException) -> None:
+        """A reply the platform did not take even after retries (``Router.failed_hooks``)."""
+        kind, _, number = outbound.meta.get("track", "").partition(":")
+        if kind != "saved" or not number.isdecimal():
+            return
+        async with self.db.transaction() as session:
+            await held.add_pending_confirmation(session, int(number), self.clock())
+        log.warning("confirmation_undelivered id=%s error=%s", number, type(error).__name__)
 
     # --- enrolment ---------------------------------------------------------------------
 
@@ -345,7 +534,8 @@ class Havainto:
 
     # --- group chats ---------------------------------------------------------------------
 
-    async def _group_event(self, session: AsyncSession, turn: _Turn) -> list[Outbound]:
+    async def _group_event(self, session: AsyncSession, turn: _Turn) -> list[Outbound] | None:
+        """The replies to an event in a group chat; None when nothing took it in."""
         for handler in self.group_handlers:
             handled = await handler(session, turn.incoming, turn.member, turn.now)
             if handled is not None:
@@ -353,7 +543,7 @@ class Havainto:
         # In team and leadership rooms the bot stays quiet except to say where it works.
         if isinstance(turn.incoming.event, CommandIn):
             return turn.reply(Message(t(turn.lang, "svc.private_only")))
-        return []
+        return None
 
     # --- commands around the flow ------------------------------------------------------
 
@@ -444,7 +634,7 @@ class Havainto:
         # The payload came from the client: log only whether its kind is one of ours.
         known = kind if kind in ("lang", "own") else "unknown"
         log.warning("choice_refused person=%s kind=%s", member.person_id, known)
-        return turn.reply(Message(t(turn.lang, "flow.stale_button")))
+        return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
 
     async def _own_action(
         self, session: AsyncSession, turn: _Turn, member: repo.Member, action: str, number: int
@@ -452,7 +642,7 @@ class Havainto:
         entry = await repo.get_observation(session, number)
         if entry is None or entry.person_id != member.person_id:
             log.warning("choice_refused person=%s reason=not_owner", member.person_id)
-            return turn.reply(Message(t(turn.lang, "svc.not_yours")))
+            return turn.reply(Alert(t(turn.lang, "svc.not_yours")))
         if not self._editable(entry, turn.now):
             return turn.reply(
                 Message(t(turn.lang, "svc.too_old", number=number, hours=self._window_hours()))
@@ -490,7 +680,7 @@ class Havainto:
             return turn.reply(Message(t(turn.lang, "svc.withdrawn", number=number)))
         if action == "delno":
             return turn.reply(Message(t(turn.lang, "svc.kept", number=number)))
-        return turn.reply(Message(t(turn.lang, "flow.stale_button")))
+        return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
 
     # --- the capture flow ----------------------------------------------------------------
 
@@ -506,8 +696,24 @@ class Havainto:
     ) -> list[Outbound]:
         row = await repo.load_draft(session, member.person_id)
         draft = _restore(row.state) if row is not None else None
+        event = turn.incoming.event
+        if isinstance(event, ChoiceIn):
+            pressed = capture.parse_choice(event.data)
+            if (
+                pressed is not None
+                and pressed[2] == "save"
+                and (draft is None or draft.key != pressed[0])
+            ):
+                saved = await held.saved_from_draft(session, member.person_id, pressed[0])
+                if saved is not None:
+                    # Saved already (its confirmation may not have reached the phone).
+                    when = format_datetime(
+                        saved.recorded_at, "d.M. HH:mm", tzinfo=self.zone, locale=turn.lang
+                    )
+                    text = t(turn.lang, "svc.already_saved", number=saved.id, when=when)
+                    return turn.reply(Alert(text))
         ctx = self._ctx(member, turn)
-        result = capture.advance(draft, turn.incoming.event, ctx)
+        result = capture.advance(draft, event, ctx)
         log.info("flow person=%s note=%s", member.person_id, result.note)
         out = turn.reply(*result.replies)
         if isinstance(result.effect, Save):
@@ -573,11 +779,21 @@ class Havainto:
             language=turn.lang,
             flow_version=capture.FLOW_VERSION,
             taxonomy_version=TAXONOMY_VERSION,
+            draft_key=draft.key,
             **values,
         )
         await repo.delete_draft(session, member.person_id)
         log.info("observation_saved id=%s escalation=%s", entry.id, entry.escalation)
-        out = turn.reply(Message(t(turn.lang, "svc.saved", number=entry.id)))
+        saved = Message(t(turn.lang, "svc.saved", number=entry.id))
+        # Tracked: when the platform does not take it, it is told at the next contact.
+        out = [
+            Outbound(
+                turn.incoming.transport,
+                turn.incoming.chat_id,
+                saved,
+                {"track": f"saved:{entry.id}"},
+            )
+        ]
         for hook in self.after_save:
             out += await hook(session, entry, member)
         return out
@@ -624,16 +840,54 @@ class _Lock:
         self._lock.release()
 
 
-def _storable(incoming: Incoming) -> Incoming:
-    """What people type, without NUL characters: PostgreSQL text cannot hold them (an
-    invite code or an entry with one failed there; found by the fuzz test)."""
+def clean_text(text: str) -> str:
+    """Text as it can be stored and sent back: no NUL (PostgreSQL text cannot hold it; found
+    by the fuzz test) and no lone surrogate (a platform can deliver one in JSON, but no
+    reply containing it can be encoded again)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
+    return text
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _sanitised(incoming: Incoming) -> tuple[Incoming, bool]:
+    """The event as it may enter: clean text, and no personal identity code in it.
+
+    Returns the event and whether a hetu was removed. Runs before anything else sees
+    the event (the spool on disk included), for every sender and every chat."""
     event = incoming.event
-    if isinstance(event, TextIn) and "\x00" in event.text:
-        return replace(incoming, event=TextIn(event.text.replace("\x00", "")))
-    if isinstance(event, CommandIn) and "\x00" in event.name + event.args:
-        cleaned = CommandIn(event.name.replace("\x00", ""), event.args.replace("\x00", ""))
-        return replace(incoming, event=cleaned)
-    return incoming
+    if isinstance(event, TextIn):
+        screened = textguard.screen(clean_text(event.text))
+        if screened.text != event.text:
+            incoming = replace(incoming, event=TextIn(screened.text))
+        return incoming, screened.hetu_removed
+    if isinstance(event, CommandIn):
+        screened = textguard.screen(clean_text(event.args))
+        name = clean_text(event.name)
+        if screened.text != event.args or name != event.name:
+            incoming = replace(incoming, event=CommandIn(name, screened.text))
+        return incoming, screened.hetu_removed
+    if isinstance(event, ChoiceIn) and clean_text(event.data) != event.data:
+        return replace(incoming, event=ChoiceIn(clean_text(event.data))), False
+    return incoming, False
+
+
+def _screen(event: object) -> textguard.Screened | None:
+    """The event's free text after the guard (hetus are gone already), or None."""
+    if isinstance(event, TextIn):
+        return textguard.screen(event.text)
+    if isinstance(event, CommandIn) and event.args:
+        return textguard.screen(event.args)
+    return None
 
 
 def _error_reply(incoming: Incoming) -> Outbound:

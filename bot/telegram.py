@@ -11,10 +11,10 @@ Bot API server, such as the fake one the tests run.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -44,8 +44,10 @@ from bot.service import Havainto
 from bot.telegram_http import AiohttpRequest
 from bot.transport import Router, split_text
 from flows.events import (
+    Alert,
     ChoiceIn,
     CommandIn,
+    Document,
     EditedIn,
     Event,
     Image,
@@ -54,6 +56,7 @@ from flows.events import (
     MediaIn,
     Message,
     Outbound,
+    Reprompt,
     TextIn,
 )
 
@@ -318,25 +321,41 @@ class TelegramTransport:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None
-        # Stop the spinner on the phone at once, whatever happens next.
-        answered = asyncio.create_task(_answer(query))
         private = update.effective_chat is not None and update.effective_chat.type == "private"
         pressed = query.message if private else None
-        if pressed is None or not getattr(pressed, "reply_markup", None):
-            # In group chats (leadership channels) a notice's buttons are shared by
-            # several leaders and the bot edits that message itself.
-            await self._dispatch(update, ChoiceIn(query.data or ""))
-            await answered
-            return
-        chat_id, message_id = pressed.chat.id, pressed.message_id
+        editable = pressed is not None and bool(getattr(pressed, "reply_markup", None))
+        answered = False
 
         async def deliver(out: list[Outbound]) -> None:
+            nonlocal answered
+            # A refused or repeated press is answered to the presser alone, as the
+            # callback's pop-up: nothing is posted to the chat for it.
+            alerts = [o.reply.text for o in out if isinstance(o.reply, Alert)]
+            out = [o for o in out if not isinstance(o.reply, Alert)]
+            answered = True
+            await _answer(query, alerts[0] if alerts else None, show_alert=not private)
+            if pressed is None or not editable:
+                # In group chats (leadership channels) a notice's buttons are shared by
+                # several leaders and the bot edits that message itself.
+                await self.router.deliver(out)
+                return
+            chat_id, message_id = pressed.chat.id, pressed.message_id
+            refresh = next((o for o in out if isinstance(o.reply, Reprompt)), None)
+            if refresh is not None and isinstance(refresh.reply, Reprompt):
+                # A press on an older question: the current one goes in its place, unless
+                # the pressed message shows it already (quick repeated taps).
+                out = [o for o in out if o is not refresh]
+                current = refresh.reply.message
+                if _payloads(getattr(pressed, "reply_markup", None)) != [
+                    c.data for c in current.flat_choices()
+                ]:
+                    out.insert(0, replace(refresh, reply=current))
             # The pressed keyboard is spent. When the answer is the next question, it
             # takes the pressed message's place (one edit instead of a new message and
             # an edit, and the chat does not fill with questions); otherwise the old
             # buttons are removed so they do not pile up.
             if not out:
-                return  # nothing was answered (a redelivered press): nothing changes
+                return  # nothing was answered (a stale or redelivered press): nothing changes
             first = out[0]
             if (
                 first.chat_id == str(chat_id)
@@ -352,8 +371,11 @@ class TelegramTransport:
             except TelegramError as error:
                 log.info("keyboard_not_removed error=%s", type(error).__name__)
 
-        await self._dispatch(update, ChoiceIn(query.data or ""), deliver)
-        await answered
+        try:
+            await self._dispatch(update, ChoiceIn(query.data or ""), deliver)
+        finally:
+            if not answered:  # not handled (a foreign chat, a failure): stop the spinner
+                await _answer(query, None)
 
     async def _replace(self, chat_id: int, message_id: int, message: Message) -> bool:
         """Edit an earlier bot message into ``message``; False when it cannot be."""
@@ -391,11 +413,19 @@ class TelegramTransport:
             language_hint=user.language_code,
             reply_to=_reply_to(update),
         )
-        # Tracked until the replies are sent: a graceful shutdown waits for this.
+        # Tracked until the replies are sent: a graceful shutdown waits for this. They are
+        # sent before this sender's next update is handled, so replies never overtake.
         async with self.service.inflight.track():
-            await (deliver or self.router.deliver)(await self.service.handle(incoming))
+            await self.service.handle(incoming, deliver or self.router.deliver)
 
     # --- outgoing --------------------------------------------------------------------
+
+    @staticmethod
+    def is_permanent(error: BaseException) -> bool:
+        """A refused request (400, 403, 401, 404, or one too long to send): retrying at
+        once cannot help. Network errors, time-outs and 5xx answers are transient."""
+        refused = BadRequest | Forbidden | InvalidToken | EndPointNotFound | ValueError
+        return isinstance(error, refused)
 
     async def send(self, outbound: Outbound) -> None:
         await self.send_tracked(outbound)
@@ -428,6 +458,7 @@ class TelegramTransport:
                 caption=reply.caption[: MessageLimit.CAPTION_LENGTH] or None,
             )
             return str(posted.message_id)
+        assert isinstance(reply, Document), "the router sends alerts and reprompts as messages"
         posted = await bot.send_document(
             chat_id,
             InputFile(reply.data, filename=reply.filename),
@@ -487,6 +518,12 @@ def _not_to_the_bot(update: Update, user_id: int, chat_id: int, chat_type: str) 
     return chat_type == ChatType.PRIVATE and chat_id != user_id
 
 
+def _payloads(markup: InlineKeyboardMarkup | None) -> list[str | None]:
+    if markup is None:
+        return []
+    return [button.callback_data for row in markup.inline_keyboard for button in row]  # type: ignore[misc]
+
+
 def _reply_to(update: Update) -> str | None:
     message = update.effective_message
     if update.callback_query is not None or message is None:
@@ -495,8 +532,13 @@ def _reply_to(update: Update) -> str | None:
     return str(replied.message_id) if replied is not None else None
 
 
-async def _answer(query: CallbackQuery) -> None:
+async def _answer(query: CallbackQuery, text: str | None, show_alert: bool = False) -> None:
+    """Stop the spinner on the phone; with ``text``, show it to the presser alone (a toast,
+    or a pop-up to dismiss in group chats, where the presser may not see their own chat)."""
     try:
-        await query.answer()
+        if text:
+            await query.answer(text[:200], show_alert=show_alert)
+        else:
+            await query.answer()
     except TelegramError as error:
         log.info("callback_not_answered error=%s", type(error).__name__)

@@ -22,6 +22,7 @@ from flows.events import (
     Choice,
     ChoiceIn,
     CommandIn,
+    Document,
     Event,
     Image,
     Incoming,
@@ -119,6 +120,7 @@ class TerminalTransport:
                 for number, choice in enumerate(flat, start=1):
                     self._write(f"  {number}) {choice.label}")
             return
+        assert isinstance(reply, Image | Document), "the router sends the others as messages"
         self.files_dir.mkdir(parents=True, exist_ok=True)
         data = reply.png if isinstance(reply, Image) else reply.data
         path = self.files_dir / reply.filename

@@ -8,11 +8,13 @@ transport by name: a § 48 notice raised on Telegram can go to a Matrix room.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
-from flows.events import Message, Outbound
+from flows.events import Alert, Message, Outbound, Reprompt
 
 log = logging.getLogger("havainto.transport")
 
@@ -30,6 +32,18 @@ class Transport(Protocol):
 # Called after a reply was accepted by its platform, with the platform's id of the
 # (last) message posted, or None when the transport cannot tell.
 SentHook = Callable[[Outbound, str | None], Awaitable[None]]
+# Called when a reply could not be delivered, after the retries, with the last error.
+FailedHook = Callable[[Outbound, BaseException], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
+
+# Errors that repeating at once cannot mend (the request itself is wrong or refused),
+# by class name for transports that do not say it themselves (``is_permanent``).
+PERMANENT_ERRORS = frozenset(
+    {"BadRequest", "Forbidden", "InvalidToken", "EndPointNotFound", "LookupError", "ValueError"}
+)
+# Pauses before the retries of a reply (a platform's 5xx or a network error): about
+# four seconds in all, so a worker in the street is answered or knows within seconds.
+RETRY_PAUSES = (0.5, 1.0, 2.0)
 
 
 class Router:
@@ -44,23 +58,28 @@ class Router:
     a § 48 notice for later editing.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, pauses: tuple[float, ...] = RETRY_PAUSES, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.transports: dict[str, Transport] = {}
         self.sent_hooks: list[SentHook] = []
+        self.failed_hooks: list[FailedHook] = []
+        self.pauses = pauses
+        self.sleep = sleep
 
     def add(self, transport: Transport) -> None:
         self.transports[transport.name] = transport
 
     async def deliver(self, outbounds: Iterable[Outbound]) -> None:
-        """Send each reply; one that fails does not stop the others (the first error is
-        raised again once all were tried)."""
+        """Send each reply, retrying transient failures; one that fails does not stop the
+        others (the first error is raised again once all were tried)."""
         first_error: Exception | None = None
         for outbound in outbounds:
             if outbound.transport not in self.transports:
                 log.warning("no_transport name=%s", outbound.transport)
                 continue
             try:
-                await self.send(outbound)
+                await self.send_retrying(outbound)
             except Exception as error:
                 log.warning(
                     "send_failed transport=%s error=%s", outbound.transport, type(error).__name__
@@ -69,12 +88,54 @@ class Router:
         if first_error is not None:
             raise first_error
 
+    def is_permanent(self, transport_name: str, error: BaseException) -> bool:
+        """Whether repeating the request at once cannot help."""
+        transport = self.transports.get(transport_name)
+        judge = getattr(transport, "is_permanent", None)
+        if judge is not None:
+            return bool(judge(error))
+        return type(error).__name__ in PERMANENT_ERRORS
+
+    async def send_retrying(self, outbound: Outbound) -> str | None:
+        """``send``, repeated after a short pause while the failure is transient (a 5xx,
+        a network error; Telegram's 429 is waited out by PTB's rate limiter already).
+        When it still fails, ``failed_hooks`` hear of it and the error is raised."""
+        attempt = 0
+        while True:
+            try:
+                return await self.send(outbound)
+            except Exception as error:
+                if attempt >= len(self.pauses) or self.is_permanent(outbound.transport, error):
+                    for hook in self.failed_hooks:
+                        try:
+                            await hook(outbound, error)
+                        except Exception:
+                            log.exception("failed_hook_failed transport=%s", outbound.transport)
+                    raise
+                log.info(
+                    "send_retry transport=%s error=%s try=%d",
+                    outbound.transport,
+                    type(error).__name__,
+                    attempt + 1,
+                )
+                await self.sleep(self.pauses[attempt])
+                attempt += 1
+
     async def send(self, outbound: Outbound) -> str | None:
         """Send one reply (raising what the transport raises); returns its message id."""
         transport = self.transports.get(outbound.transport)
         if transport is None:
             log.warning("no_transport name=%s", outbound.transport)
             raise LookupError(f"no transport {outbound.transport!r}")
+        if isinstance(outbound.reply, Alert):
+            # Not answered as a pop-up by the transport (Telegram does that for presses):
+            # a message in the presser's private chat, or nothing when it is not known.
+            if not outbound.chat_id:
+                log.info("alert_dropped transport=%s reason=no_private_chat", transport.name)
+                return None
+            outbound = replace(outbound, reply=Message(outbound.reply.text))
+        elif isinstance(outbound.reply, Reprompt):
+            outbound = replace(outbound, reply=outbound.reply.message)
         ref: str | None = None
         edit_ref = outbound.meta.get("edit")
         edit = getattr(transport, "edit", None)

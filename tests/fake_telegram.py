@@ -247,6 +247,7 @@ class _Fault:
     retry_after: int | None
     times: int
     description: str | None
+    chat_id: int | str | None = None  # only calls to this chat fail
 
 
 @dataclass
@@ -839,13 +840,16 @@ class FakeTelegram:
         retry_after: int | None = None,
         times: int = 1,
         description: str | None = None,
+        chat_id: int | str | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with an error like Telegram's:
-        429 (``retry_after`` defaults to 1), 5xx, 400, 403, 409, ..."""
+        429 (``retry_after`` defaults to 1), 5xx, 400, 403, 409, ...; with ``chat_id``
+        only the calls addressed to that chat fail (others go through)."""
         if status == 429 and retry_after is None:
             retry_after = 1
         canonical = self._methods.get(method.lower(), (method, None))[0]
-        self._faults[canonical].append(_Fault(status, retry_after, times, description))
+        fault = _Fault(status, retry_after, times, description, chat_id)
+        self._faults[canonical].append(fault)
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer every call of ``method`` only after ``seconds`` (0 removes the delay), e.g.
@@ -876,7 +880,7 @@ class FakeTelegram:
         try:
             if handler is None:
                 raise _ApiError(404, "Not Found")
-            self._inject_fault(method)
+            self._inject_fault(method, params)
             result = await handler(params, files, filenames)
         except _ApiError as exc:
             self._record_failed(call, exc)
@@ -932,11 +936,13 @@ class FakeTelegram:
         except ValueError:
             return value
 
-    def _inject_fault(self, method: str) -> None:
+    def _inject_fault(self, method: str, params: JSON | None = None) -> None:
         faults = self._faults.get(method)
         if not faults:
             return
         fault = faults[0]
+        if fault.chat_id is not None and str((params or {}).get("chat_id")) != str(fault.chat_id):
+            return
         fault.times -= 1
         if fault.times <= 0:
             faults.pop(0)

@@ -292,6 +292,15 @@ class Worker:
         return [c.text or "" for c in self.replies]
 
     @property
+    def alerts(self) -> list[str]:
+        """What the last action's button presses were answered with, to the presser alone."""
+        return [
+            str(c.params.get("text"))
+            for c in self.calls
+            if c.method == "answerCallbackQuery" and c.params.get("text")
+        ]
+
+    @property
     def last_text(self) -> str:
         assert self.replies, "the bot sent nothing\n" + self.fake.describe()
         return self.replies[-1].text or ""

@@ -136,6 +136,15 @@ class Matrix:
     def text(role: str) -> str:
         return f"Havainto ({role})"
 
+    @staticmethod
+    def alerts(calls: list[SentCall]) -> list[str]:
+        """Answers to a press shown to the presser alone (the group gets no message)."""
+        return [
+            str(c.params.get("text"))
+            for c in calls
+            if c.method == "answerCallbackQuery" and c.params.get("text")
+        ]
+
     def texts_to(self, calls: list[SentCall], chat_id: int) -> list[str]:
         return [
             c.text or "" for c in calls if c.method in MESSAGES and str(c.chat_id) == str(chat_id)
@@ -221,9 +230,9 @@ class Matrix:
         if acknowledged and [e.status for e in events] == ["acknowledged"]:
             assert any(c.method == "editMessageText" for c in calls)  # the notice shows it
             return ALLOWED
-        refused = self.texts_to(calls, HKI_LEADERS) == [
+        refused = self.alerts(calls) == [
             fi("esc.refused.leaders_only", "escalation")
-        ]
+        ] and not self.texts_to(calls, HKI_LEADERS)
         if refused and row.acknowledged_at is None and not events:
             return REFUSED
         raise AssertionError(f"acknowledge by {role}: {self.texts_to(calls, HKI_LEADERS)}")
@@ -257,15 +266,17 @@ class Matrix:
             ], events
             return ALLOWED
         leaders_only = fi("esc.refused.leaders_only", "escalation")
-        if self.texts_to(calls, HKI_LEADERS) != [leaders_only]:
-            raise AssertionError(f"status by {role}: {self.texts_to(calls, HKI_LEADERS)}")
+        if self.alerts(calls) != [leaders_only] or self.texts_to(calls, HKI_LEADERS):
+            raise AssertionError(f"status by {role}: {self.alerts(calls)}")
         # The text path too: a leader opens a prompt, this person replies to it.
         _, prompt = await self._prompt(USERS["leader"], "in_progress", number)
         assert prompt is not None
         calls = await self._reply(user, prompt, answer)
-        said = self.texts_to(calls, HKI_LEADERS)
-        # Enrolled people are told; a stranger's talk in the channel is not the bot's business.
-        assert said == ([] if role == "unenrolled" else [leaders_only]), said
+        # Nothing in the channel. Enrolled people are told in their private chat; a
+        # stranger's talk in the channel is not the bot's business.
+        assert self.texts_to(calls, HKI_LEADERS) == []
+        told = self.texts_to(calls, user)
+        assert told == ([leaders_only] if role not in ("unenrolled", "revoked") else []), told
         assert await self.rows(EscalationEvent, EscalationEvent.text == answer) == []
         return REFUSED
 
@@ -337,18 +348,27 @@ async def test_a_leader_of_another_region_answers_only_in_the_responsible_chat(
                 strict=False,
             )
         )
-        assert matrix.texts_to(calls, POHJANMAA_LEADERS) == [
+        assert matrix.alerts(calls) == [
             t("sv", "esc.refused.not_this_channel", domain="escalation")
         ]
+        assert matrix.texts_to(calls, POHJANMAA_LEADERS) == []
     assert await matrix.rows(EscalationEvent, EscalationEvent.observation_id == number) == []
-    # In the responsible chat, which they are a member of, they may.
-    await matrix.press_on_notice(OTHER_LEADER, f"esc:ack:{number}", number)
+    # In the responsible chat, which they are a member of, neither: they do not lead the
+    # team (a leader acts on the notices of the teams whose leadership channel is theirs,
+    # or whose region they lead).
+    for data in (f"esc:ack:{number}", f"esc:st:decided:{number}", f"esc:ask:{number}"):
+        calls = await matrix.press_on_notice(OTHER_LEADER, data, number)
+        assert matrix.alerts(calls) == [t("sv", "esc.refused.not_your_team", domain="escalation")]
+        assert matrix.texts_to(calls, HKI_LEADERS) == []
+    assert await matrix.rows(EscalationEvent, EscalationEvent.observation_id == number) == []
+    # The region's own leader may.
+    await matrix.press_on_notice(USERS["leader"], f"esc:ack:{number}", number)
     [event] = await matrix.rows(EscalationEvent, EscalationEvent.observation_id == number)
     async with matrix.bot.rt.db.transaction() as session:
-        other = await repo.find_member(session, "telegram", str(OTHER_LEADER))
-    assert other is not None and (event.status, event.actor_person_id) == (
+        own = await repo.find_member(session, "telegram", str(USERS["leader"]))
+    assert own is not None and (event.status, event.actor_person_id) == (
         "acknowledged",
-        other.person_id,
+        own.person_id,
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 
 from bot.config import Config
 from bot.service import Havainto
-from flows.events import ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
+from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
 from storage import repo
 from storage.db import Database
@@ -50,7 +50,7 @@ class Chat:
         return self.last
 
     def texts(self) -> list[str]:
-        return [o.reply.text for o in self.last if isinstance(o.reply, Message)]
+        return [o.reply.text for o in self.last if isinstance(o.reply, Message | Alert)]
 
     async def tap(self, value: str) -> list[Outbound]:
         for outbound in reversed(self.last):
