@@ -7,15 +7,24 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import func, inspect, select
+from sqlalchemy import text as sql
 
 from bot.config import Config
 from bot.service import Havainto
 from flows.events import ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
-from storage import repo
-from storage.db import Database
-from storage.models import Draft, Identity, Observation, Person, ProcessedEvent
+from storage import enrolment_guard, repo
+from storage.db import Database, alembic_config
+from storage.models import (
+    Draft,
+    EnrolmentFailure,
+    Identity,
+    Observation,
+    Person,
+    ProcessedEvent,
+)
 from tests.conftest import FakeClock
 
 
@@ -84,8 +93,42 @@ async def test_schema_is_migrated_and_upgrade_is_idempotent(service: Havainto) -
         "people",
         "identities",
         "invites",
+        "enrolment_failures",
         "alembic_version",
     } <= tables
+
+
+async def test_migration_0006_downgrades_and_upgrades_again(service: Havainto) -> None:
+    """The newest migration runs both ways on the backend (the enrolment lockout's table)."""
+    config = alembic_config(service.db.url)
+
+    async def tables() -> set[str]:
+        async with service.db.engine.connect() as conn:
+            return await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+
+    async def revision() -> str:
+        async with service.db.engine.connect() as conn:
+            return str(
+                (await conn.execute(sql("SELECT version_num FROM alembic_version"))).scalar()
+            )
+
+    async def fail() -> None:
+        async with service.db.transaction() as session:
+            await enrolment_guard.record_failure(session, "terminal", "666", service.clock())
+
+    await fail()
+    assert await count(service.db, EnrolmentFailure) == 1
+    await service.db.engine.dispose()  # no pooled connection holds the table
+    # Alembic's env runs its own event loop: give it a thread.
+    await asyncio.to_thread(command.downgrade, config, "0005")
+    assert "enrolment_failures" not in await tables()
+    assert await revision() == "0005"
+    await asyncio.to_thread(command.upgrade, config, "0006")
+    assert "enrolment_failures" in await tables()
+    assert await revision() == "0006"
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await fail()
+    assert await count(service.db, EnrolmentFailure) == 1
 
 
 async def test_times_come_back_aware_utc(service: Havainto) -> None:
