@@ -190,6 +190,11 @@ async def test_unenrolled_people_get_one_sentence_and_nothing_is_stored(service:
     assert stranger.texts() == [t("fi", "svc.invite_unknown")]
     for model in (Observation, Draft, Person, Identity, ProcessedEvent):
         assert await count(service.db, model) == 0
+    # Only the wrong code's trace for the lockout: who and when, never the code.
+    async with service.db.transaction() as session:
+        [failure] = (await session.execute(select(EnrolmentFailure))).scalars().all()
+    assert (failure.transport, failure.external_id) == ("terminal", "666")
+    assert "WRONGCODE1" not in repr(failure.__dict__)
 
 
 async def test_invites_are_single_use_and_expire(service: Havainto, clock: FakeClock) -> None:
