@@ -289,8 +289,13 @@ class Havainto:
 
     async def _start(self, session: AsyncSession, turn: _Turn, code: str) -> list[Outbound]:
         incoming, member = turn.incoming, turn.member
+        if member is not None and member.revoked:
+            # A revoked account stays revoked, whatever code it sends (the code is not
+            # looked at, so it stays unused): only an administrator restores it.
+            log.info("enrolment_refused reason=revoked person=%s", member.person_id)
+            return turn.reply(Message(t(turn.lang, "svc.revoked_start")))
         if not code.strip():
-            if member is not None and not member.revoked:
+            if member is not None:
                 return turn.reply(Message(self._welcome(member)))
             return turn.reply(Message(t(turn.lang, "svc.not_enrolled")))
         transport, user_id = incoming.transport, incoming.user_id
@@ -315,7 +320,9 @@ class Havainto:
             if error.reason == "already":  # enrolled meanwhile, by another instance
                 return turn.reply(Message(t(turn.lang, "svc.invite_already")))
             log.info("enrolment_refused reason=%s", error.reason)
-            refusal = Message(t(turn.lang, f"svc.invite_{error.reason}"))
+            key = "svc.revoked_start" if error.reason == "revoked" else f"svc.invite_{error.reason}"
+            refusal = Message(t(turn.lang, key))
+            # Every refused code counts, a valid one for a revoked person included.
             until = await enrolment_guard.record_failure(session, transport, user_id, turn.now)
             if until is None:
                 return turn.reply(refusal)

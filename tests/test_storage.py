@@ -21,6 +21,7 @@ from storage.models import (
     Draft,
     EnrolmentFailure,
     Identity,
+    Invite,
     Observation,
     Person,
     ProcessedEvent,
@@ -338,6 +339,19 @@ async def test_language_switch_and_help(service: Havainto) -> None:
     assert chat.texts() == [t("sv", "svc.unknown_command")]
     await chat.send(TextIn("Observation på svenska"))
     assert chat.texts() == [t("sv", "ask.theme")]
+
+
+async def test_no_invite_is_made_for_a_revoked_or_unknown_person(
+    service: Havainto, clock: FakeClock
+) -> None:
+    await enrolled(service)
+    async with service.db.transaction() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+        person.revoked_at = clock()
+    for person_id in (person.id, 999, 2**40):
+        with pytest.raises(ValueError):
+            await service.create_invite("hki-etsiva", "worker", timedelta(1), person_id)
+    assert await count(service.db, Invite) == 1  # the one she enrolled with
 
 
 async def test_revoked_worker_is_refused(service: Havainto, clock: FakeClock) -> None:
