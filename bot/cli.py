@@ -127,7 +127,11 @@ def invite(
         finally:
             await db.close()
 
-    code = asyncio.run(create())
+    try:
+        code = asyncio.run(create())
+    except ValueError as error:  # e.g. a --person that does not exist or is revoked
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     until = (datetime.now(ZoneInfo(cfg.timezone)) + valid_for).strftime("%Y-%m-%d %H:%M")
     typer.echo(f"Invite for team {team}, role {role}, valid until {until}.", err=False)
     if cfg.telegram.bot_username:

@@ -8,6 +8,7 @@
     havainto teams list
     havainto people list [--team T] [--show-identities]
     havainto people revoke PERSON                            by pseudonym or number
+    havainto people restore PERSON                           undo a revocation
     havainto invite --team T [--role R] [--expires 7d]       (see bot.cli) and
     havainto invite list [--all] / havainto invite revoke CODE
     havainto retention run                                   what the daily job does, now
@@ -333,7 +334,7 @@ def audit_command(
 # --- teams, people, invites ----------------------------------------------------------------
 
 teams_app = typer.Typer(help="Teams (from the config) and their figures.", no_args_is_help=True)
-people_app = typer.Typer(help="Enrolled people: list, revoke.", no_args_is_help=True)
+people_app = typer.Typer(help="Enrolled people: list, revoke, restore.", no_args_is_help=True)
 
 
 @teams_app.command("list")
@@ -432,6 +433,26 @@ def people_revoke(
 
     pseudonym = _admin_call(cfg, work)
     typer.echo(f"{pseudonym} revoked: the bot no longer answers them; their entries remain.")
+
+
+@people_app.command("restore")
+def people_restore(
+    person: Annotated[str, typer.Argument(help="Pseudonym (w-...) or number from `people list`.")],
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Undo a revocation: the person uses the bot again on their earlier accounts."""
+    cfg = load_config(config)
+
+    async def work(db: Any) -> str:
+        from storage.admin import restore_person
+
+        async with db.transaction() as session:
+            restored = await restore_person(session, person, _actor(actor), _now())
+            return restored.pseudonym
+
+    pseudonym = _admin_call(cfg, work)
+    typer.echo(f"{pseudonym} restored: the bot answers them again, with their earlier entries.")
 
 
 def _admin_call(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -20,6 +20,7 @@ Logs carry ids and event kinds, never what anybody typed.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import weakref
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,7 @@ from flows.events import (
 )
 from flows.i18n import LANGUAGES, label, normalise_language, t
 from flows.taxonomy import TAXONOMY_VERSION
-from storage import held, repo
+from storage import enrolment_guard, held, repo
 from storage.db import Database
 from storage.models import Observation
 
@@ -477,16 +478,27 @@ class Havainto:
 
     async def _start(self, session: AsyncSession, turn: _Turn, code: str) -> list[Outbound]:
         incoming, member = turn.incoming, turn.member
+        if member is not None and member.revoked:
+            # A revoked account stays revoked, whatever code it sends (the code is not
+            # looked at, so it stays unused): only an administrator restores it.
+            log.info("enrolment_refused reason=revoked person=%s", member.person_id)
+            return turn.reply(Message(t(turn.lang, "svc.revoked_start")))
         if not code.strip():
-            if member is not None and not member.revoked:
+            if member is not None:
                 return turn.reply(Message(self._welcome(member)))
             return turn.reply(Message(t(turn.lang, "svc.not_enrolled")))
+        transport, user_id = incoming.transport, incoming.user_id
+        until = await enrolment_guard.locked_until(session, transport, user_id, turn.now)
+        if until is not None:
+            # Refused without looking at the code: a valid one stays valid for later.
+            log.info("enrolment_refused reason=locked transport=%s", transport)
+            return turn.reply(self._locked(turn, until))
         try:
             enrolled = await repo.redeem_invite(
                 session,
                 code,
-                incoming.transport,
-                incoming.user_id,
+                transport,
+                user_id,
                 incoming.chat_id,
                 turn.lang,
                 turn.now,
@@ -494,13 +506,33 @@ class Havainto:
         except repo.EnrolmentError as error:
             if error.reason == "already" and member is not None:
                 return turn.reply(Message(self._welcome(member)))
+            if error.reason == "already":  # enrolled meanwhile, by another instance
+                return turn.reply(Message(t(turn.lang, "svc.invite_already")))
             log.info("enrolment_refused reason=%s", error.reason)
-            return turn.reply(Message(t(turn.lang, f"svc.invite_{error.reason}")))
+            key = "svc.revoked_start" if error.reason == "revoked" else f"svc.invite_{error.reason}"
+            refusal = Message(t(turn.lang, key))
+            # Every refused code counts, a valid one for a revoked person included.
+            until = await enrolment_guard.record_failure(session, transport, user_id, turn.now)
+            if until is None:
+                return turn.reply(refusal)
+            log.warning(
+                "enrolment_locked transport=%s failures=%d minutes=%d",
+                transport,
+                enrolment_guard.MAX_FAILURES,
+                enrolment_guard.LOCKOUT // timedelta(minutes=1),
+            )
+            return turn.reply(refusal, self._locked(turn, until))
+        await enrolment_guard.clear(session, transport, user_id)
         log.info("enrolled person=%s role=%s", enrolled.person_id, enrolled.role)
         if incoming.event_id is not None:
             # Now a member: a redelivery of this very update is recognised as one.
             await repo.first_time_seen(session, incoming.transport, incoming.event_id, turn.now)
         return turn.reply(Message(self._welcome(enrolled)))
+
+    def _locked(self, turn: _Turn, until: datetime) -> Message:
+        """The lockout answer: when to try again (whole minutes, rounded up)."""
+        minutes = max(1, math.ceil((until - turn.now) / timedelta(minutes=1)))
+        return Message(t(turn.lang, "svc.enrolment_locked", minutes=minutes))
 
     async def enrol_directly(
         self, transport: str, user_id: str, chat_id: str, team_id: str, role: str = "worker"

@@ -4,7 +4,8 @@ People are listed by pseudonym. Their chat identities are read only when the
 operator asks for them explicitly (``with_identities``), and that look is
 itself written to the audit trail by the caller. Revoking a person keeps their
 entries (pseudonymous, as always) and ends their use of the bot: the service
-refuses a revoked person on every transport.
+refuses a revoked person on every transport, and a new invite code does not
+bring them back. Only restoring them does, as the same person.
 """
 
 from __future__ import annotations
@@ -157,6 +158,29 @@ async def revoke_person(session: AsyncSession, key: str, actor: str, now: dateti
         audit.PERSON_REVOKE,
         f"person={person.id} pseudonym={person.pseudonym} team={person.team_id} "
         f"drafts_erased={drafts.rowcount} invites_revoked={invites.rowcount}",  # type: ignore[attr-defined]
+        1,
+        now,
+    )
+    await session.flush()
+    return person
+
+
+async def restore_person(session: AsyncSession, key: str, actor: str, now: datetime) -> Person:
+    """Give a revoked person their use of the bot back, as the same person: their earlier
+    chat identities work again, with the same pseudonym and entries. (A revoked account
+    cannot enrol anew with an invite code; this is the only way back.) Invite codes and
+    the draft that went with the revocation stay gone."""
+    person = await find_person(session, key)
+    if person.revoked_at is None:
+        raise AdminError(f"{person.pseudonym} is not revoked")
+    revoked_at = person.revoked_at
+    person.revoked_at = None
+    await audit.record(
+        session,
+        actor,
+        audit.PERSON_RESTORE,
+        f"person={person.id} pseudonym={person.pseudonym} team={person.team_id} "
+        f"revoked_at={revoked_at.isoformat(timespec='seconds')}",
         1,
         now,
     )

@@ -1,6 +1,6 @@
 """The audit trail: who did what to the data, when, and to how many rows.
 
-Every export, report, revocation, retention run and escalation status change
+Every export, report, revocation, restoration, retention run and escalation status change
 writes one ``AuditEvent`` in the same transaction as the action itself, so an
 action that rolls back leaves no trace and one that commits always does.
 ``what`` describes the action (filters, a period, an observation number), never
@@ -21,6 +21,7 @@ from storage.models import AuditEvent
 EXPORT = "export"
 REPORT = "report"
 PERSON_REVOKE = "person.revoke"
+PERSON_RESTORE = "person.restore"
 INVITE_REVOKE = "invite.revoke"
 IDENTITIES_SHOWN = "people.identities_shown"
 RETENTION = "retention.run"

@@ -370,3 +370,24 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     what: Mapped[str] = mapped_column(Text)
     rows: Mapped[int] = mapped_column(Integer)
+
+
+# --- the enrolment guard (migration 0007) ---------------------------------------------------
+
+
+class EnrolmentFailure(Base):
+    """One wrong invite code sent by an account that is not enrolled: what the lockout of
+    ``storage.enrolment_guard`` counts. The code itself is never stored; the account is
+    kept as the identities table keeps it (transport and platform user id), for a day at
+    most, and a successful enrolment deletes its rows."""
+
+    __tablename__ = "enrolment_failures"
+    __table_args__ = (
+        Index("ix_enrolment_failures_account", "transport", "external_id", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(255))
+    # Indexed for pruning: rows older than a day are deleted whenever one is written.
+    failed_at: Mapped[datetime] = mapped_column(index=True)

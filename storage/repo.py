@@ -143,6 +143,16 @@ async def create_invite(
     valid_for: timedelta,
     person_id: int | None = None,
 ) -> Invite:
+    """A new code; with ``person_id`` it adds an identity to that person, who must exist
+    and not be revoked (``ValueError`` otherwise: restore them first)."""
+    if person_id is not None:
+        person = await session.get(Person, person_id) if is_row_id(person_id) else None
+        if person is None:
+            raise ValueError(f"no person {person_id}")
+        if person.revoked_at is not None:
+            raise ValueError(
+                f"person {person_id} is revoked: restore them first (havainto people restore)"
+            )
     code = "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(10))
     invite = Invite(
         code=code,
@@ -160,7 +170,9 @@ async def create_invite(
 
 
 class EnrolmentError(Exception):
-    """The code cannot be used; ``reason`` is a message key suffix (unknown, used, expired)."""
+    """The code cannot be used; ``reason`` says why: unknown, used, expired, already
+    (the account is enrolled) or revoked (the account, or the person the code is for,
+    has been revoked)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -176,7 +188,15 @@ async def redeem_invite(
     language: str,
     now: datetime,
 ) -> Member:
-    """Enrol an identity with a single-use code; returns the member it now belongs to."""
+    """Enrol an identity with a single-use code; returns the member it now belongs to.
+
+    A refused code is left as it was (nothing is written before every check passed).
+    A revoked identity stays revoked whatever code it sends: only an administrator
+    restores it (``storage.admin.restore_person``), as the same person.
+    """
+    existing = await find_member(session, transport, external_id)
+    if existing is not None:
+        raise EnrolmentError("revoked" if existing.revoked else "already")
     normalised = code.strip().upper().replace("-", "").replace(" ", "")
     invite = await session.get(Invite, normalised, with_for_update=True)
     if invite is None or invite.revoked_at is not None:
@@ -185,10 +205,14 @@ async def redeem_invite(
         raise EnrolmentError("used")
     if invite.expires_at <= now:
         raise EnrolmentError("expired")
-    existing = await find_member(session, transport, external_id)
-    if existing is not None and not existing.revoked:
-        raise EnrolmentError("already")
-    # Claim the code first: a concurrent second redemption updates no row and fails.
+    person: Person | None = None
+    if invite.person_id is not None:
+        person = await session.get(Person, invite.person_id)
+        if person is None:
+            raise EnrolmentError("unknown")
+        if person.revoked_at is not None:
+            raise EnrolmentError("revoked")
+    # Claim the code: a concurrent second redemption updates no row and fails.
     claimed = await session.execute(
         update(Invite)
         .where(Invite.code == normalised, Invite.used_at.is_(None))
@@ -196,11 +220,7 @@ async def redeem_invite(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise EnrolmentError("used")
-    if invite.person_id is not None:
-        person = await session.get(Person, invite.person_id)
-        if person is None or person.revoked_at is not None:
-            raise EnrolmentError("unknown")
-    else:
+    if person is None:
         person = Person(
             pseudonym=new_pseudonym(),
             team_id=invite.team_id,
@@ -212,13 +232,6 @@ async def redeem_invite(
         )
         session.add(person)
         await session.flush()
-    if existing is not None:
-        # A revoked identity re-enrolled with a fresh code moves to the new person.
-        await session.execute(
-            delete(Identity).where(
-                Identity.transport == transport, Identity.external_id == external_id
-            )
-        )
     session.add(
         Identity(
             person_id=person.id,

@@ -4,7 +4,9 @@ Retention (``[retention]`` in the config): once an entry is older than
 ``free_text_months`` (counted from when it was recorded) its free text, client
 quote and proposed action are erased and ``text_erased_at`` is set; every code
 stays, so the entry still counts in comparisons over the years. Drafts left
-untouched for ``draft_days`` are deleted, whatever they held. Each run writes
+untouched for ``draft_days`` are deleted, whatever they held, and wrong invite
+codes counted by the enrolment lockout once a day old (``storage.enrolment_guard``;
+the bot prunes them as it writes too, this catches the last ones). Each run writes
 one audit row saying what it did, also when it did nothing.
 
 Reminders (``[reminders]``): a worker or team lead who has logged nothing for
@@ -22,7 +24,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import audit, enrolment_guard
 from storage.models import Draft, EscalationEvent, Identity, Observation, Person
 
 NUDGED_ROLES = ("worker", "lead")
@@ -35,6 +37,7 @@ class RetentionResult:
     text_cutoff: datetime
     draft_cutoff: datetime
     answers_erased: int = 0
+    failures_erased: int = 0
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -101,16 +104,18 @@ async def run_retention(
     texts = await erase_expired_text(session, text_cutoff, now)
     answers = await erase_expired_answers(session, text_cutoff)
     drafts = await erase_stale_drafts(session, draft_cutoff)
+    failures = await enrolment_guard.prune(session, now - enrolment_guard.KEEP)
     await audit.record(
         session,
         actor,
         audit.RETENTION,
         f"free_text_months={free_text_months} texts_erased={texts} "
-        f"answers_erased={answers} draft_days={draft_days} drafts_erased={drafts}",
-        texts + answers + drafts,
+        f"answers_erased={answers} draft_days={draft_days} drafts_erased={drafts} "
+        f"enrolment_failures_erased={failures}",
+        texts + answers + drafts + failures,
         now,
     )
-    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff, answers)
+    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff, answers, failures)
 
 
 # --- the nudge to quiet workers ----------------------------------------------------------

@@ -206,6 +206,34 @@ def test_revoke_a_person_keeps_their_entries(operator: Operator) -> None:
     assert f"person={ben.person_id}" in events[0].what
 
 
+def test_restore_a_revoked_person(operator: Operator) -> None:
+    world = world_of(operator)
+    ben = world.people["ben"]
+    operator("people", "revoke", ben.pseudonym, "--actor", "hr")
+    # No invite is made for a revoked person: they come back by restoring only.
+    out = operator("invite", "--team", "hki-etsiva", "--person", str(ben.person_id), ok=False)
+    assert "revoked" in out and "people restore" in out
+    out = operator("people", "restore", ben.pseudonym, "--actor", "admin-anna")
+    assert ben.pseudonym in out and "restored" in out
+    [person] = operator.query(select(Person).where(Person.id == ben.person_id))
+    assert isinstance(person, Person) and person.revoked_at is None
+    assert person.pseudonym == ben.pseudonym
+    operator("people", "restore", ben.pseudonym, ok=False)  # not revoked (any more)
+    operator("people", "restore", "w-nobody", ok=False)
+    # By number, like revoke.
+    cecilia = world.people["cecilia"]
+    operator("people", "revoke", str(cecilia.person_id))
+    operator("people", "restore", str(cecilia.person_id), "--actor", "admin-anna")
+    events = operator.audit(audit.PERSON_RESTORE)
+    assert [(e.actor, e.rows) for e in events] == [("admin-anna", 1), ("admin-anna", 1)]
+    assert f"person={ben.person_id}" in events[0].what
+    assert f"person={cecilia.person_id}" in events[1].what
+    assert all(e.at is not None for e in events)
+    assert "person.restore" in operator("audit")
+    # Now an invite for another identity of his can be made again.
+    operator("invite", "--team", "hki-etsiva", "--person", str(ben.person_id))
+
+
 def test_invite_create_list_and_revoke(operator: Operator) -> None:
     out = operator("invite", "--team", "hki-etsiva", "--role", "lead", "--expires", "2d")
     code = out.strip().splitlines()[-1]

@@ -22,9 +22,9 @@ from bot.datacare import (
 from bot.scheduler import job_specs, register, unregister
 from flows.events import Message, Outbound
 from flows.i18n import t
-from storage import audit, repo
+from storage import audit, enrolment_guard, repo
 from storage.export import iter_records
-from storage.models import AuditEvent, Draft, EscalationEvent, Observation
+from storage.models import AuditEvent, Draft, EnrolmentFailure, EscalationEvent, Observation
 from storage.retention import months_before, run_retention
 from tests.conftest import TEST_TEAMS, FakeClock
 from tests.datacare_helpers import World, add, add_status, enrol, observation, seed
@@ -145,6 +145,21 @@ async def test_retention_erases_exactly_what_it_should(world: World) -> None:
     assert records[old].text_erased and records[old].description is None
     assert records[old].theme == "theme.housing"
     assert not records[world.observations["housing"]].text_erased
+
+
+async def test_retention_erases_wrong_invite_codes_a_day_old(world: World) -> None:
+    """The lockout's rows (storage.enrolment_guard) are kept a day at most."""
+    async with world.db.transaction() as session:
+        for age in (timedelta(days=1, seconds=1), timedelta(hours=23)):
+            await enrolment_guard.record_failure(session, "telegram", "9001", NOW - age)
+        result = await run_retention(session, NOW, free_text_months=24, draft_days=30)
+    assert result.failures_erased == 1
+    async with world.db.transaction() as session:
+        kept = (await session.execute(select(EnrolmentFailure.failed_at))).scalars().all()
+    assert kept == [NOW - timedelta(hours=23)]
+    [row] = await audit_rows(world, audit.RETENTION)
+    assert "enrolment_failures_erased=1" in row.what
+    assert row.rows == result.texts_erased + result.answers_erased + 1
 
 
 async def test_retention_boundary_on_a_moving_clock(world: World) -> None:

@@ -7,15 +7,25 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import func, inspect, select
+from sqlalchemy import text as sql
 
 from bot.config import Config
 from bot.service import Havainto
 from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
-from storage import repo
-from storage.db import Database
-from storage.models import Draft, Identity, Observation, Person, ProcessedEvent
+from storage import enrolment_guard, repo
+from storage.db import Database, alembic_config
+from storage.models import (
+    Draft,
+    EnrolmentFailure,
+    Identity,
+    Invite,
+    Observation,
+    Person,
+    ProcessedEvent,
+)
 from tests.conftest import FakeClock
 
 
@@ -84,8 +94,46 @@ async def test_schema_is_migrated_and_upgrade_is_idempotent(service: Havainto) -
         "people",
         "identities",
         "invites",
+        "enrolment_failures",
         "alembic_version",
     } <= tables
+
+
+async def test_migrations_0007_and_0006_downgrade_and_upgrade_again(service: Havainto) -> None:
+    """The newest migrations run both ways on the backend (the enrolment lockout's table;
+    held texts, pending confirmations and ``observations.draft_key``)."""
+    config = alembic_config(service.db.url)
+
+    async def tables() -> set[str]:
+        async with service.db.engine.connect() as conn:
+            return await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+
+    async def revision() -> str:
+        async with service.db.engine.connect() as conn:
+            return str(
+                (await conn.execute(sql("SELECT version_num FROM alembic_version"))).scalar()
+            )
+
+    async def fail() -> None:
+        async with service.db.transaction() as session:
+            await enrolment_guard.record_failure(session, "terminal", "666", service.clock())
+
+    await fail()
+    assert await count(service.db, EnrolmentFailure) == 1
+    await service.db.engine.dispose()  # no pooled connection holds the table
+    # Alembic's env runs its own event loop: give it a thread.
+    await asyncio.to_thread(command.downgrade, config, "0005")
+    assert not {"enrolment_failures", "held_texts", "pending_confirmations"} & await tables()
+    assert await revision() == "0005"
+    await asyncio.to_thread(command.upgrade, config, "0006")
+    assert {"held_texts", "pending_confirmations"} <= await tables()
+    assert "enrolment_failures" not in await tables()
+    await asyncio.to_thread(command.upgrade, config, "0007")
+    assert "enrolment_failures" in await tables()
+    assert await revision() == "0007"
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await fail()
+    assert await count(service.db, EnrolmentFailure) == 1
 
 
 async def test_times_come_back_aware_utc(service: Havainto) -> None:
@@ -147,6 +195,11 @@ async def test_unenrolled_people_get_one_sentence_and_nothing_is_stored(service:
     assert stranger.texts() == [t("fi", "svc.invite_unknown")]
     for model in (Observation, Draft, Person, Identity, ProcessedEvent):
         assert await count(service.db, model) == 0
+    # Only the wrong code's trace for the lockout: who and when, never the code.
+    async with service.db.transaction() as session:
+        [failure] = (await session.execute(select(EnrolmentFailure))).scalars().all()
+    assert (failure.transport, failure.external_id) == ("terminal", "666")
+    assert "WRONGCODE1" not in repr(failure.__dict__)
 
 
 async def test_invites_are_single_use_and_expire(service: Havainto, clock: FakeClock) -> None:
@@ -290,6 +343,19 @@ async def test_language_switch_and_help(service: Havainto) -> None:
     assert chat.texts() == [t("sv", "svc.unknown_command")]
     await chat.send(TextIn("Observation på svenska"))
     assert chat.texts() == [t("sv", "ask.theme")]
+
+
+async def test_no_invite_is_made_for_a_revoked_or_unknown_person(
+    service: Havainto, clock: FakeClock
+) -> None:
+    await enrolled(service)
+    async with service.db.transaction() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+        person.revoked_at = clock()
+    for person_id in (person.id, 999, 2**40):
+        with pytest.raises(ValueError):
+            await service.create_invite("hki-etsiva", "worker", timedelta(1), person_id)
+    assert await count(service.db, Invite) == 1  # the one she enrolled with
 
 
 async def test_revoked_worker_is_refused(service: Havainto, clock: FakeClock) -> None:

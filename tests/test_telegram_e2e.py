@@ -740,17 +740,20 @@ async def test_revoked_worker_is_refused(bot: TelegramBot) -> None:
     ]
     for action in attempts:
         await action()
-        assert anna.texts[0] in (fi("svc.revoked"), fi("svc.not_enrolled"))
+        assert anna.texts[0] in (fi("svc.revoked"), fi("svc.revoked_start"))
         assert len(anna.texts) == 1
     assert await draft_of(bot, anna) == before
     assert await bot.rows(Observation) == []
     assert "Uusi havainto" not in await bot.dump_database()
 
-    # A new invite brings the person back (a new pseudonymous person).
-    await anna.say(f"/start {await bot.invite()}")
-    anna.expect("Helsingin etsivät")
-    await anna.say("Taas mukana")
-    anna.expect(fi("ask.theme"))
+    # A new invite does not bring her back (only `havainto people restore` does), and
+    # is not used up by trying.
+    code = await bot.invite()
+    await anna.say(f"/start {code}")
+    assert anna.texts == [fi("svc.revoked_start")]
+    (invite,) = await bot.rows(Invite, Invite.code == code)
+    assert invite.used_at is None
+    assert [p.id for p in await bot.rows(Person)] == [person.id]
 
 
 # --- privacy ----------------------------------------------------------------------------
