@@ -45,10 +45,11 @@ async def retain(runtime: Runtime, now: datetime | None = None) -> RetentionResu
             session, now, retention.free_text_months, retention.draft_days, actor="scheduler"
         )
     log.info(
-        "retention_done texts_erased=%s answers_erased=%s drafts_erased=%s",
+        "retention_done texts_erased=%s answers_erased=%s drafts_erased=%s held_erased=%s",
         result.texts_erased,
         result.answers_erased,
         result.drafts_erased,
+        result.held_erased,
     )
     return result
 

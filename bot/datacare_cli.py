@@ -544,7 +544,7 @@ def retention_run(actor: ActorOption = None, config: ConfigOption = None) -> Non
     typer.echo(
         f"free text erased from {result.texts_erased} entries "
         f"and {result.answers_erased} escalation answers; "
-        f"{result.drafts_erased} stale drafts erased"
+        f"{result.drafts_erased} stale drafts and {result.held_erased} unanswered held texts erased"
     )
 
 

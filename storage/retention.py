@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, enrolment_guard
+from storage import held as held_texts
 from storage.models import Draft, EscalationEvent, Identity, Observation, Person
 
 NUDGED_ROLES = ("worker", "lead")
@@ -38,6 +39,7 @@ class RetentionResult:
     draft_cutoff: datetime
     answers_erased: int = 0
     failures_erased: int = 0
+    held_erased: int = 0  # texts held at the identifier guard, never answered
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -104,6 +106,8 @@ async def run_retention(
     texts = await erase_expired_text(session, text_cutoff, now)
     answers = await erase_expired_answers(session, text_cutoff)
     drafts = await erase_stale_drafts(session, draft_cutoff)
+    # A text waiting for "remove / keep?" is part of an unfinished entry: kept as long.
+    held = await held_texts.forget_held_before(session, draft_cutoff)
     failures = await enrolment_guard.prune(session, now - enrolment_guard.KEEP)
     await audit.record(
         session,
@@ -111,11 +115,11 @@ async def run_retention(
         audit.RETENTION,
         f"free_text_months={free_text_months} texts_erased={texts} "
         f"answers_erased={answers} draft_days={draft_days} drafts_erased={drafts} "
-        f"enrolment_failures_erased={failures}",
-        texts + answers + drafts + failures,
+        f"held_texts_erased={held} enrolment_failures_erased={failures}",
+        texts + answers + drafts + held + failures,
         now,
     )
-    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff, answers, failures)
+    return RetentionResult(texts, drafts, text_cutoff, draft_cutoff, answers, failures, held)
 
 
 # --- the nudge to quiet workers ----------------------------------------------------------

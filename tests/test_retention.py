@@ -22,9 +22,16 @@ from bot.datacare import (
 from bot.scheduler import job_specs, register, unregister
 from flows.events import Message, Outbound
 from flows.i18n import t
-from storage import audit, enrolment_guard, repo
+from storage import audit, enrolment_guard, held, repo
 from storage.export import iter_records
-from storage.models import AuditEvent, Draft, EnrolmentFailure, EscalationEvent, Observation
+from storage.models import (
+    AuditEvent,
+    Draft,
+    EnrolmentFailure,
+    EscalationEvent,
+    HeldText,
+    Observation,
+)
 from storage.retention import months_before, run_retention
 from tests.conftest import TEST_TEAMS, FakeClock
 from tests.datacare_helpers import World, add, add_status, enrol, observation, seed
@@ -160,6 +167,32 @@ async def test_retention_erases_wrong_invite_codes_a_day_old(world: World) -> No
     [row] = await audit_rows(world, audit.RETENTION)
     assert "enrolment_failures_erased=1" in row.what
     assert row.rows == result.texts_erased + result.answers_erased + 1
+
+
+async def test_retention_erases_texts_held_as_long_as_stale_drafts(world: World) -> None:
+    """A text waiting at the identifier guard is part of an unfinished entry."""
+    member = next(iter(world.people.values()))
+    async with world.db.transaction() as session:
+        for age in (timedelta(days=31), timedelta(days=29)):
+            await held.hold_text(
+                session,
+                person_id=member.person_id,
+                transport="telegram",
+                user_id=f"u{age.days}",
+                chat_id=f"c{age.days}",
+                is_private=True,
+                reply_to=None,
+                command=None,
+                text="Soita 040 123 4567",
+                created_at=NOW - age,
+            )
+        result = await run_retention(session, NOW, free_text_months=24, draft_days=30)
+    assert result.held_erased == 1
+    async with world.db.transaction() as session:
+        kept = (await session.execute(select(HeldText.chat_id))).scalars().all()
+    assert kept == ["c29"]
+    [row] = await audit_rows(world, audit.RETENTION)
+    assert "held_texts_erased=1" in row.what
 
 
 async def test_retention_boundary_on_a_moving_clock(world: World) -> None:
