@@ -8,10 +8,11 @@ directory, the terminal chat, and one demo team.
 
 from __future__ import annotations
 
+import logging
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -20,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+log = logging.getLogger("havainto.config")
 
 Role = Literal["worker", "lead", "leader", "admin"]
 ROLES: tuple[str, ...] = ("worker", "lead", "leader", "admin")
@@ -188,28 +191,75 @@ class AreaConfig(BaseModel):
     longitude: float | None = None
 
 
-class TeamConfig(BaseModel):
+# Keys of the first versions, one per transport; ``chats`` replaces them.
+_LEGACY_CHAT_KEYS = {"telegram_chat_id": "telegram", "matrix_room_id": "matrix"}
+
+
+class HasChats(BaseModel):
+    """A place the bot posts to, reachable on any number of transports.
+
+    ``chats = { telegram = -1001234567890, matrix = "!abc:example.org" }``: transport
+    name to chat id (Telegram's integer ids are taken as Telegram shows them). The
+    first versions' ``telegram_chat_id`` / ``matrix_room_id`` keys still work, with a
+    deprecation line in the log.
+    """
+
+    chats: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_chat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in _LEGACY_CHAT_KEYS):
+            return data
+        data = dict(data)
+        chats = dict(data.get("chats") or {})
+        for key, transport in _LEGACY_CHAT_KEYS.items():
+            if key in data:
+                value = data.pop(key)
+                # Given explicitly, the old key wins (an empty one takes the chat away).
+                chats[transport] = "" if value is None else value
+                log.warning(
+                    "config_deprecated key=%s use=chats.%s where=%s",
+                    key,
+                    transport,
+                    data.get("id", "?"),
+                )
+        data["chats"] = chats
+        return data
+
+    @field_validator("chats", mode="before")
+    @classmethod
+    def _chat_ids_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    def chat_targets(self) -> list[tuple[str, str]]:
+        """The (transport, chat id) pairs this place is reachable on, in config order."""
+        return [(transport, chat) for transport, chat in self.chats.items() if chat]
+
+    def chat_on(self, transport: str) -> str:
+        return self.chats.get(transport, "")
+
+
+class TeamConfig(HasChats):
     id: str
     name: str
     region: str
     language: Literal["fi", "sv", "en"] = "fi"
     areas: list[AreaConfig] = Field(default_factory=list)
-    telegram_chat_id: str = ""
-    matrix_room_id: str = ""
     # The leadership channel responsible for this team (SHL § 48 notices, escalations).
     leadership: str = ""
     # Quiet workers of this team get one nudge (see [reminders]); false turns it off.
     nudge: bool = True
 
 
-class LeadershipChannelConfig(BaseModel):
+class LeadershipChannelConfig(HasChats):
     id: str
     name: str
     # Empty region: the whole organisation.
     region: str = ""
     language: Literal["fi", "sv", "en"] = "fi"
-    telegram_chat_id: str = ""
-    matrix_room_id: str = ""
 
 
 _DEMO_TEAM = TeamConfig(
@@ -292,6 +342,15 @@ class Config(BaseSettings):
 
     def leadership_channel(self, channel_id: str) -> LeadershipChannelConfig | None:
         return next((c for c in self.leadership if c.id == channel_id), None)
+
+    def leadership_at(self, transport: str, chat_id: str) -> LeadershipChannelConfig | None:
+        """The leadership channel that is this chat, if any."""
+        return next((c for c in self.leadership if c.chat_on(transport) == chat_id), None)
+
+    def configured_chats(self, transport: str) -> frozenset[str]:
+        """Every team and leadership chat the config names on ``transport``."""
+        places: list[HasChats] = [*self.teams, *self.leadership]
+        return frozenset(chat for place in places if (chat := place.chat_on(transport)))
 
     @property
     def terminal_enabled(self) -> bool:

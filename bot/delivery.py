@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config, LeadershipChannelConfig, TeamConfig
+from bot.config import Config, TeamConfig
 from bot.service import Clock, Havainto
 from bot.transport import Router, split_text
 from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
@@ -100,24 +100,6 @@ def digest_parts(rendered: Rendered, transport: str, caption: str | None = None)
             )
         )
     return parts
-
-
-def team_targets(team: TeamConfig) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if team.telegram_chat_id:
-        found.append(("telegram", team.telegram_chat_id))
-    if team.matrix_room_id:
-        found.append(("matrix", team.matrix_room_id))
-    return found
-
-
-def channel_targets(channel: LeadershipChannelConfig) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if channel.telegram_chat_id:
-        found.append(("telegram", channel.telegram_chat_id))
-    if channel.matrix_room_id:
-        found.append(("matrix", channel.matrix_room_id))
-    return found
 
 
 class DigestDesk:
@@ -339,7 +321,7 @@ class DigestDesk:
         for team in self.config.teams:
             if team_ids is not None and team.id not in team_ids:
                 continue
-            targets = team_targets(team)
+            targets = team.chat_targets()
             if not targets:
                 log.info("digest_no_chat team=%s", team.id)
             for transport, chat_id in await self._served(
@@ -372,7 +354,7 @@ class DigestDesk:
             if regions is not None and region not in regions:
                 continue
             scope = region or WHOLE_ORGANISATION
-            targets = channel_targets(channel)
+            targets = channel.chat_targets()
             for transport, chat_id in await self._served(
                 "monthly", scope, month, targets, outcomes
             ):
@@ -407,10 +389,7 @@ class DigestDesk:
             return self._weekly_build(team, period, transport) if team else None
         if kind == "monthly":
             region = None if scope == WHOLE_ORGANISATION else scope
-            channel = next(
-                (c for c in self.config.leadership if (transport, chat_id) in channel_targets(c)),
-                None,
-            )
+            channel = self.config.leadership_at(transport, chat_id)
             lang = channel.language if channel else "fi"
             return self._monthly_build(region, period, lang, transport)
         return None

@@ -139,21 +139,8 @@ class EscalationDesk:
             return None
         return self.config.leadership_channel(team.leadership)
 
-    @staticmethod
-    def targets(channel: LeadershipChannelConfig) -> list[tuple[str, str]]:
-        """(transport, chat id) pairs the channel is reachable on."""
-        found: list[tuple[str, str]] = []
-        if channel.telegram_chat_id:
-            found.append(("telegram", channel.telegram_chat_id))
-        if channel.matrix_room_id:
-            found.append(("matrix", channel.matrix_room_id))
-        return found
-
     def _channel_at(self, transport: str, chat_id: str) -> LeadershipChannelConfig | None:
-        for channel in self.config.leadership:
-            if (transport, chat_id) in self.targets(channel):
-                return channel
-        return None
+        return self.config.leadership_at(transport, chat_id)
 
     @property
     def _window(self) -> timedelta:
@@ -294,7 +281,7 @@ class EscalationDesk:
             return []  # posted already; a correction of the entry is not posted again
         lang = member.language
         channel = self.channel_for_team(entry.team_id)
-        targets = self.targets(channel) if channel is not None else []
+        targets = channel.chat_targets() if channel is not None else []
         if channel is None or not targets:
             log.error("escalation_undeliverable id=%s reason=no_channel", entry.id)
             return [

@@ -210,14 +210,7 @@ class MatrixTransport:
         self.db = db
         self.encryption = ENCRYPTION_ENABLED if encryption is None else encryption
         self.sync_timeout_ms = sync_timeout_ms
-        self.configured_rooms = frozenset(
-            room
-            for room in (
-                *(team.matrix_room_id for team in service.config.teams),
-                *(channel.matrix_room_id for channel in service.config.leadership),
-            )
-            if room
-        )
+        self.configured_rooms = service.config.configured_chats(NAME)
         self.client = self._new_client()
         # Counters a test or an operator can read.
         self.rate_limited = 0

@@ -74,7 +74,7 @@ TEST_TEAMS: list[dict[str, Any]] = [
         "name": "Helsingin etsivät",
         "region": "helsinki",
         "language": "fi",
-        "telegram_chat_id": "-1001",
+        "chats": {"telegram": "-1001"},
         "leadership": "hki-johto",
         "areas": [
             {"id": "kallio", "name": "Kallio", "latitude": 60.184, "longitude": 24.950},
@@ -86,7 +86,7 @@ TEST_TEAMS: list[dict[str, Any]] = [
         "name": "Vasa uppsökande",
         "region": "pohjanmaa",
         "language": "sv",
-        "telegram_chat_id": "-1002",
+        "chats": {"telegram": "-1002"},
         "leadership": "pohjanmaa-ledning",
     },
 ]
@@ -95,14 +95,14 @@ TEST_LEADERSHIP: list[dict[str, Any]] = [
         "id": "hki-johto",
         "name": "Helsingin johto",
         "region": "helsinki",
-        "telegram_chat_id": "-2001",
+        "chats": {"telegram": "-2001"},
     },
     {
         "id": "pohjanmaa-ledning",
         "name": "Österbottens ledning",
         "region": "pohjanmaa",
         "language": "sv",
-        "telegram_chat_id": "-2002",
+        "chats": {"telegram": "-2002"},
     },
     {"id": "koko-johto", "name": "Koko organisaatio", "telegram_chat_id": "-2000"},
 ]
