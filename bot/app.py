@@ -14,14 +14,17 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import transports as registry
 from bot.config import Config
 from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
 from bot.health import HealthServer, healthz_handler
+from bot.router import Router
 from bot.scheduler import build_scheduler
 from bot.service import Clock, Havainto, utc_now
 from bot.spool import SpoolReplayer, is_unavailable
-from bot.transport import Router, Transport
+from bot.transports.base import Transport, TransportContext
+from storage import repo
 from storage.db import Database
 
 log = logging.getLogger("havainto.app")
@@ -84,11 +87,8 @@ class Runtime:
 
         log.info("stopping in_flight=%d", self.service.inflight.count)
         for transport in self.transports:
-            stop_receiving = getattr(transport, "stop_receiving", None)
-            if stop_receiving is None:
-                continue
             try:
-                await asyncio.wait_for(stop_receiving(), left(TRANSPORT_STOP_MIN))
+                await asyncio.wait_for(transport.stop_receiving(), left(TRANSPORT_STOP_MIN))
             except Exception:
                 log.exception("stop_receiving_failed name=%s", transport.name)
         if self.scheduler is not None and self.scheduler.running:
@@ -135,36 +135,39 @@ async def build_runtime(
     runtime.escalations.install(service)
     runtime.digests = DigestDesk(config, db, router, clock)
     runtime.digests.install(service)
-    if config.telegram.enabled:
-        from bot.telegram import TelegramTransport
-
-        runtime.transports.append(TelegramTransport(config.telegram, service, router))
-    if config.matrix.enabled:
-        from bot.matrix import MatrixTransport
-
-        runtime.transports.append(MatrixTransport(config.matrix, service, router, db))
-    if terminal if terminal is not None else config.terminal_enabled:
-        from bot.terminal import TerminalTransport
-
-        runtime.transports.append(TerminalTransport(service, router))
+    context = TransportContext(config, service, router, DatabaseState(db), healthz_handler(runtime))
+    for registration in registry.REGISTRY.values():
+        wanted = registration.enabled(config)
+        if registration.name == registry.TERMINAL and terminal is not None:
+            wanted = terminal  # tests and tools run without the local chat
+        if wanted:
+            runtime.transports.append(registration.build(context))
     for transport in runtime.transports:
         router.add(transport)
     runtime.replayer = SpoolReplayer(service, router.deliver)
-    on_webhook_port = False
-    if config.telegram.enabled and config.telegram.webhook:
-        from bot.telegram import TelegramTransport
-
-        for transport in runtime.transports:
-            if isinstance(transport, TelegramTransport):
-                # The webhook server answers /healthz too: the balancer checks that port.
-                transport.web_routes.append(("GET", "/healthz", healthz_handler(runtime)))
-        on_webhook_port = (config.health.listen, config.health.port) == (
-            config.telegram.webhook_listen,
-            config.telegram.webhook_port,
-        )
+    # A transport that runs a web server (Telegram's webhook) answers /healthz there too:
+    # the balancer checks that port. Then no second server is started on the same port.
+    address = (config.health.listen, config.health.port)
+    on_webhook_port = any(t.health().serves_healthz == address for t in runtime.transports)
     if config.health.enabled and not on_webhook_port:
         runtime.health_server = HealthServer(runtime, config.health.listen, config.health.port)
     return runtime
+
+
+class DatabaseState:
+    """The ``StateStore`` transports get: small named strings in the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, key: str) -> str | None:
+        async with self.db.transaction() as session:
+            return await repo.get_state(session, key)
+
+    async def set_many(self, values: dict[str, str]) -> None:
+        async with self.db.transaction() as session:
+            for key, value in values.items():
+                await repo.set_state(session, key, value)
 
 
 async def _prepare(service: Havainto, wait_seconds: float) -> None:
@@ -200,11 +203,9 @@ async def run_bot(config: Config) -> None:
     runtime.scheduler = build_scheduler(runtime)
     await runtime.start()
     waiters = [asyncio.create_task(stop.wait())]
-    finished = getattr(
-        next((t for t in runtime.transports if t.name == "terminal"), None), "finished", None
-    )
-    if finished is not None:
-        waiters.append(asyncio.create_task(finished.wait()))
+    for transport in runtime.transports:
+        if transport.finished is not None:  # the terminal's input ended: the bot ends
+            waiters.append(asyncio.create_task(transport.finished.wait()))
     log.info("running transports=%s", ",".join(t.name for t in runtime.transports))
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:

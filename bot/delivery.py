@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, TeamConfig
+from bot.router import Router, split_text
 from bot.service import Clock, Havainto
-from bot.transport import Router, split_text
 from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
 from flows.i18n import t
 from storage import ledger, repo
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("havainto.delivery")
 
 DOMAIN = "escalation"
-TEXT_LIMITS = {"telegram": 4096, "matrix": 16000}
-DEFAULT_TEXT_LIMIT = 4096
 WEEK_COMMANDS = frozenset({"viikko", "vecka", "week"})
 MONTH_COMMANDS = frozenset({"kuukausi", "manad", "månad", "month"})
 WEEK_ROLES = frozenset({"lead", "admin"})
@@ -78,9 +76,9 @@ def plain_of(markup: str) -> str:
     return html.unescape(_TAG.sub("", markup))
 
 
-def digest_parts(rendered: Rendered, transport: str, caption: str | None = None) -> list[Reply]:
-    """The messages of a digest on ``transport``: text pieces, chart photos, the CSV."""
-    limit = TEXT_LIMITS.get(transport, DEFAULT_TEXT_LIMIT)
+def digest_parts(rendered: Rendered, limit: int, caption: str | None = None) -> list[Reply]:
+    """The messages of a digest on a transport whose messages carry at most ``limit``
+    characters: text pieces, chart photos, the CSV."""
     parts: list[Reply] = []
     if rendered.html:
         for piece in split_text(rendered.html, limit):
@@ -257,7 +255,7 @@ class DigestDesk:
         self, team: TeamConfig, week: str, transport: str
     ) -> Callable[[], Awaitable[list[Reply]]]:
         async def build() -> list[Reply]:
-            return digest_parts(await self.weekly(team.id, week), transport)
+            return digest_parts(await self.weekly(team.id, week), self.router.text_limit(transport))
 
         return build
 
@@ -265,7 +263,9 @@ class DigestDesk:
         self, region: str | None, month: str, lang: str, transport: str
     ) -> Callable[[], Awaitable[list[Reply]]]:
         async def build() -> list[Reply]:
-            return digest_parts(await self.monthly(region, month, lang), transport)
+            return digest_parts(
+                await self.monthly(region, month, lang), self.router.text_limit(transport)
+            )
 
         return build
 

@@ -49,8 +49,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, LeadershipChannelConfig
+from bot.router import Router
 from bot.service import Clock, Havainto
-from bot.transport import Router
 from flows.capture import Area, FlowContext, area_label
 from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import label, t

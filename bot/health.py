@@ -11,9 +11,8 @@ database alone (``offline_health``).
 Healthy means: the database answers ``SELECT 1``, every transport that says
 whether it runs does, the scheduler runs, and the bot is not shutting down (a
 load balancer stops sending it updates at once). A transport tells its state
-by two optional attributes: ``running: bool`` and ``last_contact: datetime |
-None`` (last successful contact with its platform); ``mode: str`` is shown
-when present.
+with ``Transport.health()``: whether it runs, its last successful contact with
+its platform, and its mode where it has one.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import text
 
+from bot import transports as registry
+from bot.transports.base import Transport
 from storage.db import Database
 
 if TYPE_CHECKING:
@@ -66,15 +67,11 @@ async def check_database(db: Database, timeout: float = DATABASE_TIMEOUT) -> Rep
     }
 
 
-def _transport(transport: object) -> Report:
-    running = getattr(transport, "running", None)
-    report: Report = {
-        "running": running if isinstance(running, bool) else None,
-        "last_contact": _iso(getattr(transport, "last_contact", None)),
-    }
-    mode = getattr(transport, "mode", None)
-    if isinstance(mode, str):
-        report["mode"] = mode
+def _transport(transport: Transport) -> Report:
+    facts = transport.health()
+    report: Report = {"running": facts.running, "last_contact": _iso(facts.last_contact)}
+    if facts.mode is not None:
+        report["mode"] = facts.mode
     return report
 
 
@@ -143,24 +140,18 @@ async def offline_health(config: Config) -> Report:
             database["schema"] = {"current": current, "head": head, "ok": current == head}
     finally:
         await db.close()
-    transports = {
-        name: {"configured": True}
-        for name, enabled in (
-            ("telegram", config.telegram.enabled),
-            ("matrix", config.matrix.enabled),
-            ("terminal", config.terminal_enabled),
-        )
-        if enabled
-    }
+    transports: Report = {r.name: {"configured": True} for r in registry.enabled(config)}
     ok = bool(database["ok"]) and bool(database.get("schema", {}).get("ok", False))
-    return {
+    report: Report = {
         "status": "ok" if ok else "unhealthy",
         "checked_at": _iso(datetime.now(UTC)),
         "running_bot": False,
         "database": database,
         "transports": transports,
-        "telegram_mode": "webhook" if config.telegram.webhook else "polling",
     }
+    if config.telegram.enabled:  # said only of a Telegram that is on
+        report["telegram_mode"] = "webhook" if config.telegram.webhook else "polling"
+    return report
 
 
 def healthz_handler(

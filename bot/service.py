@@ -474,6 +474,12 @@ class Havainto:
             await held.add_pending_confirmation(session, int(number), self.clock())
         log.warning("confirmation_undelivered id=%s error=%s", number, type(error).__name__)
 
+    async def language_of(self, transport: str, user_id: str) -> str:
+        """The language a person on a transport is answered in (Finnish when unknown)."""
+        async with self.db.transaction() as session:
+            member = await repo.find_member(session, transport, user_id)
+        return member.language if member is not None else normalise_language(None)
+
     # --- enrolment ---------------------------------------------------------------------
 
     async def _start(self, session: AsyncSession, turn: _Turn, code: str) -> list[Outbound]:

@@ -39,6 +39,7 @@ from flows.events import (
     Message,
     Reprompt,
     TextIn,
+    match_choice,
 )
 from flows.i18n import label, t
 from flows.privacy import redact
@@ -316,16 +317,8 @@ def _text(draft: Draft, text: str, ctx: FlowContext) -> Result:
 
 
 def match_typed_choice(question: Message, typed: str) -> Choice | None:
-    """The choice a typed answer names: its number in the list (1-based) or its label."""
-    options = question.flat_choices()
-    answer = typed.strip().rstrip(".").casefold()
-    if answer.isdecimal():
-        index = int(answer) - 1
-        return options[index] if 0 <= index < len(options) else None
-    for option in options:
-        if option.label.casefold() == answer:
-            return option
-    return None
+    """The choice a typed answer names on ``question`` (see ``flows.events.match_choice``)."""
+    return match_choice(question.flat_choices(), typed)
 
 
 def _accept_text(draft: Draft, step: Step, text: str, ctx: FlowContext) -> Result:

@@ -1,6 +1,6 @@
 """The neutral vocabulary between chat transports and the conversation logic.
 
-Transports (``bot/telegram.py``, ``bot/matrix.py``, ``bot/terminal.py``) turn
+Transports (one module per platform under ``bot/transports/``) turn
 platform updates into these events and render these replies back, so the
 flow in ``flows/`` never sees a chat library. This mirrors opsdroid's
 ``events.py``: a few small types, each one meaning the same on every platform.
@@ -88,6 +88,22 @@ class Choice:
 
     label: str
     data: str
+
+
+def match_choice(choices: list[Choice], typed: str) -> Choice | None:
+    """The option a typed answer names: its number in the list (1-based) or its label.
+
+    For platforms without buttons (Matrix, the terminal) and for a worker who types
+    instead of tapping; case does not matter, nor a trailing full stop.
+    """
+    answer = typed.strip().rstrip(".").casefold()
+    if answer.isdecimal():
+        index = int(answer) - 1
+        return choices[index] if 0 <= index < len(choices) else None
+    for option in choices:
+        if option.label.casefold() == answer:
+            return option
+    return None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from bot.app import build_runtime
 from bot.config import load_config
 from bot.delivery import Outcome
 from bot.scheduler import build_scheduler
-from bot.telegram import TelegramTransport
+from bot.transports.telegram import TelegramTransport
 from storage.models import Delivery
 
 

@@ -20,7 +20,7 @@ from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Runtime, build_runtime
 from bot.config import Config
-from bot.telegram import TelegramTransport
+from bot.transports.telegram import TelegramTransport
 from tests.fake_telegram import FakeTelegram, SentCall, keyboard
 
 DONE_GROUP = 1_000_000

@@ -40,7 +40,7 @@ from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Runtime, build_runtime
 from bot.config import Config
-from bot.telegram import TelegramTransport
+from bot.transports.telegram import TelegramTransport
 from storage.models import Base
 from tests.fake_telegram import FakeTelegram, SentCall, keyboard
 
@@ -211,7 +211,7 @@ class Worker:
         await self.bot.wait_processed(update_id, times)
         self.calls = self.fake.sent[mark:]
         # What the worker sees arrive: new messages, and the question that replaced the
-        # pressed one (bot.telegram edits the next question into the pressed message).
+        # pressed one (bot.transports.telegram edits the next question into the pressed message).
         self.replies = [
             c
             for c in self.calls

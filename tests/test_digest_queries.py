@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import delete, select, text
 
 from bot.config import load_config
+from bot.router import split_text
 from bot.scheduler import job_specs, planner_statistics_job, register, unregister
-from bot.transport import split_text
 from digests.model import (
     CountRow,
     LeaderAnswer,

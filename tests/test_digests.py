@@ -24,7 +24,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from bot.transport import split_text
+from bot.router import split_text
 from digests import charts
 from digests.model import (
     OPEN_STATUSES,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from bot.config import load_config
 from bot.escalation import EscalationDesk
-from bot.transport import Router
+from bot.router import Router
 from storage.models import Observation
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS
 

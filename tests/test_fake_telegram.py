@@ -31,7 +31,8 @@ from telegram.ext import (
 )
 
 # A bare PTB bot (not Havainto's transport): keep httpx from logging URLs with the token,
-# as bot/telegram.py does for the real bot, so the session-wide log check stays meaningful.
+# as bot/transports/telegram.py does for the real bot, so the session-wide log check
+# stays meaningful.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 try:  # `python -m pytest` / tests as a package

@@ -28,7 +28,7 @@ from bot.app import Runtime, build_runtime
 from bot.config import Config, load_config
 from bot.service import Havainto
 from bot.spool import Spool, is_unavailable, spool_path
-from bot.telegram import TelegramTransport
+from bot.transports.telegram import TelegramTransport
 from flows.events import ChoiceIn, CommandIn, Incoming, LocationIn, TextIn
 from flows.i18n import t
 from storage.db import Database

@@ -83,8 +83,8 @@ from telegram.ext import AIORateLimiter, ContextTypes, TypeHandler
 
 from bot.app import Runtime, build_runtime
 from bot.config import Config
-from bot.matrix import MatrixTransport
-from bot.telegram import TelegramTransport
+from bot.transports.matrix import MatrixTransport
+from bot.transports.telegram import TelegramTransport
 from storage import repo
 from storage.admin import revoke_person
 from storage.models import Draft, Identity, Invite, Observation, Person

@@ -26,9 +26,9 @@ import nio
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Runtime, build_runtime
+from bot.app import DatabaseState, Runtime, build_runtime
 from bot.config import Config
-from bot.matrix import KEYCAPS, MatrixTransport, matrix_commands, render_message
+from bot.transports.matrix import KEYCAPS, MatrixTransport, matrix_commands, render_message
 from flows import taxonomy
 from flows.events import Choice, Document, Image, Message, Outbound
 from flows.i18n import label, t
@@ -839,7 +839,8 @@ async def test_without_encryption_support_the_bot_says_so(
     runtime = await build_runtime(make_config())
     runtimes.append(runtime)
     config = runtime.config.matrix.model_copy(update=matrix_section(synapse, bot_account))
-    matrix = MatrixTransport(config, runtime.service, runtime.router, runtime.db, encryption=False)
+    state = DatabaseState(runtime.db)
+    matrix = MatrixTransport(config, runtime.service, runtime.router, state, encryption=False)
     runtime.router.add(matrix)
     runtime.transports.append(matrix)
     await matrix.start()

@@ -27,7 +27,7 @@ from bot.app import Runtime, build_runtime
 from bot.config import Config, load_config
 from bot.scheduler import build_scheduler
 from bot.service import Havainto
-from bot.telegram import SECRET_HEADER, TelegramTransport
+from bot.transports.telegram import SECRET_HEADER, TelegramTransport
 from flows.i18n import t
 from storage.db import Database
 from storage.models import Draft, Identity, Observation, ProcessedEvent

@@ -1044,7 +1044,7 @@ async def test_a_reply_lost_to_a_telegram_error_is_recovered_by_the_next_tap(
     bot.fake.fail_next("sendMessage", 502, description="Bad Gateway", times=4)
     await anna.tap(THEME["theme.housing"])
     assert anna.replies == [] and bot.fake.failed, "the group question was lost"
-    assert [r.getMessage().split()[0] for r in bot.errors.records] == ["telegram_error"]
+    assert [r.getMessage().split()[0] for r in bot.errors.records] == ["delivery_failed"]
     bot.errors.records.clear()
     state = await draft_of(bot, anna)
     assert state is not None and state["step"] == "group", "the answer itself was kept"

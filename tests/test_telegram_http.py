@@ -1,4 +1,4 @@
-"""PTB's requests over aiohttp (bot/telegram_http.py): errors PTB understands, and no
+"""PTB's requests over aiohttp (bot/transports/telegram_http.py): errors PTB understands, and no
 bot token in what gets logged when a request fails."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
-from bot.telegram_http import AiohttpRequest, redact
+from bot.transports.telegram_http import AiohttpRequest, redact
 
 TOKEN = "123456:TEST-secret_token"
 

@@ -16,8 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from bot.router import Router
 from bot.service import Havainto
-from bot.transport import Router
+from bot.transports.base import CannotEdit, Health, answer_by_number, receive
 from flows.events import (
     Choice,
     ChoiceIn,
@@ -39,7 +40,10 @@ LOCATION_COMMANDS = frozenset({"sijainti", "location", "plats"})
 
 
 class TerminalTransport:
+    """The local chat in this terminal: the embedded default with no token."""
+
     name = "terminal"
+    text_limit = 100_000  # a terminal takes any length
 
     def __init__(
         self,
@@ -67,10 +71,27 @@ class TerminalTransport:
         self._write(_banner())
         self._task = asyncio.create_task(self._read_loop(), name="terminal-input")
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
         self.finished.set()
+
+    def health(self) -> Health:
+        return Health(running=self._task is not None and not self._task.done())
+
+    @staticmethod
+    def is_permanent(error: BaseException) -> bool:
+        return True  # writing to the terminal does not get better by trying again
+
+    async def edit(self, chat_id: str, ref: str, message: Message) -> None:
+        raise CannotEdit("a terminal prints anew")
+
+    async def send_tracked(self, outbound: Outbound) -> str | None:
+        await self.send(outbound)
+        return None
 
     async def _read_loop(self) -> None:
         try:
@@ -85,7 +106,7 @@ class TerminalTransport:
                     continue
                 self._counter += 1
                 incoming = Incoming(self.name, LOCAL_USER, LOCAL_USER, event)
-                await self.router.deliver(await self.service.handle(incoming))
+                await receive(self.service, self.router, incoming)
         finally:
             self.finished.set()
 
@@ -93,9 +114,9 @@ class TerminalTransport:
         """Turn a typed line into an event: a number presses a shown button."""
         stripped = line.strip()
         if stripped.isdecimal() and self.choices:
-            index = int(stripped) - 1
-            if 0 <= index < len(self.choices):
-                return ChoiceIn(self.choices[index].data)
+            chosen = answer_by_number(self.choices, stripped)
+            if chosen is not None:
+                return ChoiceIn(chosen.data)
         if stripped.startswith("/") and len(stripped) > 1:
             name, _, args = stripped[1:].partition(" ")
             name = name.lower()

@@ -50,6 +50,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,14 @@ import nio
 from nio.crypto import ENCRYPTION_ENABLED
 
 from bot.config import MatrixConfig
+from bot.router import Router, split_text
 from bot.service import (
     HELP_COMMANDS,
     LANGUAGE_COMMANDS,
     OWN_COMMANDS,
     Havainto,
 )
-from bot.transport import Router, split_text
+from bot.transports.base import Health, StateStore, answer_by_number, receive
 from flows import capture
 from flows.events import (
     Choice,
@@ -80,9 +82,7 @@ from flows.events import (
     Outbound,
     TextIn,
 )
-from flows.i18n import normalise_language, t
-from storage import repo
-from storage.db import Database
+from flows.i18n import t
 
 log = logging.getLogger("havainto.matrix")
 # matrix-nio logs an event it cannot validate with its whole content (what people
@@ -193,13 +193,15 @@ class MatrixTransport:
     """Havainto on Matrix: see the module docstring."""
 
     name = NAME
+    text_limit = MAX_CHARS
+    finished = None
 
     def __init__(
         self,
         config: MatrixConfig,
         service: Havainto,
         router: Router,
-        db: Database,
+        state: StateStore,
         *,
         encryption: bool | None = None,
         sync_timeout_ms: int = SYNC_TIMEOUT_MS,
@@ -207,7 +209,8 @@ class MatrixTransport:
         self.config = config
         self.service = service
         self.router = router
-        self.db = db
+        self.state = state
+        self.last_contact: datetime | None = None  # the last sync the server answered
         self.encryption = ENCRYPTION_ENABLED if encryption is None else encryption
         self.sync_timeout_ms = sync_timeout_ms
         self.configured_rooms = service.config.configured_chats(NAME)
@@ -396,6 +399,7 @@ class MatrixTransport:
                 await self._relogin(since, bool(getattr(response, "soft_logout", False)))
                 return
             raise MatrixError(f"sync failed: {_describe(response)}")
+        self.last_contact = datetime.now(UTC)
         self._processing = True
         try:
             await self._process(response, since, joined_before, answer)
@@ -574,16 +578,10 @@ class MatrixTransport:
             _log_id(event_id),
             type(neutral).__name__,
         )
-        replies = await self.service.handle(incoming)
+        await receive(self.service, self.router, incoming)
         # Remembered once handled: an event that failed before (say, the database was
         # away while reading the room's choices) is tried again with the batch.
         self._remember(event_id)
-        try:
-            await self.router.deliver(replies)
-        except Exception:
-            log.exception(
-                "matrix_delivery_failed room=%s event=%s", room.room_id, _log_id(event_id)
-            )
 
     def _remember(self, event_id: str) -> None:
         self._seen[event_id] = None
@@ -639,7 +637,7 @@ class MatrixTransport:
         state = await self._choices(room.room_id)
         if state.typed_open and state.questions:
             newest = state.questions[-1]
-            chosen = capture.match_typed_choice(Message("", (tuple(newest.choices),)), stripped)
+            chosen = answer_by_number(newest.choices, stripped)
             if chosen is not None and not _is_flow_choice(chosen):
                 await self._consume(room.room_id, state)
                 return ChoiceIn(chosen.data)
@@ -696,9 +694,7 @@ class MatrixTransport:
                 await self._tell(pending.room, pending.event.sender, "matrix.undecryptable")
 
     async def _tell(self, room: nio.MatrixRoom, sender: str, key: str) -> None:
-        async with self.db.transaction() as session:
-            member = await repo.find_member(session, NAME, sender)
-        lang = member.language if member else normalise_language(None)
+        lang = await self.service.language_of(NAME, sender)
         try:
             await self.send(Outbound(NAME, room.room_id, Message(t(lang, key, domain="matrix"))))
         except Exception:
@@ -720,8 +716,7 @@ class MatrixTransport:
     async def _save_choices(self, room_id: str, state: _RoomChoices) -> None:
         self._rooms[room_id] = state
         try:
-            async with self.db.transaction() as session:
-                await repo.set_state(session, f"matrix:choices:{room_id}", state.to_json())
+            await self.state.set_many({f"matrix:choices:{room_id}": state.to_json()})
         except Exception as error:
             # The choices still work from memory; only a restart would forget them.
             log.warning("matrix_choices_not_stored room=%s error=%s", room_id, type(error).__name__)
@@ -742,6 +737,16 @@ class MatrixTransport:
 
     async def send(self, outbound: Outbound) -> None:
         await self.send_tracked(outbound)
+
+    @staticmethod
+    def is_permanent(error: BaseException) -> bool:
+        """A message too long for one edit, or a request refused: nio already waited out
+        rate limits and time-outs (``RATE_LIMIT_RETRIES``, ``REQUEST_TIMEOUT_RETRIES``)."""
+        return isinstance(error, ValueError | LookupError)
+
+    def health(self) -> Health:
+        running = self._task is not None and not self._task.done() and not self._stopping
+        return Health(running=running, last_contact=self.last_contact)
 
     async def send_tracked(self, outbound: Outbound) -> str | None:
         """Send, and return the event id of the (last) message posted."""
@@ -903,13 +908,10 @@ class MatrixTransport:
         return await self._get_state_raw(self._key(name)) or None
 
     async def _get_state_raw(self, key: str) -> str | None:
-        async with self.db.transaction() as session:
-            return await repo.get_state(session, key)
+        return await self.state.get(key)
 
     async def _set_states(self, values: dict[str, str]) -> None:
-        async with self.db.transaction() as session:
-            for name, value in values.items():
-                await repo.set_state(session, self._key(name), value)
+        await self.state.set_many({self._key(name): value for name, value in values.items()})
 
 
 # --- rendering ---------------------------------------------------------------------------

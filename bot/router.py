@@ -1,9 +1,8 @@
-"""What every transport offers, and the router that hands replies to the right one.
+"""The router: hands each reply to the transport it names, retrying what may pass.
 
-A transport receives platform updates, turns them into ``flows.events.Incoming``,
-passes them to ``Havainto.handle`` and sends back the ``Outbound`` replies. The
-router lets anything (the service, the scheduler) address a chat on any
-transport by name: a § 48 notice raised on Telegram can go to a Matrix room.
+The router lets anything (the service, the scheduler, the desks) address a chat
+on any transport by name: a § 48 notice raised on Telegram can go to a Matrix
+room. Transports themselves are in ``bot/transports/``.
 """
 
 from __future__ import annotations
@@ -12,21 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Protocol
 
+from bot.transports.base import CannotEdit, Transport
 from flows.events import Alert, Message, Outbound, Reprompt
 
 log = logging.getLogger("havainto.transport")
-
-
-class Transport(Protocol):
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(self, outbound: Outbound) -> None: ...
 
 
 # Called after a reply was accepted by its platform, with the platform's id of the
@@ -36,11 +25,6 @@ SentHook = Callable[[Outbound, str | None], Awaitable[None]]
 FailedHook = Callable[[Outbound, BaseException], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
 
-# Errors that repeating at once cannot mend (the request itself is wrong or refused),
-# by class name for transports that do not say it themselves (``is_permanent``).
-PERMANENT_ERRORS = frozenset(
-    {"BadRequest", "Forbidden", "InvalidToken", "EndPointNotFound", "LookupError", "ValueError"}
-)
 # Pauses before the retries of a reply (a platform's 5xx or a network error): about
 # four seconds in all, so a worker in the street is answered or knows within seconds.
 RETRY_PAUSES = (0.5, 1.0, 2.0)
@@ -49,11 +33,9 @@ RETRY_PAUSES = (0.5, 1.0, 2.0)
 class Router:
     """Delivers outbound replies through the transport they name.
 
-    Two optional transport methods are used when a transport has them:
-    ``send_tracked(outbound) -> str | None`` (send and return the platform's
-    message id) and ``edit(chat_id, ref, message)`` (replace an earlier message;
-    an ``Outbound`` with ``meta["edit"] = ref`` asks for it and is sent as a new
-    message where editing is not possible). ``sent_hooks`` see every outbound
+    An ``Outbound`` with ``meta["edit"] = ref`` asks for the earlier message ``ref``
+    to be replaced (``Transport.edit``); where that is not possible it is sent as a
+    new message. ``sent_hooks`` see every outbound
     carrying ``meta["track"]`` once it is accepted, e.g. to remember the id of
     a § 48 notice for later editing.
     """
@@ -89,12 +71,14 @@ class Router:
             raise first_error
 
     def is_permanent(self, transport_name: str, error: BaseException) -> bool:
-        """Whether repeating the request at once cannot help."""
+        """Whether repeating the request at once cannot help (no such transport: true)."""
         transport = self.transports.get(transport_name)
-        judge = getattr(transport, "is_permanent", None)
-        if judge is not None:
-            return bool(judge(error))
-        return type(error).__name__ in PERMANENT_ERRORS
+        return transport is None or transport.is_permanent(error)
+
+    def text_limit(self, transport_name: str, default: int = 4096) -> int:
+        """The longest text one message may carry on the transport."""
+        transport = self.transports.get(transport_name)
+        return transport.text_limit if transport is not None else default
 
     async def send_retrying(self, outbound: Outbound) -> str | None:
         """``send``, repeated after a short pause while the failure is transient (a 5xx,
@@ -138,21 +122,18 @@ class Router:
             outbound = replace(outbound, reply=outbound.reply.message)
         ref: str | None = None
         edit_ref = outbound.meta.get("edit")
-        edit = getattr(transport, "edit", None)
-        if edit_ref and edit is not None and isinstance(outbound.reply, Message):
+        if edit_ref and isinstance(outbound.reply, Message):
             try:
-                await edit(outbound.chat_id, edit_ref, outbound.reply)
+                await transport.edit(outbound.chat_id, edit_ref, outbound.reply)
                 ref = edit_ref
+            except CannotEdit:
+                edit_ref = None
             except Exception as error:
                 # The original may be gone or too old to edit: post the new state instead.
                 log.info("edit_failed transport=%s error=%s", transport.name, type(error).__name__)
                 edit_ref = None
-        if not edit_ref or edit is None or not isinstance(outbound.reply, Message):
-            send_tracked = getattr(transport, "send_tracked", None)
-            if send_tracked is not None:
-                ref = await send_tracked(outbound)
-            else:
-                await transport.send(outbound)
+        if not edit_ref or not isinstance(outbound.reply, Message):
+            ref = await transport.send_tracked(outbound)
         if "track" in outbound.meta:
             for hook in self.sent_hooks:
                 try:

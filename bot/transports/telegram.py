@@ -40,9 +40,10 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramConfig
+from bot.router import Router, split_text
 from bot.service import Havainto
-from bot.telegram_http import AiohttpRequest
-from bot.transport import Router, split_text
+from bot.transports.base import Health, receive
+from bot.transports.telegram_http import AiohttpRequest
 from flows.events import (
     Alert,
     ChoiceIn,
@@ -158,6 +159,8 @@ class TelegramTransport:
     """
 
     name = NAME
+    text_limit = MessageLimit.MAX_TEXT_LENGTH
+    finished = None
 
     def __init__(self, config: TelegramConfig, service: Havainto, router: Router) -> None:
         self.config = config
@@ -188,6 +191,12 @@ class TelegramTransport:
         if self.config.webhook:
             return self._accepting
         return self.app.updater is not None and self.app.updater.running
+
+    def health(self) -> Health:
+        served = (
+            (self.config.webhook_listen, self.config.webhook_port) if self.config.webhook else None
+        )
+        return Health(self.running, self.last_contact, self.mode, served)
 
     def _contacted(self) -> None:
         self.last_contact = datetime.now(UTC)
@@ -413,10 +422,7 @@ class TelegramTransport:
             language_hint=user.language_code,
             reply_to=_reply_to(update),
         )
-        # Tracked until the replies are sent: a graceful shutdown waits for this. They are
-        # sent before this sender's next update is handled, so replies never overtake.
-        async with self.service.inflight.track():
-            await self.service.handle(incoming, deliver or self.router.deliver)
+        await receive(self.service, self.router, incoming, deliver)
 
     # --- outgoing --------------------------------------------------------------------
 

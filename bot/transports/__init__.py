@@ -1,0 +1,75 @@
+"""Chat platforms, one module each, found through this registry.
+
+A ``Registration`` names a transport, says when the config turns it on and how
+to build it from a ``TransportContext``. The runtime, ``/healthz`` and delivery
+loop over the registry; nothing else names a platform. Adding one (Signal,
+Microsoft Teams, a web chat) is a new module here and one ``register(...)``
+line below (its settings go under ``[transports.<name>]`` in the config file);
+``flows/``, ``storage/``, ``digests/`` and the runtime stay as they are.
+
+Factories import their module when called, so a platform's library is loaded
+only where that platform runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.transports.base import TransportContext
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.transports.base import Transport
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    enabled: Callable[[Config], bool]
+    build: Callable[[TransportContext], Transport]
+
+
+REGISTRY: dict[str, Registration] = {}
+
+
+def register(registration: Registration) -> None:
+    """Make a transport known (a later registration of the same name replaces it)."""
+    REGISTRY[registration.name] = registration
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def enabled(config: Config) -> list[Registration]:
+    """The registered transports the config turns on, in registration order."""
+    return [r for r in REGISTRY.values() if r.enabled(config)]
+
+
+def _telegram(ctx: TransportContext) -> Transport:
+    from bot.transports.telegram import TelegramTransport
+
+    transport = TelegramTransport(ctx.config.telegram, ctx.service, ctx.router)
+    if ctx.healthz is not None:
+        transport.web_routes.append(("GET", "/healthz", ctx.healthz))
+    return transport
+
+
+def _matrix(ctx: TransportContext) -> Transport:
+    from bot.transports.matrix import MatrixTransport
+
+    return MatrixTransport(ctx.config.matrix, ctx.service, ctx.router, ctx.state)
+
+
+def _terminal(ctx: TransportContext) -> Transport:
+    from bot.transports.terminal import TerminalTransport
+
+    return TerminalTransport(ctx.service, ctx.router)
+
+
+register(Registration("telegram", lambda config: config.telegram.enabled, _telegram))
+register(Registration("matrix", lambda config: config.matrix.enabled, _matrix))
+TERMINAL = "terminal"  # the local chat: tests and tools may run without it
+register(Registration(TERMINAL, lambda config: config.terminal_enabled, _terminal))

@@ -1,0 +1,121 @@
+"""A new platform is one module and one registry line.
+
+``EchoTransport`` below is a whole transport defined only in this test and
+registered from here: the runtime builds it, a worker logs an entry through it,
+the weekly digest reaches the team's ``echo`` chat and ``/healthz`` reports it, and
+nothing in ``flows/``, ``storage/``, ``digests/`` or the runtime knows its name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from bot import transports
+from bot.app import build_runtime
+from bot.config import Config
+from bot.health import health
+from bot.transports.base import CannotEdit, Health, TransportContext, receive
+from flows.events import ChoiceIn, Incoming, Message, Outbound, TextIn
+from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
+
+
+class EchoTransport:
+    """An in-memory platform: what it "sends" is kept in ``outbox``."""
+
+    name = "echo"
+    text_limit = 500
+    finished: asyncio.Event | None = None
+
+    def __init__(self, ctx: TransportContext) -> None:
+        self.ctx = ctx
+        self.outbox: list[Outbound] = []
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop_receiving(self) -> None:
+        self.started = False
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def send_tracked(self, outbound: Outbound) -> str | None:
+        self.outbox.append(outbound)
+        return str(len(self.outbox))
+
+    async def edit(self, chat_id: str, ref: str, message: Message) -> None:
+        raise CannotEdit("echo prints anew")
+
+    def is_permanent(self, error: BaseException) -> bool:
+        return False
+
+    def health(self) -> Health:
+        return Health(running=self.started)
+
+    async def user_says(self, user: str, event: object) -> None:
+        incoming = Incoming(self.name, user, f"dm-{user}", event)  # type: ignore[arg-type]
+        await receive(self.ctx.service, self.ctx.router, incoming)
+
+    def texts_to(self, chat: str) -> list[str]:
+        return [o.reply.text for o in self.outbox if o.chat_id == chat and hasattr(o.reply, "text")]
+
+
+@pytest.fixture
+def echo_registered() -> Iterator[None]:
+    transports.register(transports.Registration("echo", lambda config: True, EchoTransport))
+    try:
+        yield
+    finally:
+        transports.unregister("echo")
+
+
+async def test_a_transport_defined_in_a_test_runs_everything(
+    echo_registered: None, make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    teams = [dict(TEST_TEAMS[0], chats={"echo": "team-room"}), *TEST_TEAMS[1:]]
+    leadership = [dict(TEST_LEADERSHIP[0], chats={"echo": "leaders-room"}), *TEST_LEADERSHIP[1:]]
+    config = make_config(teams=teams, leadership=leadership)
+    runtime = await build_runtime(config, clock=clock, terminal=False)
+    try:
+        [echo] = [t for t in runtime.transports if t.name == "echo"]
+        assert isinstance(echo, EchoTransport)
+        await runtime.start()
+        await runtime.service.enrol_directly("echo", "u1", "dm-u1", "hki-etsiva")
+
+        # A worker's entry, answered by number as on a platform without buttons.
+        await echo.user_says("u1", TextIn("Ensisuojassa ei ollut tilaa"))
+        for value in (
+            "theme.housing",
+            "group.youth",
+            "signal.queues",
+            "frequency.new",
+            "escalation.shl48",
+        ):
+            question = echo.outbox[-1].reply
+            assert isinstance(question, Message)
+            [choice] = [c for c in question.flat_choices() if c.data.endswith(value)]
+            await echo.user_says("u1", ChoiceIn(choice.data))
+        summary = echo.outbox[-1].reply
+        assert isinstance(summary, Message)
+        [save] = [c for c in summary.flat_choices() if c.data.endswith(":save")]
+        await echo.user_says("u1", ChoiceIn(save.data))
+        assert any("#1" in t for t in echo.texts_to("dm-u1"))
+        # The notice reached the leaders' echo chat at once.
+        assert any("#1" in t for t in echo.texts_to("leaders-room"))
+
+        # The weekly digest reaches the team's echo chat, split under echo's limit.
+        assert runtime.digests is not None
+        clock.advance(days=7)
+        outcomes = await runtime.digests.send_weekly(team_ids=["hki-etsiva"])
+        assert [o.result for o in outcomes] == ["sent"], outcomes
+        digest = echo.texts_to("team-room")
+        assert digest and all(len(piece) <= EchoTransport.text_limit for piece in digest)
+
+        report = await health(runtime)
+        assert report["transports"]["echo"]["running"] is True
+    finally:
+        await runtime.stop()
