@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import re
 import time
+import unicodedata
 from datetime import date
 
 import phonenumbers
@@ -304,6 +305,211 @@ def test_hetu_variants(variant: str) -> None:
 def test_hetu_look_alikes(text: str) -> None:
     assert HETU not in kinds_found(text)
     assert PHONE not in kinds_found(text)
+
+
+# ---------------------------------------------------------------------------
+# hetu written with look-alike and invisible characters
+
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+INVISIBLE = [*ZERO_WIDTH, "\u00ad"]  # soft hyphen
+DASHES = [
+    "\u2010",  # hyphen
+    "\u2011",  # non-breaking hyphen
+    "\u2012",  # figure dash
+    "\u2013",  # en dash
+    "\u2014",  # em dash
+    "\u2015",  # horizontal bar
+    "\u2212",  # minus sign
+    "\u2e3a",  # two-em dash
+    "\ufe58",  # small em dash
+    "\ufe63",  # small hyphen-minus
+    "\uff0d",  # full-width hyphen-minus
+    "\u02d7",  # modifier letter minus sign
+    "\u2796",  # heavy minus sign
+]
+LINE_BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"]
+WHITESPACE = [*LINE_BREAKS, " ", "\t", "\u00a0", "\u202f", "\u3000"]
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and signs as their full-width forms (U+FF01..U+FF5E)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def assert_redacted(text: str, code: str) -> None:
+    """The whole code goes, invisible characters inside it included, and nothing else."""
+    found = find_identifiers(text)
+    assert [f.kind for f in found] == [HETU]
+    start, end = found[0].start, found[0].end
+    # The span runs from the code's first character to its last, so every
+    # invisible character between them is replaced with it.
+    assert unicodedata.normalize("NFKC", text[start]) == code[0]
+    assert unicodedata.normalize("NFKC", text[end - 1]).upper() == code[-1]
+    redacted = redact(text)
+    assert redacted == text[:start] + "[HETU]" + text[end:]
+    assert no_digit_of(code, unicodedata.normalize("NFKC", redacted)), redacted
+    assert find_identifiers(redacted) == []
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+@pytest.mark.parametrize("at", range(1, 11))
+def test_invisible_character_inside_hetu(invisible: str, at: int) -> None:
+    code = "131052-308T"
+    obfuscated = code[:at] + invisible + code[at:]
+    text = f"Asiakas {obfuscated} kävi."
+    assert find_identifiers(text) == [Finding(HETU, 8, 8 + len(obfuscated))]
+    assert redact(text) == "Asiakas [HETU] kävi."
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_invisible_characters_between_every_pair(invisible: str) -> None:
+    code = "010594Y9032"
+    obfuscated = (invisible * 3).join(code)
+    text = f"hetu:{obfuscated}."
+    assert find_identifiers(text) == [Finding(HETU, 5, 5 + len(obfuscated))]
+    assert redact(text) == "hetu:[HETU]."
+
+
+def test_invisible_characters_at_the_edges_stay_outside_the_span() -> None:
+    text = "hetu \u200b\u00ad131052-308T\u2060, kiitos"
+    assert find_identifiers(text) == [Finding(HETU, 7, 18)]
+    assert redact(text) == "hetu \u200b\u00ad[HETU]\u2060, kiitos"
+
+
+@pytest.mark.parametrize("sign", sorted(CENTURIES))
+def test_full_width_hetu_with_every_century_sign(sign: str) -> None:
+    code = make_hetu(date(CENTURIES[sign] + 52, 10, 13), sign, 308)
+    wide = full_width(code)
+    assert wide.isascii() is False and len(wide) == len(code)
+    text = f"Tunnus {wide} kirjattiin."
+    assert find_identifiers(text) == [Finding(HETU, 7, 18)]
+    assert find_identifiers(text.lower()) == [Finding(HETU, 7, 18)]
+    assert redact(text) == "Tunnus [HETU] kirjattiin."
+
+
+@pytest.mark.parametrize("sign", sorted(CENTURIES))
+def test_every_century_sign_with_invisible_characters_and_a_line_break(sign: str) -> None:
+    code = make_hetu(date(CENTURIES[sign] + 1, 2, 28), sign, 123)
+    obfuscated = code[:3] + "\u200b" + code[3:6] + "\u00ad" + code[6] + "\n" + code[7:]
+    text = f"Asiakas ({obfuscated}) soitti"
+    start = text.index(obfuscated)
+    assert find_identifiers(text) == [Finding(HETU, start, start + len(obfuscated))]
+    assert_redacted(text, code)
+
+
+@pytest.mark.parametrize("dash", DASHES)
+def test_any_dash_as_the_sign(dash: str) -> None:
+    for code in (f"131052{dash}308T", full_width(f"131052{dash}308T")):
+        text = f"hetu {code}"
+        assert find_identifiers(text) == [Finding(HETU, 5, 5 + len(code))], code
+
+
+@pytest.mark.parametrize("space", WHITESPACE)
+@pytest.mark.parametrize("at", range(1, 11))
+def test_one_whitespace_or_line_break_anywhere_inside(space: str, at: int) -> None:
+    code = "131052-308T"
+    obfuscated = code[:at] + space + code[at:]
+    text = f"Asiakas {obfuscated} kävi."
+    assert find_identifiers(text) == [Finding(HETU, 8, 8 + len(obfuscated))]
+    assert redact(text) == "Asiakas [HETU] kävi."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "131052-\n\n308T",  # two line breaks
+        "1310 \n52-308T",  # a space and a line break
+        "131052-\u200b \u200b 308T",  # two spaces, however far apart
+        "131052-308\u200bT5",  # glued to a digit, as in test_hetu_look_alikes
+        "1\u200b131052-308\u00adT1",
+    ],
+)
+def test_obfuscated_look_alikes(text: str) -> None:
+    assert HETU not in kinds_found(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("5\u200b131052-308T", "131052-308T"),  # an invisible separator from a digit
+        ("131052-308T\u200b5", "131052-308T"),
+        ("puh 040\u2060131052-308T", "131052-308T"),
+    ],
+)
+def test_invisible_separator_next_to_digits(text: str, code: str) -> None:
+    start = text.index(code)
+    assert Finding(HETU, start, start + len(code)) in find_identifiers(text)
+
+
+def test_superscript_digits_and_keycaps() -> None:
+    superscript = "¹³¹⁰⁵²⁻³⁰⁸ᵀ"
+    keycaps = "".join(c + "\ufe0f\u20e3" if c.isdigit() else c for c in "131052-308T")
+    accents = "".join(c + "\u0301" for c in "131052-308T")
+    for code in (superscript, keycaps, accents):
+        text = f"hetu {code} loppu"
+        assert find_identifiers(text) == [Finding(HETU, 5, 5 + len(code))], code
+        assert redact(text) == "hetu [HETU] loppu"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Asiakas 131\u200b052-3\u200b08T kävi",
+        "Asiakas １３１０\u00ad５２－３０８Ｔ kävi",
+        "Asiakas 131052-\n308T kävi",
+        "Asiakas 1310\r\n52\u2212308T kävi",
+        "Asiakas \u2060".join(["", "131052-308T"]) + " kävi",
+    ],
+)
+def test_redaction_leaves_no_digits_and_no_invisible_characters(text: str) -> None:
+    redacted = redact(text)
+    assert redacted.startswith("Asiakas ") and redacted.endswith(" kävi")
+    middle = redacted.removeprefix("Asiakas ").removesuffix(" kävi")
+    assert middle.strip("\u2060") == "[HETU]"
+    assert not any(unicodedata.category(c) == "Cf" for c in middle.strip("\u2060"))
+    assert not any(c.isdigit() for c in redacted)
+
+
+# ---------------------------------------------------------------------------
+# the other kinds read the same normalised text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("soita 040\u200b123\u200b4567 heti", PHONE),
+        ("soita ０４０ １２３ ４５６７ heti", PHONE),
+        ("soita 040\n123 4567 heti", PHONE),
+        ("soita +358\u00a040\u2011123\u00ad4567 heti", PHONE),
+        ("tili FI21\u200b1234 5600 0007 85 heti", IBAN),
+        ("tili ＦＩ２１ １２３４ ５６００ ０００７ ８５ heti", IBAN),
+        ("tili FI21 1234\n5600 0007 85 heti", IBAN),
+        ("posti matti.meik\u00adalainen@exa\u200bmple.fi heti", EMAIL),
+        ("posti ｍａｔｔｉ＠ｅｘａｍｐｌｅ．ｆｉ heti", EMAIL),
+    ],
+)
+def test_other_kinds_with_look_alike_and_invisible_characters(
+    text: str, kind: IdentifierKind
+) -> None:
+    found = find_identifiers(text)
+    assert [f.kind for f in found] == [kind]
+    assert text[: found[0].start].endswith(" ") and text[found[0].end :] == " heti"
+    assert redact(text) == text[: found[0].start] + PLACEHOLDERS[kind] + " heti"
+
+
+@given(st.text())
+@example("a\u0301\u200b\r\n\r…½⑴ｘ\ufe0f")
+def test_normalised_text_maps_back_to_the_original(text: str) -> None:
+    norm = privacy._normalise(text)
+    assert privacy._normalise(norm.text).text == norm.text  # a fixed point
+    if norm.starts is None or norm.ends is None:
+        assert len(norm.text) == len(text)
+        return
+    assert len(norm.starts) == len(norm.ends) == len(norm.text)
+    for i, (start, end) in enumerate(zip(norm.starts, norm.ends, strict=True)):
+        assert 0 <= start < end <= len(text)
+        if i:
+            assert norm.starts[i - 1] <= start and norm.ends[i - 1] <= end
 
 
 # ---------------------------------------------------------------------------
