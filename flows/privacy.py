@@ -71,8 +71,9 @@ of the identifier, invisible characters included. Format characters
 direction marks) and combining marks are dropped; every other character is
 NFKC-normalised (full-width forms, superscripts, compatibility spaces,
 ``＠``), and then any digit (Arabic-Indic, circled, ...) is read as its ASCII
-digit, any whitespace (line breaks included) as a space and any dash-like
-character (category Pd, minus signs) as ``-``. An ASCII text without a
+digit, any whitespace (line breaks included) as a space, any dash-like
+character (category Pd, minus signs) as ``-``, and a Cyrillic or Greek letter
+that looks exactly like a Latin one as that Latin letter. An ASCII text without a
 carriage return, and a text whose characters all stay single characters, need
 no map and cost little more than before.
 """
@@ -153,6 +154,22 @@ _DROPPED = frozenset(("Cf", "Mn", "Me"))
 _MARKS = frozenset(("Mn", "Me"))
 _MINUS_LIKE = frozenset("\u2212\u02d7\u2043\u2796")  # minus sign, modifier, bullet, heavy
 _PLUS_LIKE = frozenset("\u02d6\u2795")  # modifier letter plus, heavy plus
+# Cyrillic and Greek letters drawn exactly like Latin ones (a Cyrillic "Т" as
+# the check character): read as the Latin letter.
+_HOMOGLYPHS = {
+    # Cyrillic
+    "\u0410": "A", "\u0412": "B", "\u0421": "C", "\u0415": "E", "\u041d": "H",
+    "\u0406": "I", "\u0408": "J", "\u041a": "K", "\u041c": "M", "\u041e": "O",
+    "\u0420": "P", "\u0405": "S", "\u0422": "T", "\u0425": "X", "\u0423": "Y",
+    "\u04ae": "Y", "\u0430": "a", "\u0441": "c", "\u0501": "d", "\u0435": "e",
+    "\u04bb": "h", "\u0456": "i", "\u0458": "j", "\u043e": "o", "\u0440": "p",
+    "\u051b": "q", "\u0455": "s", "\u051d": "w", "\u0445": "x", "\u0443": "y",
+    "\u04af": "y",
+    # Greek
+    "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z", "\u0397": "H",
+    "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N", "\u039f": "O",
+    "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X", "\u03bf": "o",
+}  # fmt: skip
 
 
 def _normalise_char(char: str) -> str:
@@ -174,8 +191,7 @@ def _normalise_char(char: str) -> str:
             part = "+"
         else:
             digit = unicodedata.digit(part, None)
-            if digit is not None:
-                part = str(digit)
+            part = _HOMOGLYPHS.get(part, part) if digit is None else str(digit)
         out.append(part)
     return "".join(out)
 

@@ -452,6 +452,25 @@ def test_superscript_digits_and_keycaps() -> None:
 
 
 @pytest.mark.parametrize(
+    "code",
+    [
+        "131052-308\u0422",  # Cyrillic Te as the check character
+        "131052-308\u03a4",  # Greek Tau
+        "131052\u0410308T",  # Cyrillic A as the sign
+        "131052\u0425308\u0422",  # Cyrillic Ha (X) as the sign, Te as the check
+        "１３１０５２\u0423３０８\u0422",  # full-width digits, Cyrillic U (Y), Te
+    ],
+)
+def test_cyrillic_and_greek_look_alike_letters(code: str) -> None:
+    assert find_identifiers(f"hetu {code}") == [Finding(HETU, 5, 5 + len(code))]
+
+
+def test_look_alike_letters_in_an_iban() -> None:
+    number = "F\u0406\u200b21 1234 5600 0007 85"  # Ukrainian I, a zero-width space
+    assert find_identifiers(f"tili {number}") == [Finding(IBAN, 5, 5 + len(number))]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Asiakas 131\u200b052-3\u200b08T kävi",
