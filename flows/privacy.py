@@ -43,7 +43,11 @@ Rules
   ends at a group boundary wins, so trailing words are not swallowed.
 * **email**: a permissive regular expression (``local@domain.tld``,
   subdomains, ``+tags``, Unicode letters in both parts). No validation: any
-  address-shaped string is redacted.
+  address-shaped string is redacted. Addresses written to fool harvesters,
+  as Finnish public-sector sites do, count too: the ``@`` as ``(at)``,
+  ``[at]``, ``{at}`` or ``(a)``, a dot as ``(dot)``, ``[dot]`` or, in the
+  domain, `` dot ``; any case, up to two spaces around a marker
+  (``etunimi.sukunimi [at] hel.fi``). A bare ``at`` is prose, never a marker.
 * **phone**: every run of digit groups is checked with
   :class:`phonenumbers.PhoneNumberMatcher` (default region ``FI``,
   :attr:`~phonenumbers.Leniency.VALID`), so only numbers that are valid in the
@@ -375,25 +379,42 @@ def _iban_spans(text: str) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------
 # e-mail
 
+# The "@" may be written as "(at)", "[at]", "{at}", "(a)", ... and, after
+# it, a dot in the domain as "(dot)", "[dot]" or " dot ", as public-sector
+# sites write addresses to keep them from harvesters. Any case; up to two
+# spaces around a bracketed marker (one inside the brackets), and around "@".
+_AT_CORE = r"@|[(\[{] ?at? ?[)\]}]"
+_AT_CORE_RE = re.compile(_AT_CORE, re.IGNORECASE)
 _LOCAL_CHAR = r"[\w!#$%&'*+/=?^`{|}~-]"
-_LOCAL_RE = re.compile(rf"(?:{_LOCAL_CHAR}+\.)*{_LOCAL_CHAR}+\Z")
-_DOMAIN_RE = re.compile(r"(?:[^\W_][\w-]*\.)+(?:xn--[\w-]+|[^\W\d_]{2,})")
+# In the local part only "(dot)" and "[dot]": "{" and "}" are local characters.
+_LOCAL_DOT = r"(?:\.| {0,2}[(\[] ?dot ?[)\]] {0,2})"
+_DOMAIN_DOT = r"(?:\.| {0,2}[(\[{] ?dot ?[)\]}] {0,2}| dot )"
+_LOCAL_RE = re.compile(rf"(?:{_LOCAL_CHAR}+{_LOCAL_DOT})*{_LOCAL_CHAR}+\Z", re.IGNORECASE)
+_DOMAIN_RE = re.compile(
+    rf"(?:[^\W_][\w-]*{_DOMAIN_DOT})+(?:xn--[\w-]+|[^\W\d_]{{2,}})", re.IGNORECASE
+)
 _LOCAL_MAX = 128  # RFC 5321 allows 64; be generous but bounded (linear time)
 _DOMAIN_MAX = 255
+_MARKER_SPACES = 2
 
 
 def _email_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    at = text.find("@")
-    while at != -1:
-        window = max(0, at - _LOCAL_MAX)
-        local = _LOCAL_RE.search(text, window, at)
-        domain = _DOMAIN_RE.match(text, at + 1, at + 1 + _DOMAIN_MAX)
+    pos = 0
+    while (marker := _AT_CORE_RE.search(text, pos)) is not None:
+        before, after = marker.span()
+        for _ in range(_MARKER_SPACES):
+            if before > 0 and text[before - 1] == " ":
+                before -= 1
+            if text.startswith(" ", after):
+                after += 1
+        local = _LOCAL_RE.search(text, max(0, before - _LOCAL_MAX), before)
+        domain = _DOMAIN_RE.match(text, after, after + _DOMAIN_MAX)
         if local is not None and domain is not None:
             spans.append((local.start(), domain.end()))
-            at = text.find("@", domain.end())
+            pos = domain.end()
         else:
-            at = text.find("@", at + 1)
+            pos = marker.start() + 1
     return spans
 
 
@@ -494,7 +515,7 @@ def _find(norm: _Normalised) -> list[Finding]:
     text = norm.text
     hetus, not_phones = _hetu_spans(norm)
     ibans = _iban_spans(text)
-    emails = _email_spans(text) if "@" in text else []
+    emails = _email_spans(text)
     dates = [m.span() for m in _DATE_RE.finditer(text)]
     phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
 
@@ -544,13 +565,15 @@ def _apply(text: str, findings: list[Finding]) -> str:
     return "".join(parts)
 
 
-_UNIT_DELETE = str.maketrans("", "", "0123456789@")
+_UNIT_RE = re.compile(rf"[0-9]|{_AT_CORE}", re.IGNORECASE)
 
 
 def _units(norm: _Normalised) -> int:
-    """Digits and ``@`` signs in the normalised text; every finding covers one."""
-    text = norm.text
-    return len(text) - len(text.translate(_UNIT_DELETE))
+    """Digits and at-markers ("@", "(at)", ...) in the normalised text.
+
+    Every finding covers at least one, and a placeholder can form none.
+    """
+    return len(_UNIT_RE.findall(norm.text))
 
 
 def redact(
@@ -565,10 +588,10 @@ def redact(
     again after each pass until nothing is left, so that
     ``find_identifiers(redact(text))`` is always empty (for the kinds asked
     for): joining text around a placeholder can in principle form a new
-    candidate. Every finding covers a character that is a digit or an ``@``
-    after normalisation; placeholders contain neither, and normalisation
-    works character by character, so each pass removes at least one: that
-    bounds the loop.
+    candidate. Every finding covers a digit or an at-marker (``@``,
+    ``(at)``, ...) of the normalised text; placeholders contain neither and
+    cannot complete one, and normalisation works character by character, so
+    each pass removes at least one: that bounds the loop.
     """
 
     def wanted(found: list[Finding]) -> list[Finding]:
