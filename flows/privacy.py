@@ -15,6 +15,10 @@ only finds spans and replaces them. :class:`Finding` carries the kind and the
 position of a match but never a copy of the matched value, so findings can be
 logged (by kind) without leaking what they point at.
 
+Text read back out of storage for digests, reports, exports and notices
+passes :func:`scrub`, which removes hetus with the same rule: rows stored
+before the guard, or before it knew a trick, must not show one either.
+
 Rules
 -----
 * **hetu** (``DDMMYYCZZZQ``): candidates are found with a regular expression
@@ -100,6 +104,7 @@ __all__ = [
     "find_identifiers",
     "kinds_found",
     "redact",
+    "scrub",
 ]
 
 
@@ -511,23 +516,27 @@ def find_identifiers(text: str) -> list[Finding]:
     return _find(_normalise(text))
 
 
-def _find(norm: _Normalised) -> list[Finding]:
+def _find(norm: _Normalised, only_hetus: bool = False) -> list[Finding]:
+    """The findings of :func:`find_identifiers`, or only its hetu findings.
+
+    Hetu comes first on overlap, so its findings do not depend on the others.
+    """
     text = norm.text
     hetus, not_phones = _hetu_spans(norm)
-    ibans = _iban_spans(text)
-    emails = _email_spans(text)
-    dates = [m.span() for m in _DATE_RE.finditer(text)]
-    phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
-
-    candidates = [
-        Finding(kind, *norm.original(start, end))
-        for kind, spans in (
-            (IdentifierKind.HETU, hetus),
+    found = [(IdentifierKind.HETU, hetus)]
+    if not only_hetus:
+        ibans = _iban_spans(text)
+        emails = _email_spans(text)
+        dates = [m.span() for m in _DATE_RE.finditer(text)]
+        phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
+        found += [
             (IdentifierKind.IBAN, ibans),
             (IdentifierKind.EMAIL, emails),
             (IdentifierKind.PHONE, phones),
-        )
-        for start, end in spans
+        ]
+
+    candidates = [
+        Finding(kind, *norm.original(start, end)) for kind, spans in found for start, end in spans
     ]
     candidates.sort(key=lambda f: (_PRIORITY[f.kind], f.start))
     kept: list[Finding] = []
@@ -593,17 +602,37 @@ def redact(
     cannot complete one, and normalisation works character by character, so
     each pass removes at least one: that bounds the loop.
     """
-
-    def wanted(found: list[Finding]) -> list[Finding]:
-        return [f for f in found if kinds is None or f.kind in kinds]
-
     if findings is not None:
-        return _apply(text, wanted(findings))
-    norm = _normalise(text)
+        return _apply(text, [f for f in findings if kinds is None or f.kind in kinds])
+    return _redact(text, _normalise(text), kinds)
+
+
+def _redact(text: str, norm: _Normalised, kinds: set[IdentifierKind] | None) -> str:
+    only_hetus = kinds is not None and kinds <= {IdentifierKind.HETU}
     for _ in range(_units(norm) + 1):
-        found = wanted(_find(norm))
+        found = [f for f in _find(norm, only_hetus) if kinds is None or f.kind in kinds]
         if not found:
             break
         text = _apply(text, found)
         norm = _normalise(text)
     return text
+
+
+_HETU_DIGITS = 9
+
+
+def scrub(text: str) -> str:
+    """Remove hetus from text read back out of storage.
+
+    For everything built from stored rows (digests, reports, exports, notices):
+    rows stored before the guard, or before it knew a trick, must not show a
+    hetu either. The same as ``redact(text, kinds={IdentifierKind.HETU})``,
+    without looking for the other kinds; a text with fewer than nine digits
+    cannot hold a hetu and is returned at once.
+    """
+    if text.isascii() and sum(map(text.count, "0123456789")) < _HETU_DIGITS:
+        return text
+    norm = _normalise(text)
+    if sum(map(norm.text.count, "0123456789")) < _HETU_DIGITS:
+        return text
+    return _redact(text, norm, {IdentifierKind.HETU})

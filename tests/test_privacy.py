@@ -24,6 +24,7 @@ from flows.privacy import (
     find_identifiers,
     kinds_found,
     redact,
+    scrub,
 )
 
 HETU, PHONE, EMAIL, IBAN = (
@@ -872,6 +873,54 @@ def test_redaction_removes_identifiers_and_keeps_the_rest(
     for _, (_, value) in pieces:
         assert no_digit_of(value, redacted)
     assert find_identifiers(redacted) == []
+
+
+# ---------------------------------------------------------------------------
+# scrub: the read-out scrub for text from storage
+
+
+def test_scrub_is_public() -> None:
+    assert "scrub" in privacy.__all__
+    assert set(privacy.__all__) <= set(dir(privacy))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hetu 131052-308T, puh 040 123 4567", "hetu [HETU], puh 040 123 4567"),
+        ("hetu 13\u200b1052-\n308T.", "hetu [HETU]."),
+        ("ｈｅｔｕ １３１０５２－３０８Ｔ", "ｈｅｔｕ [HETU]"),
+        ("tili FI21 1234 5600 0007 85, a(at)b.fi", "tili FI21 1234 5600 0007 85, a(at)b.fi"),
+        ("Ei numeroita.", "Ei numeroita."),
+        ("", ""),
+    ],
+)
+def test_scrub_removes_hetus_only(text: str, expected: str) -> None:
+    assert scrub(text) == expected == redact(text, kinds={HETU})
+
+
+def test_scrub_skips_the_search_without_nine_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        raise AssertionError("searched")
+
+    monkeypatch.setattr(privacy, "_find", fail)
+    for text in (
+        "Jono oli pitkä, 15 ihmistä odotti 🥶 klo 14.30.",
+        "Queue again, 8 people waited.",
+        "Ei numeroita lainkaan – ei yhtään…",
+        "１２３４５６７８",  # eight digits, however written
+    ):
+        assert scrub(text) is text
+
+
+@given(st.lists(st.tuples(filler, identifiers), max_size=3), filler)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_scrub_agrees_with_redact(
+    pieces: list[tuple[str, tuple[IdentifierKind, str]]], tail: str
+) -> None:
+    text = "".join(f"{before} {value} " for before, (_, value) in pieces) + tail
+    assert scrub(text) == redact(text, kinds={HETU})
+    assert HETU not in kinds_found(scrub(text))
 
 
 # ---------------------------------------------------------------------------
