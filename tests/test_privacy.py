@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import re
+import secrets
+import string
 import time
 import unicodedata
 from datetime import date
 
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 from stdnum import iban as stdnum_iban
 from stdnum.fi import hetu as stdnum_hetu
@@ -504,6 +507,80 @@ def test_redaction_leaves_no_digits_and_no_invisible_characters(text: str) -> No
     assert middle.strip("\u2060") == "[HETU]"
     assert not any(unicodedata.category(c) == "Cf" for c in middle.strip("\u2060"))
     assert not any(c.isdigit() for c in redacted)
+
+
+# ---------------------------------------------------------------------------
+# property: any obfuscated hetu is found and redacted
+#
+# Reproducible: the seed comes from HAVAINTO_TEST_SEED (else a random one) and
+# is printed and named in every assertion message; rerun a failure with
+#   HAVAINTO_TEST_SEED=<seed> .venv/bin/python -m pytest tests/test_privacy.py -k obfuscated_hetus
+# (hypothesis.seed also keeps the example database out of the run).
+
+SEED = int(os.environ.get("HAVAINTO_TEST_SEED") or secrets.randbelow(2**32))
+SIGNS = {1800: "+", 1900: "-YXWVU", 2000: "ABCDEF"}
+INVISIBLE_RUNS = [
+    *INVISIBLE,
+    "\u200e",  # left-to-right mark
+    "\u200f",  # right-to-left mark
+    "\u2061",  # function application
+    "\u2063",  # invisible separator
+    "\u2064",  # invisible plus
+    "\u180e",  # Mongolian vowel separator
+    "\u3164",  # Hangul filler (a letter, but invisible)
+    "\u034f",  # combining grapheme joiner
+]
+PLUSES = ["+", "\uff0b", "\ufe62", "\u207a", "\u2795"]
+# Letters, punctuation and spaces: nothing that is or normalises to a digit.
+SURROUNDINGS = string.ascii_letters + "äöåÄÖÅ" + " \n\t,.;:!?()[]\"'/–—…" + "🙂"
+
+
+@st.composite
+def obfuscated_hetus(draw: st.DrawFn) -> tuple[str, str]:
+    """A valid hetu and the same code as written to slip past a naive filter."""
+    born = draw(st.dates(date(1800, 1, 1), date(2099, 12, 31)))
+    sign = draw(st.sampled_from(SIGNS[born.year // 100 * 100]))
+    code = make_hetu(born, sign, draw(st.integers(2, 999)))
+    chars: list[str] = []
+    for i, char in enumerate(code.lower() if draw(st.booleans()) else code):
+        if i == 6 and char == "-":
+            char = draw(st.sampled_from(["-", *DASHES]))
+        elif i == 6 and char == "+":
+            char = draw(st.sampled_from(PLUSES))
+        elif draw(st.booleans()):
+            char = full_width(char)
+        if i > 0:
+            gap = draw(st.lists(st.sampled_from(INVISIBLE_RUNS), max_size=3))
+            if draw(st.booleans()):
+                gap.insert(draw(st.integers(0, len(gap))), draw(st.sampled_from(WHITESPACE)))
+            chars.extend(gap)
+        chars.append(char)
+    return code, "".join(chars)
+
+
+@seed(SEED)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    obfuscated_hetus(),
+    st.text(alphabet=SURROUNDINGS, max_size=15),
+    st.text(alphabet=SURROUNDINGS, max_size=15),
+)
+def check_obfuscated_hetu(hetu: tuple[str, str], before: str, after: str) -> None:
+    code, written = hetu
+    text = before + written + after
+    start, end = len(before), len(before) + len(written)
+    why = f"seed={SEED} text={text!r}"
+    assert Finding(HETU, start, end) in find_identifiers(text), why
+    redacted = redact(text)
+    assert redacted == before + "[HETU]" + after, why
+    digits = "".join(str(d) for c in redacted if (d := unicodedata.digit(c, None)) is not None)
+    assert code[:6] + code[7:10] not in digits, why
+    assert HETU not in kinds_found(redacted), why
+
+
+def test_obfuscated_hetus_are_found_and_redacted() -> None:
+    print(f"seed={SEED} (rerun with HAVAINTO_TEST_SEED={SEED})")
+    check_obfuscated_hetu()
 
 
 # ---------------------------------------------------------------------------
