@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -216,47 +217,70 @@ class _CharTable(dict[int, str]):
 
 
 _TABLE = _CharTable()
-_ASCII_SPACES = str.maketrans(dict.fromkeys("\t\n\x0b\x0c\x1c\x1d\x1e\x1f", " "))
+_ASCII_SPACE_CHARS = "\n\t\x0b\x0c\x1c\x1d\x1e\x1f"  # "\r" needs its context
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 
 
-@dataclass(frozen=True, slots=True)
 class _Normalised:
-    """A normalised text; ``starts[i]:ends[i]`` is where ``text[i]`` came from.
+    """A normalised text and, when it needs one, a map back to the original.
 
-    Without maps (``None``), the text is as long as the original and every
-    character came from the one at the same offset.
+    The map is a list of segments, in order: from ``breaks[i]`` on, either a
+    run of characters copied one for one from ``origins[i]`` on, or (``whole``)
+    the characters one original character at ``origins[i]`` became. Dropped
+    combining marks extend the end of the character before them (``marks``).
+    Without a map, the text is as long as the original and every character
+    came from the one at the same offset.
     """
 
-    text: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    __slots__ = ("breaks", "marks", "origins", "text", "whole")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.breaks: list[int] | None = None
+        self.origins: list[int] = []
+        self.whole: list[bool] = []
+        self.marks: dict[int, int] = {}
+
+    def _start(self, index: int) -> int:
+        if self.breaks is None:
+            return index
+        segment = bisect_right(self.breaks, index) - 1
+        origin = self.origins[segment]
+        return origin if self.whole[segment] else origin + index - self.breaks[segment]
+
+    def _end(self, index: int) -> int:
+        return self.marks.get(index) or self._start(index) + 1
 
     def original(self, start: int, end: int) -> tuple[int, int]:
         """The original span that ``text[start:end]`` came from."""
-        if self.starts is None or self.ends is None:
-            return start, end
-        return self.starts[start], self.ends[end - 1]
+        return self._start(start), self._end(end - 1)
 
     def touching(self, index: int) -> bool:
         """Whether ``text[index - 1]`` and ``text[index]`` were adjacent in the original,
         without a dropped invisible character between them."""
-        if self.starts is None or self.ends is None:
-            return True
-        return self.ends[index - 1] >= self.starts[index]
+        return self._end(index - 1) >= self._start(index)
+
+
+def _ascii_spaces(text: str) -> str:
+    # Much cheaper than str.translate, which goes character by character
+    # through Python objects once the text is not ASCII.
+    for char in _ASCII_SPACE_CHARS:
+        if char in text:
+            text = text.replace(char, " ")
+    return text
 
 
 def _normalise(text: str) -> _Normalised:
-    if text.isascii() and "\r" not in text:
-        return _Normalised(text.translate(_ASCII_SPACES))
-    table = _TABLE
-    odd: list[str] = []
-    changed = text
-    for char in set(text):
-        value = table[ord(char)]
-        if len(value) != 1 or char == "\r":
-            odd.append(char)
-        elif value != char:
-            changed = changed.replace(char, value)  # one for one: offsets hold
+    changed = _ascii_spaces(text)
+    odd: list[str] = ["\r"] if "\r" in text else []
+    if not text.isascii():
+        table = _TABLE
+        for char in set(_NON_ASCII_RE.findall(text)):
+            value = table[ord(char)]
+            if len(value) != 1:
+                odd.append(char)
+            elif value != char:
+                changed = changed.replace(char, value)  # one for one: offsets hold
     if not odd:
         return _Normalised(changed)
     positions: list[int] = []
@@ -266,31 +290,40 @@ def _normalise(text: str) -> _Normalised:
             positions.append(at)
             at = text.find(char, at + 1)
     positions.sort()
+    positions.append(len(text))
+    norm = _Normalised("")
+    norm.breaks = breaks = []
     parts: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    length = 0  # of the normalised text so far
+    last_end = 0  # where the original of its last character ends
     pos = 0
     for at in positions:
         if pos < at:
             parts.append(changed[pos:at])
-            starts.extend(range(pos, at))
-            ends.extend(range(pos + 1, at + 1))
+            breaks.append(length)
+            norm.origins.append(pos)
+            norm.whole.append(False)
+            length += at - pos
+            last_end = at
+        if at == len(text):
+            break
         char = text[at]
         if char == "\r":
             value = "" if text.startswith("\n", at + 1) else " "
         else:
-            value = table[ord(char)]
+            value = _TABLE[ord(char)]
         if value:
             parts.append(value)
-            starts.extend([at] * len(value))
-            ends.extend([at + 1] * len(value))
-        elif ends and ends[-1] == at and unicodedata.category(char) in _MARKS:
-            ends[-1] = at + 1  # a mark belongs to the character before it
+            breaks.append(length)
+            norm.origins.append(at)
+            norm.whole.append(True)
+            length += len(value)
+            last_end = at + 1
+        elif length and last_end == at and unicodedata.category(char) in _MARKS:
+            last_end = norm.marks[length - 1] = at + 1  # a mark belongs to the character before
         pos = at + 1
-    parts.append(changed[pos:])
-    starts.extend(range(pos, len(text)))
-    ends.extend(range(pos + 1, len(text) + 1))
-    return _Normalised("".join(parts), starts, ends)
+    norm.text = "".join(parts)
+    return norm
 
 
 def _mask(text: str, spans: list[tuple[int, int]]) -> str:
@@ -328,7 +361,7 @@ def _hetu_spans(norm: _Normalised) -> tuple[list[tuple[int, int]], list[tuple[in
     a mistyped hetu after all, redacting it as a phone is the safe outcome.
     """
     text = norm.text
-    mapped = norm.starts is not None
+    mapped = norm.breaks is not None
     regex = _HETU_MAPPED_RE if mapped else _HETU_RE
     valid: list[tuple[int, int]] = []
     hidden: list[tuple[int, int]] = []
@@ -401,6 +434,10 @@ _DOMAIN_RE = re.compile(
 _LOCAL_MAX = 128  # RFC 5321 allows 64; be generous but bounded (linear time)
 _DOMAIN_MAX = 255
 _MARKER_SPACES = 2
+
+
+def _may_hold_email(text: str) -> bool:
+    return "@" in text or "(" in text or "[" in text or "{" in text
 
 
 def _email_spans(text: str) -> list[tuple[int, int]]:
@@ -526,7 +563,7 @@ def _find(norm: _Normalised, only_hetus: bool = False) -> list[Finding]:
     found = [(IdentifierKind.HETU, hetus)]
     if not only_hetus:
         ibans = _iban_spans(text)
-        emails = _email_spans(text)
+        emails = _email_spans(text) if _may_hold_email(text) else []
         dates = [m.span() for m in _DATE_RE.finditer(text)]
         phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
         found += [

@@ -615,14 +615,16 @@ def test_other_kinds_with_look_alike_and_invisible_characters(
 def test_normalised_text_maps_back_to_the_original(text: str) -> None:
     norm = privacy._normalise(text)
     assert privacy._normalise(norm.text).text == norm.text  # a fixed point
-    if norm.starts is None or norm.ends is None:
+    if norm.breaks is None:
         assert len(norm.text) == len(text)
-        return
-    assert len(norm.starts) == len(norm.ends) == len(norm.text)
-    for i, (start, end) in enumerate(zip(norm.starts, norm.ends, strict=True)):
-        assert 0 <= start < end <= len(text)
+    spans = [norm.original(i, i + 1) for i in range(len(norm.text))]
+    assert all(0 <= start < end <= len(text) for start, end in spans)
+    for i, (start, end) in enumerate(spans):
+        assert norm.text[i] in privacy._normalise(text[start:end]).text
         if i:
-            assert norm.starts[i - 1] <= start and norm.ends[i - 1] <= end
+            before_start, before_end = spans[i - 1]
+            assert before_start <= start and before_end <= end
+            assert norm.touching(i) == (before_end >= start)
 
 
 # ---------------------------------------------------------------------------
