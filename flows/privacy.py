@@ -15,22 +15,28 @@ only finds spans and replaces them. :class:`Finding` carries the kind and the
 position of a match but never a copy of the matched value, so findings can be
 logged (by kind) without leaking what they point at.
 
+Text read back out of storage for digests, reports, exports and notices
+passes :func:`scrub`, which removes hetus with the same rule: rows stored
+before the guard, or before it knew a trick, must not show one either.
+
 Rules
 -----
 * **hetu** (``DDMMYYCZZZQ``): candidates are found with a regular expression
-  (any case, any surrounding punctuation, Unicode dashes as the ``-`` sign, at
-  most one space on either side of the century sign) and validated with
+  on the normalised text (see below: any case, any dash as the ``-`` sign)
+  that allows at most one whitespace character (a line break too) between
+  any two characters of the code, and validated with
   :func:`stdnum.fi.hetu.is_valid`, which checks the date, the individual
   number and the check character. python-stdnum knows every century sign
   of the 2023 reform (``+``; ``-YXWVU``; ``ABCDEF``): added upstream in 2023
   (PR #396), before the 1.20 this project requires, and verified with 2.2 by
-  the tests. So the sign needs no normalisation beyond Unicode dashes to
-  ``-``, which python-stdnum would also do itself. Temporary
-  identifiers (individual number 900-999) are accepted too: they identify a
-  person just as well. A look-alike with a wrong check character is not a
-  hetu finding. If its sign or check character is a letter it is not a
-  phone either; an all-digit one (``040123-4567``) is also a way of writing
-  a phone number and goes through the phone rule like any other digits.
+  the tests. Temporary identifiers (individual number 900-999) are accepted
+  too: they identify a person just as well. A code glued to a longer number
+  (``1131052-308T``) is not reported, but an invisible character counts as
+  a separator there (``5``, a zero-width space, ``131052-308T``). A
+  look-alike with a wrong check character is not a hetu finding. If its sign
+  or check character is a letter it is not a phone either; an all-digit one
+  (``040123-4567``) is also a way of writing a phone number and goes through
+  the phone rule like any other digits.
 * **iban**: candidates (two letters, two digits, then letters/digits,
   optionally in space- or hyphen-separated groups) are validated with
   :func:`stdnum.iban.is_valid`, any country: mod-97 checksum, country code,
@@ -41,7 +47,11 @@ Rules
   ends at a group boundary wins, so trailing words are not swallowed.
 * **email**: a permissive regular expression (``local@domain.tld``,
   subdomains, ``+tags``, Unicode letters in both parts). No validation: any
-  address-shaped string is redacted.
+  address-shaped string is redacted. Addresses written to fool harvesters,
+  as Finnish public-sector sites do, count too: the ``@`` as ``(at)``,
+  ``[at]``, ``{at}`` or ``(a)``, a dot as ``(dot)``, ``[dot]`` or, in the
+  domain, `` dot ``; any case, up to two spaces around a marker
+  (``etunimi.sukunimi [at] hel.fi``). A bare ``at`` is prose, never a marker.
 * **phone**: every run of digit groups is checked with
   :class:`phonenumbers.PhoneNumberMatcher` (default region ``FI``,
   :attr:`~phonenumbers.Leniency.VALID`), so only numbers that are valid in the
@@ -59,15 +69,28 @@ Rules
   to a word (``puh0401234567``) is reported: here a missed number costs more
   than a redacted product code.
 
-Non-ASCII decimal digits (Arabic-Indic, full-width, ...) are read as their
-ASCII equivalents and a full-width ``＠`` as ``@``; offsets always refer to the
-original text.
+Look-alike and invisible characters
+-----------------------------------
+Every rule reads a normalised copy of the text, built character by character
+with a map back to the original, so offsets always refer to the original
+text and a finding spans everything between the first and the last character
+of the identifier, invisible characters included. Format characters
+(category Cf: zero-width space, joiners, word joiner, BOM, soft hyphen,
+direction marks) and combining marks are dropped; every other character is
+NFKC-normalised (full-width forms, superscripts, compatibility spaces,
+``＠``), and then any digit (Arabic-Indic, circled, ...) is read as its ASCII
+digit, any whitespace (line breaks included) as a space, any dash-like
+character (category Pd, minus signs) as ``-``, and a Cyrillic or Greek letter
+that looks exactly like a Latin one as that Latin letter. An ASCII text without a
+carriage return, and a text whose characters all stay single characters, need
+no map and cost little more than before.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -82,6 +105,7 @@ __all__ = [
     "find_identifiers",
     "kinds_found",
     "redact",
+    "scrub",
 ]
 
 
@@ -125,21 +149,181 @@ class Finding:
 
 
 # --------------------------------------------------------------------------
-# Normalisation (always one character for one character, so offsets hold)
+# Normalisation (see "Look-alike and invisible characters" above)
+#
+# Each character is normalised on its own and the result cached per code
+# point. Dropped combining marks count to the character before them, so a span
+# never ends between a character and its accents or keycap; "\r\n" is one
+# line break. Fast paths: an ASCII text without "\r" only has its whitespace
+# translated; a text whose distinct characters all stay single characters
+# (Finnish letters, most emoji, an en dash) is changed with str.replace, one
+# character for one, and needs no position map.
 
-_FOREIGN_DIGIT_RE = re.compile(r"[^\D0-9]")  # str patterns: \d is Unicode Nd
+_IGNORABLE = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0")  # invisible letters
+_DROPPED = frozenset(("Cf", "Mn", "Me"))
+_MARKS = frozenset(("Mn", "Me"))
+_MINUS_LIKE = frozenset("\u2212\u02d7\u2043\u2796")  # minus sign, modifier, bullet, heavy
+_PLUS_LIKE = frozenset("\u02d6\u2795")  # modifier letter plus, heavy plus
+# Cyrillic and Greek letters drawn exactly like Latin ones (a Cyrillic "Т" as
+# the check character): read as the Latin letter.
+_HOMOGLYPHS = {
+    # Cyrillic
+    "\u0410": "A", "\u0412": "B", "\u0421": "C", "\u0415": "E", "\u041d": "H",
+    "\u0406": "I", "\u0408": "J", "\u041a": "K", "\u041c": "M", "\u041e": "O",
+    "\u0420": "P", "\u0405": "S", "\u0422": "T", "\u0425": "X", "\u0423": "Y",
+    "\u04ae": "Y", "\u0430": "a", "\u0441": "c", "\u0501": "d", "\u0435": "e",
+    "\u04bb": "h", "\u0456": "i", "\u0458": "j", "\u043e": "o", "\u0440": "p",
+    "\u051b": "q", "\u0455": "s", "\u051d": "w", "\u0445": "x", "\u0443": "y",
+    "\u04af": "y",
+    # Greek
+    "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z", "\u0397": "H",
+    "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N", "\u039f": "O",
+    "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X", "\u03bf": "o",
+}  # fmt: skip
 
 
-def _ascii_digit(match: re.Match[str]) -> str:
-    char = match.group()
-    value = unicodedata.decimal(char, None)
-    return char if value is None else str(value)
+def _normalise_char(char: str) -> str:
+    """What one character of the original becomes in the normalised text."""
+    if char.isascii():
+        return " " if char.isspace() else char
+    if char in _IGNORABLE or unicodedata.category(char) in _DROPPED:
+        return ""
+    out: list[str] = []
+    for part in unicodedata.normalize("NFKC", char):
+        category = unicodedata.category(part)
+        if category in _DROPPED:
+            continue
+        if part.isspace():
+            part = " "
+        elif category == "Pd" or part in _MINUS_LIKE:
+            part = "-"
+        elif part in _PLUS_LIKE:
+            part = "+"
+        else:
+            digit = unicodedata.digit(part, None)
+            part = _HOMOGLYPHS.get(part, part) if digit is None else str(digit)
+        out.append(part)
+    return "".join(out)
 
 
-def _normalise(text: str) -> str:
-    if text.isascii():
-        return text
-    return _FOREIGN_DIGIT_RE.sub(_ascii_digit, text).replace("\uff20", "@")
+class _CharTable(dict[int, str]):
+    """Code point -> normalised text, computed on first use."""
+
+    def __missing__(self, code: int) -> str:
+        value = _normalise_char(chr(code))
+        if len(self) < 20_000:  # a text of random code points cannot grow it without end
+            self[code] = value
+        return value
+
+
+_TABLE = _CharTable()
+_ASCII_SPACE_CHARS = "\n\t\x0b\x0c\x1c\x1d\x1e\x1f"  # "\r" needs its context
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+
+
+class _Normalised:
+    """A normalised text and, when it needs one, a map back to the original.
+
+    The map is a list of segments, in order: from ``breaks[i]`` on, either a
+    run of characters copied one for one from ``origins[i]`` on, or (``whole``)
+    the characters one original character at ``origins[i]`` became. Dropped
+    combining marks extend the end of the character before them (``marks``).
+    Without a map, the text is as long as the original and every character
+    came from the one at the same offset.
+    """
+
+    __slots__ = ("breaks", "marks", "origins", "text", "whole")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.breaks: list[int] | None = None
+        self.origins: list[int] = []
+        self.whole: list[bool] = []
+        self.marks: dict[int, int] = {}
+
+    def _start(self, index: int) -> int:
+        if self.breaks is None:
+            return index
+        segment = bisect_right(self.breaks, index) - 1
+        origin = self.origins[segment]
+        return origin if self.whole[segment] else origin + index - self.breaks[segment]
+
+    def _end(self, index: int) -> int:
+        return self.marks.get(index) or self._start(index) + 1
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The original span that ``text[start:end]`` came from."""
+        return self._start(start), self._end(end - 1)
+
+    def touching(self, index: int) -> bool:
+        """Whether ``text[index - 1]`` and ``text[index]`` were adjacent in the original,
+        without a dropped invisible character between them."""
+        return self._end(index - 1) >= self._start(index)
+
+
+def _ascii_spaces(text: str) -> str:
+    # Much cheaper than str.translate, which goes character by character
+    # through Python objects once the text is not ASCII.
+    for char in _ASCII_SPACE_CHARS:
+        if char in text:
+            text = text.replace(char, " ")
+    return text
+
+
+def _normalise(text: str) -> _Normalised:
+    changed = _ascii_spaces(text)
+    odd: list[str] = ["\r"] if "\r" in text else []
+    if not text.isascii():
+        table = _TABLE
+        for char in set(_NON_ASCII_RE.findall(text)):
+            value = table[ord(char)]
+            if len(value) != 1:
+                odd.append(char)
+            elif value != char:
+                changed = changed.replace(char, value)  # one for one: offsets hold
+    if not odd:
+        return _Normalised(changed)
+    positions: list[int] = []
+    for char in odd:
+        at = text.find(char)
+        while at != -1:
+            positions.append(at)
+            at = text.find(char, at + 1)
+    positions.sort()
+    positions.append(len(text))
+    norm = _Normalised("")
+    norm.breaks = breaks = []
+    parts: list[str] = []
+    length = 0  # of the normalised text so far
+    last_end = 0  # where the original of its last character ends
+    pos = 0
+    for at in positions:
+        if pos < at:
+            parts.append(changed[pos:at])
+            breaks.append(length)
+            norm.origins.append(pos)
+            norm.whole.append(False)
+            length += at - pos
+            last_end = at
+        if at == len(text):
+            break
+        char = text[at]
+        if char == "\r":
+            value = "" if text.startswith("\n", at + 1) else " "
+        else:
+            value = _TABLE[ord(char)]
+        if value:
+            parts.append(value)
+            breaks.append(length)
+            norm.origins.append(at)
+            norm.whole.append(True)
+            length += len(value)
+            last_end = at + 1
+        elif length and last_end == at and unicodedata.category(char) in _MARKS:
+            last_end = norm.marks[length - 1] = at + 1  # a mark belongs to the character before
+        pos = at + 1
+    norm.text = "".join(parts)
+    return norm
 
 
 def _mask(text: str, spans: list[tuple[int, int]]) -> str:
@@ -154,23 +338,21 @@ def _mask(text: str, spans: list[tuple[int, int]]) -> str:
 # --------------------------------------------------------------------------
 # hetu
 
-_DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"
-_SIGN_SPACE = "[ \u00a0\u202f]?"
-_HETU_RE = re.compile(
-    r"(?=[0-9])(?<![0-9])"  # the cheap lookahead first: ~3x faster scan
-    r"(?P<date>[0-3][0-9][01][0-9][0-9]{2})"
-    + _SIGN_SPACE
-    + r"(?P<sign>[+ABCDEFUVWXYabcdefuvwxy"
-    + _DASHES
-    + r"])"
-    + _SIGN_SPACE
-    + r"(?P<tail>[0-9]{3}[0-9A-Za-z])"
-    r"(?![0-9])"
+# Between any two characters of the code: at most one space (any whitespace,
+# normalised); dropped invisible characters are not seen at all.
+_HETU = (
+    r"[0-3] ?[0-9] ?[01] ?[0-9] ?[0-9] ?[0-9] ?"
+    r"(?P<sign>[-+A-FU-Ya-fu-y]) ?"
+    r"[0-9] ?[0-9] ?[0-9] ?[0-9A-Za-z]"
 )
-_DASH_TABLE = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-"))
+# The cheap lookahead first: ~3x faster scan. With a position map, a digit
+# next to the code is checked by hand: "5\u200b131052-308T" has an invisible
+# separator where the regular expression would see a longer number.
+_HETU_RE = re.compile(r"(?=[0-3])(?<![0-9])" + _HETU + r"(?![0-9])")
+_HETU_MAPPED_RE = re.compile(r"(?=[0-3])" + _HETU)
 
 
-def _hetu_spans(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _hetu_spans(norm: _Normalised) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Return (valid hetu spans, spans to hide from the phone search).
 
     Valid hetus and look-alikes with a letter as sign or check character are
@@ -178,24 +360,34 @@ def _hetu_spans(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]
     is left to it: that is also how phone numbers are written, and if it is
     a mistyped hetu after all, redacting it as a phone is the safe outcome.
     """
+    text = norm.text
+    mapped = norm.breaks is not None
+    regex = _HETU_MAPPED_RE if mapped else _HETU_RE
     valid: list[tuple[int, int]] = []
     hidden: list[tuple[int, int]] = []
-    for match in _HETU_RE.finditer(text):
-        span = match.span()
-        sign = match["sign"].translate(_DASH_TABLE)
-        code = match["date"] + sign + match["tail"]
-        if _stdnum_hetu.is_valid(code.upper(), allow_temporary=True):
-            valid.append(span)
-            hidden.append(span)
-        elif sign != "-" or not code[-1].isdigit():
-            hidden.append(span)
+    pos = 0
+    while (match := regex.search(text, pos)) is not None:
+        start, end = match.span()
+        pos = start + 1
+        if mapped and (
+            (start > 0 and "0" <= text[start - 1] <= "9" and norm.touching(start))
+            or (end < len(text) and "0" <= text[end] <= "9" and norm.touching(end))
+        ):
+            continue  # part of a longer number
+        code = match.group().replace(" ", "").upper()
+        if _stdnum_hetu.is_valid(code, allow_temporary=True):
+            valid.append((start, end))
+            hidden.append((start, end))
+            pos = end
+        elif match["sign"] != "-" or not code[-1].isdigit():
+            hidden.append((start, end))
     return valid, hidden
 
 
 # --------------------------------------------------------------------------
 # IBAN
 
-_IBAN_RE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ \u00a0-]?[0-9A-Za-z]){11,30}")
+_IBAN_RE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ -]?[0-9A-Za-z]){11,30}")
 _IBAN_MIN_LEN = 15  # Norway; the longest (Russia) is 33, regex allows up to 34
 
 
@@ -225,25 +417,46 @@ def _iban_spans(text: str) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------
 # e-mail
 
+# The "@" may be written as "(at)", "[at]", "{at}", "(a)", ... and, after
+# it, a dot in the domain as "(dot)", "[dot]" or " dot ", as public-sector
+# sites write addresses to keep them from harvesters. Any case; up to two
+# spaces around a bracketed marker (one inside the brackets), and around "@".
+_AT_CORE = r"@|[(\[{] ?at? ?[)\]}]"
+_AT_CORE_RE = re.compile(_AT_CORE, re.IGNORECASE)
 _LOCAL_CHAR = r"[\w!#$%&'*+/=?^`{|}~-]"
-_LOCAL_RE = re.compile(rf"(?:{_LOCAL_CHAR}+\.)*{_LOCAL_CHAR}+\Z")
-_DOMAIN_RE = re.compile(r"(?:[^\W_][\w-]*\.)+(?:xn--[\w-]+|[^\W\d_]{2,})")
+# In the local part only "(dot)" and "[dot]": "{" and "}" are local characters.
+_LOCAL_DOT = r"(?:\.| {0,2}[(\[] ?dot ?[)\]] {0,2})"
+_DOMAIN_DOT = r"(?:\.| {0,2}[(\[{] ?dot ?[)\]}] {0,2}| dot )"
+_LOCAL_RE = re.compile(rf"(?:{_LOCAL_CHAR}+{_LOCAL_DOT})*{_LOCAL_CHAR}+\Z", re.IGNORECASE)
+_DOMAIN_RE = re.compile(
+    rf"(?:[^\W_][\w-]*{_DOMAIN_DOT})+(?:xn--[\w-]+|[^\W\d_]{{2,}})", re.IGNORECASE
+)
 _LOCAL_MAX = 128  # RFC 5321 allows 64; be generous but bounded (linear time)
 _DOMAIN_MAX = 255
+_MARKER_SPACES = 2
+
+
+def _may_hold_email(text: str) -> bool:
+    return "@" in text or "(" in text or "[" in text or "{" in text
 
 
 def _email_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    at = text.find("@")
-    while at != -1:
-        window = max(0, at - _LOCAL_MAX)
-        local = _LOCAL_RE.search(text, window, at)
-        domain = _DOMAIN_RE.match(text, at + 1, at + 1 + _DOMAIN_MAX)
+    pos = 0
+    while (marker := _AT_CORE_RE.search(text, pos)) is not None:
+        before, after = marker.span()
+        for _ in range(_MARKER_SPACES):
+            if before > 0 and text[before - 1] == " ":
+                before -= 1
+            if text.startswith(" ", after):
+                after += 1
+        local = _LOCAL_RE.search(text, max(0, before - _LOCAL_MAX), before)
+        domain = _DOMAIN_RE.match(text, after, after + _DOMAIN_MAX)
         if local is not None and domain is not None:
             spans.append((local.start(), domain.end()))
-            at = text.find("@", domain.end())
+            pos = domain.end()
         else:
-            at = text.find("@", at + 1)
+            pos = marker.start() + 1
     return spans
 
 
@@ -257,14 +470,14 @@ _TIME = r"(?:[01]?[0-9]|2[0-3])[.:][0-5][0-9]"
 _DATE_RE = re.compile(
     rf"(?=[0-9])(?<![0-9])(?:{_DAY}\.{_MONTH}\.{_YEAR}|{_DAY}/{_MONTH}/{_YEAR}"
     rf"|{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-    rf"|{_TIME} ?[-\u2013\u2014] ?{_TIME})(?![0-9])"
+    rf"|{_TIME} ?- ?{_TIME})(?![0-9])"
 )
 
 
 # --------------------------------------------------------------------------
 # phone
 
-_SEP = "[ \t\u00a0\u2000-\u200b\u202f\u2060./()\\-\u2010-\u2015\u2212]"
+_SEP = "[ ./()-]"  # after normalisation: every space is " ", every dash "-"
 _RUN_RE = re.compile(rf"[+(]?[0-9]+(?:{_SEP}{{1,3}}\+?[0-9]+)*")
 _GROUP_RE = re.compile(r"\(?\+?[0-9]+")
 # Shortest valid number: country code + shortest national number is at least
@@ -337,22 +550,30 @@ def find_identifiers(text: str) -> list[Finding]:
     Returns findings sorted by start and never overlapping; where candidates
     of different kinds overlap, hetu beats iban beats email beats phone.
     """
-    norm = _normalise(text)
-    hetus, not_phones = _hetu_spans(norm)
-    ibans = _iban_spans(norm)
-    emails = _email_spans(norm) if "@" in norm else []
-    dates = [m.span() for m in _DATE_RE.finditer(norm)]
-    phones = _phone_spans(_mask(norm, not_phones + ibans + emails + dates))
+    return _find(_normalise(text))
 
-    candidates = [
-        Finding(kind, start, end)
-        for kind, spans in (
-            (IdentifierKind.HETU, hetus),
+
+def _find(norm: _Normalised, only_hetus: bool = False) -> list[Finding]:
+    """The findings of :func:`find_identifiers`, or only its hetu findings.
+
+    Hetu comes first on overlap, so its findings do not depend on the others.
+    """
+    text = norm.text
+    hetus, not_phones = _hetu_spans(norm)
+    found = [(IdentifierKind.HETU, hetus)]
+    if not only_hetus:
+        ibans = _iban_spans(text)
+        emails = _email_spans(text) if _may_hold_email(text) else []
+        dates = [m.span() for m in _DATE_RE.finditer(text)]
+        phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
+        found += [
             (IdentifierKind.IBAN, ibans),
             (IdentifierKind.EMAIL, emails),
             (IdentifierKind.PHONE, phones),
-        )
-        for start, end in spans
+        ]
+
+    candidates = [
+        Finding(kind, *norm.original(start, end)) for kind, spans in found for start, end in spans
     ]
     candidates.sort(key=lambda f: (_PRIORITY[f.kind], f.start))
     kept: list[Finding] = []
@@ -390,8 +611,15 @@ def _apply(text: str, findings: list[Finding]) -> str:
     return "".join(parts)
 
 
-def _digits_and_ats(text: str) -> int:
-    return sum(1 for c in text if c in "@\uff20" or c.isdecimal())
+_UNIT_RE = re.compile(rf"[0-9]|{_AT_CORE}", re.IGNORECASE)
+
+
+def _units(norm: _Normalised) -> int:
+    """Digits and at-markers ("@", "(at)", ...) in the normalised text.
+
+    Every finding covers at least one, and a placeholder can form none.
+    """
+    return len(_UNIT_RE.findall(norm.text))
 
 
 def redact(
@@ -406,18 +634,42 @@ def redact(
     again after each pass until nothing is left, so that
     ``find_identifiers(redact(text))`` is always empty (for the kinds asked
     for): joining text around a placeholder can in principle form a new
-    candidate. Every finding covers a digit or an ``@`` and placeholders
-    contain neither, so each pass removes at least one; that bounds the loop.
+    candidate. Every finding covers a digit or an at-marker (``@``,
+    ``(at)``, ...) of the normalised text; placeholders contain neither and
+    cannot complete one, and normalisation works character by character, so
+    each pass removes at least one: that bounds the loop.
     """
-
-    def wanted(found: list[Finding]) -> list[Finding]:
-        return [f for f in found if kinds is None or f.kind in kinds]
-
     if findings is not None:
-        return _apply(text, wanted(findings))
-    for _ in range(_digits_and_ats(text) + 1):
-        found = wanted(find_identifiers(text))
+        return _apply(text, [f for f in findings if kinds is None or f.kind in kinds])
+    return _redact(text, _normalise(text), kinds)
+
+
+def _redact(text: str, norm: _Normalised, kinds: set[IdentifierKind] | None) -> str:
+    only_hetus = kinds is not None and kinds <= {IdentifierKind.HETU}
+    for _ in range(_units(norm) + 1):
+        found = [f for f in _find(norm, only_hetus) if kinds is None or f.kind in kinds]
         if not found:
             break
         text = _apply(text, found)
+        norm = _normalise(text)
     return text
+
+
+_HETU_DIGITS = 9
+
+
+def scrub(text: str) -> str:
+    """Remove hetus from text read back out of storage.
+
+    For everything built from stored rows (digests, reports, exports, notices):
+    rows stored before the guard, or before it knew a trick, must not show a
+    hetu either. The same as ``redact(text, kinds={IdentifierKind.HETU})``,
+    without looking for the other kinds; a text with fewer than nine digits
+    cannot hold a hetu and is returned at once.
+    """
+    if text.isascii() and sum(map(text.count, "0123456789")) < _HETU_DIGITS:
+        return text
+    norm = _normalise(text)
+    if sum(map(norm.text.count, "0123456789")) < _HETU_DIGITS:
+        return text
+    return _redact(text, norm, {IdentifierKind.HETU})

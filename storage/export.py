@@ -21,7 +21,6 @@ import csv
 import hashlib
 import hmac
 import json
-import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
@@ -35,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows import privacy
 from flows.i18n import label, t
-from flows.privacy import IdentifierKind, redact
 from flows.taxonomy import (
     ESCALATION,
     FREQUENCY,
@@ -204,15 +203,12 @@ def local_bounds(start: date, end: date, zone: tzinfo) -> tuple[datetime, dateti
     )
 
 
-# A hetu has nine digits; text with fewer cannot hold one and skips the slower search.
-_MANY_DIGITS = re.compile(r"(?:\D*\d){9}")
-
-
 def scrub(text: str | None) -> str | None:
-    """Last line of defence: no hetu leaves in an export, even one stored before the guard."""
-    if text is None or not _MANY_DIGITS.match(text):
-        return text
-    return redact(text, kinds={IdentifierKind.HETU})
+    """Last line of defence: no hetu leaves in an export, even one stored before the guard.
+
+    :func:`flows.privacy.scrub` for a column that may be NULL.
+    """
+    return None if text is None else privacy.scrub(text)
 
 
 async def iter_records(

@@ -33,7 +33,7 @@ from storage.export import (
     write_xlsx,
 )
 from storage.models import Observation
-from tests.datacare_helpers import HETU, World, observation, seed
+from tests.datacare_helpers import HETU, World, add, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 
@@ -211,6 +211,30 @@ async def test_no_chat_id_or_hetu_in_any_export(world: World, tmp_path: Path) ->
         assert not re.search(r"\d{6}[-+A]\d{3}[0-9A-Z]", text)
     # The rest of the sentence around the hetu survives.
     assert "kohtelu palvelussa huolestuttaa" in texts[1]
+
+
+async def test_an_obfuscated_hetu_in_an_old_row_is_scrubbed_from_the_csv(world: World) -> None:
+    # Stored before the guard knew the trick: zero-width characters and a soft
+    # hyphen inside the code, a line break after the sign.
+    hidden = "13\u200b10\u200b52\u00ad-\n308\u2060T"
+    await add(
+        world,
+        "obfuscated",
+        observation(
+            world.people["anna"],
+            NOW - 900 * timedelta(days=1),
+            "helsinki",
+            description=f"Asiakas {hidden} ohjattiin pois.",
+            quote=f"Mun hetu on {hidden}",
+        ),
+    )
+    rows = list(csv.DictReader(io.StringIO(await export_text(world, "csv"))))
+    row = next(r for r in rows if r["id"] == str(world.observations["obfuscated"]))
+    assert row["description"] == "Asiakas [HETU] ohjattiin pois."
+    assert row["quote"] == "Mun hetu on [HETU]"
+    for text in (row["description"], row["quote"]):
+        assert not any(c.isdigit() for c in text)
+        assert not any(c in text for c in "\u200b\u00ad\u2060")
 
 
 async def test_an_export_in_progress_does_not_hold_back_a_workers_entry(world: World) -> None:
