@@ -10,8 +10,8 @@ For every N this runs, one after the other:
   button, so the simulated people have something to press) and stores nothing.
   The ratios are taken against this one;
 * **baseline (our PTB setup)**: the same handler in the very ``Application``
-  our transport builds (``bot.telegram.build_application``: the aiohttp
-  request of ``bot.telegram_http``, pool size, timeouts, rate limiter): what
+  our transport builds (``bot.transports.telegram.build_application``: the aiohttp
+  request of ``bot.transports.telegram_http``, pool size, timeouts, rate limiter): what
   PTB alone costs on our HTTP layer, for comparison;
 * **havainto** on each backend: the real runtime (``bot.app.build_runtime``,
   the Telegram transport with long polling, the service, the real database).
@@ -34,7 +34,7 @@ process). Throughput is all updates over the time from the first push to the
 last reply. Bot CPU is the bot process's user+system time per update.
 
 ``--rate-limit production`` keeps PTB's ``AIORateLimiter`` at Telegram's
-30 messages per second for the whole bot, as ``bot.telegram`` configures it;
+30 messages per second for the whole bot, as ``bot.transports.telegram`` configures it;
 ``--rate-limit off`` (default) lifts it so the figures measure our code and
 not Telegram's flood limit. See ``bench/RESULTS.md`` for what that means.
 """
@@ -100,12 +100,12 @@ def _lift_rate_limit() -> None:
     """Let the bot send as fast as the fake answers (Telegram's flood limit lifted)."""
     from telegram.ext import AIORateLimiter
 
-    import bot.telegram
+    import bot.transports.telegram
 
     def unlimited(**kwargs: Any) -> AIORateLimiter:
         return AIORateLimiter(overall_max_rate=0, group_max_rate=0, **kwargs)
 
-    setattr(bot.telegram, "AIORateLimiter", unlimited)  # noqa: B010
+    setattr(bot.transports.telegram, "AIORateLimiter", unlimited)  # noqa: B010
 
 
 BASELINES = {"baseline": "baseline (bare PTB)", "baseline-ours": "baseline (our PTB setup)"}
@@ -123,7 +123,7 @@ async def _serve(
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
         from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, TypeHandler
 
-        from bot.telegram import build_application
+        from bot.transports.telegram import build_application
 
         if mode == "baseline":
             builder = (

@@ -3,7 +3,7 @@
 Pure: no database, chat library or event loop. The figures come from
 ``storage.digest_queries`` (``weekly_digest_data``, ``monthly_summary_data``);
 the delivery side renders them with ``render_weekly``/``render_monthly`` and
-splits the text with ``bot.transport.split_text``.
+splits the text with ``bot.router.split_text``.
 """
 
 from digests.model import (

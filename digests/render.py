@@ -8,7 +8,7 @@ as a CSV file for Excel.
 
 Layout rules that the delivery side relies on:
 
-* sections are separated by blank lines, so ``bot.transport.split_text``
+* sections are separated by blank lines, so ``bot.router.split_text``
   cuts a long digest at section boundaries first, then at line ends;
 * every HTML tag opens and closes on the same line, so a cut at any line end
   leaves each piece well-formed;
