@@ -54,6 +54,7 @@ from bot.service import Clock, Havainto
 from flows.capture import Area, FlowContext, area_label
 from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import label, t
+from flows.privacy import scrub
 from storage import escalations as esc
 from storage import repo
 from storage.db import Database
@@ -187,9 +188,10 @@ class EscalationDesk:
                 area_label(entry.area, FlowContext(lang, entry.observed_at, areas)),
             )
         add("esc.field.observed", self._when(entry.observed_at, lang))
-        add("esc.field.description", _cut(entry.description or "-", DESCRIPTION_LIMIT))
+        # Read back out of storage: scrubbed like every read-out (rows older than the guard).
+        add("esc.field.description", _cut(scrub(entry.description or "-"), DESCRIPTION_LIMIT))
         if entry.action:
-            add("esc.field.action", _cut(entry.action, ACTION_LIMIT))
+            add("esc.field.action", _cut(scrub(entry.action), ACTION_LIMIT))
         if reporter is not None:
             add("esc.field.reporter", reporter)
         if acknowledged is not None:
@@ -197,7 +199,7 @@ class EscalationDesk:
         if status not in ("open", "acknowledged"):
             shown_status = f"{_t(lang, 'esc.field.status')}: {_t(lang, f'status.{status}')}"
             if status_text:
-                shown_status += f" – {status_text}"
+                shown_status += f" – {scrub(status_text)}"
             lines.append((shown_status, html.escape(shown_status)))
         buttons: list[tuple[Choice, ...]] = []
         if acknowledged is None:

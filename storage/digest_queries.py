@@ -51,6 +51,7 @@ from digests.periods import (
     shift_month,
     shift_week,
 )
+from flows import privacy
 from flows.taxonomy import GROUP, SIGNAL, THEME
 from storage.models import EscalationEvent, Observation, Team
 
@@ -60,6 +61,13 @@ MAX_QUOTES = 3
 QUOTE_CANDIDATES = 30
 LEADING = 5
 _IN_CHUNK = 500  # ids per IN (...) list, far below every backend's parameter limit
+
+
+def _scrub(text: str | None) -> str | None:
+    """Free text read back out: no hetu, even in a row stored before the guard knew it."""
+    return None if text is None else privacy.scrub(text)
+
+
 _ID_CHUNK = 5000  # ids per IN (...) list of a bare id look-up (limits: 32,766 / 32,767)
 
 _THEME_ORDER = {code: i for i, code in enumerate(THEME.codes)}
@@ -118,7 +126,7 @@ async def _statuses(
             .order_by(EscalationEvent.created_at, EscalationEvent.id)
         )
         for observation_id, status, created_at, text in rows:
-            latest[observation_id] = StatusInfo(status=status, at=created_at, text=text)
+            latest[observation_id] = StatusInfo(status=status, at=created_at, text=_scrub(text))
     return latest
 
 
@@ -186,8 +194,8 @@ async def _escalation_items(
                 population_group=group,
                 signal=signal,
                 area=area,
-                description=description,
-                action=action,
+                description=_scrub(description),
+                action=_scrub(action),
                 observed_at=observed_at,
                 recorded_at=recorded_at,
                 status=status,
@@ -305,7 +313,7 @@ async def weekly_digest_data(
         .order_by(EscalationEvent.created_at, EscalationEvent.id)
     )
     answers = [
-        LeaderAnswer(observation_id, theme, status, text or "", at)
+        LeaderAnswer(observation_id, theme, status, privacy.scrub(text or ""), at)
         for observation_id, theme, status, text, at in answer_rows
     ]
 
@@ -338,7 +346,9 @@ async def _weekly_quotes(
         .order_by(Observation.observed_at.desc(), Observation.id.desc())
         .limit(QUOTE_CANDIDATES)
     )
-    candidates = [Quote(text, theme) for text, theme in rows if text and text.strip()]
+    candidates = [
+        Quote(privacy.scrub(text), theme) for text, theme in rows if text and text.strip()
+    ]
     chosen: list[Quote] = []
     for quote in candidates:
         if len(chosen) < MAX_QUOTES and quote.theme not in {q.theme for q in chosen}:

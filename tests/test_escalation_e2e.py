@@ -121,9 +121,7 @@ async def test_worker_and_unenrolled_presses_are_refused(
         calls = await bot.press(user, f"esc:ack:{number}", chat_id=LEADER_CHAT)
         # Answered to the presser alone: nothing is posted to the leaders' channel.
         assert texts_to(calls, LEADER_CHAT) == []
-        [refusal] = [
-            str(c.params.get("text")) for c in calls if c.method == "answerCallbackQuery"
-        ]
+        [refusal] = [str(c.params.get("text")) for c in calls if c.method == "answerCallbackQuery"]
         assert "Vain johtajat" in refusal
         assert not any(c.method == "editMessageText" for c in calls)
         assert not texts_to(calls, WORKER)

@@ -220,7 +220,7 @@ async def scenario(config_path: Path, typed: dict[str, str]) -> list[str]:
 
 @seed(SEED)
 @settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -1011,9 +1011,7 @@ async def test_double_tap_and_two_workers_at_once(bot: TelegramBot) -> None:
     # The answer is edited into the pressed question; the repeat changes nothing in the
     # chat (it is answered to Anna alone) and never overtakes the answer.
     assert to_anna == [fi("ask.group")], to_anna
-    answers = [
-        c.params.get("text") for c in fake.sent[mark:] if c.method == "answerCallbackQuery"
-    ]
+    answers = [c.params.get("text") for c in fake.sent[mark:] if c.method == "answerCallbackQuery"]
     assert fi("flow.stale_button") in answers, answers
 
 
