@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config, TeamConfig
 from bot.router import Router, split_text
 from bot.service import Clock, Havainto
+from flows import commands
 from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
 from flows.i18n import t
 from storage import ledger, repo
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("havainto.delivery")
 
 DOMAIN = "escalation"
-WEEK_COMMANDS = frozenset({"viikko", "vecka", "week"})
-MONTH_COMMANDS = frozenset({"kuukausi", "manad", "månad", "month"})
+WEEK_COMMANDS = commands.words("week")
+MONTH_COMMANDS = commands.words("month")
 WEEK_ROLES = frozenset({"lead", "admin"})
 MONTH_ROLES = frozenset({"leader", "admin"})
 WHOLE_ORGANISATION = "all"

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.inflight import InFlight
 from bot.spool import Spool, is_unavailable, spool_path
-from flows import capture, textguard
+from flows import capture, commands, own, textguard
 from flows.capture import Area, FlowContext, Save
 from flows.events import (
     Alert,
@@ -47,7 +47,7 @@ from flows.events import (
     Reply,
     TextIn,
 )
-from flows.i18n import LANGUAGES, label, normalise_language, t
+from flows.i18n import LANGUAGES, normalise_language, t
 from flows.taxonomy import TAXONOMY_VERSION
 from storage import enrolment_guard, held, repo
 from storage.db import Database
@@ -64,9 +64,9 @@ EventHandler = Callable[
     [AsyncSession, Incoming, "repo.Member | None", datetime], Awaitable[list[Outbound] | None]
 ]
 
-HELP_COMMANDS = frozenset({"apua", "help", "hjalp", "hjälp"})
-LANGUAGE_COMMANDS = frozenset({"kieli", "language", "lang", "sprak", "språk"})
-OWN_COMMANDS = frozenset({"omat", "mine", "mina", "egna"})
+HELP_COMMANDS = commands.words("help")
+LANGUAGE_COMMANDS = commands.words("language")
+OWN_COMMANDS = commands.words("own")
 FLOW_COMMANDS = capture.NEW_COMMANDS | capture.CANCEL_COMMANDS
 LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
 OBSERVATION_FIELDS = (
@@ -618,32 +618,19 @@ class Havainto:
         self, session: AsyncSession, member: repo.Member, turn: _Turn
     ) -> Message:
         entries = await repo.recent_observations(session, member.person_id, limit=10)
-        if not entries:
-            return Message(t(turn.lang, "svc.own_empty"))
-        lines = [t(turn.lang, "svc.own_title")]
-        rows: list[tuple[Choice, ...]] = []
-        for entry in entries:
-            when = format_datetime(
-                entry.observed_at, "d.M. HH:mm", tzinfo=self.zone, locale=turn.lang
+        shown = [
+            own.OwnEntry(
+                number=entry.id,
+                when=format_datetime(
+                    entry.observed_at, "d.M. HH:mm", tzinfo=self.zone, locale=turn.lang
+                ),
+                theme=entry.theme,
+                text=entry.description or "",
+                editable=self._editable(entry, turn.now),
             )
-            text = (entry.description or "").replace("\n", " ")
-            short = text if len(text) <= 60 else text[:59] + "…"
-            lines.append(f"#{entry.id} · {when} · {label(entry.theme, turn.lang)} · {short}")
-            if self._editable(entry, turn.now):
-                rows.append(
-                    (
-                        Choice(
-                            t(turn.lang, "button.own_edit", number=entry.id), f"own:edit:{entry.id}"
-                        ),
-                        Choice(
-                            t(turn.lang, "button.own_withdraw", number=entry.id),
-                            f"own:del:{entry.id}",
-                        ),
-                    )
-                )
-        if rows:
-            lines.append(t(turn.lang, "svc.own_editable", hours=self._window_hours()))
-        return Message("\n".join(lines), tuple(rows))
+            for entry in entries
+        ]
+        return own.listing(shown, turn.lang, self._window_hours())
 
     def _window_hours(self) -> str:
         return f"{self.config.flow.edit_window_hours:g}"
@@ -666,18 +653,17 @@ class Havainto:
                 Message(t(rest, "svc.language_set")),
                 *await self._open_question(session, changed, turn),
             )
-        if kind == "own":
-            action, _, number = rest.partition(":")
-            if number.isdecimal():
-                return await self._own_action(session, turn, member, action, int(number))
+        if kind == own.PREFIX and (press := own.parse(data)) is not None:
+            return await self._own_action(session, turn, member, press)
         # The payload came from the client: log only whether its kind is one of ours.
         known = kind if kind in ("lang", "own") else "unknown"
         log.warning("choice_refused person=%s kind=%s", member.person_id, known)
         return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
 
     async def _own_action(
-        self, session: AsyncSession, turn: _Turn, member: repo.Member, action: str, number: int
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, press: own.Press
     ) -> list[Outbound]:
+        number = press.number
         entry = await repo.get_observation(session, number)
         if entry is None or entry.person_id != member.person_id:
             log.warning("choice_refused person=%s reason=not_owner", member.person_id)
@@ -686,7 +672,14 @@ class Havainto:
             return turn.reply(
                 Message(t(turn.lang, "svc.too_old", number=number, hours=self._window_hours()))
             )
-        if action == "edit":
+        state_key = f"own:withdraw:{member.person_id}"
+        pending = own.Pending.from_text(await repo.get_state(session, state_key))
+        decision = own.advance(pending, press, turn.lang, secrets.token_hex(3))
+        if decision.pending != pending:
+            await repo.set_state(
+                session, state_key, decision.pending.to_text() if decision.pending else ""
+            )
+        if decision.action == "edit":
             if await repo.load_draft(session, member.person_id) is not None:
                 return turn.reply(Message(t(turn.lang, "svc.finish_draft_first")))
             values = {name: getattr(entry, name) for name in OBSERVATION_FIELDS}
@@ -704,22 +697,13 @@ class Havainto:
                 turn.now,
             )
             return turn.reply(*result.replies)
-        if action == "del":
-            buttons = (
-                Choice(t(turn.lang, "button.yes_withdraw"), f"own:delyes:{number}"),
-                Choice(t(turn.lang, "button.no"), f"own:delno:{number}"),
-            )
-            return turn.reply(
-                Message(t(turn.lang, "svc.withdraw_confirm", number=number), (buttons,))
-            )
-        if action == "delyes":
+        if decision.action == "withdraw":
             entry.withdrawn_at = turn.now
             entry.updated_at = turn.now
             log.info("observation_withdrawn id=%s", entry.id)
-            return turn.reply(Message(t(turn.lang, "svc.withdrawn", number=number)))
-        if action == "delno":
-            return turn.reply(Message(t(turn.lang, "svc.kept", number=number)))
-        return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
+        elif decision.action == "refuse":
+            log.warning("choice_refused person=%s reason=unconfirmed", member.person_id)
+        return turn.reply(*decision.replies)
 
     # --- the capture flow ----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from flows import taxonomy
+from flows import commands, taxonomy
 from flows.events import (
     Alert,
     Choice,
@@ -271,8 +271,8 @@ def from_observation(values: dict[str, Any], observation_id: int, ctx: FlowConte
 # --- commands ------------------------------------------------------------------
 
 
-NEW_COMMANDS = frozenset({"uusi", "new", "ny"})
-CANCEL_COMMANDS = frozenset({"peru", "cancel", "avbryt"})
+NEW_COMMANDS = commands.words("new")
+CANCEL_COMMANDS = commands.words("cancel")
 
 
 def _command(draft: Draft | None, event: CommandIn, ctx: FlowContext) -> Result:

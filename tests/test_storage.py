@@ -66,7 +66,7 @@ class Chat:
         for outbound in reversed(self.last):
             if isinstance(outbound.reply, Message):
                 for choice in outbound.reply.flat_choices():
-                    if choice.data.endswith(value):
+                    if choice.data.endswith(value) or choice.data.startswith(value + ":"):
                         return await self.send(ChoiceIn(choice.data))
         raise AssertionError(f"no button {value!r} in {self.texts()}")
 

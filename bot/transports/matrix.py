@@ -60,13 +60,10 @@ from nio.crypto import ENCRYPTION_ENABLED
 from bot.config import MatrixConfig
 from bot.router import Router, split_text
 from bot.service import (
-    HELP_COMMANDS,
-    LANGUAGE_COMMANDS,
-    OWN_COMMANDS,
     Havainto,
 )
 from bot.transports.base import Health, StateStore, answer_by_number, receive
-from flows import capture
+from flows import capture, commands
 from flows.events import (
     Choice,
     ChoiceIn,
@@ -122,14 +119,7 @@ MEDIA_KINDS = {
 }
 POLL_TYPES = frozenset({"m.poll.start", "org.matrix.msc3381.poll.start"})
 # Commands users see in our texts: written with "!" on Matrix.
-KNOWN_COMMANDS = frozenset(
-    {"start"}
-    | HELP_COMMANDS
-    | LANGUAGE_COMMANDS
-    | OWN_COMMANDS
-    | capture.NEW_COMMANDS
-    | capture.CANCEL_COMMANDS
-)
+KNOWN_COMMANDS = commands.ALL_WORDS
 _COMMAND_IN = re.compile(r"^[!/](\w+)(?:\s+(.*))?$", re.DOTALL)
 _COMMAND_OUT = re.compile(
     r"(?<![\w/<:.])/("

@@ -19,6 +19,7 @@ from typing import TextIO
 from bot.router import Router
 from bot.service import Havainto
 from bot.transports.base import CannotEdit, Health, answer_by_number, receive
+from flows import commands
 from flows.events import (
     Choice,
     ChoiceIn,
@@ -36,7 +37,7 @@ from flows.events import (
 log = logging.getLogger("havainto.terminal")
 
 LOCAL_USER = "local"
-LOCATION_COMMANDS = frozenset({"sijainti", "location", "plats"})
+LOCATION_COMMANDS = commands.words("location")
 
 
 class TerminalTransport:

@@ -1,0 +1,37 @@
+"""Every command word Havainto answers, with its aliases: the one catalogue.
+
+A command has a stable name (``new``) and the words people type for it in
+Finnish, Swedish and English (``/uusi``, ``/ny``, ``/new``; on Matrix also with
+``!``). The service, the conversations, every transport (Matrix rewrites the
+commands in its texts to ``!``) read their words from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: command name -> the words typed for it (lower case, without "/" or "!").
+COMMANDS: Mapping[str, frozenset[str]] = {
+    "start": frozenset({"start"}),
+    "new": frozenset({"uusi", "new", "ny"}),
+    "cancel": frozenset({"peru", "cancel", "avbryt"}),
+    "help": frozenset({"apua", "help", "hjalp", "hjälp"}),
+    "language": frozenset({"kieli", "language", "lang", "sprak", "språk"}),
+    "own": frozenset({"omat", "mine", "mina", "egna"}),
+    "week": frozenset({"viikko", "vecka", "week"}),
+    "month": frozenset({"kuukausi", "manad", "månad", "month"}),
+    "location": frozenset({"sijainti", "location", "plats"}),
+}
+
+ALL_WORDS: frozenset[str] = frozenset(word for words in COMMANDS.values() for word in words)
+
+
+def words(name: str) -> frozenset[str]:
+    """The words typed for the command ``name``."""
+    return COMMANDS[name]
+
+
+def command_of(word: str) -> str | None:
+    """The command a typed word stands for (``ny`` -> ``new``), or None."""
+    lowered = word.lower()
+    return next((name for name, typed in COMMANDS.items() if lowered in typed), None)

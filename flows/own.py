@@ -1,0 +1,125 @@
+"""A worker's own entries (``/omat``): list, correct, withdraw. Pure, no I/O.
+
+The host gives the entries it read (``OwnEntry``) and the withdrawal the worker
+was last asked to confirm (``Pending``, stored between events); ``listing``
+renders the list, ``advance`` decides what a press on one of its buttons does.
+Withdrawing takes two presses: "Withdraw #N" opens a confirmation with a fresh
+key, and only "Yes" of that very confirmation withdraws (a copied or replayed
+``own:delyes`` changes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from flows.events import Alert, Choice, Message
+from flows.i18n import label, t
+
+PREFIX = "own"
+SHORT = 60  # characters of an entry's text shown in the list
+
+
+@dataclass(frozen=True)
+class OwnEntry:
+    """One of the worker's recent entries, as the list shows it."""
+
+    number: int
+    when: str  # observed, formatted in the worker's language and zone
+    theme: str
+    text: str
+    editable: bool  # still within the correction window, not withdrawn
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A withdrawal the worker was asked to confirm."""
+
+    number: int
+    key: str
+
+    def to_text(self) -> str:
+        return f"{self.number}:{self.key}"
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Pending | None:
+        number, _, key = (text or "").partition(":")
+        return cls(int(number), key) if number.isdecimal() and key else None
+
+
+@dataclass(frozen=True)
+class Press:
+    """A parsed ``own:`` button."""
+
+    action: str
+    number: int
+    key: str = ""
+
+
+Action = Literal["edit", "withdraw", "ask", "keep", "refuse"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do: the action for the host, the pending withdrawal to store, the replies."""
+
+    action: Action
+    pending: Pending | None
+    replies: tuple[Message | Alert, ...] = ()
+
+
+def parse(data: str) -> Press | None:
+    parts = data.split(":")
+    if len(parts) not in (3, 4) or parts[0] != PREFIX or not parts[2].isdecimal():
+        return None
+    return Press(parts[1], int(parts[2]), parts[3] if len(parts) == 4 else "")
+
+
+def listing(entries: list[OwnEntry], lang: str, window_hours: str) -> Message:
+    """The worker's recent entries, with Correct / Withdraw for those still editable."""
+    if not entries:
+        return Message(t(lang, "svc.own_empty"))
+    lines = [t(lang, "svc.own_title")]
+    rows: list[tuple[Choice, ...]] = []
+    for entry in entries:
+        text = entry.text.replace("\n", " ")
+        short = text if len(text) <= SHORT else text[: SHORT - 1] + "…"
+        lines.append(f"#{entry.number} · {entry.when} · {label(entry.theme, lang)} · {short}")
+        if entry.editable:
+            rows.append(
+                (
+                    Choice(
+                        t(lang, "button.own_edit", number=entry.number),
+                        f"{PREFIX}:edit:{entry.number}",
+                    ),
+                    Choice(
+                        t(lang, "button.own_withdraw", number=entry.number),
+                        f"{PREFIX}:del:{entry.number}",
+                    ),
+                )
+            )
+    if rows:
+        lines.append(t(lang, "svc.own_editable", hours=window_hours))
+    return Message("\n".join(lines), tuple(rows))
+
+
+def advance(pending: Pending | None, press: Press, lang: str, key: str) -> Decision:
+    """A press on an own-entry button of an entry the host found editable and the
+    worker's own. ``key`` is a fresh random token for a new confirmation."""
+    number = press.number
+    if press.action == "edit":
+        return Decision("edit", pending)
+    if press.action == "del":
+        asked = Pending(number, key)
+        buttons = (
+            Choice(t(lang, "button.yes_withdraw"), f"{PREFIX}:delyes:{number}:{key}"),
+            Choice(t(lang, "button.no"), f"{PREFIX}:delno:{number}:{key}"),
+        )
+        return Decision(
+            "ask", asked, (Message(t(lang, "svc.withdraw_confirm", number=number), (buttons,)),)
+        )
+    if press.action in ("delyes", "delno") and pending == Pending(number, press.key):
+        if press.action == "delyes":
+            return Decision("withdraw", None, (Message(t(lang, "svc.withdrawn", number=number)),))
+        return Decision("keep", None, (Message(t(lang, "svc.kept", number=number)),))
+    return Decision("refuse", pending, (Alert(t(lang, "flow.stale_button")),))

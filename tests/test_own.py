@@ -1,0 +1,49 @@
+"""A worker's own entries (flows.own): pure, and withdrawal needs its own confirmation."""
+
+from __future__ import annotations
+
+from flows import own
+from flows.events import Alert, Message
+from flows.i18n import t
+
+
+def entry(number: int, editable: bool = True) -> own.OwnEntry:
+    return own.OwnEntry(number, "3.12. 14:02", "theme.housing", "Yösuoja täynnä " * 8, editable)
+
+
+def test_the_list_offers_correct_and_withdraw_for_editable_entries_only() -> None:
+    listing = own.listing([entry(2), entry(1, editable=False)], "fi", "24")
+    assert listing.text.splitlines()[0] == t("fi", "svc.own_title")
+    assert "#2" in listing.text and "#1" in listing.text and "…" in listing.text
+    assert [c.data for c in listing.flat_choices()] == ["own:edit:2", "own:del:2"]
+    assert own.listing([], "sv", "24").text == t("sv", "svc.own_empty")
+
+
+def test_withdraw_takes_the_confirmation_it_opened() -> None:
+    asked = own.advance(None, own.Press("del", 7), "fi", key="k1")
+    assert asked.action == "ask" and asked.pending == own.Pending(7, "k1")
+    [question] = asked.replies
+    assert isinstance(question, Message)
+    yes, no = (c.data for c in question.flat_choices())
+    assert (yes, no) == ("own:delyes:7:k1", "own:delno:7:k1")
+    press = own.parse(yes)
+    assert press is not None
+    done = own.advance(asked.pending, press, "fi", key="k2")
+    assert done.action == "withdraw" and done.pending is None
+
+
+def test_a_yes_without_its_confirmation_changes_nothing() -> None:
+    for pending in (None, own.Pending(7, "other"), own.Pending(8, "k1")):
+        for data in ("own:delyes:7", "own:delyes:7:k1", "own:delno:7:k1"):
+            press = own.parse(data)
+            assert press is not None
+            if pending == own.Pending(7, "k1"):
+                continue
+            decision = own.advance(pending, press, "fi", key="k9")
+            assert decision.action == "refuse" and decision.pending == pending
+            assert [type(r) for r in decision.replies] == [Alert]
+
+
+def test_pending_survives_the_store() -> None:
+    assert own.Pending.from_text(own.Pending(12, "ab12cd").to_text()) == own.Pending(12, "ab12cd")
+    assert own.Pending.from_text("") is None and own.Pending.from_text(None) is None
