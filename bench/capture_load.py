@@ -13,7 +13,7 @@ For every N this runs, one after the other:
   our transport builds (``bot.transports.telegram.build_application``: the aiohttp
   request of ``bot.transports.telegram_http``, pool size, timeouts, rate limiter): what
   PTB alone costs on our HTTP layer, for comparison;
-* **havainto** on each backend: the real runtime (``bot.app.build_runtime``,
+* **havainto** on each backend: the real runtime (``bot.runtime.build_runtime``,
   the Telegram transport with long polling, the service, the real database).
 
 The bot runs in a process of its own, the fake Bot API server
@@ -159,7 +159,7 @@ async def _serve(
 
         stopper = stop_baseline
     else:
-        from bot.app import build_runtime
+        from bot.runtime import build_runtime
 
         runtime = await build_runtime(config, terminal=False)
         for transport in runtime.transports:

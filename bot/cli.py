@@ -66,7 +66,7 @@ def run(
     ] = None,
 ) -> None:
     """Start every configured transport (the terminal chat when none is configured)."""
-    from bot.app import run_bot
+    from bot.runtime import run_bot
 
     cfg = _config(config)
     # The terminal chat owns the screen: its logs go to a file.
@@ -154,7 +154,7 @@ def health(
     Without --url: the config loads, the database answers and its schema is current.
     With --url: the running bot's own report (database, transports, scheduler, spool).
     """
-    from bot.health import fetch_health, offline_health
+    from bot.runtime.health import fetch_health, offline_health
 
     if url is not None:
         report, healthy = asyncio.run(fetch_health(url, timeout))

@@ -142,7 +142,7 @@ def _report(outcomes: list[Any]) -> int:
 
 def _with_runtime(cfg: Config, work: Any, send: bool) -> int:
     async def main() -> int:
-        from bot.app import build_runtime
+        from bot.runtime import build_runtime
         from bot.transports.telegram import TelegramTransport
 
         runtime = await build_runtime(cfg, terminal=False)

@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.app import build_runtime
 from bot.config import load_config
 from bot.delivery import Outcome
-from bot.scheduler import build_scheduler
+from bot.runtime import build_runtime
+from bot.runtime.scheduler import build_scheduler
 from bot.transports.telegram import TelegramTransport
 from storage.models import Delivery
 

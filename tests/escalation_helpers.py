@@ -1,6 +1,6 @@
 """A small driver for the escalation and delivery tests: the real bot on the fake Bot API.
 
-``Bot`` runs ``bot.app.build_runtime`` (service, escalation and digest desks, the
+``Bot`` runs ``bot.runtime.build_runtime`` (service, escalation and digest desks, the
 real PTB ``Application`` polling ``tests.fake_telegram.FakeTelegram`` over HTTP on
 127.0.0.1). ``act`` pushes one update and waits until the bot has *finished* it: a
 ``TypeHandler`` in a group after the bot's own handlers runs when they are done.
@@ -18,8 +18,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ContextTypes, TypeHandler
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config
+from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
 from tests.fake_telegram import FakeTelegram, SentCall, keyboard
 

@@ -1,6 +1,6 @@
 """A small driver for end-to-end tests of the Telegram transport.
 
-``TelegramBot`` runs the real bot (``bot.app.build_runtime``: service, router,
+``TelegramBot`` runs the real bot (``bot.runtime.build_runtime``: service, router,
 PTB ``Application`` with its updater) against ``tests.fake_telegram.FakeTelegram``
 over real HTTP on 127.0.0.1. ``Worker`` plays one Telegram user in their private
 chat::
@@ -38,8 +38,8 @@ from sqlalchemy import select
 from telegram import Update
 from telegram.ext import ContextTypes, TypeHandler
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config
+from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
 from storage.models import Base
 from tests.fake_telegram import FakeTelegram, SentCall, keyboard

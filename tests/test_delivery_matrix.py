@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import nio
 import pytest
 
-from bot.app import Runtime
 from bot.config import Config
+from bot.runtime import Runtime
 from tests.conftest import TEST_TEAMS
 from tests.synapse_harness import Synapse
 from tests.test_matrix_e2e import (  # noqa: F401 - the fixtures are used by name

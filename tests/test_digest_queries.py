@@ -23,7 +23,8 @@ from sqlalchemy import delete, select, text
 
 from bot.config import load_config
 from bot.router import split_text
-from bot.scheduler import job_specs, planner_statistics_job, register, unregister
+from bot.runtime.jobs import planner_statistics_job, register, unregister
+from bot.runtime.scheduler import job_specs
 from digests.model import (
     CountRow,
     LeaderAnswer,

@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 from telegram import Update
 from telegram.ext import ContextTypes, TypeHandler
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config, load_config
+from bot.runtime import Runtime, build_runtime
 from bot.service import Havainto
 from bot.spool import Spool, is_unavailable, spool_path
 from bot.transports.telegram import TelegramTransport

@@ -11,7 +11,7 @@ bots, with fields left out at random. Texts run up to 5,000 characters of odd
 Unicode (no lone surrogates: Telegram sends UTF-8). Each update is parsed by
 PTB (``Update.de_json``; what PTB itself refuses is counted and skipped, and
 must stay a minority) and handed to ``Application.process_update`` of the real
-``TelegramTransport`` that ``bot.app.build_runtime`` builds, whose Bot API is
+``TelegramTransport`` that ``bot.runtime.build_runtime`` builds, whose Bot API is
 ``tests.fake_telegram.FakeTelegram``: every reply really goes out over HTTP. A
 few hundred more take the long way, through the fake's ``getUpdates``.
 
@@ -81,8 +81,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, ContextTypes, TypeHandler
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config
+from bot.runtime import Runtime, build_runtime
 from bot.transports.matrix import MatrixTransport
 from bot.transports.telegram import TelegramTransport
 from storage import repo

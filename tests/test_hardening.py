@@ -1,6 +1,6 @@
 """Hardening found by attacking the bot over the Bot API, each point black-box.
 
-The real bot (``bot.app.build_runtime``, the real PTB ``Application``) runs against
+The real bot (``bot.runtime.build_runtime``, the real PTB ``Application``) runs against
 ``tests.fake_telegram.FakeTelegram`` over HTTP on 127.0.0.1, on SQLite and PostgreSQL:
 
 * a 5xx on "Saved #N" is retried, and when it outlasts the retries the confirmation

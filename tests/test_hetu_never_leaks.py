@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.app import build_runtime
 from bot.cli import app
 from bot.config import load_config
+from bot.runtime import build_runtime
 from digests.periods import month_label, week_of
 from flows.events import (
     Alert,

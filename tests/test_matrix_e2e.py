@@ -26,8 +26,8 @@ import nio
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import DatabaseState, Runtime, build_runtime
 from bot.config import Config
+from bot.runtime import DatabaseState, Runtime, build_runtime
 from bot.transports.matrix import KEYCAPS, MatrixTransport, matrix_commands, render_message
 from flows import taxonomy
 from flows.events import Choice, Document, Image, Message, Outbound

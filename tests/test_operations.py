@@ -23,9 +23,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config, load_config
-from bot.scheduler import build_scheduler
+from bot.runtime import Runtime, build_runtime
+from bot.runtime.scheduler import build_scheduler
 from bot.service import Havainto
 from bot.transports.telegram import SECRET_HEADER, TelegramTransport
 from flows.i18n import t

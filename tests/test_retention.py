@@ -10,16 +10,12 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
-from bot.app import Runtime, build_runtime
 from bot.config import Config
-from bot.datacare import (
-    data_care_job_specs,
-    nudge_quiet_workers,
-    quiet_nudge_job,
-    retain,
-    retention_job,
-)
-from bot.scheduler import job_specs, register, unregister
+from bot.datacare import nudge_quiet_workers, retain
+from bot.runtime import Runtime, build_runtime
+from bot.runtime.jobs import quiet_nudge_job, register, retention_job, unregister
+from bot.runtime.scheduler import job_specs
+from bot.transports.base import CannotEdit, Health
 from flows.events import Message, Outbound
 from flows.i18n import t
 from storage import audit, enrolment_guard, held, repo
@@ -42,16 +38,31 @@ NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 class RecordingTransport:
     """A transport that keeps what it was asked to send (a fake, not a mock)."""
 
+    text_limit = 4096
+    finished = None
+
     def __init__(self, name: str = "telegram") -> None:
         self.name = name
         self.sent: list[Outbound] = []
 
     async def start(self) -> None: ...
 
+    async def stop_receiving(self) -> None: ...
+
     async def stop(self) -> None: ...
 
-    async def send(self, outbound: Outbound) -> None:
+    async def send_tracked(self, outbound: Outbound) -> str | None:
         self.sent.append(outbound)
+        return None
+
+    async def edit(self, chat_id: str, ref: str, message: Message) -> None:
+        raise CannotEdit("kept, not edited")
+
+    def is_permanent(self, error: BaseException) -> bool:
+        return False
+
+    def health(self) -> Health:
+        return Health(running=True)
 
 
 @pytest.fixture
@@ -222,8 +233,8 @@ async def test_daily_job_runs_through_the_runtime(
         result = await retain(runtime)
         # 40 days on, every other entry is over a month old, withdrawn ones too.
         assert result.texts_erased == 8
-        assert [s["id"] for s in data_care_job_specs(runtime)] == ["retention", "quiet_nudges"]
-        assert {"retention", "quiet_nudges"} <= {s["id"] for s in job_specs(runtime)}
+        specs = {s["id"]: s["func"] for s in job_specs(runtime)}
+        assert specs["retention"] is retention_job and specs["quiet_nudges"] is quiet_nudge_job
         # The scheduled functions find the running bot through the scheduler's registry.
         register(runtime)
         try:

@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Config, load_config
-from bot.scheduler import build_scheduler, job_specs, register, unregister, weekly_digest_job
+from bot.runtime.jobs import register, unregister, weekly_digest_job
+from bot.runtime.scheduler import build_scheduler, job_specs
 from storage import ledger, repo
 from storage.models import Delivery
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock

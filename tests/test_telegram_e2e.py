@@ -1,6 +1,6 @@
 """End to end on Telegram: the real bot, a fake Bot API server, a real database.
 
-Each test starts ``bot.app.build_runtime`` (service, router and the real PTB
+Each test starts ``bot.runtime.build_runtime`` (service, router and the real PTB
 ``Application`` with long polling) against ``tests.fake_telegram.FakeTelegram``
 on 127.0.0.1 and plays workers through ``tests.telegram_helpers.Worker``. It
 checks what the fake recorded (what a phone would show) and the rows in the

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bot import transports
-from bot.app import build_runtime
 from bot.config import Config
-from bot.health import health
+from bot.runtime import build_runtime
+from bot.runtime.health import health
 from bot.transports.base import CannotEdit, Health, TransportContext, receive
 from flows.events import ChoiceIn, Incoming, Message, Outbound, TextIn
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock

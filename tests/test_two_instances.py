@@ -39,9 +39,9 @@ import nio
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_runtime
 from bot.config import load_config
-from bot.scheduler import build_scheduler
+from bot.runtime import build_runtime
+from bot.runtime.scheduler import build_scheduler
 from flows.i18n import t
 from storage import repo
 from storage.db import Database

@@ -52,16 +52,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nio
 from nio.crypto import ENCRYPTION_ENABLED
 
 from bot.config import MatrixConfig
 from bot.router import Router, split_text
-from bot.service import (
-    Havainto,
-)
 from bot.transports.base import Health, StateStore, answer_by_number, receive
 from flows import capture, commands
 from flows.events import (
@@ -80,6 +77,9 @@ from flows.events import (
     TextIn,
 )
 from flows.i18n import t
+
+if TYPE_CHECKING:
+    from bot.service import Havainto
 
 log = logging.getLogger("havainto.matrix")
 # matrix-nio logs an event it cannot validate with its whole content (what people

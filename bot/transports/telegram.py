@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -41,7 +41,6 @@ from telegram.ext import (
 
 from bot.config import TelegramConfig
 from bot.router import Router, split_text
-from bot.service import Havainto
 from bot.transports.base import Health, receive
 from bot.transports.telegram_http import AiohttpRequest
 from flows.events import (
@@ -60,6 +59,9 @@ from flows.events import (
     Reprompt,
     TextIn,
 )
+
+if TYPE_CHECKING:
+    from bot.service import Havainto
 
 log = logging.getLogger("havainto.telegram")
 # httpx (PTB's default HTTP client, still imported by PTB) logs every request URL at

@@ -14,10 +14,9 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.router import Router
-from bot.service import Havainto
 from bot.transports.base import CannotEdit, Health, answer_by_number, receive
 from flows import commands
 from flows.events import (
@@ -33,6 +32,9 @@ from flows.events import (
     Outbound,
     TextIn,
 )
+
+if TYPE_CHECKING:
+    from bot.service import Havainto
 
 log = logging.getLogger("havainto.terminal")
 

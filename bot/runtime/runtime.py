@@ -18,9 +18,10 @@ from bot import transports as registry
 from bot.config import Config
 from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
-from bot.health import HealthServer, healthz_handler
+from bot.inflight import InFlight
 from bot.router import Router
-from bot.scheduler import build_scheduler
+from bot.runtime.health import HealthServer, healthz_handler
+from bot.runtime.scheduler import build_scheduler
 from bot.service import Clock, Havainto, utc_now
 from bot.spool import SpoolReplayer, is_unavailable
 from bot.transports.base import Transport, TransportContext
@@ -48,6 +49,8 @@ class Runtime:
     escalations: EscalationDesk | None = None
     digests: DigestDesk | None = None
 
+    # Scheduled jobs running now (bot.runtime.jobs): a graceful shutdown waits for them.
+    jobs: InFlight = field(default_factory=InFlight)
     # Set by run_bot (tests may leave it out); paused and shut down by stop().
     scheduler: Any = None
     replayer: SpoolReplayer | None = None
@@ -111,15 +114,9 @@ class Runtime:
         log.info("stopped")
 
     async def _wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded
-        if self.scheduler is None or not self.scheduler.running:
-            return
         # APScheduler 3 cancels running coroutine jobs on shutdown; let them end first.
-        executor = self.scheduler._lookup_executor("default")
-        pending = [f for f in getattr(executor, "_pending_futures", ()) if not f.done()]
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout)
-            if still:
-                log.warning("shutdown_jobs_cancelled count=%d", len(still))
+        if not await self.jobs.wait_idle(timeout):
+            log.warning("shutdown_jobs_cancelled count=%d", self.jobs.count)
 
 
 async def build_runtime(

@@ -53,97 +53,31 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import make_url
 
-from bot.datacare import data_care_job_specs
-from storage.planner import refresh_statistics
+from bot.runtime.jobs import (
+    DEFAULT_INSTANCE,
+    delivery_retry_job,
+    draft_reminder_job,
+    escalation_check_job,
+    monthly_summary_job,
+    planner_statistics_job,
+    quiet_nudge_job,
+    register,
+    retention_job,
+    unregister,
+    weekly_digest_job,
+)
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("havainto.scheduler")
 
 REMINDER_INTERVAL_MINUTES = 10
 RETRY_INTERVAL_MINUTES = 5
 PLANNER_STATISTICS_TIME = (3, 45)
+RETENTION_TIME = (3, 15)
+NUDGE_TIME = (10, 0)
 JOBS_TABLE = "apscheduler_jobs"
-DEFAULT_INSTANCE = "default"
-
-_RUNTIMES: dict[str, Runtime] = {}
-
-
-def register(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
-    """Make ``runtime`` the one the job functions of this process work for."""
-    _RUNTIMES[instance] = runtime
-
-
-def unregister(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
-    if _RUNTIMES.get(instance) is runtime:
-        del _RUNTIMES[instance]
-
-
-def _runtime(instance: str) -> Runtime | None:
-    runtime = _RUNTIMES.get(instance)
-    if runtime is None:
-        log.warning("job_without_runtime instance=%s", instance)
-    return runtime
-
-
-# --- the jobs (module-level: the job store keeps references to them) -------------------
-
-
-async def weekly_digest_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is not None and runtime.digests is not None:
-        outcomes = await runtime.digests.send_weekly()
-        log.info("job_done job=weekly_digests results=%s", _summary(outcomes))
-
-
-async def monthly_summary_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is None or runtime.digests is None:
-        return
-    if not runtime.digests.monthly_due_today():
-        log.debug("job_skipped job=monthly_summaries reason=not_first_working_day")
-        return
-    outcomes = await runtime.digests.send_monthly()
-    log.info("job_done job=monthly_summaries results=%s", _summary(outcomes))
-
-
-async def escalation_check_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is not None and runtime.escalations is not None:
-        await runtime.escalations.check()
-
-
-async def delivery_retry_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is not None and runtime.digests is not None:
-        outcomes = await runtime.digests.retry_due()
-        if outcomes:
-            log.info("job_done job=delivery_retries results=%s", _summary(outcomes))
-
-
-async def draft_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is not None:
-        outbounds = await runtime.service.remind_idle_drafts()
-        await runtime.router.deliver(outbounds)
-
-
-async def planner_statistics_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = _runtime(instance)
-    if runtime is not None:
-        ran = await refresh_statistics(runtime.db)
-        if ran is not None:
-            log.info("job_done job=planner_statistics ran=%r", ran)
-
-
-def _summary(outcomes: Any) -> str:
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.result] = counts.get(outcome.result, 0) + 1
-    return "+".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "none"
-
-
 # --- building the scheduler ------------------------------------------------------------
 
 
@@ -205,8 +139,19 @@ def job_specs(runtime: Runtime) -> list[dict[str, Any]]:
                 hour=PLANNER_STATISTICS_TIME[0], minute=PLANNER_STATISTICS_TIME[1], timezone=zone
             ),
         },
-        # Retention (daily) and quiet-worker nudges (weekdays): bot.datacare.
-        *data_care_job_specs(runtime),
+        # Data care (bot.datacare): retention daily, nudges to quiet workers on weekdays.
+        {
+            "id": "retention",
+            "func": retention_job,
+            "trigger": CronTrigger(hour=RETENTION_TIME[0], minute=RETENTION_TIME[1], timezone=zone),
+        },
+        {
+            "id": "quiet_nudges",
+            "func": quiet_nudge_job,
+            "trigger": CronTrigger(
+                day_of_week="mon-fri", hour=NUDGE_TIME[0], minute=NUDGE_TIME[1], timezone=zone
+            ),
+        },
     ]
 
 

@@ -33,8 +33,8 @@ from bot.transports.base import Transport
 from storage.db import Database
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
     from bot.config import Config
+    from bot.runtime import Runtime
 
 log = logging.getLogger("havainto.health")
 
