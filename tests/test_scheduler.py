@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select
 
 from bot.config import Config, load_config
 from bot.runtime.jobs import register, unregister, weekly_digest_job
-from bot.runtime.scheduler import build_scheduler, job_specs
+from bot.runtime.scheduler import build_scheduler, job_specs, sync_url
 from storage import ledger, repo
 from storage.models import Delivery
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
@@ -215,6 +217,46 @@ async def test_missed_run_within_grace_posts_once_after_restart(
             await driver.stop()
     assert [c.method for c in digest_calls(fake, TEAM_CHAT)] == ["sendMessage", "sendPhoto"]
     assert len(digest_calls(fake, SWEDISH_TEAM_CHAT)) == 1
+
+
+async def test_a_job_stored_by_an_older_version_keeps_its_missed_run(
+    bot: Bot, fake: FakeTelegram, config: Config, clock: FakeClock
+) -> None:
+    """Job functions moved (bot.scheduler -> bot.runtime.jobs): the stored reference of an
+    earlier version no longer imports. The bot starts, replaces the job and keeps its
+    next run, here a missed one within the grace time."""
+    await bot.stop()
+    await _set_weekly_run(fake, config, clock, datetime.now(UTC) - timedelta(minutes=90))
+    engine = sqlalchemy.create_engine(sync_url(config.database.url))
+    jobs = sqlalchemy.table(
+        "apscheduler_jobs", sqlalchemy.column("id"), sqlalchemy.column("job_state")
+    )
+    with engine.begin() as connection:
+        stored = connection.execute(
+            sqlalchemy.select(jobs.c.job_state).where(jobs.c.id == "weekly_digests")
+        ).scalar_one()
+        state = pickle.loads(stored)
+        state["func"] = "bot.scheduler:weekly_digest_job"  # where an earlier version kept it
+        connection.execute(
+            sqlalchemy.update(jobs)
+            .where(jobs.c.id == "weekly_digests")
+            .values(job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+        )
+    engine.dispose()
+    driver = await _fresh_bot(fake, config, clock)
+    scheduler = build_scheduler(driver.rt)
+    scheduler.start()
+    try:
+
+        async def sent() -> bool:
+            rows = await deliveries(driver)
+            return len(rows) == 2 and all(r.status == "sent" for r in rows)
+
+        await wait_until(sent)
+        assert scheduler.get_job("weekly_digests").func is weekly_digest_job
+    finally:
+        scheduler.shutdown(wait=False)
+        await driver.stop()
 
 
 async def test_run_missed_beyond_grace_is_skipped(

@@ -44,6 +44,7 @@ deliveries on another transport are handed over and taken by that instance's
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -51,6 +52,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.runtime.jobs import (
@@ -169,13 +171,10 @@ class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
     def __init__(self, runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
         config = runtime.config
+        self._store = SQLAlchemyJobStore(url=sync_url(config.database.url), tablename=JOBS_TABLE)
         super().__init__(
             timezone=config.timezone,
-            jobstores={
-                "default": SQLAlchemyJobStore(
-                    url=sync_url(config.database.url), tablename=JOBS_TABLE
-                )
-            },
+            jobstores={"default": self._store},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -199,7 +198,15 @@ class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
     def ensure_jobs(self) -> None:
         grace = self.runtime.config.schedule.misfire_grace_minutes * 60
         for spec in job_specs(self.runtime):
-            stored = self.get_job(spec["id"])
+            next_run: datetime | None = None
+            try:
+                stored = self.get_job(spec["id"])
+            except LookupError:
+                # Stored by a version whose job function lived elsewhere (the module moved):
+                # the job is replaced, keeping its next run (it may be a missed one).
+                stored = None
+                next_run = self._stored_next_run(spec["id"])
+                log.warning("job_reference_moved id=%s", spec["id"])
             if (
                 stored is not None
                 and stored.func is spec["func"]
@@ -211,6 +218,7 @@ class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
                     spec["id"], coalesce=True, max_instances=1, misfire_grace_time=grace
                 )
                 continue
+            options: dict[str, Any] = {} if next_run is None else {"next_run_time": next_run}
             self.add_job(
                 spec["func"],
                 spec["trigger"],
@@ -221,8 +229,18 @@ class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=grace,
+                **options,
             )
             log.info("job_scheduled id=%s", spec["id"])
+
+    def _stored_next_run(self, job_id: str) -> datetime | None:
+        """The next run time kept for ``job_id``, read without loading the job."""
+        store = self._store
+        with store.engine.connect() as connection:
+            value = connection.execute(
+                select(store.jobs_t.c.next_run_time).where(store.jobs_t.c.id == job_id)
+            ).scalar_one_or_none()
+        return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
 
 def build_scheduler(runtime: Runtime) -> HavaintoScheduler:
