@@ -155,7 +155,7 @@ class Finding:
 # point. Dropped combining marks count to the character before them, so a span
 # never ends between a character and its accents or keycap; "\r\n" is one
 # line break. Fast paths: an ASCII text without "\r" only has its whitespace
-# translated; a text whose distinct characters all stay single characters
+# replaced by spaces; a text whose distinct characters all stay single characters
 # (Finnish letters, most emoji, an en dash) is changed with str.replace, one
 # character for one, and needs no position map.
 
