@@ -1009,6 +1009,8 @@ def test_scrub_agrees_with_redact(
 @given(st.text())
 @example("0 " * 2000)
 @example("a@" * 500)
+@example("a(at)" * 800)
+@example("x(at)" + "a dot " * 600)
 @example("FI21 " * 300)
 @example("1" * 4000)
 def test_never_raises_and_findings_are_well_formed(text: str) -> None:
