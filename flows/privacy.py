@@ -541,10 +541,21 @@ def _phone_spans(text: str) -> list[tuple[int, int]]:
             if hit is None:
                 i += 1
                 continue
-            spans.append(hit)
             i += 1
             while i < len(groups) and groups[i][0] < hit[1]:
                 i += 1
+            # Digits left over in the run right after a number, not starting one of their
+            # own ("+4930123456  041 2345678": the matcher takes "041" into the first):
+            # at least a phone's worth of digits is covered too (over-redaction is safe).
+            rest = i
+            left = 0
+            while rest < len(groups) and text[groups[rest][0]] not in "+(0":
+                left += digits[rest]
+                rest += 1
+            if rest > i and left >= _PHONE_MIN_DIGITS:
+                hit = (hit[0], groups[rest - 1][1])
+                i = rest
+            spans.append(hit)
     return spans
 
 

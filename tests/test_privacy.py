@@ -1107,3 +1107,11 @@ def test_digit_heavy_text_stays_bounded() -> None:
     print(f"\nredact on 4,000 characters of digit groups: {elapsed_ms:.1f} ms")
     assert elapsed_ms < 2000
     assert find_identifiers(redacted) == []
+
+
+def test_two_numbers_side_by_side_leave_no_digits() -> None:
+    # Found by hypothesis: the matcher read "+4930123456  041" as one German number,
+    # leaving the second number's last seven digits in the text.
+    assert redact(" +4930123456  041 2345678 ") == " [PHONE] "
+    assert redact("040 1234567 ja 050 7654321") == "[PHONE] ja [PHONE]"
+    assert redact("puh 040 1234567 2024") == "puh [PHONE] 2024"
