@@ -38,7 +38,6 @@ processes on one database never post the same reminder twice.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,9 +50,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config, LeadershipChannelConfig
 from bot.router import Router
 from bot.service import Clock, Havainto
+from flows import escalation as desk
 from flows.capture import Area, FlowContext, area_label
 from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
-from flows.i18n import label, t
+from flows.i18n import t
 from flows.privacy import scrub
 from storage import escalations as esc
 from storage import repo
@@ -62,18 +62,12 @@ from storage.models import Identity, Notification, Observation, Person
 
 log = logging.getLogger("havainto.escalation")
 
-DOMAIN = "escalation"
-PREFIX = "esc"
+DOMAIN = desk.DOMAIN
+PREFIX = desk.PREFIX
 SHL48 = "escalation.shl48"
 LEADERSHIP = "escalation.leadership"
 ESCALATED = (SHL48, LEADERSHIP)
-LEADER_ROLES = frozenset({"leader", "admin"})
-ANSWER_STATUSES = ("in_progress", "decided", "no_action")
 MAX_REPLY = 1000
-# Description and proposed action are cut (measured as escaped HTML) so that a whole
-# notice stays one message that can be edited in place (Telegram: 4,096 characters).
-DESCRIPTION_LIMIT = 2200
-ACTION_LIMIT = 800
 NOTICE_LEASE = timedelta(minutes=2)  # a claimed notice whose poster died goes again after this
 # A first post that failed (after the router's own retries) is tried again after these
 # pauses, by whichever instance claims it first; then the periodic check takes over.
@@ -82,16 +76,6 @@ NOTICE_RETRY_PAUSES = (2.0, 5.0, 10.0, 20.0)
 
 def _t(lang: str, key: str, **params: object) -> str:
     return t(lang, key, domain=DOMAIN, **params)
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` shortened (with "…") until its escaped HTML fits in ``limit`` characters."""
-    if len(html.escape(text)) <= limit:
-        return text
-    cut = min(len(text), limit)
-    while cut > 0 and len(html.escape(text[:cut])) + 1 > limit:
-        cut -= max(1, (len(html.escape(text[:cut])) + 1 - limit) // 5)
-    return text[:cut] + "…"
 
 
 @dataclass(frozen=True)
@@ -163,60 +147,30 @@ class EscalationDesk:
         acknowledged: str | None = None,
         reminder_hours: float | None = None,
     ) -> Message:
-        """The channel message about an escalated entry, in plain text and HTML, with buttons."""
+        """The channel message about an escalated entry (``flows.escalation.notice``)."""
         team = self.config.team(entry.team_id)
-        lines: list[tuple[str, str]] = []  # (plain, html) pairs; html escapes all user text
-
-        def add(key: str, value: str) -> None:
-            name = _t(lang, key)
-            lines.append((f"{name}: {value}", f"<b>{html.escape(name)}:</b> {html.escape(value)}"))
-
-        if reminder_hours is not None:
-            reminder = _t(lang, "esc.reminder", number=entry.id, hours=f"{reminder_hours:g}")
-            lines.append((reminder, f"<b>{html.escape(reminder)}</b>"))
-        title = _t(lang, f"esc.title.{entry.escalation.split('.', 1)[1]}", number=entry.id)
-        lines.append((title, f"<b>{html.escape(title)}</b>"))
-        add("esc.field.team", team.name if team else entry.team_id)
-        coded = " · ".join(
-            label(code, lang) for code in (entry.theme, entry.population_group, entry.signal)
-        )
-        add("esc.field.codes", coded)
+        area: str | None = None
         if entry.area:
             areas = tuple(Area(a.id, a.name) for a in (team.areas if team else []))
-            add(
-                "esc.field.area",
-                area_label(entry.area, FlowContext(lang, entry.observed_at, areas)),
-            )
-        add("esc.field.observed", self._when(entry.observed_at, lang))
-        # Read back out of storage: scrubbed like every read-out (rows older than the guard).
-        add("esc.field.description", _cut(scrub(entry.description or "-"), DESCRIPTION_LIMIT))
-        if entry.action:
-            add("esc.field.action", _cut(scrub(entry.action), ACTION_LIMIT))
-        if reporter is not None:
-            add("esc.field.reporter", reporter)
-        if acknowledged is not None:
-            lines.append((f"✅ {acknowledged}", f"✅ {html.escape(acknowledged)}"))
-        if status not in ("open", "acknowledged"):
-            shown_status = f"{_t(lang, 'esc.field.status')}: {_t(lang, f'status.{status}')}"
-            if status_text:
-                shown_status += f" – {scrub(status_text)}"
-            lines.append((shown_status, html.escape(shown_status)))
-        buttons: list[tuple[Choice, ...]] = []
-        if acknowledged is None:
-            buttons.append((Choice(_t(lang, "button.acknowledge"), f"{PREFIX}:ack:{entry.id}"),))
-        buttons.append(
-            tuple(
-                Choice(_t(lang, f"status.{code}"), f"{PREFIX}:st:{code}:{entry.id}")
-                for code in ANSWER_STATUSES
-            )
+            area = area_label(entry.area, FlowContext(lang, entry.observed_at, areas))
+        facts = desk.NoticeFacts(
+            number=entry.id,
+            escalation=entry.escalation,
+            team=team.name if team else entry.team_id,
+            codes=(entry.theme, entry.population_group, entry.signal),
+            observed=self._when(entry.observed_at, lang),
+            # Read back out of storage: scrubbed like every read-out (rows older than
+            # the guard).
+            description=scrub(entry.description or "-"),
+            area=area,
+            action=scrub(entry.action) if entry.action else None,
+            reporter=reporter,
+            status=status,
+            status_text=scrub(status_text) if status_text else None,
+            acknowledged=acknowledged,
+            reminder_hours=reminder_hours,
         )
-        buttons.append((Choice(_t(lang, "button.ask_reporter"), f"{PREFIX}:ask:{entry.id}"),))
-        return Message(
-            "\n".join(plain for plain, _ in lines),
-            tuple(buttons),
-            html="\n".join(markup for _, markup in lines),
-            ref=f"notice:{entry.id}",
-        )
+        return desk.notice(facts, lang)
 
     async def _notice_state(
         self, session: AsyncSession, entry: Observation, lang: str
@@ -448,17 +402,18 @@ class EscalationDesk:
         observation_id: int,
     ) -> str | None:
         """None when ``member`` may answer about the entry here; else the refusal reason."""
-        if member is None or member.revoked or member.role not in LEADER_ROLES:
-            return "leaders_only"
         rows = await esc.notifications_for(session, observation_id)
-        if not any(
+        posted_here = any(
             r.transport == incoming.transport and r.chat_id == incoming.chat_id for r in rows
-        ):
-            return "not_this_channel"
+        )
         entry = await repo.get_observation(session, observation_id)
-        if entry is None or not self.leads(member, entry.team_id):
-            return "not_your_team"
-        return None
+        leads = member is not None and entry is not None and self.leads(member, entry.team_id)
+        return desk.refusal(
+            member.role if member else None,
+            member.revoked if member else False,
+            posted_here,
+            leads,
+        )
 
     def leads(self, member: repo.Member, team_id: str) -> bool:
         """Whether ``member`` may act on the notices of ``team_id``.
@@ -504,32 +459,27 @@ class EscalationDesk:
         now: datetime,
         data: str,
     ) -> list[Outbound]:
-        parts = data.split(":")
-        action = parts[1] if len(parts) > 1 else ""
+        press = desk.parse(data)
         lang = self._lang(incoming, member)
-        if action == "nt" and len(parts) == 3 and parts[2].isdecimal():
-            return await self._status_without_text(session, incoming, member, now, int(parts[2]))
-        number = parts[-1]
-        valid = (
-            (action in ("ack", "ask") and len(parts) == 3)
-            or (action == "st" and len(parts) == 4 and parts[2] in ANSWER_STATUSES)
-        ) and number.isdecimal()
-        entry = await repo.get_observation(session, int(number)) if valid else None
-        if entry is None or entry.escalation not in ESCALATED:
+        if press is not None and press.action == "nt":
+            return await self._status_without_text(session, incoming, member, now, press.number)
+        valid = press is not None and press.action in ("ack", "ask", "st")
+        entry = await repo.get_observation(session, press.number) if press and valid else None
+        if press is None or entry is None or entry.escalation not in ESCALATED:
             log.warning("escalation_choice_refused reason=stale")
             return self._alert(incoming, member, _t(lang, "esc.stale"))
         reason = await self._authorise(session, incoming, member, entry.id)
         if reason is not None:
             return self._refuse(incoming, member, reason, entry.id)
         assert member is not None
-        if action == "ack":
+        if press.action == "ack":
             return await self._acknowledge(session, incoming, member, now, entry)
-        kind = "status" if action == "st" else "question"
+        kind = "status" if press.action == "st" else "question"
         relay = await esc.open_relay(
             session,
             observation_id=entry.id,
             kind=kind,
-            status=parts[2] if action == "st" else None,
+            status=press.status,
             person_id=member.person_id,
             transport=incoming.transport,
             chat_id=incoming.chat_id,
@@ -541,7 +491,7 @@ class EscalationDesk:
                 lang,
                 "esc.status_prompt",
                 number=entry.id,
-                status=_t(lang, f"status.{parts[2]}"),
+                status=_t(lang, f"status.{press.status}"),
                 minutes=minutes,
             )
             choices: tuple[tuple[Choice, ...], ...] = (
@@ -748,11 +698,11 @@ class EscalationDesk:
         now: datetime,
         data: str,
     ) -> list[Outbound]:
-        parts = data.split(":")
+        press = desk.parse(data)
         lang = member.language
         question = (
-            await esc.get_relay(session, int(parts[2]))
-            if len(parts) == 3 and parts[1] == "ans" and parts[2].isdecimal()
+            await esc.get_relay(session, press.number)
+            if press is not None and press.action == "ans" and repo.is_row_id(press.number)
             else None
         )
         entry = (

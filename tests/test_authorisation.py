@@ -304,7 +304,7 @@ async def matrix(make_config: Callable[..., Config], clock: FakeClock) -> AsyncI
         # Who may do what, not Telegram's flood limits: PTB would hold the leadership chat
         # to 20 messages a minute. AIORateLimiter's initialize() does nothing, so it can be
         # swapped on a running bot.
-        bot.router.app.bot._rate_limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0)
+        bot.transport.app.bot._rate_limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0)
         try:
             world = Matrix(bot)
             await world.setup()
