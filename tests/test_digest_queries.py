@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import delete, select, text
 
 from bot.config import load_config
+from bot.inflight import InFlight
 from bot.router import split_text
 from bot.runtime.jobs import planner_statistics_job, register, unregister
 from bot.runtime.scheduler import job_specs
@@ -688,7 +689,7 @@ async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) 
         s["id"]
         for s in job_specs(SimpleNamespace(config=load_config(None, terminal={"enabled": "no"})))
     }  # type: ignore[arg-type]
-    runtime = SimpleNamespace(db=world.db)
+    runtime = SimpleNamespace(db=world.db, jobs=InFlight())
     register(runtime, "planner-test")  # type: ignore[arg-type]
     try:
         await planner_statistics_job("planner-test")
