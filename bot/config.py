@@ -299,6 +299,9 @@ class Config(BaseSettings):
     leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
     # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".
     regions: dict[str, str] = Field(default_factory=dict)
+    # Settings of further transports, one table each ([transports.signal] ...): the
+    # transport's module validates its own table (bot/transports/__init__.py).
+    transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
+from pydantic import BaseModel
 
 from bot import transports
 from bot.config import Config
@@ -22,15 +23,22 @@ from flows.events import ChoiceIn, Incoming, Message, Outbound, TextIn
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
 
 
+class EchoSettings(BaseModel):
+    """The transport's own table in the config file: ``[transports.echo]``."""
+
+    text_limit: int = 500
+
+
 class EchoTransport:
     """An in-memory platform: what it "sends" is kept in ``outbox``."""
 
     name = "echo"
-    text_limit = 500
     finished: asyncio.Event | None = None
 
     def __init__(self, ctx: TransportContext) -> None:
         self.ctx = ctx
+        self.settings = EchoSettings(**ctx.config.transports.get("echo", {}))
+        self.text_limit = self.settings.text_limit
         self.outbox: list[Outbound] = []
         self.started = False
 
@@ -66,7 +74,9 @@ class EchoTransport:
 
 @pytest.fixture
 def echo_registered() -> Iterator[None]:
-    transports.register(transports.Registration("echo", lambda config: True, EchoTransport))
+    transports.register(
+        transports.Registration("echo", lambda config: "echo" in config.transports, EchoTransport)
+    )
     try:
         yield
     finally:
@@ -78,7 +88,9 @@ async def test_a_transport_defined_in_a_test_runs_everything(
 ) -> None:
     teams = [dict(TEST_TEAMS[0], chats={"echo": "team-room"}), *TEST_TEAMS[1:]]
     leadership = [dict(TEST_LEADERSHIP[0], chats={"echo": "leaders-room"}), *TEST_LEADERSHIP[1:]]
-    config = make_config(teams=teams, leadership=leadership)
+    config = make_config(
+        teams=teams, leadership=leadership, transports={"echo": {"text_limit": 300}}
+    )
     runtime = await build_runtime(config, clock=clock, terminal=False)
     try:
         [echo] = [t for t in runtime.transports if t.name == "echo"]
@@ -113,7 +125,7 @@ async def test_a_transport_defined_in_a_test_runs_everything(
         outcomes = await runtime.digests.send_weekly(team_ids=["hki-etsiva"])
         assert [o.result for o in outcomes] == ["sent"], outcomes
         digest = echo.texts_to("team-room")
-        assert digest and all(len(piece) <= EchoTransport.text_limit for piece in digest)
+        assert digest and all(len(piece) <= 300 for piece in digest)
 
         report = await health(runtime)
         assert report["transports"]["echo"]["running"] is True
