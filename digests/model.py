@@ -10,10 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Latest escalation status (``storage.models.ESCALATION_STATUSES``) still waiting for
-# someone; ``decided``, ``no_action`` and ``handled`` close the matter.
-OPEN_STATUSES: frozenset[str] = frozenset({"open", "acknowledged", "in_progress"})
-ESCALATED: tuple[str, ...] = ("escalation.leadership", "escalation.shl48")
+from flows.statuses import OPEN_STATUSES
 
 # Defaults for "rising": this period against the average of the earlier ones.
 RISING_MIN_COUNT = 3

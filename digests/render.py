@@ -44,6 +44,8 @@ from digests.model import (
 )
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
 from flows.i18n import label, t
+from flows.statuses import OPEN
+from flows.taxonomy import SHL48
 
 DOMAIN = "digests"
 BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_FI"}
@@ -263,7 +265,7 @@ def _weekly_quotes(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
 
 
 def _kind(item: EscalationItem, lang: str) -> str:
-    return f" ({_t(lang, 'kind.shl48')})" if item.escalation == "escalation.shl48" else ""
+    return f" ({_t(lang, 'kind.shl48')})" if item.escalation == SHL48 else ""
 
 
 def _weekly_escalations(doc: _Doc, items: Sequence[EscalationItem], lang: str, tz: tzinfo) -> None:
@@ -458,7 +460,7 @@ def _monthly_item(
     ]
     if with_theme:
         parts.append(label(item.theme, lang))
-    if item.status.status != "open":  # "open" is said by the days open that follow
+    if item.status.status != OPEN:  # "open" is said by the days open that follow
         parts.append(_status(lang, item.status.status))
     parts.append(_days(item, lang))
     head = " · ".join(parts)

@@ -31,7 +31,6 @@ from flows.taxonomy import GROUP, SIGNAL, TAXONOMY_VERSION, THEME
 
 DOMAIN = "datacare"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ESCALATION_STATUSES = ("open", "acknowledged", "in_progress", "decided", "no_action", "handled")
 MAX_QUOTES = 8
 MAX_RISING = 5
 
@@ -47,7 +46,7 @@ class EscalationLine:
     observed_on: date
     kind: str  # escalation.leadership or escalation.shl48
     theme: str
-    status: str  # one of ESCALATION_STATUSES
+    status: str  # one of flows.statuses.ESCALATION_STATUSES
     response: str | None  # the latest text a leader wrote, if any
 
 

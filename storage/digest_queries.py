@@ -24,8 +24,6 @@ from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.model import (
-    ESCALATED,
-    OPEN_STATUSES,
     RISING_MIN_COUNT,
     RISING_RATIO,
     WEEKLY_RISING_MIN_COUNT,
@@ -52,7 +50,8 @@ from digests.periods import (
     shift_week,
 )
 from flows import privacy
-from flows.taxonomy import GROUP, SIGNAL, THEME
+from flows.statuses import OPEN, OPEN_STATUSES
+from flows.taxonomy import ESCALATED_CODES, GROUP, LEADERSHIP, SHL48, SIGNAL, THEME
 from storage.models import EscalationEvent, Observation, Team
 
 AVERAGE_WEEKS = 4
@@ -181,7 +180,7 @@ async def _escalation_items(
         observed_at,
         recorded_at,
     ) in rows:
-        status = statuses.get(observation_id, StatusInfo("open"))
+        status = statuses.get(observation_id, StatusInfo(OPEN))
         closed_at = status.at if not status.is_open and status.at is not None else as_of
         items.append(
             EscalationItem(
@@ -287,7 +286,7 @@ async def weekly_digest_data(
     escalations = await _escalation_items(
         session,
         select(*_escalation_columns())
-        .where(*this_week, Observation.escalation.in_(ESCALATED))
+        .where(*this_week, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id),
         as_of,
         {team.id: team.name},
@@ -378,7 +377,12 @@ async def _earlier_open(
     since ``as_of``, not every escalation of the past.
     """
     scope = [Observation.region == region] if region is not None else []
-    past = [*scope, _live(), Observation.escalation.in_(ESCALATED), Observation.observed_at < start]
+    past = [
+        *scope,
+        _live(),
+        Observation.escalation.in_(ESCALATED_CODES),
+        Observation.observed_at < start,
+    ]
     open_now = select(Observation.id).where(
         *past, Observation.escalation_status.in_(sorted(OPEN_STATUSES))
     )
@@ -411,7 +415,7 @@ async def _earlier_open(
             observation_id
             for observation_id, region_, escalation, observed_at, withdrawn_at in rows
             if (region is None or region_ == region)
-            and escalation in ESCALATED
+            and escalation in ESCALATED_CODES
             and observed_at < start
             and withdrawn_at is None
         )
@@ -469,8 +473,8 @@ async def monthly_summary_data(
                 func.count(),
                 func.count(distinct(Observation.team_id)),
                 func.count(distinct(Observation.person_id)),
-                _count_if(Observation.escalation == "escalation.leadership"),
-                _count_if(Observation.escalation == "escalation.shl48"),
+                _count_if(Observation.escalation == LEADERSHIP),
+                _count_if(Observation.escalation == SHL48),
             ).where(*this_month)
         )
     ).one()
@@ -510,14 +514,14 @@ async def monthly_summary_data(
     items = await _escalation_items(
         session,
         select(*_escalation_columns())
-        .where(*this_month, Observation.escalation.in_(ESCALATED))
+        .where(*this_month, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id),
         as_of,
         names,
     )
     by_theme: dict[str, list[EscalationItem]] = defaultdict(list)
     for item in items:
-        if item.escalation == "escalation.leadership":
+        if item.escalation == LEADERSHIP:
             by_theme[item.theme].append(item)
     groups = [
         ThemeGroup(theme, by_theme[theme])
@@ -544,6 +548,6 @@ async def monthly_summary_data(
         min_count=min_count,
         ratio=ratio,
         escalated_by_theme=groups,
-        shl48=[item for item in items if item.escalation == "escalation.shl48"],
+        shl48=[item for item in items if item.escalation == SHL48],
         earlier_open=earlier_open,
     )

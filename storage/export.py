@@ -36,10 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import privacy
 from flows.i18n import label, t
+from flows.statuses import ESCALATION_STATUSES, OPEN
 from flows.taxonomy import (
     ESCALATION,
     FREQUENCY,
     GROUP,
+    NOT_ESCALATED,
     POLARITY,
     SCALE,
     SERVICE_TASK,
@@ -48,7 +50,7 @@ from flows.taxonomy import (
     THEME,
     Dimension,
 )
-from storage.models import ESCALATION_STATUSES, EscalationEvent, Observation, Team
+from storage.models import EscalationEvent, Observation, Team
 
 Format = Literal["csv", "xlsx", "jsonl"]
 SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
@@ -237,8 +239,8 @@ async def iter_records(
     query = observations_query(since, until, team, region).execution_options(yield_per=1000)
     result = await session.stream(query)
     async for row in result:
-        escalated = row.escalation != "escalation.none"
-        status = (row.latest_status or "open") if escalated else None
+        escalated = row.escalation != NOT_ESCALATED
+        status = (row.latest_status or OPEN) if escalated else None
         yield ExportRecord(
             id=row.id,
             observed_at=row.observed_at,

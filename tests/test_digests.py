@@ -27,7 +27,6 @@ from PIL import Image
 from bot.router import split_text
 from digests import charts
 from digests.model import (
-    OPEN_STATUSES,
     CountRow,
     EscalationItem,
     LeaderAnswer,
@@ -57,6 +56,7 @@ from digests.periods import (
 )
 from digests.render import CSV_COLUMNS, escalations_csv, render_monthly, render_weekly
 from flows.i18n import LANGUAGES, _catalog
+from flows.statuses import OPEN_STATUSES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -530,7 +530,7 @@ def test_no_worker_is_named_or_counted_apart() -> None:
 
 
 def test_every_escalation_status_has_a_name_and_is_open_or_closed() -> None:
-    from storage.models import ESCALATION_STATUSES
+    from flows.statuses import ESCALATION_STATUSES
 
     assert OPEN_STATUSES < set(ESCALATION_STATUSES)
     for lang in LANGUAGES:
