@@ -16,6 +16,9 @@ Layout rules that the delivery side relies on:
   answers) goes through ``html.escape`` in the HTML version; whitespace in it
   is collapsed to keep one item on one line.
 
+Importing this module loads no drawing library: ``digests.charts`` (matplotlib,
+Pillow) is imported when the first chart is drawn.
+
 Texts come from the ``digests`` gettext domain, labels of taxonomy codes from
 the main catalog; numbers and dates are formatted by Babel for the language.
 Nothing here names or counts a worker.
@@ -34,7 +37,6 @@ from functools import lru_cache
 from babel.dates import format_date, format_interval, format_skeleton
 from babel.numbers import format_decimal, format_percent
 
-from digests import charts
 from digests.model import (
     EscalationItem,
     LeaderAnswer,
@@ -196,6 +198,8 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
     shown = [row for row in d.themes if row.count or row.average]
     chart_list: list[tuple[str, bytes]] = []
     if d.total and shown:
+        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
+
         week_no = _int(number, lang)
         chart_list.append(
             (
@@ -416,6 +420,8 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
     scope_slug = s.region or "all"
     chart_list: list[tuple[str, bytes]] = []
     if s.leading:
+        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
+
         chart_list.append(
             (
                 f"themes-{scope_slug}-{s.month}.png",

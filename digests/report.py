@@ -7,6 +7,11 @@ a ``Report`` in one language (labels, trends against the previous period of
 equal length, rising phenomena), ``render_html`` fills the Jinja2 template in
 ``digests/templates/`` with charts drawn by matplotlib and embedded as
 ``data:`` URIs, and ``render_pdf`` prints the very same HTML with WeasyPrint.
+
+Importing the module loads none of matplotlib, Jinja2 or WeasyPrint (the
+queries import it for the figure classes): each is imported by the function
+that draws, fills or prints. Drawing uses ``matplotlib.figure.Figure`` only,
+never ``pyplot``, so reports may be drawn in worker threads.
 """
 
 from __future__ import annotations
@@ -18,16 +23,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel.dates import format_date
 from babel.numbers import format_percent
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from flows.i18n import label, t
 from flows.taxonomy import GROUP, SIGNAL, TAXONOMY_VERSION, THEME
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DOMAIN = "datacare"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -326,6 +333,8 @@ def _png_uri(figure: Figure) -> str:
 
 
 def _themes_chart(report: Report) -> Chart:
+    from matplotlib.figure import Figure
+
     rows = [r for r in report.themes if r.count or r.previous][:10]
     names = [r.label for r in rows][::-1]
     figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.9))
@@ -352,6 +361,8 @@ def _themes_chart(report: Report) -> Chart:
 
 
 def _signals_chart(report: Report) -> Chart:
+    from matplotlib.figure import Figure
+
     rows = report.signals
     figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.6))
     axes = figure.subplots()
@@ -362,6 +373,8 @@ def _signals_chart(report: Report) -> Chart:
 
 
 def _monthly_chart(report: Report, monthly: Sequence[tuple[date, int]]) -> Chart:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.0, 2.4))
     axes = figure.subplots()
     labels = [format_date(month, "LLL yy", locale=report.lang) for month, _ in monthly]
@@ -374,6 +387,8 @@ def _monthly_chart(report: Report, monthly: Sequence[tuple[date, int]]) -> Chart
 
 
 def _tidy(axes: Axes, counts_on: str = "x") -> None:
+    from matplotlib.ticker import MaxNLocator
+
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     # Counts are whole observations: no 2.5 ticks.
@@ -397,6 +412,8 @@ def draw_charts(report: Report, figures: ReportFigures) -> None:
 
 @cache
 def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"]),

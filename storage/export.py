@@ -13,6 +13,10 @@ database: the query does not even join the table that holds them.
 Memory stays flat whatever the row count: rows are read with ``yield_per``
 from a server-side cursor and written one by one (the CSV and JSONL writers
 straight to the output, the XLSX writer through openpyxl's write-only mode).
+
+openpyxl is imported by the XLSX writer only: it loads numpy and Pillow, which
+nothing else of ``storage`` needs (importing any ``storage`` module loads no
+drawing library).
 """
 
 from __future__ import annotations
@@ -26,10 +30,6 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from typing import IO, Any, Literal
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -355,6 +355,11 @@ async def write_xlsx(
     sheet_title: str = "havainnot",
 ) -> int:
     """An XLSX workbook: a bold, frozen header row, fitted widths, one row per record."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_title)
     # In write-only mode these must be set before the first row is written.
@@ -378,6 +383,8 @@ async def write_xlsx(
 
 def _xlsx_cell(sheet: Any, value: Any) -> Any:
     if isinstance(value, str) and value.startswith("="):
+        from openpyxl.cell import WriteOnlyCell
+
         # Text is text: never let a worker's "=..." become a formula.
         cell = WriteOnlyCell(sheet, value=value)
         cell.data_type = "s"

@@ -11,6 +11,8 @@ import csv
 import io
 import os
 import struct
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -59,6 +61,7 @@ from flows.i18n import LANGUAGES, _catalog
 from flows.statuses import OPEN_STATUSES
 
 GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parent.parent
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 HEL = ZoneInfo("Europe/Helsinki")
 
@@ -717,6 +720,38 @@ def test_charts_leave_no_pyplot_state() -> None:
     render_weekly(sample_weekly(), "fi")
     render_monthly(sample_monthly(), "sv")
     assert plt.get_fignums() == before
+
+
+DRAWING_LIBRARIES = ("matplotlib", "PIL", "weasyprint")
+
+
+def test_importing_storage_loads_no_drawing_library() -> None:
+    """The queries import the digest data classes, never the renderers' libraries."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, storage.digest_queries, storage.report_queries, storage.export; "
+            "assert not any(m.split('.')[0] in ('matplotlib','PIL','weasyprint') "
+            "for m in sys.modules)",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    # Every module of storage, and the digest modules that hold data and rules only.
+    script = f"""
+import importlib, pkgutil, sys
+import storage
+for found in pkgutil.iter_modules(storage.__path__):
+    importlib.import_module("storage." + found.name)
+import digests, digests.model, digests.periods, digests.render, digests.report
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {DRAWING_LIBRARIES!r})
+assert not loaded, loaded[:5]
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_csv_is_excel_friendly_and_defuses_formulas() -> None:
