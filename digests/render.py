@@ -45,6 +45,7 @@ from digests.model import (
     WeeklyDigest,
 )
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
+from digests.spreadsheet import safe_cell
 from flows.i18n import label, t
 from flows.statuses import OPEN
 from flows.taxonomy import SHL48
@@ -56,7 +57,6 @@ DESCRIPTION_CHARS = 600  # in the monthly summary; the CSV file has the full tex
 MAX_EARLIER_LISTED = 40  # earlier open escalations named in the text; the CSV has them all
 BULLET = "• "
 CSV_DELIMITER = ";"  # what Excel expects with Finnish and Swedish regional settings
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -510,13 +510,6 @@ CSV_COLUMNS = (
 )
 
 
-def _cell(value: str | None) -> str:
-    """Free text as a harmless cell: Excel would run a leading = + - @ as a formula."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _local_iso(moment: datetime | None, tz: tzinfo) -> str:
     return moment.astimezone(tz).isoformat(timespec="minutes") if moment else ""
 
@@ -525,6 +518,8 @@ def escalations_csv(
     rows: Iterable[tuple[str, EscalationItem]], lang: str, tz: TimeZone = HELSINKI
 ) -> bytes:
     """Escalated observations as CSV for Excel: UTF-8 with BOM, ``;``, codes and labels.
+
+    Free text goes through ``digests.spreadsheet.safe_cell``: no cell runs as a formula.
 
     ``rows`` pairs each item with how the summary lists it: ``this_month`` (raised in
     the month) or ``earlier_open`` (raised before and still open).
@@ -541,9 +536,9 @@ def escalations_csv(
                 _local_iso(item.observed_at, zone_),
                 _local_iso(item.recorded_at, zone_),
                 item.team_id,
-                _cell(item.team_name),
+                safe_cell(item.team_name),
                 item.region,
-                _cell(item.area),
+                safe_cell(item.area or ""),
                 item.escalation,
                 _t(lang, f"kind.{item.escalation.removeprefix('escalation.')}"),
                 item.theme,
@@ -556,9 +551,9 @@ def escalations_csv(
                 _status(lang, item.status.status),
                 _local_iso(item.status.at, zone_),
                 str(item.days_open),
-                _cell(item.description),
-                _cell(item.action),
-                _cell(item.status.text),
+                safe_cell(item.description or ""),
+                safe_cell(item.action or ""),
+                safe_cell(item.status.text or ""),
             ]
         )
     return buffer.getvalue().encode("utf-8-sig")

@@ -13,6 +13,8 @@ database: the query does not even join the table that holds them.
 Memory stays flat whatever the row count: rows are read with ``yield_per``
 from a server-side cursor and written one by one (the CSV and JSONL writers
 straight to the output, the XLSX writer through openpyxl's write-only mode).
+Free text in the CSV file is escaped like every CSV file Havainto writes
+(``digests.spreadsheet.safe_cell``); the XLSX writer marks it as text instead.
 
 openpyxl is imported by the XLSX writer only: it loads numpy and Pillow, which
 nothing else of ``storage`` needs (importing any ``storage`` module loads no
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from digests.spreadsheet import safe_cell
 from flows import privacy
 from flows.i18n import label, t
 from flows.statuses import ESCALATION_STATUSES, OPEN
@@ -285,9 +288,6 @@ async def iter_records(
 
 # --- writers ----------------------------------------------------------------------------
 
-# A cell a spreadsheet would read as a formula (CSV injection): written with a leading '.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 def _csv_value(name: str, value: Any) -> str:
     if value is None:
@@ -295,9 +295,8 @@ def _csv_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    if name in FREE_TEXT and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    # Free text a spreadsheet would run as a formula (CSV injection) gets a leading '.
+    return safe_cell(text) if name in FREE_TEXT else text
 
 
 async def write_jsonl(records: AsyncIterator[ExportRecord], out: IO[str]) -> int:

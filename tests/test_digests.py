@@ -754,6 +754,18 @@ assert not loaded, loaded[:5]
     assert result.returncode == 0, result.stderr
 
 
+def test_one_rule_for_text_cells_of_every_csv_file() -> None:
+    from digests.spreadsheet import safe_cell
+    from storage.export import _csv_value
+
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+        assert _csv_value("description", f"{start}1+1") == f"'{start}1+1"
+    assert safe_cell("") == ""
+    assert safe_cell("Kela 1+1") == "Kela 1+1"
+    assert _csv_value("team", "-team") == "-team"  # an id from the configuration, not free text
+
+
 def test_csv_is_excel_friendly_and_defuses_formulas() -> None:
     summary = sample_monthly()
     data = escalations_csv([("this_month", i) for i in summary.escalated_items], "fi")
