@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bot.router import split_text
-from digests import charts
+from digests import charts, rules
 from digests.model import (
     CountRow,
     EscalationItem,
@@ -179,6 +179,79 @@ def test_rising_rule() -> None:
     assert is_rising(6, 4, 3, 1.5)
     assert not is_rising(5, 4, 3, 1.5)
     assert not is_rising(3, 3, 3, 1.0)  # not more than before
+
+
+def test_ranking_rule_largest_first_ties_in_taxonomy_order() -> None:
+    counts = {
+        "theme.violence": 2,
+        "theme.housing": 2,
+        "theme.old_code": 2,  # another taxonomy version: after the known ones of its count
+        "theme.income": 5,
+        "theme.regional": 0,
+    }
+    assert [(r.code, r.count) for r in rules.ranked_counts(counts)] == [
+        ("theme.income", 5),
+        ("theme.housing", 2),
+        ("theme.violence", 2),
+        ("theme.old_code", 2),
+    ]
+    # Measures in turn; a pair of codes (a phenomenon) ties by theme, then by signal.
+    pairs = [
+        (("theme.service_access", "signal.queues"), 3, 1),
+        (("theme.violence", "signal.criteria"), 3, 1),
+        (("theme.violence", "signal.queues"), 3, 1),
+        (("theme.housing", "signal.queues"), 3, 2),
+    ]
+    assert [p[0] for p in rules.ranked(pairs, lambda p: p[0], lambda p: p[1], lambda p: p[2])] == [
+        ("theme.housing", "signal.queues"),
+        ("theme.violence", "signal.queues"),
+        ("theme.violence", "signal.criteria"),
+        ("theme.service_access", "signal.queues"),
+    ]
+
+
+def test_rising_rows_the_largest_rise_first() -> None:
+    rows = [
+        RisingRow("theme.income", 9, 3.0),  # +6
+        RisingRow("theme.housing", 4, 0.0),  # +4, new
+        RisingRow("theme.violence", 4, 0.0),  # +4, new: after housing
+        RisingRow("theme.regional", 5, 4.0),  # not 1.5 times the average
+        RisingRow("theme.other", 2, 0.0),  # too few
+    ]
+    assert [r.code for r in rules.rising(rows, 3, 1.5)] == [
+        "theme.income",
+        "theme.housing",
+        "theme.violence",
+    ]
+
+
+def test_quote_rule_one_per_theme_then_fill_up() -> None:
+    newest_first = [
+        Quote("a", "theme.housing"),
+        Quote("b", "theme.housing"),
+        Quote("  ", "theme.violence"),  # blank: never shown
+        Quote("c", "theme.income"),
+        Quote("a", "theme.housing"),  # the same words again: shown once
+        Quote("d", "theme.housing"),
+    ]
+    assert [q.text for q in rules.pick_quotes(newest_first, 2)] == ["a", "c"]
+    assert [q.text for q in rules.pick_quotes(newest_first, 4)] == ["a", "c", "b", "d"]
+    assert rules.pick_quotes([], 3) == []
+
+
+def test_escalations_grouped_by_theme_largest_group_first() -> None:
+    items = [
+        item(1, "escalation.leadership", "theme.violence", hel(2026, 11, 1), StatusInfo("open"), 1),
+        item(2, "escalation.leadership", "theme.income", hel(2026, 11, 2), StatusInfo("open"), 1),
+        item(3, "escalation.leadership", "theme.violence", hel(2026, 11, 3), StatusInfo("open"), 1),
+        item(4, "escalation.leadership", "theme.housing", hel(2026, 11, 4), StatusInfo("open"), 1),
+    ]
+    groups = rules.by_theme(items)
+    assert [(g.theme, [i.observation_id for i in g.items]) for g in groups] == [
+        ("theme.violence", [1, 3]),
+        ("theme.housing", [4]),
+        ("theme.income", [2]),
+    ]
 
 
 # --- sample digests ----------------------------------------------------------------------
