@@ -13,6 +13,10 @@
     havainto invite list [--all] / havainto invite revoke CODE
     havainto retention run                                   what the daily job does, now
 
+The social report's figures are counted by ``storage.report_queries``; its
+charts, HTML and PDF are drawn in a worker thread (``asyncio.to_thread``), as
+every rendering is, never on the event loop.
+
 Commands that touch data take ``--actor`` (default: the operator's login name)
 and write it to the audit trail. ``bot.cli`` registers everything here with
 ``register(app)``.
@@ -285,8 +289,9 @@ def report(
 
         async with db.snapshot() as session:
             figures = await report_figures(session, region, name, first, last, zone)
-        document = social_report(figures, language, datetime.now(zone).date())
-        html = render_html(document)
+        today = datetime.now(zone).date()
+        # Charts, template and PDF in a worker thread, as everywhere: never on the event loop.
+        html = await asyncio.to_thread(lambda: render_html(social_report(figures, language, today)))
         if format is ReportFormat.pdf:
             output.write_bytes(await asyncio.to_thread(render_pdf, html))
         else:

@@ -1,10 +1,11 @@
 """Digest delivery: weekly team digests and monthly leadership summaries, each posted once.
 
-``DigestDesk`` builds a digest with ``storage.digest_queries`` and
-``digests.render``, cuts it into parts (text pieces under the transport's
-limit, then the chart photos, then the CSV of a monthly summary) and posts
-them under the delivery ledger (``storage.ledger``): one claim per
-(kind, scope, period, transport, chat), progress recorded after every part.
+``DigestDesk`` builds a digest with ``storage.digest_queries`` (the figures,
+with the rules of ``digests.rules`` applied) and ``digests.render``, cuts it
+into parts (text pieces under the transport's limit, then the chart photos,
+then the CSV of a monthly summary) and posts them under the delivery ledger
+(``storage.ledger``): one claim per (kind, scope, period, transport, chat),
+progress recorded after every part.
 
 Failures: a part that fails is retried a few times at once with a growing
 pause (``schedule.send_retries``, ``send_retry_seconds``: Telegram's 429 is
@@ -14,6 +15,12 @@ marked ``failed`` with a ``next_attempt_at`` (``retry_backoff_minutes``,
 doubling up to ``retry_backoff_max_minutes``) and ``retry_due`` (a scheduled
 job) continues it from the first part not yet accepted. Nothing is dropped:
 a failed delivery stays in the ledger, is retried and logged every time.
+
+Rendering (text, HTML, the charts drawn by matplotlib, the CSV file: 150 ms to
+1 s for a digest) runs in a worker thread (``asyncio.to_thread``), never on the
+event loop: workers' replies go on while a digest is being built. The charts
+are drawn with matplotlib's object-oriented API only (``digests.charts``;
+its shared weekly canvas has its own lock), so renderings may overlap.
 
 ``/viikko`` (team leads, admins) and ``/kuukausi`` (leaders, admins) preview
 the current week or month in a private chat; previews are not recorded.
@@ -144,7 +151,8 @@ class DigestDesk:
         else:
             async with self.db.snapshot() as own:  # reads only: no write lock held
                 data = await weekly_digest_data(own, team_id, week, self.zone)
-        return render_weekly(data, lang or team.language, self.zone)
+        # Off the event loop: drawing the chart takes longer than a reply may wait.
+        return await asyncio.to_thread(render_weekly, data, lang or team.language, self.zone)
 
     async def monthly(
         self,
@@ -163,7 +171,7 @@ class DigestDesk:
         else:
             async with self.db.snapshot() as own:
                 data = await monthly_summary_data(own, scope, month, self.zone, scope_name=name)
-        return render_monthly(data, lang, self.zone)
+        return await asyncio.to_thread(render_monthly, data, lang, self.zone)
 
     # --- delivering ----------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ from flows.capture import Area, FlowContext, area_label
 from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
 from flows.privacy import scrub
+from flows.taxonomy import ESCALATED_CODES as ESCALATED
+from flows.taxonomy import SHL48
 from storage import escalations as esc
 from storage import repo
 from storage.db import Database
@@ -64,9 +66,6 @@ log = logging.getLogger("havainto.escalation")
 
 DOMAIN = desk.DOMAIN
 PREFIX = desk.PREFIX
-SHL48 = "escalation.shl48"
-LEADERSHIP = "escalation.leadership"
-ESCALATED = (SHL48, LEADERSHIP)
 MAX_REPLY = 1000
 NOTICE_LEASE = timedelta(minutes=2)  # a claimed notice whose poster died goes again after this
 # A first post that failed (after the router's own retries) is tried again after these

@@ -1,4 +1,10 @@
-"""What a digest says, as plain data: built by the queries, read by the renderer.
+"""What a digest says, as plain data: counted by the queries, decided by the rules, rendered.
+
+Two kinds of objects live here. ``WeeklyFigures`` and ``MonthlyFigures`` are
+what ``storage.digest_queries`` counts and lists for a period, in no
+particular order of importance; ``digests.rules`` turns them into a
+``WeeklyDigest`` or a ``MonthlySummary`` (what rose, which quotes, ranked and
+grouped), which ``digests.render`` writes out.
 
 Nothing here counts per worker. ``workers`` is a number of distinct people and
 nothing else; no row, item or answer carries a person. Times are aware UTC.
@@ -10,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Latest escalation status (``storage.models.ESCALATION_STATUSES``) still waiting for
-# someone; ``decided``, ``no_action`` and ``handled`` close the matter.
-OPEN_STATUSES: frozenset[str] = frozenset({"open", "acknowledged", "in_progress"})
-ESCALATED: tuple[str, ...] = ("escalation.leadership", "escalation.shl48")
+from flows.statuses import OPEN_STATUSES
+
+# A week is compared with the average of the four weeks before it, a month with the
+# average of the three months before it (the queries count over these windows).
+AVERAGE_WEEKS = 4
+AVERAGE_MONTHS = 3
 
 # Defaults for "rising": this period against the average of the earlier ones.
 RISING_MIN_COUNT = 3
@@ -111,6 +119,45 @@ class LeaderAnswer:
 
 
 @dataclass(frozen=True)
+class ThemeFigures:
+    """A theme's count in the period, in the earlier periods its average is taken over
+    (``before``, a sum), and the distinct teams that reported it in the period (``teams``;
+    counted for the monthly summary only)."""
+
+    code: str
+    count: int
+    before: int
+    teams: int = 0
+
+
+@dataclass(frozen=True)
+class WeeklyFigures:
+    """What the database counted and listed for one team's week (``storage.digest_queries``).
+
+    ``themes`` covers the week and the ``AVERAGE_WEEKS`` before it; ``signals``, ``groups``,
+    ``new`` and ``growing`` (frequency marks) are counts per code in the week; ``quotes``
+    are candidates, newest first; ``escalations`` and ``answers`` are in time order.
+    """
+
+    team_id: str
+    team_name: str
+    language: str
+    week: str
+    start: datetime
+    end: datetime
+    total: int
+    workers: int
+    themes: list[ThemeFigures] = field(default_factory=list)
+    signals: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    new: dict[str, int] = field(default_factory=dict)
+    growing: dict[str, int] = field(default_factory=dict)
+    quotes: list[Quote] = field(default_factory=list)
+    escalations: list[EscalationItem] = field(default_factory=list)
+    answers: list[LeaderAnswer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class WeeklyDigest:
     """One team's week."""
 
@@ -159,6 +206,33 @@ class ThemeGroup:
 
     theme: str
     items: list[EscalationItem]
+
+
+@dataclass(frozen=True)
+class MonthlyFigures:
+    """What the database counted and listed for a region's (or, with ``region`` None, the
+    whole organisation's) month (``storage.digest_queries``).
+
+    ``themes`` covers the month and the ``AVERAGE_MONTHS`` before it, with the teams that
+    reported each theme in the month. ``escalations`` is everything raised in the month
+    (leadership and § 48) in time order; ``earlier_open`` what was raised before and is
+    still open at ``as_of``, oldest first.
+    """
+
+    region: str | None
+    scope_name: str
+    month: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+    total: int
+    teams: int
+    workers: int
+    escalated: int
+    shl48_count: int
+    themes: list[ThemeFigures] = field(default_factory=list)
+    escalations: list[EscalationItem] = field(default_factory=list)
+    earlier_open: list[EscalationItem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ Layout rules that the delivery side relies on:
   answers) goes through ``html.escape`` in the HTML version; whitespace in it
   is collapsed to keep one item on one line.
 
+Importing this module loads no drawing library: ``digests.charts`` (matplotlib,
+Pillow) is imported when the first chart is drawn.
+
 Texts come from the ``digests`` gettext domain, labels of taxonomy codes from
 the main catalog; numbers and dates are formatted by Babel for the language.
 Nothing here names or counts a worker.
@@ -34,7 +37,6 @@ from functools import lru_cache
 from babel.dates import format_date, format_interval, format_skeleton
 from babel.numbers import format_decimal, format_percent
 
-from digests import charts
 from digests.model import (
     EscalationItem,
     LeaderAnswer,
@@ -43,7 +45,10 @@ from digests.model import (
     WeeklyDigest,
 )
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
+from digests.spreadsheet import safe_cell
 from flows.i18n import label, t
+from flows.statuses import OPEN
+from flows.taxonomy import SHL48
 
 DOMAIN = "digests"
 BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_FI"}
@@ -52,7 +57,6 @@ DESCRIPTION_CHARS = 600  # in the monthly summary; the CSV file has the full tex
 MAX_EARLIER_LISTED = 40  # earlier open escalations named in the text; the CSV has them all
 BULLET = "• "
 CSV_DELIMITER = ";"  # what Excel expects with Finnish and Swedish regional settings
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
     shown = [row for row in d.themes if row.count or row.average]
     chart_list: list[tuple[str, bytes]] = []
     if d.total and shown:
+        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
+
         week_no = _int(number, lang)
         chart_list.append(
             (
@@ -263,7 +269,7 @@ def _weekly_quotes(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
 
 
 def _kind(item: EscalationItem, lang: str) -> str:
-    return f" ({_t(lang, 'kind.shl48')})" if item.escalation == "escalation.shl48" else ""
+    return f" ({_t(lang, 'kind.shl48')})" if item.escalation == SHL48 else ""
 
 
 def _weekly_escalations(doc: _Doc, items: Sequence[EscalationItem], lang: str, tz: tzinfo) -> None:
@@ -414,6 +420,8 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
     scope_slug = s.region or "all"
     chart_list: list[tuple[str, bytes]] = []
     if s.leading:
+        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
+
         chart_list.append(
             (
                 f"themes-{scope_slug}-{s.month}.png",
@@ -458,7 +466,7 @@ def _monthly_item(
     ]
     if with_theme:
         parts.append(label(item.theme, lang))
-    if item.status.status != "open":  # "open" is said by the days open that follow
+    if item.status.status != OPEN:  # "open" is said by the days open that follow
         parts.append(_status(lang, item.status.status))
     parts.append(_days(item, lang))
     head = " · ".join(parts)
@@ -502,13 +510,6 @@ CSV_COLUMNS = (
 )
 
 
-def _cell(value: str | None) -> str:
-    """Free text as a harmless cell: Excel would run a leading = + - @ as a formula."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _local_iso(moment: datetime | None, tz: tzinfo) -> str:
     return moment.astimezone(tz).isoformat(timespec="minutes") if moment else ""
 
@@ -517,6 +518,8 @@ def escalations_csv(
     rows: Iterable[tuple[str, EscalationItem]], lang: str, tz: TimeZone = HELSINKI
 ) -> bytes:
     """Escalated observations as CSV for Excel: UTF-8 with BOM, ``;``, codes and labels.
+
+    Free text goes through ``digests.spreadsheet.safe_cell``: no cell runs as a formula.
 
     ``rows`` pairs each item with how the summary lists it: ``this_month`` (raised in
     the month) or ``earlier_open`` (raised before and still open).
@@ -533,9 +536,9 @@ def escalations_csv(
                 _local_iso(item.observed_at, zone_),
                 _local_iso(item.recorded_at, zone_),
                 item.team_id,
-                _cell(item.team_name),
+                safe_cell(item.team_name),
                 item.region,
-                _cell(item.area),
+                safe_cell(item.area or ""),
                 item.escalation,
                 _t(lang, f"kind.{item.escalation.removeprefix('escalation.')}"),
                 item.theme,
@@ -548,9 +551,9 @@ def escalations_csv(
                 _status(lang, item.status.status),
                 _local_iso(item.status.at, zone_),
                 str(item.days_open),
-                _cell(item.description),
-                _cell(item.action),
-                _cell(item.status.text),
+                safe_cell(item.description or ""),
+                safe_cell(item.action or ""),
+                safe_cell(item.status.text or ""),
             ]
         )
     return buffer.getvalue().encode("utf-8-sig")

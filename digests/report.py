@@ -4,9 +4,17 @@ A region hands this report to its decision makers and uses it in its welfare
 report (hyvinvointikertomus). The module is pure: ``storage.report_queries``
 collects ``ReportFigures`` from the database, ``build_report`` turns them into
 a ``Report`` in one language (labels, trends against the previous period of
-equal length, rising phenomena), ``render_html`` fills the Jinja2 template in
+equal length, rising phenomena), ranking the rows, choosing the rising
+phenomena and the quotes by the rules the digests use (``digests.rules``:
+a phenomenon rises when it is at least ``RISING_MIN_COUNT`` now and more than
+in the previous period), ``render_html`` fills the Jinja2 template in
 ``digests/templates/`` with charts drawn by matplotlib and embedded as
 ``data:`` URIs, and ``render_pdf`` prints the very same HTML with WeasyPrint.
+
+Importing the module loads none of matplotlib, Jinja2 or WeasyPrint (the
+queries import it for the figure classes): each is imported by the function
+that draws, fills or prints. Drawing uses ``matplotlib.figure.Figure`` only,
+never ``pyplot``, so reports may be drawn in worker threads.
 """
 
 from __future__ import annotations
@@ -18,22 +26,27 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel.dates import format_date
 from babel.numbers import format_percent
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from digests.rules import pick_quotes, ranked, rising
 from flows.i18n import label, t
-from flows.taxonomy import GROUP, SIGNAL, TAXONOMY_VERSION, THEME
+from flows.taxonomy import TAXONOMY_VERSION
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DOMAIN = "datacare"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ESCALATION_STATUSES = ("open", "acknowledged", "in_progress", "decided", "no_action", "handled")
 MAX_QUOTES = 8
 MAX_RISING = 5
+# A (theme, signal) pair rises with at least two observations and more than before.
+RISING_MIN_COUNT = 2
+RISING_RATIO = 1.0
 
 
 # --- what the queries hand in ------------------------------------------------------
@@ -47,7 +60,7 @@ class EscalationLine:
     observed_on: date
     kind: str  # escalation.leadership or escalation.shl48
     theme: str
-    status: str  # one of ESCALATION_STATUSES
+    status: str  # one of flows.statuses.ESCALATION_STATUSES
     response: str | None  # the latest text a leader wrote, if any
 
 
@@ -183,19 +196,16 @@ def _change(count: int, previous: int, lang: str) -> str:
 
 
 def _rows(
-    codes: Sequence[str],
     counts: Mapping[str, int],
     total: int,
     lang: str,
     previous: Mapping[str, int] | None = None,
 ) -> list[Row]:
-    """Rows for every code with a count (now or before), largest first, ties in code order."""
-    order = {code: i for i, code in enumerate(codes)}
-    known = [c for c in codes if counts.get(c) or (previous and previous.get(c))]
-    # Codes of another taxonomy version still count, after the known ones.
-    extra = sorted(c for c in set(counts) | set(previous or {}) if c not in order)
+    """Rows for every code with a count (now or before), ranked by the count now."""
+    before_counts = previous or {}
+    shown = [c for c in {*counts, *before_counts} if counts.get(c) or before_counts.get(c)]
     rows = []
-    for code in sorted(known, key=lambda c: (-counts.get(c, 0), order[c])) + extra:
+    for code in ranked(shown, lambda c: c, lambda c: counts.get(c, 0)):
         count = counts.get(code, 0)
         before = previous.get(code, 0) if previous is not None else None
         rows.append(
@@ -211,23 +221,35 @@ def _rows(
     return rows
 
 
+@dataclass(frozen=True)
+class _Phenomenon:
+    """A (theme, signal) pair now, against its count in the previous period."""
+
+    code: tuple[str, str]
+    count: int
+    before: int
+
+    @property
+    def average(self) -> float:
+        """What ``count`` is compared with: the previous period is as long as this one."""
+        return self.before
+
+
 def _rising(figures: ReportFigures, lang: str) -> list[Rising]:
     """The (theme, signal) pairs that grew most against the previous period."""
-    growth = []
-    for pair, count in figures.combos.items():
-        before = figures.previous_combos.get(pair, 0)
-        if count > before and count >= 2:
-            growth.append((count - before, count, pair, before))
-    growth.sort(key=lambda g: (-g[0], -g[1], g[2]))
+    pairs = (
+        _Phenomenon(pair, count, figures.previous_combos.get(pair, 0))
+        for pair, count in figures.combos.items()
+    )
     return [
         Rising(
-            theme=label(pair[0], lang),
-            signal=label(pair[1], lang),
-            count=count,
-            previous=before,
-            change=_change(count, before, lang),
+            theme=label(p.code[0], lang),
+            signal=label(p.code[1], lang),
+            count=p.count,
+            previous=p.before,
+            change=_change(p.count, p.before, lang),
         )
-        for _, count, pair, before in growth[:MAX_RISING]
+        for p in rising(pairs, RISING_MIN_COUNT, RISING_RATIO)[:MAX_RISING]
     ]
 
 
@@ -260,7 +282,9 @@ def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
                 month=format_date(q.observed_on, "LLLL yyyy", locale=lang),
             ),
         )
-        for q in _pick_quotes(figures.quotes)
+        for q in pick_quotes(
+            sorted(figures.quotes, key=lambda q: q.observed_on, reverse=True), MAX_QUOTES
+        )
     ]
     return Report(
         lang=lang,
@@ -289,32 +313,13 @@ def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
         teams=figures.teams,
         workers=figures.workers,
         marked_growing=figures.marked_growing,
-        themes=_rows(
-            THEME.codes, figures.themes, figures.total, lang, previous=figures.previous_themes
-        ),
-        signals=_rows(SIGNAL.codes, figures.signals, figures.total, lang),
-        groups=_rows(GROUP.codes, figures.groups, figures.total, lang),
+        themes=_rows(figures.themes, figures.total, lang, previous=figures.previous_themes),
+        signals=_rows(figures.signals, figures.total, lang),
+        groups=_rows(figures.groups, figures.total, lang),
         rising=_rising(figures, lang),
         escalations=escalations,
         quotes=quotes,
     )
-
-
-def _pick_quotes(quotes: Sequence[QuoteLine]) -> list[QuoteLine]:
-    """Up to ``MAX_QUOTES`` quotes, newest first, spread over as many themes as there are."""
-    newest = sorted(quotes, key=lambda q: q.observed_on, reverse=True)
-    picked: list[QuoteLine] = []
-    seen: set[str] = set()
-    for quote in newest:  # first one per theme...
-        if quote.theme not in seen and len(picked) < MAX_QUOTES:
-            picked.append(quote)
-            seen.add(quote.theme)
-    for quote in newest:  # ...then fill up with the rest
-        if len(picked) >= MAX_QUOTES:
-            break
-        if quote not in picked:
-            picked.append(quote)
-    return picked
 
 
 # --- charts ----------------------------------------------------------------------------
@@ -327,6 +332,8 @@ def _png_uri(figure: Figure) -> str:
 
 
 def _themes_chart(report: Report) -> Chart:
+    from matplotlib.figure import Figure
+
     rows = [r for r in report.themes if r.count or r.previous][:10]
     names = [r.label for r in rows][::-1]
     figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.9))
@@ -353,6 +360,8 @@ def _themes_chart(report: Report) -> Chart:
 
 
 def _signals_chart(report: Report) -> Chart:
+    from matplotlib.figure import Figure
+
     rows = report.signals
     figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.6))
     axes = figure.subplots()
@@ -363,6 +372,8 @@ def _signals_chart(report: Report) -> Chart:
 
 
 def _monthly_chart(report: Report, monthly: Sequence[tuple[date, int]]) -> Chart:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.0, 2.4))
     axes = figure.subplots()
     labels = [format_date(month, "LLL yy", locale=report.lang) for month, _ in monthly]
@@ -375,6 +386,8 @@ def _monthly_chart(report: Report, monthly: Sequence[tuple[date, int]]) -> Chart
 
 
 def _tidy(axes: Axes, counts_on: str = "x") -> None:
+    from matplotlib.ticker import MaxNLocator
+
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     # Counts are whole observations: no 2.5 ticks.
@@ -398,6 +411,8 @@ def draw_charts(report: Report, figures: ReportFigures) -> None:
 
 @cache
 def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"]),

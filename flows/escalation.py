@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from flows.events import Choice, Message
 from flows.i18n import label, t
+from flows.statuses import ANSWER_STATUSES
 
 DOMAIN = "escalation"
 PREFIX = "esc"
 LEADER_ROLES = frozenset({"leader", "admin"})
-ANSWER_STATUSES = ("in_progress", "decided", "no_action")
 # Description and proposed action are cut (measured as escaped HTML) so that a whole
 # notice stays one message that can be edited in place (Telegram: 4,096 characters).
 DESCRIPTION_LIMIT = 2200

@@ -9,6 +9,10 @@ The lists follow the source texts summarised in ``shared/DOMAIN.md``: the
 summary themes of the national survey (seed 001), the four service-system
 failure signals of the ministry's article (seed 000) plus two of our own, and
 the service tasks of the survey.
+
+The escalation codes also have names (``LEADERSHIP``, ``SHL48``, and
+``ESCALATED_CODES`` for both): every layer that asks "was this raised?"
+(notices, digests, the social report, exports) imports them from here.
 """
 
 from __future__ import annotations
@@ -61,7 +65,11 @@ SIGNAL = _dim(
     "not_service_system",
 )
 FREQUENCY = _dim("frequency", "single", "recurring", "growing", "new")
-ESCALATION = _dim("escalation", "none", "leadership", "shl48")
+NOT_ESCALATED = "escalation.none"
+LEADERSHIP = "escalation.leadership"  # raised to leadership
+SHL48 = "escalation.shl48"  # notified under SHL § 48
+ESCALATED_CODES: tuple[str, ...] = (LEADERSHIP, SHL48)
+ESCALATION = Dimension("escalation", (NOT_ESCALATED, *ESCALATED_CODES))
 POLARITY = _dim("polarity", "problem", "good_practice")
 SERVICE_TASK = _dim(
     "task",

@@ -1,5 +1,13 @@
 """The figures of the weekly team digest and the monthly escalation summary.
 
+The queries count and list; they decide nothing about what a digest shows.
+``weekly_figures`` and ``monthly_figures`` return ``digests.model.WeeklyFigures``
+and ``MonthlyFigures``: counts per code, the quote candidates, the escalated
+observations with their status. What rose, which quotes are shown, how themes
+are ranked and escalations grouped is decided by ``digests.rules``, the same
+rules the social report uses; ``weekly_digest_data`` and
+``monthly_summary_data`` are the two together.
+
 Counting happens in SQL with ``GROUP BY`` over index ranges: a team's weeks
 use ``(team_id, observed_at)``, a region's months ``(region, observed_at)``
 and the whole organisation's months ``(team_id, observed_at)`` once per team.
@@ -23,25 +31,21 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from digests import rules
 from digests.model import (
-    ESCALATED,
-    OPEN_STATUSES,
+    AVERAGE_MONTHS,
+    AVERAGE_WEEKS,
     RISING_MIN_COUNT,
     RISING_RATIO,
-    WEEKLY_RISING_MIN_COUNT,
-    CountRow,
     EscalationItem,
     LeaderAnswer,
+    MonthlyFigures,
     MonthlySummary,
-    NewOrGrowing,
     Quote,
-    RisingRow,
-    SpreadRow,
     StatusInfo,
-    ThemeGroup,
-    ThemeRow,
+    ThemeFigures,
     WeeklyDigest,
-    is_rising,
+    WeeklyFigures,
 )
 from digests.periods import (
     HELSINKI,
@@ -52,14 +56,13 @@ from digests.periods import (
     shift_week,
 )
 from flows import privacy
-from flows.taxonomy import GROUP, SIGNAL, THEME
+from flows.statuses import OPEN, OPEN_STATUSES
+from flows.taxonomy import ESCALATED_CODES, LEADERSHIP, SHL48
 from storage.models import EscalationEvent, Observation, Team
 
-AVERAGE_WEEKS = 4
-AVERAGE_MONTHS = 3
-MAX_QUOTES = 3
+# The newest quotes of a week that ``digests.rules.pick_quotes`` chooses from: plenty for
+# one per theme, and a bound on what a busy team's week reads.
 QUOTE_CANDIDATES = 30
-LEADING = 5
 _IN_CHUNK = 500  # ids per IN (...) list, far below every backend's parameter limit
 
 
@@ -69,10 +72,6 @@ def _scrub(text: str | None) -> str | None:
 
 
 _ID_CHUNK = 5000  # ids per IN (...) list of a bare id look-up (limits: 32,766 / 32,767)
-
-_THEME_ORDER = {code: i for i, code in enumerate(THEME.codes)}
-_SIGNAL_ORDER = {code: i for i, code in enumerate(SIGNAL.codes)}
-_GROUP_ORDER = {code: i for i, code in enumerate(GROUP.codes)}
 
 
 def _live() -> ColumnElement[bool]:
@@ -85,17 +84,6 @@ def _in_period(start: datetime, end: datetime) -> ColumnElement[bool]:
 
 def _count_if(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
-
-
-def _ranked(counts: dict[str, int], order: dict[str, int]) -> list[CountRow]:
-    """Most frequent first; ties in taxonomy order, unknown codes last."""
-    return [
-        CountRow(code, n)
-        for code, n in sorted(
-            counts.items(), key=lambda kv: (-kv[1], order.get(kv[0], len(order)), kv[0])
-        )
-        if n
-    ]
 
 
 # --- escalation statuses -----------------------------------------------------------
@@ -181,7 +169,7 @@ async def _escalation_items(
         observed_at,
         recorded_at,
     ) in rows:
-        status = statuses.get(observation_id, StatusInfo("open"))
+        status = statuses.get(observation_id, StatusInfo(OPEN))
         closed_at = status.at if not status.is_open and status.at is not None else as_of
         items.append(
             EscalationItem(
@@ -220,6 +208,19 @@ async def weekly_digest_data(
 
     ``as_of`` (default: the end of the week) is the moment escalation statuses are read at.
     """
+    return rules.weekly_digest(await weekly_figures(session, team_id, week, tz, as_of=as_of))
+
+
+async def weekly_figures(
+    session: AsyncSession,
+    team_id: str,
+    week: str,
+    tz: TimeZone = HELSINKI,
+    *,
+    as_of: datetime | None = None,
+) -> WeeklyFigures:
+    """The counts and rows of ``team_id``'s ISO week ``week`` (and of the weeks before it
+    the averages are taken over); ``as_of`` as in ``weekly_digest_data``."""
     team = await session.get(Team, team_id)
     if team is None:
         raise LookupError(f"unknown team {team_id!r}")
@@ -242,10 +243,8 @@ async def weekly_digest_data(
         .group_by(Observation.theme)
     )
     themes = [
-        ThemeRow(code, int(now or 0), int(before or 0) / AVERAGE_WEEKS)
-        for code, now, before in theme_rows
+        ThemeFigures(code, int(now or 0), int(before or 0)) for code, now, before in theme_rows
     ]
-    themes.sort(key=lambda r: (-r.count, -r.average, _THEME_ORDER.get(r.code, 99), r.code))
 
     # One grouped pass over the week gives signals, groups and the new/growing marks.
     signals: dict[str, int] = defaultdict(int)
@@ -276,18 +275,12 @@ async def weekly_digest_data(
         elif frequency == "frequency.growing":
             growing[theme] += n
 
-    new_or_growing = []
-    for row in themes:
-        rising = is_rising(row.count, row.average, WEEKLY_RISING_MIN_COUNT, RISING_RATIO)
-        if new[row.code] or growing[row.code] or rising:
-            new_or_growing.append(NewOrGrowing(row.code, new[row.code], growing[row.code], rising))
-
     quotes = await _weekly_quotes(session, this_week)
 
     escalations = await _escalation_items(
         session,
         select(*_escalation_columns())
-        .where(*this_week, Observation.escalation.in_(ESCALATED))
+        .where(*this_week, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id),
         as_of,
         {team.id: team.name},
@@ -317,7 +310,7 @@ async def weekly_digest_data(
         for observation_id, theme, status, text, at in answer_rows
     ]
 
-    return WeeklyDigest(
+    return WeeklyFigures(
         team_id=team.id,
         team_name=team.name,
         language=team.language,
@@ -327,9 +320,10 @@ async def weekly_digest_data(
         total=int(total),
         workers=int(workers),
         themes=themes,
-        signals=_ranked(signals, _SIGNAL_ORDER),
-        groups=_ranked(groups, _GROUP_ORDER),
-        new_or_growing=new_or_growing,
+        signals=dict(signals),
+        groups=dict(groups),
+        new=dict(new),
+        growing=dict(growing),
         quotes=quotes,
         escalations=escalations,
         answers=answers,
@@ -339,24 +333,14 @@ async def weekly_digest_data(
 async def _weekly_quotes(
     session: AsyncSession, this_week: Iterable[ColumnElement[bool]]
 ) -> list[Quote]:
-    """Up to three of the newest quotes, from as many different themes as there are."""
+    """The week's ``QUOTE_CANDIDATES`` newest quotes, newest first."""
     rows = await session.execute(
         select(Observation.quote, Observation.theme)
         .where(*this_week, Observation.quote.is_not(None), Observation.quote != "")
         .order_by(Observation.observed_at.desc(), Observation.id.desc())
         .limit(QUOTE_CANDIDATES)
     )
-    candidates = [
-        Quote(privacy.scrub(text), theme) for text, theme in rows if text and text.strip()
-    ]
-    chosen: list[Quote] = []
-    for quote in candidates:
-        if len(chosen) < MAX_QUOTES and quote.theme not in {q.theme for q in chosen}:
-            chosen.append(quote)
-    for quote in candidates:
-        if len(chosen) < MAX_QUOTES and quote not in chosen:
-            chosen.append(quote)
-    return chosen
+    return [Quote(privacy.scrub(text), theme) for text, theme in rows if text]
 
 
 # --- the monthly escalation summary -------------------------------------------------------
@@ -378,7 +362,12 @@ async def _earlier_open(
     since ``as_of``, not every escalation of the past.
     """
     scope = [Observation.region == region] if region is not None else []
-    past = [*scope, _live(), Observation.escalation.in_(ESCALATED), Observation.observed_at < start]
+    past = [
+        *scope,
+        _live(),
+        Observation.escalation.in_(ESCALATED_CODES),
+        Observation.observed_at < start,
+    ]
     open_now = select(Observation.id).where(
         *past, Observation.escalation_status.in_(sorted(OPEN_STATUSES))
     )
@@ -411,7 +400,7 @@ async def _earlier_open(
             observation_id
             for observation_id, region_, escalation, observed_at, withdrawn_at in rows
             if (region is None or region_ == region)
-            and escalation in ESCALATED
+            and escalation in ESCALATED_CODES
             and observed_at < start
             and withdrawn_at is None
         )
@@ -448,7 +437,7 @@ async def monthly_summary_data(
     as_of: datetime | None = None,
     min_count: int = RISING_MIN_COUNT,
     ratio: float = RISING_RATIO,
-    leading: int = LEADING,
+    leading: int = rules.LEADING,
 ) -> MonthlySummary:
     """The monthly summary of ``region`` (None: the whole organisation) for ``month``.
 
@@ -456,6 +445,22 @@ async def monthly_summary_data(
     times the average of the previous three months. ``as_of`` (default: the end of
     the month) is the moment statuses and days open are read at.
     """
+    figures = await monthly_figures(session, region, month, tz, scope_name=scope_name, as_of=as_of)
+    return rules.monthly_summary(figures, min_count=min_count, ratio=ratio, leading=leading)
+
+
+async def monthly_figures(
+    session: AsyncSession,
+    region: str | None,
+    month: str,
+    tz: TimeZone = HELSINKI,
+    *,
+    scope_name: str | None = None,
+    as_of: datetime | None = None,
+) -> MonthlyFigures:
+    """The counts and rows of ``region``'s (None: the whole organisation's) ``month`` and
+    of the months before it the averages are taken over; ``as_of`` as in
+    ``monthly_summary_data``."""
     start, end = month_bounds(month, tz)
     history_start, _ = month_bounds(shift_month(month, -AVERAGE_MONTHS), tz)
     as_of = as_of or end
@@ -469,8 +474,8 @@ async def monthly_summary_data(
                 func.count(),
                 func.count(distinct(Observation.team_id)),
                 func.count(distinct(Observation.person_id)),
-                _count_if(Observation.escalation == "escalation.leadership"),
-                _count_if(Observation.escalation == "escalation.shl48"),
+                _count_if(Observation.escalation == LEADERSHIP),
+                _count_if(Observation.escalation == SHL48),
             ).where(*this_month)
         )
     ).one()
@@ -488,45 +493,22 @@ async def monthly_summary_data(
             .group_by(Observation.theme)
         )
     ).all()
-    figures = [
-        (code, int(now or 0), int(before or 0) / AVERAGE_MONTHS, int(spread or 0))
+    themes = [
+        ThemeFigures(code, int(now or 0), int(before or 0), int(spread or 0))
         for code, now, before, spread in theme_rows
     ]
-
-    def order(code: str) -> int:
-        return _THEME_ORDER.get(code, len(_THEME_ORDER))
-
-    by_count = sorted((f for f in figures if f[1]), key=lambda f: (-f[1], order(f[0]), f[0]))
-    by_spread = sorted(
-        (f for f in figures if f[1]), key=lambda f: (-f[3], -f[1], order(f[0]), f[0])
-    )
-    rising = [
-        RisingRow(code, now, average)
-        for code, now, average, _ in figures
-        if is_rising(now, average, min_count, ratio)
-    ]
-    rising.sort(key=lambda r: (-(r.count - r.average), -r.count, order(r.code), r.code))
 
     items = await _escalation_items(
         session,
         select(*_escalation_columns())
-        .where(*this_month, Observation.escalation.in_(ESCALATED))
+        .where(*this_month, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id),
         as_of,
         names,
     )
-    by_theme: dict[str, list[EscalationItem]] = defaultdict(list)
-    for item in items:
-        if item.escalation == "escalation.leadership":
-            by_theme[item.theme].append(item)
-    groups = [
-        ThemeGroup(theme, by_theme[theme])
-        for theme in sorted(by_theme, key=lambda c: (-len(by_theme[c]), order(c), c))
-    ]
-
     earlier_open = await _earlier_open(session, region, start, as_of, names)
 
-    return MonthlySummary(
+    return MonthlyFigures(
         region=region,
         scope_name=scope_name or region or "",
         month=month,
@@ -538,12 +520,7 @@ async def monthly_summary_data(
         workers=int(workers),
         escalated=int(escalated or 0),
         shl48_count=int(shl48_count or 0),
-        leading=[SpreadRow(code, spread, now) for code, now, _, spread in by_count[:leading]],
-        spread=[SpreadRow(code, spread, now) for code, now, _, spread in by_spread[:leading]],
-        rising=rising,
-        min_count=min_count,
-        ratio=ratio,
-        escalated_by_theme=groups,
-        shl48=[item for item in items if item.escalation == "escalation.shl48"],
+        themes=themes,
+        escalations=items,
         earlier_open=earlier_open,
     )

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.statuses import OPEN
+from flows.taxonomy import SHL48
 from storage import audit
 from storage.models import EscalationEvent, Notification, Observation, Relay
 from storage.repo import is_row_id
-
-ESCALATED = ("escalation.leadership", "escalation.shl48")
-
 
 # --- statuses -----------------------------------------------------------------------
 
@@ -74,7 +73,7 @@ async def current_status(session: AsyncSession, observation_id: int) -> str:
             .limit(1)
         )
     ).scalar_one_or_none()
-    return status or "open"
+    return status or OPEN
 
 
 # --- notices in leadership channels ------------------------------------------------------
@@ -224,7 +223,7 @@ async def claim_due_reminders(
     session: AsyncSession,
     now: datetime,
     every: timedelta,
-    kind: str = "escalation.shl48",
+    kind: str = SHL48,
     transports: Collection[str] | None = None,
 ) -> list[Notification]:
     """Unacknowledged notices whose last post or reminder is at least ``every`` old (on

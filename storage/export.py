@@ -13,6 +13,12 @@ database: the query does not even join the table that holds them.
 Memory stays flat whatever the row count: rows are read with ``yield_per``
 from a server-side cursor and written one by one (the CSV and JSONL writers
 straight to the output, the XLSX writer through openpyxl's write-only mode).
+Free text in the CSV file is escaped like every CSV file Havainto writes
+(``digests.spreadsheet.safe_cell``); the XLSX writer marks it as text instead.
+
+openpyxl is imported by the XLSX writer only: it loads numpy and Pillow, which
+nothing else of ``storage`` needs (importing any ``storage`` module loads no
+drawing library).
 """
 
 from __future__ import annotations
@@ -26,20 +32,19 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from typing import IO, Any, Literal
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from digests.spreadsheet import safe_cell
 from flows import privacy
 from flows.i18n import label, t
+from flows.statuses import ESCALATION_STATUSES, OPEN
 from flows.taxonomy import (
     ESCALATION,
     FREQUENCY,
     GROUP,
+    NOT_ESCALATED,
     POLARITY,
     SCALE,
     SERVICE_TASK,
@@ -48,7 +53,7 @@ from flows.taxonomy import (
     THEME,
     Dimension,
 )
-from storage.models import ESCALATION_STATUSES, EscalationEvent, Observation, Team
+from storage.models import EscalationEvent, Observation, Team
 
 Format = Literal["csv", "xlsx", "jsonl"]
 SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
@@ -237,8 +242,8 @@ async def iter_records(
     query = observations_query(since, until, team, region).execution_options(yield_per=1000)
     result = await session.stream(query)
     async for row in result:
-        escalated = row.escalation != "escalation.none"
-        status = (row.latest_status or "open") if escalated else None
+        escalated = row.escalation != NOT_ESCALATED
+        status = (row.latest_status or OPEN) if escalated else None
         yield ExportRecord(
             id=row.id,
             observed_at=row.observed_at,
@@ -283,9 +288,6 @@ async def iter_records(
 
 # --- writers ----------------------------------------------------------------------------
 
-# A cell a spreadsheet would read as a formula (CSV injection): written with a leading '.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 def _csv_value(name: str, value: Any) -> str:
     if value is None:
@@ -293,9 +295,8 @@ def _csv_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    if name in FREE_TEXT and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    # Free text a spreadsheet would run as a formula (CSV injection) gets a leading '.
+    return safe_cell(text) if name in FREE_TEXT else text
 
 
 async def write_jsonl(records: AsyncIterator[ExportRecord], out: IO[str]) -> int:
@@ -353,6 +354,11 @@ async def write_xlsx(
     sheet_title: str = "havainnot",
 ) -> int:
     """An XLSX workbook: a bold, frozen header row, fitted widths, one row per record."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_title)
     # In write-only mode these must be set before the first row is written.
@@ -376,6 +382,8 @@ async def write_xlsx(
 
 def _xlsx_cell(sheet: Any, value: Any) -> Any:
     if isinstance(value, str) and value.startswith("="):
+        from openpyxl.cell import WriteOnlyCell
+
         # Text is text: never let a worker's "=..." become a formula.
         cell = WriteOnlyCell(sheet, value=value)
         cell.data_type = "s"

@@ -246,21 +246,13 @@ class BotState(Base):
 
 # --- escalations and deliveries (migration 0002) ------------------------------------------
 
-ESCALATION_STATUSES: tuple[str, ...] = (
-    "open",
-    "acknowledged",
-    "in_progress",
-    "decided",
-    "no_action",
-    "handled",
-)
-
 
 class EscalationEvent(Base):
     """One status change of an escalated observation: the audit trail (who, when, what).
 
-    The newest row per observation is its status; an escalated observation without
-    any row is ``open``. ``text`` is the leader's short answer, relayed to the reporter.
+    The newest row per observation is its status (one of
+    ``flows.statuses.ESCALATION_STATUSES``); an escalated observation without any
+    row is ``open``. ``text`` is the leader's short answer, relayed to the reporter.
     """
 
     __tablename__ = "escalation_events"

@@ -19,10 +19,11 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.report import EscalationLine, QuoteLine, ReportFigures
+from flows.statuses import OPEN
+from flows.taxonomy import ESCALATED_CODES, SHL48
 from storage.export import latest_status_column, local_bounds, scrub
 from storage.models import EscalationEvent, Observation
 
-ESCALATED = ("escalation.leadership", "escalation.shl48")
 MARKED_GROWING = ("frequency.growing", "frequency.new")
 QUOTES_CONSIDERED = 200
 
@@ -109,11 +110,9 @@ async def report_figures(
         escalations=await _escalations(session, now, zone),
         quotes=await _quotes(session, now, zone),
         escalated=await _scalar(
-            session, func.count(), and_(now, Observation.escalation.in_(ESCALATED))
+            session, func.count(), and_(now, Observation.escalation.in_(ESCALATED_CODES))
         ),
-        shl48=await _scalar(
-            session, func.count(), and_(now, Observation.escalation == "escalation.shl48")
-        ),
+        shl48=await _scalar(session, func.count(), and_(now, Observation.escalation == SHL48)),
     )
 
 
@@ -137,7 +136,7 @@ async def _escalations(
             latest_status_column(),
             latest_text,
         )
-        .where(where, Observation.escalation.in_(ESCALATED))
+        .where(where, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id)
     )
     return [
@@ -146,7 +145,7 @@ async def _escalations(
             observed_on=observed.astimezone(zone).date(),
             kind=kind,
             theme=theme,
-            status=status or "open",
+            status=status or OPEN,
             response=scrub(text),
         )
         for oid, observed, kind, theme, status, text in rows

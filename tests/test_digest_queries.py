@@ -10,20 +10,23 @@ seeded on purpose and must never count.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, select, text
 
 from bot.config import load_config
+from bot.delivery import DigestDesk
 from bot.inflight import InFlight
-from bot.router import split_text
+from bot.router import Router, split_text
 from bot.runtime.jobs import planner_statistics_job, register, unregister
 from bot.runtime.scheduler import job_specs
 from digests.model import (
@@ -38,13 +41,16 @@ from digests.model import (
 )
 from digests.periods import iso_week_bounds, previous_iso_week
 from digests.render import render_monthly, render_weekly
+from flows.taxonomy import THEME
 from storage import repo
 from storage.db import Database
 from storage.digest_queries import monthly_summary_data, weekly_digest_data
 from storage.models import EscalationEvent, Observation
 from storage.planner import refresh_statistics
+from tests.conftest import FakeClock
 
 HEL = ZoneInfo("Europe/Helsinki")
+T = TypeVar("T")
 TEAMS = [
     ("hki-etsiva", "Helsingin etsivät", "helsinki", "fi"),
     ("hki-nuoret", "Helsingin nuorten tiimi", "helsinki", "fi"),
@@ -72,7 +78,14 @@ class World:
         region = next(t[2] for t in TEAMS if t[0] == team_id)
         self.people[name] = (member.person_id, team_id, region)
 
-    async def obs(
+    async def obs(self, who: str, at: datetime, theme: str, **fields: Any) -> int:
+        async with self.db.transaction() as session:
+            row = self.row(who, at, theme, **fields)
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    def row(
         self,
         who: str,
         at: datetime,
@@ -86,39 +99,35 @@ class World:
         action: str | None = None,
         description: str = "Havainto palvelujärjestelmästä.",
         withdrawn: bool = False,
-    ) -> int:
+    ) -> Observation:
         person_id, team_id, region = self.people[who]
         recorded = at + timedelta(minutes=10)
-        async with self.db.transaction() as session:
-            row = Observation(
-                person_id=person_id,
-                team_id=team_id,
-                region=region,
-                area=None,
-                description=description,
-                quote=quote,
-                action=action,
-                theme=theme,
-                population_group=group,
-                signal=signal,
-                frequency=frequency,
-                escalation=escalation,
-                polarity="polarity.problem",
-                task=None,
-                source="source.own",
-                scale="scale.one",
-                observed_at=at,
-                recorded_at=recorded,
-                updated_at=recorded,
-                withdrawn_at=recorded + timedelta(hours=1) if withdrawn else None,
-                transport="terminal",
-                language="fi",
-                flow_version="1",
-                taxonomy_version="2026.1",
-            )
-            session.add(row)
-            await session.flush()
-            return row.id
+        return Observation(
+            person_id=person_id,
+            team_id=team_id,
+            region=region,
+            area=None,
+            description=description,
+            quote=quote,
+            action=action,
+            theme=theme,
+            population_group=group,
+            signal=signal,
+            frequency=frequency,
+            escalation=escalation,
+            polarity="polarity.problem",
+            task=None,
+            source="source.own",
+            scale="scale.one",
+            observed_at=at,
+            recorded_at=recorded,
+            updated_at=recorded,
+            withdrawn_at=recorded + timedelta(hours=1) if withdrawn else None,
+            transport="terminal",
+            language="fi",
+            flow_version="1",
+            taxonomy_version="2026.1",
+        )
 
     async def status(
         self, observation_id: int, status: str, at: datetime, text: str | None = None
@@ -679,6 +688,65 @@ async def test_earlier_open_is_read_at_as_of_not_now(world: World) -> None:
     ]
     whole = await world.monthly(None, "2026-10")
     assert [i.observation_id for i in whole.earlier_open] == [ids["closed_later"], ids["open"]]
+
+
+async def loop_lag_during(work: Awaitable[T]) -> tuple[T, float]:
+    """``work``'s result, and how late at most a 10 ms ``asyncio.sleep`` on the loop woke up
+    meanwhile (a worker waiting for a reply waits as long)."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        while not done.is_set():
+            asked = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - asked - 0.01)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        result = await work
+    finally:
+        done.set()
+        await ticking
+    return result, worst
+
+
+async def test_building_a_digest_leaves_the_event_loop_free(world: World) -> None:
+    """``DigestDesk`` renders in a worker thread: a busy monthly summary (its chart, a long
+    text and the CSV file) never keeps the loop from answering for as long as it takes.
+    (Rendered on the loop instead, the ticker is late by the whole rendering time.)"""
+    await seed_november(world)
+    async with world.db.transaction() as session:  # a busy month: 400 escalations
+        for i in range(400):
+            session.add(
+                world.row(
+                    ("anna", "ben", "dana")[i % 3],
+                    hel(2026, 11, 1 + i % 28, 8) + timedelta(minutes=i),
+                    THEME.codes[i % len(THEME.codes)],
+                    escalation=("escalation.leadership", "escalation.shl48")[i % 2],
+                    description=f"Havainto {i}: jono venyi, eikä apua löytynyt ajoissa.",
+                    action="Lisää resursseja.",
+                )
+            )
+    desk = DigestDesk(
+        load_config(None, terminal={"enabled": "no"}), world.db, Router(), FakeClock()
+    )
+    async with world.db.snapshot() as session:
+        summary = await monthly_summary_data(session, "helsinki", "2026-11", HEL)
+    render_monthly(summary, "fi")  # warm: matplotlib imported, fonts loaded
+    started = time.perf_counter()
+    render_monthly(summary, "fi")
+    rendering = time.perf_counter() - started  # what the loop would be blocked for
+
+    rendered, lag = await loop_lag_during(desk.monthly("helsinki", "2026-11", "fi"))
+
+    assert len(rendered.charts) == 1 and rendered.csv is not None
+    assert rendered.text == render_monthly(summary, "fi").text
+    print(f"rendering {rendering * 1000:.0f} ms, the loop at most {lag * 1000:.1f} ms late")
+    assert lag < min(0.1, rendering / 2), (rendering, lag)
 
 
 async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) -> None:

@@ -11,6 +11,8 @@ import csv
 import io
 import os
 import struct
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,9 +27,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bot.router import split_text
-from digests import charts
+from digests import charts, rules
 from digests.model import (
-    OPEN_STATUSES,
     CountRow,
     EscalationItem,
     LeaderAnswer,
@@ -57,8 +58,10 @@ from digests.periods import (
 )
 from digests.render import CSV_COLUMNS, escalations_csv, render_monthly, render_weekly
 from flows.i18n import LANGUAGES, _catalog
+from flows.statuses import OPEN_STATUSES
 
 GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parent.parent
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 HEL = ZoneInfo("Europe/Helsinki")
 
@@ -176,6 +179,79 @@ def test_rising_rule() -> None:
     assert is_rising(6, 4, 3, 1.5)
     assert not is_rising(5, 4, 3, 1.5)
     assert not is_rising(3, 3, 3, 1.0)  # not more than before
+
+
+def test_ranking_rule_largest_first_ties_in_taxonomy_order() -> None:
+    counts = {
+        "theme.violence": 2,
+        "theme.housing": 2,
+        "theme.old_code": 2,  # another taxonomy version: after the known ones of its count
+        "theme.income": 5,
+        "theme.regional": 0,
+    }
+    assert [(r.code, r.count) for r in rules.ranked_counts(counts)] == [
+        ("theme.income", 5),
+        ("theme.housing", 2),
+        ("theme.violence", 2),
+        ("theme.old_code", 2),
+    ]
+    # Measures in turn; a pair of codes (a phenomenon) ties by theme, then by signal.
+    pairs = [
+        (("theme.service_access", "signal.queues"), 3, 1),
+        (("theme.violence", "signal.criteria"), 3, 1),
+        (("theme.violence", "signal.queues"), 3, 1),
+        (("theme.housing", "signal.queues"), 3, 2),
+    ]
+    assert [p[0] for p in rules.ranked(pairs, lambda p: p[0], lambda p: p[1], lambda p: p[2])] == [
+        ("theme.housing", "signal.queues"),
+        ("theme.violence", "signal.queues"),
+        ("theme.violence", "signal.criteria"),
+        ("theme.service_access", "signal.queues"),
+    ]
+
+
+def test_rising_rows_the_largest_rise_first() -> None:
+    rows = [
+        RisingRow("theme.income", 9, 3.0),  # +6
+        RisingRow("theme.housing", 4, 0.0),  # +4, new
+        RisingRow("theme.violence", 4, 0.0),  # +4, new: after housing
+        RisingRow("theme.regional", 5, 4.0),  # not 1.5 times the average
+        RisingRow("theme.other", 2, 0.0),  # too few
+    ]
+    assert [r.code for r in rules.rising(rows, 3, 1.5)] == [
+        "theme.income",
+        "theme.housing",
+        "theme.violence",
+    ]
+
+
+def test_quote_rule_one_per_theme_then_fill_up() -> None:
+    newest_first = [
+        Quote("a", "theme.housing"),
+        Quote("b", "theme.housing"),
+        Quote("  ", "theme.violence"),  # blank: never shown
+        Quote("c", "theme.income"),
+        Quote("a", "theme.housing"),  # the same words again: shown once
+        Quote("d", "theme.housing"),
+    ]
+    assert [q.text for q in rules.pick_quotes(newest_first, 2)] == ["a", "c"]
+    assert [q.text for q in rules.pick_quotes(newest_first, 4)] == ["a", "c", "b", "d"]
+    assert rules.pick_quotes([], 3) == []
+
+
+def test_escalations_grouped_by_theme_largest_group_first() -> None:
+    items = [
+        item(1, "escalation.leadership", "theme.violence", hel(2026, 11, 1), StatusInfo("open"), 1),
+        item(2, "escalation.leadership", "theme.income", hel(2026, 11, 2), StatusInfo("open"), 1),
+        item(3, "escalation.leadership", "theme.violence", hel(2026, 11, 3), StatusInfo("open"), 1),
+        item(4, "escalation.leadership", "theme.housing", hel(2026, 11, 4), StatusInfo("open"), 1),
+    ]
+    groups = rules.by_theme(items)
+    assert [(g.theme, [i.observation_id for i in g.items]) for g in groups] == [
+        ("theme.violence", [1, 3]),
+        ("theme.housing", [4]),
+        ("theme.income", [2]),
+    ]
 
 
 # --- sample digests ----------------------------------------------------------------------
@@ -530,7 +606,7 @@ def test_no_worker_is_named_or_counted_apart() -> None:
 
 
 def test_every_escalation_status_has_a_name_and_is_open_or_closed() -> None:
-    from storage.models import ESCALATION_STATUSES
+    from flows.statuses import ESCALATION_STATUSES
 
     assert OPEN_STATUSES < set(ESCALATION_STATUSES)
     for lang in LANGUAGES:
@@ -717,6 +793,50 @@ def test_charts_leave_no_pyplot_state() -> None:
     render_weekly(sample_weekly(), "fi")
     render_monthly(sample_monthly(), "sv")
     assert plt.get_fignums() == before
+
+
+DRAWING_LIBRARIES = ("matplotlib", "PIL", "weasyprint")
+
+
+def test_importing_storage_loads_no_drawing_library() -> None:
+    """The queries import the digest data classes, never the renderers' libraries."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, storage.digest_queries, storage.report_queries, storage.export; "
+            "assert not any(m.split('.')[0] in ('matplotlib','PIL','weasyprint') "
+            "for m in sys.modules)",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    # Every module of storage, and the digest modules that hold data and rules only.
+    script = f"""
+import importlib, pkgutil, sys
+import storage
+for found in pkgutil.iter_modules(storage.__path__):
+    importlib.import_module("storage." + found.name)
+import digests, digests.model, digests.periods, digests.render, digests.report
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {DRAWING_LIBRARIES!r})
+assert not loaded, loaded[:5]
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_one_rule_for_text_cells_of_every_csv_file() -> None:
+    from digests.spreadsheet import safe_cell
+    from storage.export import _csv_value
+
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+        assert _csv_value("description", f"{start}1+1") == f"'{start}1+1"
+    assert safe_cell("") == ""
+    assert safe_cell("Kela 1+1") == "Kela 1+1"
+    assert _csv_value("team", "-team") == "-team"  # an id from the configuration, not free text
 
 
 def test_csv_is_excel_friendly_and_defuses_formulas() -> None:

@@ -105,6 +105,34 @@ def test_model_orders_rows_and_computes_trends() -> None:
     assert report.escalations[1].response == t("fi", "report.no_response", domain="datacare")
 
 
+def test_rising_and_quotes_follow_the_digest_rules() -> None:
+    report = build_report(
+        figures(
+            combos={
+                ("theme.service_access", "signal.queues"): 2,
+                ("theme.violence", "signal.queues"): 2,
+                ("theme.housing", "signal.criteria"): 1,  # too few
+                ("theme.income", "signal.queues"): 4,  # no more than before
+            },
+            previous_combos={("theme.income", "signal.queues"): 4},
+            quotes=[
+                QuoteLine("a", "theme.housing", date(2026, 4, 2)),
+                QuoteLine("b", "theme.housing", date(2026, 4, 3)),
+                QuoteLine("c", "theme.income", date(2026, 4, 1)),
+            ],
+        ),
+        "en",
+        date(2026, 7, 1),
+    )
+    # Equal rises in taxonomy order, as in the monthly summary (digests.rules.rising).
+    assert [r.theme for r in report.rising] == [
+        label("theme.violence", "en"),
+        label("theme.service_access", "en"),
+    ]
+    # Newest first, one per theme, then filled up (digests.rules.pick_quotes).
+    assert [q.text for q in report.quotes] == ["b", "c", "a"]
+
+
 @pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 def test_html_has_every_heading_and_escapes_text(lang: str) -> None:
     html = render_html(social_report(figures(), lang, date(2026, 7, 1)))

@@ -1,0 +1,32 @@
+"""Escalation statuses: what leadership has done with an escalated observation.
+
+An escalated observation's status is the newest of its ``escalation_events``
+rows (``storage.models.EscalationEvent``); without any row it is ``open``.
+Statuses are stored as these words and never change meaning; their names in
+each language live in the message catalogs (``status.<word>``). Every layer
+(notices and buttons in ``bot``, digests and the social report in
+``digests``, exports and queries in ``storage``) imports them from here.
+"""
+
+from __future__ import annotations
+
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+IN_PROGRESS = "in_progress"
+DECIDED = "decided"
+NO_ACTION = "no_action"
+HANDLED = "handled"
+
+# Every status, in the order a matter usually goes through them.
+ESCALATION_STATUSES: tuple[str, ...] = (
+    OPEN,
+    ACKNOWLEDGED,
+    IN_PROGRESS,
+    DECIDED,
+    NO_ACTION,
+    HANDLED,
+)
+# Still waiting for someone; decided, no_action and handled close the matter.
+OPEN_STATUSES: frozenset[str] = frozenset({OPEN, ACKNOWLEDGED, IN_PROGRESS})
+# The statuses a leader sets with a button under a notice (acknowledging has its own).
+ANSWER_STATUSES: tuple[str, ...] = (IN_PROGRESS, DECIDED, NO_ACTION)
