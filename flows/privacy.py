@@ -93,6 +93,7 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import overload
 
 from phonenumbers import Leniency, PhoneNumberMatcher
 from stdnum import iban as _stdnum_iban
@@ -677,8 +678,16 @@ def _redact(text: str, norm: _Normalised, kinds: set[IdentifierKind] | None) -> 
 _HETU_DIGITS = 9
 
 
-def scrub(text: str) -> str:
-    """Remove hetus from text read back out of storage.
+@overload
+def scrub(text: str) -> str: ...
+
+
+@overload
+def scrub(text: None) -> None: ...
+
+
+def scrub(text: str | None) -> str | None:
+    """Remove hetus from text read back out of storage (a NULL column stays None).
 
     For everything built from stored rows (digests, reports, exports, notices):
     rows stored before the guard, or before it knew a trick, must not show a
@@ -686,7 +695,7 @@ def scrub(text: str) -> str:
     without looking for the other kinds; a text with fewer than nine digits
     cannot hold a hetu and is returned at once.
     """
-    if text.isascii() and sum(map(text.count, "0123456789")) < _HETU_DIGITS:
+    if text is None or (text.isascii() and sum(map(text.count, "0123456789")) < _HETU_DIGITS):
         return text
     norm = _normalise(text)
     if sum(map(norm.text.count, "0123456789")) < _HETU_DIGITS:

@@ -66,11 +66,6 @@ QUOTE_CANDIDATES = 30
 _IN_CHUNK = 500  # ids per IN (...) list, far below every backend's parameter limit
 
 
-def _scrub(text: str | None) -> str | None:
-    """Free text read back out: no hetu, even in a row stored before the guard knew it."""
-    return None if text is None else privacy.scrub(text)
-
-
 _ID_CHUNK = 5000  # ids per IN (...) list of a bare id look-up (limits: 32,766 / 32,767)
 
 
@@ -114,7 +109,9 @@ async def _statuses(
             .order_by(EscalationEvent.created_at, EscalationEvent.id)
         )
         for observation_id, status, created_at, text in rows:
-            latest[observation_id] = StatusInfo(status=status, at=created_at, text=_scrub(text))
+            latest[observation_id] = StatusInfo(
+                status=status, at=created_at, text=privacy.scrub(text)
+            )
     return latest
 
 
@@ -182,8 +179,8 @@ async def _escalation_items(
                 population_group=group,
                 signal=signal,
                 area=area,
-                description=_scrub(description),
-                action=_scrub(action),
+                description=privacy.scrub(description),
+                action=privacy.scrub(action),
                 observed_at=observed_at,
                 recorded_at=recorded_at,
                 status=status,

@@ -208,14 +208,6 @@ def local_bounds(start: date, end: date, zone: tzinfo) -> tuple[datetime, dateti
     )
 
 
-def scrub(text: str | None) -> str | None:
-    """Last line of defence: no hetu leaves in an export, even one stored before the guard.
-
-    :func:`flows.privacy.scrub` for a column that may be NULL.
-    """
-    return None if text is None else privacy.scrub(text)
-
-
 async def iter_records(
     session: AsyncSession,
     since: datetime | None = None,
@@ -273,9 +265,10 @@ async def iter_records(
             source_label=lab(row.source),
             scale=row.scale,
             scale_label=lab(row.scale),
-            description=scrub(row.description),
-            quote=scrub(row.quote),
-            action=scrub(row.action),
+            # Last line of defence: no hetu leaves, even one stored before the guard.
+            description=privacy.scrub(row.description),
+            quote=privacy.scrub(row.quote),
+            action=privacy.scrub(row.action),
             text_erased=row.text_erased_at is not None,
             worker=pseudonymise(row.person_id),
             transport=row.transport,

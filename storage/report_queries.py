@@ -19,9 +19,10 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.report import EscalationLine, QuoteLine, ReportFigures
+from flows.privacy import scrub
 from flows.statuses import OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
-from storage.export import latest_status_column, local_bounds, scrub
+from storage.export import latest_status_column, local_bounds
 from storage.models import EscalationEvent, Observation
 
 MARKED_GROWING = ("frequency.growing", "frequency.new")
