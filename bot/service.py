@@ -390,7 +390,8 @@ class Havainto:
             text=screened.text,
             created_at=turn.now,
         )
-        log.info("text_held person=%s held=%s kinds=%s", member.person_id, row.id, screened.kinds)
+        kinds = ",".join(screened.kinds)
+        log.info("text_held person=%s held=%s kinds=%s", member.person_id, row.id, kinds)
         return turn.reply(textguard.question(member.language, row.id, screened.kinds))
 
     async def _guard_choice(
