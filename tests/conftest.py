@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.config import Config, load_config
-from tests.synapse_harness import Synapse
+from tests.support.synapse_harness import Synapse
 
 PG_ADMIN_URL = os.environ.get("HAVAINTO_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])

@@ -19,8 +19,9 @@ from bot.config import Config
 from flows.events import Alert, ChoiceIn, Incoming, Message
 from storage.models import EscalationEvent, Notification, Observation, Person, Relay
 from tests.conftest import FakeClock
-from tests.escalation_helpers import LEADER_CHAT, Bot, buttons, telegram_config, texts_to
-from tests.fake_telegram import FakeTelegram
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons, texts_to
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
 
 # Behaviour that does not depend on the database runs on SQLite only (a faster suite).
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -121,9 +122,7 @@ async def test_worker_and_unenrolled_presses_are_refused(
         calls = await bot.press(user, f"esc:ack:{number}", chat_id=LEADER_CHAT)
         # Answered to the presser alone: nothing is posted to the leaders' channel.
         assert texts_to(calls, LEADER_CHAT) == []
-        [refusal] = [
-            str(c.params.get("text")) for c in calls if c.method == "answerCallbackQuery"
-        ]
+        [refusal] = [str(c.params.get("text")) for c in calls if c.method == "answerCallbackQuery"]
         assert "Vain johtajat" in refusal
         assert not any(c.method == "editMessageText" for c in calls)
         assert not texts_to(calls, WORKER)

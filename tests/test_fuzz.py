@@ -12,7 +12,7 @@ Unicode (no lone surrogates: Telegram sends UTF-8). Each update is parsed by
 PTB (``Update.de_json``; what PTB itself refuses is counted and skipped, and
 must stay a minority) and handed to ``Application.process_update`` of the real
 ``TelegramTransport`` that ``bot.app.build_runtime`` builds, whose Bot API is
-``tests.fake_telegram.FakeTelegram``: every reply really goes out over HTTP. A
+``tests.support.fake_telegram.FakeTelegram``: every reply really goes out over HTTP. A
 few hundred more take the long way, through the fake's ``getUpdates``.
 
 After every update:
@@ -89,9 +89,10 @@ from storage import repo
 from storage.admin import revoke_person
 from storage.models import Draft, Identity, Invite, Observation, Person
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
-from tests.datacare_helpers import observation
-from tests.fake_telegram import FakeTelegram, keyboard
-from tests.synapse_harness import Synapse
+from tests.support.datacare_helpers import observation
+from tests.support.fake_telegram import FakeTelegram, keyboard
+from tests.support.synapse_harness import Synapse
+from tests.support.telegram import telegram_config
 
 # --- who is who ---------------------------------------------------------------------------
 
@@ -1292,14 +1293,7 @@ def running_bot(
     with asyncio.Runner() as runner:
         fake = FakeTelegram()
         runner.run(fake.start())
-        config = make_config(
-            telegram={
-                "token": fake.token,
-                "base_url": fake.base_url,
-                "base_file_url": fake.base_file_url,
-                "poll_timeout": 1,
-            }
-        )
+        config = telegram_config(make_config, fake)
         bot = FuzzBot(fake, config, clock)
         try:
             runner.run(bot.start())
