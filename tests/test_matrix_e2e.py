@@ -67,7 +67,7 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 def unique(prefix: str) -> str:
     # Never "-12345678:": an all-digit part before the server name looks like a Telegram
-    # bot token to the log check in test_zz_logs.py.
+    # bot token to the session's log check (tests/support/logcheck.py).
     return f"{prefix}-u{uuid.uuid4().hex[:8]}"
 
 
