@@ -17,7 +17,7 @@ For every N this runs, one after the other:
   the Telegram transport with long polling, the service, the real database).
 
 The bot runs in a process of its own, the fake Bot API server
-(``tests.fake_telegram.FakeTelegram``, real HTTP on 127.0.0.1) and the
+(``tests.support.fake_telegram.FakeTelegram``, real HTTP on 127.0.0.1) and the
 simulated workers in this one, so the fake does not steal the bot's CPU. The N
 workers are enrolled first straight through ``Havainto.enrol_directly`` (the
 same code path as ``/start CODE`` minus the invite round trip, which is not
@@ -70,7 +70,7 @@ from bench.common import (
     verdict,
 )
 from flows.events import Message
-from tests.fake_telegram import MESSAGE_METHODS, FakeTelegram, SentCall
+from tests.support.fake_telegram import MESSAGE_METHODS, FakeTelegram, SentCall
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:BENCH"

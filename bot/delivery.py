@@ -44,8 +44,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, TeamConfig
-from bot.router import Router, split_text
+from bot.router import Router
 from bot.service import Clock, Havainto
+from bot.transports.base import split_text
 from flows import commands
 from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
 from flows.i18n import t

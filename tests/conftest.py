@@ -21,7 +21,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.config import Config, load_config
-from tests.synapse_harness import Synapse
+from tests.support import logcheck
+from tests.support.logcheck import Record
+from tests.support.synapse_harness import Synapse
 
 PG_ADMIN_URL = os.environ.get("HAVAINTO_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
@@ -145,11 +147,14 @@ def clock() -> FakeClock:
 
 
 # --- logs of the whole session --------------------------------------------------------
-# Every log record of the test session is kept (formatted, with tracebacks) so that
-# tests/test_zz_logs.py can check, at the end of the run, that no log line carries an
-# observation's text, a personal identity code or a secret.
+# Every log record of the test session is kept (formatted, with tracebacks) and checked
+# when the session finishes, whichever tests ran: no log line may carry an observation's
+# text, a personal identity code or a secret (tests/support/logcheck.py). A finding
+# fails the session (exit status 1) and is printed in the terminal summary.
 
-CAPTURED_LOGS: list[tuple[str, str, tuple[object, ...], str]] = []
+CAPTURED_LOGS: list[Record] = []
+LOG_PROBE = "log_capture_probe"
+_LOG_PROBLEMS: list[str] = []
 
 
 class _SessionLogCapture(logging.Handler):
@@ -169,6 +174,27 @@ def pytest_configure(config: pytest.Config) -> None:
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.option.collectonly:
+        return
+    # The capture must still be in place at the end (a test could have replaced the
+    # root logger's handlers): a record logged now must arrive.
+    logging.getLogger("havainto.tests").info(LOG_PROBE)
+    if not any(name == "havainto.tests" and msg == LOG_PROBE for name, msg, *_ in CAPTURED_LOGS):
+        _LOG_PROBLEMS.append("the session's log capture was removed: the logs were not checked")
+    _LOG_PROBLEMS.extend(logcheck.problems(CAPTURED_LOGS))
+    if _LOG_PROBLEMS and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _LOG_PROBLEMS:
+        terminalreporter.section("session log check FAILED", sep="=", red=True, bold=True)
+        for line in _LOG_PROBLEMS:
+            terminalreporter.line(line)
+        terminalreporter.line("(tests/support/logcheck.py: the run fails, exit status 1)")
 
 
 # --- a real Matrix homeserver ---------------------------------------------------------

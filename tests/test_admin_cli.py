@@ -26,7 +26,7 @@ from storage import audit
 from storage.db import Database
 from storage.export import FIELDS
 from storage.models import AuditEvent, Invite, Person
-from tests.datacare_helpers import World, seed
+from tests.support.datacare_helpers import World, seed
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CONFIG = """

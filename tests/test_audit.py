@@ -10,7 +10,7 @@ import pytest
 from bot.config import Config
 from storage import audit
 from storage import escalations as esc
-from tests.datacare_helpers import World, seed
+from tests.support.datacare_helpers import World, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 

@@ -53,8 +53,9 @@ from storage import audit, repo
 from storage.admin import revoke_person
 from storage.models import AuditEvent, EscalationEvent, Notification, Observation
 from tests.conftest import FakeClock
-from tests.escalation_helpers import Bot, telegram_config
-from tests.fake_telegram import FakeTelegram, SentCall
+from tests.support.escalation_helpers import Bot
+from tests.support.fake_telegram import FakeTelegram, SentCall
+from tests.support.telegram import telegram_config
 
 ALLOWED = "allowed"
 REFUSED = "refused"

@@ -15,7 +15,7 @@ import pytest
 from bot.config import Config
 from bot.runtime import Runtime
 from tests.conftest import TEST_TEAMS
-from tests.synapse_harness import Synapse
+from tests.support.synapse_harness import Synapse
 from tests.test_matrix_e2e import (  # noqa: F401 - the fixtures are used by name
     Bot,
     bot_account,

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from tests.conftest import FakeClock
-from tests.escalation_helpers import TEAM_CHAT, Bot
-from tests.fake_telegram import FakeTelegram
+from tests.support.escalation_helpers import TEAM_CHAT, Bot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_section
 from tests.test_scheduler import digest_calls, seed_week_47
 
 LEADERS = -2001
@@ -37,9 +38,7 @@ def write_config(path: Path, db_url: str, fake: FakeTelegram) -> Path:
         "[terminal]",
         'enabled = "no"',
         "[telegram]",
-        f"token = {_toml_value(fake.token)}",
-        f"base_url = {_toml_value(fake.base_url)}",
-        f"base_file_url = {_toml_value(fake.base_file_url)}",
+        *(f"{key} = {_toml_value(value)}" for key, value in telegram_section(fake).items()),
         "[[teams]]",
         'id = "hki-etsiva"',
         'name = "Helsingin etsivät"',

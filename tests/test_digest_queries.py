@@ -26,9 +26,10 @@ from sqlalchemy import delete, select, text
 from bot.config import load_config
 from bot.delivery import DigestDesk
 from bot.inflight import InFlight
-from bot.router import Router, split_text
+from bot.router import Router
 from bot.runtime.jobs import planner_statistics_job, register, unregister
 from bot.runtime.scheduler import job_specs
+from bot.transports.base import split_text
 from digests.model import (
     CountRow,
     LeaderAnswer,

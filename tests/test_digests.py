@@ -26,7 +26,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from bot.router import split_text
+from bot.transports.base import split_text
 from digests import charts, rules
 from digests.model import (
     CountRow,

@@ -20,8 +20,9 @@ from storage import enrolment_guard
 from storage.admin import revoke_invite
 from storage.models import EnrolmentFailure, Identity, Invite
 from tests.conftest import FakeClock
-from tests.fake_telegram import FakeTelegram
-from tests.telegram_helpers import TelegramBot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
+from tests.support.telegram_helpers import TelegramBot
 
 
 def fi(key: str, **params: object) -> str:
@@ -31,15 +32,7 @@ def fi(key: str, **params: object) -> str:
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[TelegramBot]:
     async with FakeTelegram() as fake:
-        config = make_config(
-            telegram={
-                "token": fake.token,
-                "base_url": fake.base_url,
-                "base_file_url": fake.base_file_url,
-                "bot_username": fake.bot_username,
-                "poll_timeout": 1,
-            }
-        )
+        config = telegram_config(make_config, fake, username=True)
         harness = TelegramBot(fake, config, clock)
         await harness.start()
         try:

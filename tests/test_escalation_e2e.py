@@ -19,8 +19,9 @@ from bot.config import Config
 from flows.events import Alert, ChoiceIn, Incoming, Message
 from storage.models import EscalationEvent, Notification, Observation, Person, Relay
 from tests.conftest import FakeClock
-from tests.escalation_helpers import LEADER_CHAT, Bot, buttons, telegram_config, texts_to
-from tests.fake_telegram import FakeTelegram
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons, texts_to
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
 
 # Behaviour that does not depend on the database runs on SQLite only (a faster suite).
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

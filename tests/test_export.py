@@ -33,7 +33,7 @@ from storage.export import (
     write_xlsx,
 )
 from storage.models import Observation
-from tests.datacare_helpers import HETU, World, add, observation, seed
+from tests.support.datacare_helpers import HETU, World, add, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 

@@ -30,15 +30,12 @@ from telegram.ext import (
     filters,
 )
 
+from tests.support.fake_telegram import FakeTelegram, keyboard
+
 # A bare PTB bot (not Havainto's transport): keep httpx from logging URLs with the token,
 # as bot/transports/telegram.py does for the real bot, so the session-wide log check
 # stays meaningful.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-try:  # `python -m pytest` / tests as a package
-    from tests.fake_telegram import FakeTelegram, keyboard
-except ImportError:  # plain `pytest`: rootdir-relative import of tests/ modules
-    from fake_telegram import FakeTelegram, keyboard  # type: ignore[no-redef]
 
 USER = 4242
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -33,9 +33,11 @@ from flows.events import ChoiceIn, CommandIn, Incoming, LocationIn, TextIn
 from flows.i18n import t
 from storage.db import Database
 from storage.models import Draft, Observation, ProcessedEvent
-from tests.bot_process import BotProcess, ChatUser
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS
-from tests.fake_telegram import FakeTelegram
+from tests.support.bot_process import BotProcess, ChatUser
+from tests.support.db import count
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_section
 
 # What a worker picks at each coded step, by the prefix of the button's value.
 PICKS = {
@@ -53,20 +55,6 @@ SAVED_PREFIX = t("fi", "svc.saved", number=0).split("#")[0]
 async def fake() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as server:
         yield server
-
-
-def telegram_section(fake: FakeTelegram) -> dict[str, Any]:
-    return {
-        "token": fake.token,
-        "base_url": fake.base_url,
-        "base_file_url": fake.base_file_url,
-        "poll_timeout": 1,
-    }
-
-
-async def count(db: Database, model: type) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 def next_value(user: ChatUser) -> str | None:

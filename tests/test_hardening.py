@@ -1,7 +1,7 @@
 """Hardening found by attacking the bot over the Bot API, each point black-box.
 
 The real bot (``bot.runtime.build_runtime``, the real PTB ``Application``) runs against
-``tests.fake_telegram.FakeTelegram`` over HTTP on 127.0.0.1, on SQLite and PostgreSQL:
+``tests.support.fake_telegram.FakeTelegram`` over HTTP on 127.0.0.1, on SQLite and PostgreSQL:
 
 * a 5xx on "Saved #N" is retried, and when it outlasts the retries the confirmation
   comes at the worker's next contact; a stale Save press names the saved entry;
@@ -31,8 +31,9 @@ from bot.config import Config
 from flows.i18n import t
 from storage.models import EscalationEvent, HeldText, Notification, Observation
 from tests.conftest import FakeClock
-from tests.escalation_helpers import LEADER_CHAT, Bot, telegram_config, texts_to
-from tests.fake_telegram import FakeTelegram, SentCall
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, texts_to
+from tests.support.fake_telegram import FakeTelegram, SentCall
+from tests.support.telegram import telegram_config
 
 WORKER = 1001
 LEADER = 2001

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import nio
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.config import Config
 from bot.runtime import DatabaseState, Runtime, build_runtime
@@ -41,8 +41,10 @@ from storage.models import (
     ProcessedEvent,
 )
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS
-from tests.fake_telegram import FakeTelegram
-from tests.synapse_harness import Synapse
+from tests.support.db import count
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.synapse_harness import Synapse
+from tests.support.telegram import telegram_config
 
 TEAM = "hki-etsiva"
 REPLY_TIMEOUT = 20.0
@@ -65,7 +67,7 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 def unique(prefix: str) -> str:
     # Never "-12345678:": an all-digit part before the server name looks like a Telegram
-    # bot token to the log check in test_zz_logs.py.
+    # bot token to the session's log check (tests/support/logcheck.py).
     return f"{prefix}-u{uuid.uuid4().hex[:8]}"
 
 
@@ -274,11 +276,6 @@ async def enrol(runtime: Runtime, worker: Peer, room_id: str, **invite: Any) -> 
     welcome = await worker.reply(room_id)
     assert welcome.body.startswith("Tervetuloa Havaintoon"), welcome.body
     return welcome
-
-
-async def count(runtime: Runtime, model: Any) -> int:
-    async with runtime.db.transaction() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def observations(runtime: Runtime) -> list[Observation]:
@@ -585,7 +582,7 @@ async def test_rooms_unenrolled_people_and_media_out(
     await stranger.send(dm, "!start VÄÄRÄKOODI")
     assert (await stranger.reply(dm)).body == t("fi", "svc.invite_unknown")
     for model in (Person, Identity, Draft, Observation, ProcessedEvent):
-        assert await count(runtime, model) == 0, model
+        assert await count(runtime.db, model) == 0, model
 
     # Invited into a room of three that is not in the config: the bot leaves.
     third = await peer(synapse, bot_account.user_id)
@@ -750,15 +747,7 @@ async def test_one_person_on_telegram_and_matrix(
     runtimes: list[Runtime],
 ) -> None:
     async with FakeTelegram() as telegram:
-        config = make_config(
-            matrix=matrix_section(synapse, bot_account),
-            telegram={
-                "token": telegram.token,
-                "base_url": telegram.base_url,
-                "base_file_url": telegram.base_file_url,
-                "poll_timeout": 1,
-            },
-        )
+        config = telegram_config(make_config, telegram, matrix=matrix_section(synapse, bot_account))
         runtime, _ = await start(config, runtimes)
         assert {t.name for t in runtime.transports} == {"telegram", "matrix"}
         code = await runtime.service.create_invite(TEAM, "worker", timedelta(days=1))
@@ -772,7 +761,7 @@ async def test_one_person_on_telegram_and_matrix(
         await enrol(runtime, worker, room, person_id=person_id)
         async with runtime.db.transaction() as session:
             identities = (await session.scalars(select(Identity))).all()
-        assert await count(runtime, Person) == 1
+        assert await count(runtime.db, Person) == 1
         assert sorted(i.transport for i in identities) == ["matrix", "telegram"]
         assert {i.person_id for i in identities} == {person_id}
 

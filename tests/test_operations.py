@@ -1,7 +1,7 @@
 """Operations: Telegram webhook mode with two instances, /healthz, ``havainto health``, SIGTERM.
 
 Everything runs over real HTTP on 127.0.0.1: the fake Bot API server
-(``tests.fake_telegram``), the bots' own webhook and health servers, and for
+(``tests.support.fake_telegram``), the bots' own webhook and health servers, and for
 the shutdown test the real ``havainto run`` in a child process.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.config import Config, load_config
 from bot.runtime import Runtime, build_runtime
@@ -31,9 +31,11 @@ from bot.transports.telegram import SECRET_HEADER, TelegramTransport
 from flows.i18n import t
 from storage.db import Database
 from storage.models import Draft, Identity, Observation, ProcessedEvent
-from tests.bot_process import REPO, BotProcess, ChatUser, toml_text
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS
-from tests.fake_telegram import FakeTelegram
+from tests.support.bot_process import REPO, BotProcess, ChatUser, toml_text
+from tests.support.db import count
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_section
 
 SECRET = "test-secret_0123456789abcdef"
 WEBHOOK_URL = "https://havainto.example.org/telegram/webhook"
@@ -45,21 +47,6 @@ QUICK_PATH = ("theme.housing", "group.youth", "signal.queues", "frequency.growin
 async def fake() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as server:
         yield server
-
-
-def telegram_section(fake: FakeTelegram, **extra: Any) -> dict[str, Any]:
-    return {
-        "token": fake.token,
-        "base_url": fake.base_url,
-        "base_file_url": fake.base_file_url,
-        "poll_timeout": 1,
-        **extra,
-    }
-
-
-async def count(db: Database, model: type) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 # --- webhook mode: two instances behind a "load balancer" ------------------------------------

@@ -25,7 +25,7 @@ from digests.report import (
 )
 from flows.i18n import label, t
 from storage.report_queries import report_figures
-from tests.datacare_helpers import World, seed
+from tests.support.datacare_helpers import World, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Helsinki")

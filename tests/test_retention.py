@@ -30,7 +30,7 @@ from storage.models import (
 )
 from storage.retention import months_before, run_retention
 from tests.conftest import TEST_TEAMS, FakeClock
-from tests.datacare_helpers import World, add, add_status, enrol, observation, seed
+from tests.support.datacare_helpers import World, add, add_status, enrol, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 

@@ -33,22 +33,15 @@ from storage.models import (
     Person,
 )
 from tests.conftest import FakeClock
-from tests.fake_telegram import FakeTelegram
-from tests.telegram_helpers import TelegramBot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
+from tests.support.telegram_helpers import TelegramBot
 
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[TelegramBot]:
     async with FakeTelegram() as fake:
-        config = make_config(
-            telegram={
-                "token": fake.token,
-                "base_url": fake.base_url,
-                "base_file_url": fake.base_file_url,
-                "bot_username": fake.bot_username,
-                "poll_timeout": 1,
-            }
-        )
+        config = telegram_config(make_config, fake, username=True)
         harness = TelegramBot(fake, config, clock)
         await harness.start()
         try:

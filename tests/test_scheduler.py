@@ -29,9 +29,10 @@ from bot.runtime.scheduler import build_scheduler, job_specs, sync_url
 from storage import ledger, repo
 from storage.models import Delivery
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
-from tests.datacare_helpers import observation
-from tests.escalation_helpers import TEAM_CHAT, Bot, telegram_config
-from tests.fake_telegram import FakeTelegram, SentCall
+from tests.support.datacare_helpers import observation
+from tests.support.escalation_helpers import TEAM_CHAT, Bot
+from tests.support.fake_telegram import FakeTelegram, SentCall
+from tests.support.telegram import telegram_config, telegram_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEDISH_TEAM_CHAT = -1002
@@ -376,18 +377,14 @@ async def test_two_bot_processes_post_once(
         "teams": TEST_TEAMS,
         "leadership": TEST_LEADERSHIP,
         "terminal": {"enabled": "no"},
-        "telegram": {
-            "token": fake.token,
-            "base_url": fake.base_url,
-            "base_file_url": fake.base_file_url,
-        },
+        "telegram": telegram_section(fake),
         "schedule": {**FAST_RETRIES, "weekly_day": config.schedule.weekly_day},
     }
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.delivery_process",
+            "tests.support.delivery_process",
             json.dumps(overrides),
             clock.now.isoformat(),
             str(barrier),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy import text as sql
 
 from bot.config import Config
@@ -27,6 +27,7 @@ from storage.models import (
     ProcessedEvent,
 )
 from tests.conftest import FakeClock
+from tests.support.db import count
 
 
 @pytest.fixture
@@ -77,11 +78,6 @@ async def enrolled(service: Havainto, user: str = "1001", team: str = "hki-etsiv
     await chat.send(CommandIn("start", code))
     assert "Helsingin etsivät" in chat.texts()[0]
     return chat
-
-
-async def count(db: Database, model: type) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def test_schema_is_migrated_and_upgrade_is_idempotent(service: Havainto) -> None:

@@ -1,4 +1,4 @@
-"""End-to-end checks of tests/synapse_harness.py against a real Synapse with nio clients."""
+"""End-to-end checks of tests/support/synapse_harness.py against a real Synapse with nio clients."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ import aiohttp
 import nio
 import pytest
 
-try:  # `python -m pytest` / tests as a package
-    from tests.synapse_harness import Synapse
-except ImportError:  # plain `pytest`: rootdir-relative import of tests/ modules
-    from synapse_harness import Synapse  # type: ignore[no-redef]
+from tests.support.synapse_harness import Synapse
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """End to end on Telegram: the real bot, a fake Bot API server, a real database.
 
 Each test starts ``bot.runtime.build_runtime`` (service, router and the real PTB
-``Application`` with long polling) against ``tests.fake_telegram.FakeTelegram``
-on 127.0.0.1 and plays workers through ``tests.telegram_helpers.Worker``. It
+``Application`` with long polling) against ``tests.support.fake_telegram.FakeTelegram``
+on 127.0.0.1 and plays workers through ``tests.support.telegram_helpers.Worker``. It
 checks what the fake recorded (what a phone would show) and the rows in the
 database, on SQLite and, with ``HAVAINTO_TEST_DATABASE_URL``, on PostgreSQL.
 
@@ -37,8 +37,9 @@ from flows.i18n import label, t
 from flows.taxonomy import TAXONOMY_VERSION
 from storage.models import Draft, Identity, Invite, Observation, Person, ProcessedEvent
 from tests.conftest import FakeClock
-from tests.fake_telegram import FakeTelegram, keyboard
-from tests.telegram_helpers import TelegramBot, Worker
+from tests.support.fake_telegram import FakeTelegram, keyboard
+from tests.support.telegram import telegram_config
+from tests.support.telegram_helpers import TelegramBot, Worker
 
 
 def fi(key: str, **params: Any) -> str:
@@ -52,15 +53,7 @@ HETU = "131052-308T"
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[TelegramBot]:
     async with FakeTelegram() as fake:
-        config = make_config(
-            telegram={
-                "token": fake.token,
-                "base_url": fake.base_url,
-                "base_file_url": fake.base_file_url,
-                "bot_username": fake.bot_username,
-                "poll_timeout": 1,
-            }
-        )
+        config = telegram_config(make_config, fake, username=True)
         harness = TelegramBot(fake, config, clock)
         await harness.start()
         try:

@@ -46,10 +46,11 @@ from flows.i18n import t
 from storage import repo
 from storage.db import Database
 from storage.models import Delivery, Notification, Observation
-from tests.bot_process import ChatUser
-from tests.datacare_helpers import observation
-from tests.fake_telegram import FakeTelegram, SentCall
-from tests.synapse_harness import Synapse
+from tests.support.bot_process import ChatUser
+from tests.support.datacare_helpers import observation
+from tests.support.fake_telegram import FakeTelegram, SentCall
+from tests.support.synapse_harness import Synapse
+from tests.support.telegram import telegram_section
 
 ROOT = Path(__file__).resolve().parent.parent
 # 09:00 in Helsinki on Tuesday 1 December 2026: the previous ISO week is 2026-W48 and
@@ -92,7 +93,7 @@ class Instance:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.instance_process",
+            "tests.support.instance_process",
             json.dumps(config),
             str(offset),
             str(CHECK_SECONDS),
@@ -297,12 +298,7 @@ async def test_two_instances_post_every_digest_and_notice_once(
         telegram_instance = {
             **config,
             "database": {"url": db_url, "spool_dir": str(tmp_path / "spool-a")},
-            "telegram": {
-                "token": fake.token,
-                "base_url": fake.base_url,
-                "base_file_url": fake.base_file_url,
-                "poll_timeout": 1,
-            },
+            "telegram": telegram_section(fake),
         }
         matrix_instance = {
             **config,

@@ -58,8 +58,7 @@ import nio
 from nio.crypto import ENCRYPTION_ENABLED
 
 from bot.config import MatrixConfig
-from bot.router import Router, split_text
-from bot.transports.base import Health, StateStore, answer_by_number, receive
+from bot.transports.base import Health, StateStore, answer_by_number, receive, split_text
 from flows import capture, commands
 from flows.events import (
     Choice,
@@ -79,6 +78,7 @@ from flows.events import (
 from flows.i18n import t
 
 if TYPE_CHECKING:
+    from bot.router import Router
     from bot.service import Havainto
 
 log = logging.getLogger("havainto.matrix")

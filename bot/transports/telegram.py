@@ -40,8 +40,7 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramConfig
-from bot.router import Router, split_text
-from bot.transports.base import Health, receive
+from bot.transports.base import Health, receive, split_text
 from bot.transports.telegram_http import AiohttpRequest
 from flows.events import (
     Alert,
@@ -61,6 +60,7 @@ from flows.events import (
 )
 
 if TYPE_CHECKING:
+    from bot.router import Router
     from bot.service import Havainto
 
 log = logging.getLogger("havainto.telegram")

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.router import Router
 from bot.transports.base import CannotEdit, Health, answer_by_number, receive
 from flows import commands
 from flows.events import (
@@ -34,6 +33,7 @@ from flows.events import (
 )
 
 if TYPE_CHECKING:
+    from bot.router import Router
     from bot.service import Havainto
 
 log = logging.getLogger("havainto.terminal")

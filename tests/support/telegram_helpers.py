@@ -1,7 +1,7 @@
 """A small driver for end-to-end tests of the Telegram transport.
 
 ``TelegramBot`` runs the real bot (``bot.runtime.build_runtime``: service, router,
-PTB ``Application`` with its updater) against ``tests.fake_telegram.FakeTelegram``
+PTB ``Application`` with its updater) against ``tests.support.fake_telegram.FakeTelegram``
 over real HTTP on 127.0.0.1. ``Worker`` plays one Telegram user in their private
 chat::
 
@@ -42,7 +42,7 @@ from bot.config import Config
 from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
 from storage.models import Base
-from tests.fake_telegram import FakeTelegram, SentCall, keyboard
+from tests.support.fake_telegram import FakeTelegram, SentCall, keyboard
 
 DONE_GROUP = 1_000_000
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """One Havainto instance in a child process, for ``tests/test_two_instances.py``.
 
-    python -m tests.instance_process CONFIG_JSON OFFSET_SECONDS CHECK_SECONDS
+    python -m tests.support.instance_process CONFIG_JSON OFFSET_SECONDS CHECK_SECONDS
 
 Runs what ``havainto run`` runs (``bot.runtime.run_bot``: migrations, transports, the
 spool replay, the scheduler with its persistent job store in the database, a

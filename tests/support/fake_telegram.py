@@ -9,7 +9,7 @@ the machine.
 Usage (pytest-asyncio, ``asyncio_mode = "auto"``)::
 
     from telegram.ext import Application
-    from tests.fake_telegram import FakeTelegram, keyboard
+    from tests.support.fake_telegram import FakeTelegram, keyboard
 
     async def test_start_command():
         async with FakeTelegram() as tg:           # or: await tg.start() / await tg.stop()

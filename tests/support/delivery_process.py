@@ -1,6 +1,6 @@
 """One bot process for the two-process delivery test (``tests/test_scheduler.py``).
 
-    python -m tests.delivery_process CONFIG_JSON NOW_ISO BARRIER_FILE EXPECTED
+    python -m tests.support.delivery_process CONFIG_JSON NOW_ISO BARRIER_FILE EXPECTED
 
 Builds the real runtime on the given database and fake Bot API (sending only, no
 polling), touches ``BARRIER_FILE.<pid>.ready`` and waits until ``BARRIER_FILE``

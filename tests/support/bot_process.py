@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.fake_telegram import FakeTelegram, SentCall, keyboard
+from tests.support.fake_telegram import FakeTelegram, SentCall, keyboard
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def toml_text(values: dict[str, Any]) -> str:

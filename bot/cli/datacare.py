@@ -1,16 +1,11 @@
-"""Commands for knowledge out and data care: exports, the social report, administration.
+"""Knowledge out and data care: exports, the social report, the audit trail, retention.
 
     havainto export --format csv|xlsx|jsonl [--from D] [--to D] [--team T] [--region R]
                     [--lang fi|sv|en] [--output FILE|-]      observations in comparable codes
     havainto export --schema                                 the JSON Schema of one record
     havainto report --region R --from D --to D --format html|pdf --output FILE [--lang]
     havainto audit [--since D]                               the audit trail
-    havainto teams list
-    havainto people list [--team T] [--show-identities]
-    havainto people revoke PERSON                            by pseudonym or number
-    havainto people restore PERSON                           undo a revocation
-    havainto invite --team T [--role R] [--expires 7d]       (see bot.cli) and
-    havainto invite list [--all] / havainto invite revoke CODE
+    havainto teams list                                      teams and their figures
     havainto retention run                                   what the daily job does, now
 
 The social report's figures are counted by ``storage.report_queries``; its
@@ -18,50 +13,33 @@ charts, HTML and PDF are drawn in a worker thread (``asyncio.to_thread``), as
 every rendering is, never on the event loop.
 
 Commands that touch data take ``--actor`` (default: the operator's login name)
-and write it to the audit trail. ``bot.cli`` registers everything here with
-``register(app)``.
+and write it to the audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
-from datetime import UTC, date, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli_options import ConfigOption
-from bot.config import Config, load_config
-
-T = TypeVar("T")
-
-
-def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (e.g. a container without one)
-        return "operator"
-
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--actor",
-        help="Who is doing this, for the audit trail.  [default: your login name]",
-        show_default=False,
-    ),
-]
-
-
-def _actor(actor: str | None) -> str:
-    return actor.strip() if actor and actor.strip() else default_actor()
+from bot.cli.common import (
+    ActorOption,
+    ConfigOption,
+    actor_name,
+    local_time,
+    parse_day,
+    print_table,
+    run_with_db,
+    utc_now,
+)
+from bot.config import load_config
 
 
 class Language(StrEnum):
@@ -79,52 +57,6 @@ class ExportFormat(StrEnum):
 class ReportFormat(StrEnum):
     html = "html"
     pdf = "pdf"
-
-
-def _day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter("use a date like 2026-03-31", param_hint=option) from None
-
-
-def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the database (migrated, teams mirrored), run ``work(db)``, close it."""
-
-    async def main() -> T:
-        from storage import repo
-        from storage.db import Database
-
-        db = Database(cfg.database.url)
-        try:
-            await db.upgrade()
-            async with db.transaction() as session:
-                await repo.sync_teams(
-                    session, ((t.id, t.name, t.region, t.language) for t in cfg.teams)
-                )
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
-
-
-def _local(moment: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return moment.astimezone(zone).strftime(fmt) if moment is not None else "-"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print aligned columns (the last one is left ragged)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- export --------------------------------------------------------------------------
@@ -166,7 +98,7 @@ def export(
         return
     cfg = load_config(config)
     zone = ZoneInfo(cfg.timezone)
-    first, last = _day(since, "--from"), _day(until, "--to")
+    first, last = parse_day(since, "--from"), parse_day(until, "--to")
     if team is not None and cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
     if output == "-" and format is ExportFormat.xlsx and sys.stdout.isatty():
@@ -224,7 +156,7 @@ def export(
         await _audited(db, audit.EXPORT, actor, what, count, None if output == "-" else output)
         return count
 
-    count = _run(cfg, work)
+    count = run_with_db(cfg, work)
     if output != "-":
         typer.echo(f"{count} observations written to {output}", err=True)
 
@@ -237,7 +169,7 @@ async def _audited(
 
     try:
         async with db.transaction() as session:
-            await audit.record(session, _actor(actor), action, what, rows, _now())
+            await audit.record(session, actor_name(actor), action, what, rows, utc_now())
     except BaseException:
         if written is not None:
             Path(written).unlink(missing_ok=True)  # noqa: ASYNC240 - a CLI, nothing else runs
@@ -268,7 +200,7 @@ def report(
     """The social report (sosiaalinen raportti) of a region for a period, as HTML or PDF."""
     cfg = load_config(config)
     zone = ZoneInfo(cfg.timezone)
-    first, last = _day(since, "--from"), _day(until, "--to")
+    first, last = parse_day(since, "--from"), parse_day(until, "--to")
     assert first is not None and last is not None
     if last < first:
         raise typer.BadParameter("--to is before --from", param_hint="--to")
@@ -303,7 +235,7 @@ def report(
         await _audited(db, audit.REPORT, actor, what, figures.total, output)
         return figures.total
 
-    total = _run(cfg, work)
+    total = run_with_db(cfg, work)
     typer.echo(f"report of {total} observations written to {output}")
 
 
@@ -319,7 +251,7 @@ def audit_command(
     """The audit trail: who did what to the data, when, and to how many rows."""
     cfg = load_config(config)
     zone = ZoneInfo(cfg.timezone)
-    first = _day(since, "--since")
+    first = parse_day(since, "--since")
 
     async def work(db: Any) -> list[Any]:
         from storage import audit
@@ -329,17 +261,16 @@ def audit_command(
         async with db.transaction() as session:
             return list(await audit.list_events(session, start))
 
-    events = _run(cfg, work)
-    _table(
+    events = run_with_db(cfg, work)
+    print_table(
         ("when", "actor", "action", "rows", "what"),
-        [(_local(e.at, zone), e.actor, e.action, e.rows, e.what) for e in events],
+        [(local_time(e.at, zone), e.actor, e.action, e.rows, e.what) for e in events],
     )
 
 
-# --- teams, people, invites ----------------------------------------------------------------
+# --- teams ----------------------------------------------------------------------------------
 
 teams_app = typer.Typer(help="Teams (from the config) and their figures.", no_args_is_help=True)
-people_app = typer.Typer(help="Enrolled people: list, revoke, restore.", no_args_is_help=True)
 
 
 @teams_app.command("list")
@@ -353,9 +284,9 @@ def teams_list(config: ConfigOption = None) -> None:
         async with db.transaction() as session:
             return await list_teams(session)
 
-    rows = _run(cfg, work)
+    rows = run_with_db(cfg, work)
     configured = {t.id for t in cfg.teams}
-    _table(
+    print_table(
         ("team", "region", "language", "people", "observations", "name"),
         [
             (
@@ -369,158 +300,6 @@ def teams_list(config: ConfigOption = None) -> None:
             for r in rows
         ],
     )
-
-
-@people_app.command("list")
-def people_list(
-    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
-    show_identities: Annotated[
-        bool,
-        typer.Option(
-            "--show-identities",
-            help="Also show chat identities (administrators only; written to the audit trail).",
-        ),
-    ] = False,
-    actor: ActorOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """People by pseudonym, role, team, enrolment and last active day (never chat ids)."""
-    cfg = load_config(config)
-    zone = ZoneInfo(cfg.timezone)
-
-    async def work(db: Any) -> list[Any]:
-        from storage.admin import list_people, record_identities_shown
-
-        async with db.transaction() as session:
-            rows = await list_people(session, team, with_identities=show_identities)
-            if show_identities:
-                await record_identities_shown(session, rows, team, _actor(actor), _now())
-            return rows
-
-    rows = _run(cfg, work)
-    headers = ["id", "pseudonym", "role", "team", "enrolled", "last active", "revoked"]
-    if show_identities:
-        headers.append("identities")
-    table = []
-    for r in rows:
-        line: list[object] = [
-            r.id,
-            r.pseudonym,
-            r.role,
-            r.team,
-            _local(r.enrolled_at, zone, "%Y-%m-%d"),
-            _local(r.last_active_on, zone, "%Y-%m-%d"),
-            _local(r.revoked_at, zone, "%Y-%m-%d"),
-        ]
-        if show_identities:
-            line.append(
-                "; ".join(f"{i.transport}:{i.external_id} chat {i.chat_id}" for i in r.identities)
-            )
-        table.append(line)
-    _table(headers, table)
-
-
-@people_app.command("revoke")
-def people_revoke(
-    person: Annotated[str, typer.Argument(help="Pseudonym (w-...) or number from `people list`.")],
-    actor: ActorOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """End a person's use of the bot. Their entries remain, pseudonymous."""
-    cfg = load_config(config)
-
-    async def work(db: Any) -> str:
-        from storage.admin import revoke_person
-
-        async with db.transaction() as session:
-            revoked = await revoke_person(session, person, _actor(actor), _now())
-            return revoked.pseudonym
-
-    pseudonym = _admin_call(cfg, work)
-    typer.echo(f"{pseudonym} revoked: the bot no longer answers them; their entries remain.")
-
-
-@people_app.command("restore")
-def people_restore(
-    person: Annotated[str, typer.Argument(help="Pseudonym (w-...) or number from `people list`.")],
-    actor: ActorOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Undo a revocation: the person uses the bot again on their earlier accounts."""
-    cfg = load_config(config)
-
-    async def work(db: Any) -> str:
-        from storage.admin import restore_person
-
-        async with db.transaction() as session:
-            restored = await restore_person(session, person, _actor(actor), _now())
-            return restored.pseudonym
-
-    pseudonym = _admin_call(cfg, work)
-    typer.echo(f"{pseudonym} restored: the bot answers them again, with their earlier entries.")
-
-
-def _admin_call(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    from storage.admin import AdminError
-
-    try:
-        return _run(cfg, work)
-    except AdminError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-
-
-def invite_list(
-    all_: Annotated[
-        bool, typer.Option("--all", help="Also used, expired and revoked invites.")
-    ] = False,
-    config: ConfigOption = None,
-) -> None:
-    """Invites still usable (all of them with --all), newest first."""
-    cfg = load_config(config)
-    zone = ZoneInfo(cfg.timezone)
-
-    async def work(db: Any) -> list[Any]:
-        from storage.admin import list_invites
-
-        async with db.transaction() as session:
-            return await list_invites(session, _now(), include_closed=all_)
-
-    rows = _run(cfg, work)
-    _table(
-        ("code", "team", "role", "person", "created", "expires", "state"),
-        [
-            (
-                r.code,
-                r.team,
-                r.role,
-                r.person_id if r.person_id is not None else "-",
-                _local(r.created_at, zone),
-                _local(r.expires_at, zone),
-                r.state,
-            )
-            for r in rows
-        ],
-    )
-
-
-def invite_revoke(
-    code: Annotated[str, typer.Argument(help="The invite code.")],
-    actor: ActorOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Make an unused invite code unusable."""
-    cfg = load_config(config)
-
-    async def work(db: Any) -> str:
-        from storage.admin import revoke_invite
-
-        async with db.transaction() as session:
-            invite = await revoke_invite(session, code, _actor(actor), _now())
-            return invite.code
-
-    revoked = _admin_call(cfg, work)
-    typer.echo(f"invite {revoked} revoked")
 
 
 # --- retention ------------------------------------------------------------------------------
@@ -539,27 +318,15 @@ def retention_run(actor: ActorOption = None, config: ConfigOption = None) -> Non
         async with db.transaction() as session:
             return await run_retention(
                 session,
-                _now(),
+                utc_now(),
                 cfg.retention.free_text_months,
                 cfg.retention.draft_days,
-                actor=_actor(actor),
+                actor=actor_name(actor),
             )
 
-    result = _run(cfg, work)
+    result = run_with_db(cfg, work)
     typer.echo(
         f"free text erased from {result.texts_erased} entries "
         f"and {result.answers_erased} escalation answers; "
         f"{result.drafts_erased} stale drafts and {result.held_erased} unanswered held texts erased"
     )
-
-
-def register(app: typer.Typer, invite_app: typer.Typer) -> None:
-    """Add these commands to the ``havainto`` app and ``list``/``revoke`` to ``invite``."""
-    app.command("export")(export)
-    app.command("report")(report)
-    app.command("audit")(audit_command)
-    app.add_typer(teams_app, name="teams")
-    app.add_typer(people_app, name="people")
-    app.add_typer(retention_app, name="retention")
-    invite_app.command("list")(invite_list)
-    invite_app.command("revoke")(invite_revoke)

@@ -1,7 +1,7 @@
 """A small driver for the escalation and delivery tests: the real bot on the fake Bot API.
 
 ``Bot`` runs ``bot.runtime.build_runtime`` (service, escalation and digest desks, the
-real PTB ``Application`` polling ``tests.fake_telegram.FakeTelegram`` over HTTP on
+real PTB ``Application`` polling ``tests.support.fake_telegram.FakeTelegram`` over HTTP on
 127.0.0.1). ``act`` pushes one update and waits until the bot has *finished* it: a
 ``TypeHandler`` in a group after the bot's own handlers runs when they are done.
 """
@@ -21,23 +21,11 @@ from telegram.ext import ContextTypes, TypeHandler
 from bot.config import Config
 from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
-from tests.fake_telegram import FakeTelegram, SentCall, keyboard
+from tests.support.fake_telegram import FakeTelegram, SentCall, keyboard
 
 DONE_GROUP = 1_000_000
 LEADER_CHAT = -2001  # hki-johto, the leadership channel of hki-etsiva (tests.conftest)
 TEAM_CHAT = -1001  # hki-etsiva's team chat
-
-
-def telegram_config(make_config: Callable[..., Config], fake: FakeTelegram, **extra: Any) -> Config:
-    return make_config(
-        telegram={
-            "token": fake.token,
-            "base_url": fake.base_url,
-            "base_file_url": fake.base_file_url,
-            "poll_timeout": 1,
-        },
-        **extra,
-    )
 
 
 class Bot:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli_options import ConfigOption
+from bot.cli.common import ConfigOption
 from bot.config import Config, load_config
 
 digest_app = typer.Typer(help="Weekly and monthly digests: print them, or --send them.")
@@ -32,10 +32,6 @@ OutOption = Annotated[
 SendOption = Annotated[
     bool, typer.Option("--send", help="Deliver to the configured chats (once: ledger).")
 ]
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(digest_app, name="digest")
 
 
 @digest_app.command("weekly")

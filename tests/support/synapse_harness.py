@@ -8,7 +8,7 @@ returns at once.
 
 Usage (synchronous start/stop, async helpers)::
 
-    from tests.synapse_harness import Synapse, ensure_synapse_installed
+    from tests.support.synapse_harness import Synapse, ensure_synapse_installed
 
     server = Synapse(tmp_path / "synapse")      # one workdir per instance
     server.start()                               # free 127.0.0.1 port, ~3-5 s
@@ -88,7 +88,7 @@ import aiohttp
 if TYPE_CHECKING:
     import nio
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVER_NAME = "havainto.test"
 
 # Rate limits used when nothing should ever be rate limited.
@@ -542,7 +542,7 @@ class Synapse:
         return client
 
 
-if __name__ == "__main__":  # manual smoke test: python tests/synapse_harness.py [workdir]
+if __name__ == "__main__":  # manual smoke test: python tests/support/synapse_harness.py [workdir]
     import asyncio
     import tempfile
 

@@ -1,0 +1,31 @@
+"""The ``havainto`` Typer app, assembled from the command modules of ``bot.cli``.
+
+The order here is the order of ``havainto --help``: commands first, then groups.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import datacare, digests, people, run
+
+app = typer.Typer(
+    help="Havainto: observations from street work to decision makers.", no_args_is_help=True
+)
+
+app.command("run")(run.run)
+app.command("health")(run.health)
+app.command("export")(datacare.export)
+app.command("report")(datacare.report)
+app.command("audit")(datacare.audit_command)
+
+app.add_typer(run.db_app, name="db")
+app.add_typer(people.invite_app, name="invite")
+app.add_typer(datacare.teams_app, name="teams")
+app.add_typer(people.people_app, name="people")
+app.add_typer(datacare.retention_app, name="retention")
+app.add_typer(digests.digest_app, name="digest")
+
+
+def main() -> None:
+    app()
