@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot.config import Config
 from flows.events import Alert, ChoiceIn, Incoming, Message
 from storage.models import EscalationEvent, Notification, Observation, Person, Relay
 from tests.conftest import FakeClock
+from tests.support.db import rows as db_rows
 from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons, texts_to
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.telegram import telegram_config
@@ -47,8 +47,7 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
 
 
 async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    async with bot.rt.db.transaction() as session:
-        return list((await session.execute(select(model).where(*where))).scalars().all())
+    return await db_rows(bot.rt.db, model, *where)
 
 
 async def save_shl48(bot: Bot) -> tuple[int, list[Any]]:

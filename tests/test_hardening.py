@@ -25,12 +25,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot.config import Config
 from flows.i18n import t
 from storage.models import EscalationEvent, HeldText, Notification, Observation
 from tests.conftest import FakeClock
+from tests.support.db import rows as db_rows
 from tests.support.escalation_helpers import LEADER_CHAT, Bot, texts_to
 from tests.support.fake_telegram import FakeTelegram, SentCall
 from tests.support.telegram import telegram_config
@@ -65,8 +65,7 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
 
 
 async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    async with bot.rt.db.transaction() as session:
-        return list((await session.execute(select(model).where(*where))).scalars().all())
+    return await db_rows(bot.rt.db, model, *where)
 
 
 def alerts(calls: list[SentCall]) -> list[str]:
