@@ -11,6 +11,7 @@ seeded on purpose and must never count.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, select, text
 
+import digests.render as digests_render
 from bot.config import load_config
 from bot.delivery import DigestDesk
 from bot.inflight import InFlight
@@ -715,10 +717,16 @@ async def loop_lag_during(work: Awaitable[T]) -> tuple[T, float]:
     return result, worst
 
 
-async def test_building_a_digest_leaves_the_event_loop_free(world: World) -> None:
+async def test_building_a_digest_leaves_the_event_loop_free(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``DigestDesk`` renders in a worker thread: a busy monthly summary (its chart, a long
     text and the CSV file) never keeps the loop from answering for as long as it takes.
-    (Rendered on the loop instead, the ticker is late by the whole rendering time.)"""
+
+    What is asserted is where the rendering runs (a thread other than the loop's): the
+    loop's lateness is printed, not asserted, because on a shared 2-core machine it
+    moves with whatever else runs (it was 6-19 ms against 133-225 ms of rendering when
+    measured quietly, and the whole rendering time when rendered on the loop)."""
     await seed_november(world)
     async with world.db.transaction() as session:  # a busy month: 400 escalations
         for i in range(400):
@@ -742,12 +750,21 @@ async def test_building_a_digest_leaves_the_event_loop_free(world: World) -> Non
     render_monthly(summary, "fi")
     rendering = time.perf_counter() - started  # what the loop would be blocked for
 
+    rendered_in: list[int] = []
+    original = digests_render.render_monthly
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        rendered_in.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(digests_render, "render_monthly", observed)
+    loop_thread = threading.get_ident()
     rendered, lag = await loop_lag_during(desk.monthly("helsinki", "2026-11", "fi"))
 
     assert len(rendered.charts) == 1 and rendered.csv is not None
-    assert rendered.text == render_monthly(summary, "fi").text
+    assert rendered.text == original(summary, "fi").text
     print(f"rendering {rendering * 1000:.0f} ms, the loop at most {lag * 1000:.1f} ms late")
-    assert lag < min(0.1, rendering / 2), (rendering, lag)
+    assert rendered_in and all(thread != loop_thread for thread in rendered_in)
 
 
 async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) -> None:
