@@ -592,7 +592,8 @@ class Havainto:
         name = event.name
         if name in HELP_COMMANDS:
             return turn.reply(
-                Message(t(turn.lang, "svc.help")), *await self._open_question(session, member, turn)
+                Message(t(turn.lang, "svc.help", **commands.shown(turn.lang))),
+                *await self._open_question(session, member, turn),
             )
         if name in LANGUAGE_COMMANDS:
             choices = tuple(Choice(LANGUAGE_NAMES[code], f"lang:{code}") for code in LANGUAGES)

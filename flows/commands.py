@@ -3,7 +3,7 @@
 A command has a stable name (``new``) and the words people type for it in
 Finnish, Swedish and English (``/uusi``, ``/ny``, ``/new``; on Matrix also with
 ``!``). The service, the conversations, every transport (Matrix rewrites the
-commands in its texts to ``!``) read their words from here.
+commands in its texts to ``!``) and the help text (``SHOWN``) read their words here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ COMMANDS: Mapping[str, frozenset[str]] = {
     "location": frozenset({"sijainti", "location", "plats"}),
 }
 
+#: The word the texts of each language show for a command (the help lists these).
+SHOWN: Mapping[str, Mapping[str, str]] = {
+    "fi": {"new": "uusi", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
+    "sv": {"new": "ny", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
+    "en": {"new": "new", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
+}
+
 ALL_WORDS: frozenset[str] = frozenset(word for words in COMMANDS.values() for word in words)
 
 
@@ -35,3 +42,8 @@ def command_of(word: str) -> str | None:
     """The command a typed word stands for (``ny`` -> ``new``), or None."""
     lowered = word.lower()
     return next((name for name, typed in COMMANDS.items() if lowered in typed), None)
+
+
+def shown(lang: str) -> Mapping[str, str]:
+    """The command words the texts in ``lang`` show, for ``str.format`` (``{new}``)."""
+    return SHOWN.get(lang, SHOWN["fi"])

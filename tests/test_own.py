@@ -47,3 +47,14 @@ def test_a_yes_without_its_confirmation_changes_nothing() -> None:
 def test_pending_survives_the_store() -> None:
     assert own.Pending.from_text(own.Pending(12, "ab12cd").to_text()) == own.Pending(12, "ab12cd")
     assert own.Pending.from_text("") is None and own.Pending.from_text(None) is None
+
+
+def test_the_help_shows_command_words_from_the_catalogue() -> None:
+    from flows import commands
+    from flows.i18n import LANGUAGES
+
+    for lang in LANGUAGES:
+        for name, word in commands.shown(lang).items():
+            assert word in commands.words(name), (lang, name, word)
+        help_text = t(lang, "svc.help", **commands.shown(lang))
+        assert "{" not in help_text and f"/{commands.shown(lang)['new']}" in help_text

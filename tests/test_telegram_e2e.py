@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli_app
 from bot.config import Config
+from flows import commands
 from flows.capture import FLOW_VERSION, MAX_TEXT
 from flows.i18n import label, t
 from flows.taxonomy import TAXONOMY_VERSION
@@ -461,7 +462,7 @@ async def test_restart_mid_flow_resumes_where_the_worker_was(bot: TelegramBot) -
 
     await bot.restart()
     await anna.say("/apua")
-    assert anna.texts == [fi("svc.help"), fi("ask.signal")]
+    assert anna.texts == [fi("svc.help", **commands.shown("fi")), fi("ask.signal")]
     await anna.tap(label("signal.mismatch", "fi"))
     await anna.tap(label("frequency.new", "fi"))
     await anna.tap(label("escalation.none", "fi"))
@@ -944,7 +945,7 @@ async def test_correction_saved_after_the_window_is_refused(
 async def test_help_and_language(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     await anna.say("/apua")
-    assert anna.texts == [fi("svc.help")]
+    assert anna.texts == [fi("svc.help", **commands.shown("fi"))]
     assert len(anna.last_text.splitlines()) == 5
 
     await anna.say("/kieli")
@@ -954,7 +955,7 @@ async def test_help_and_language(bot: TelegramBot) -> None:
     assert anna.texts == [t("sv", "svc.language_set")]
     assert (await person_of(bot, anna)).language == "sv"
     await anna.say("/hjälp")
-    assert anna.texts == [t("sv", "svc.help")]
+    assert anna.texts == [t("sv", "svc.help", **commands.shown("sv"))]
     assert len(anna.last_text.splitlines()) == 5
 
     await anna.say("Svensk text")
