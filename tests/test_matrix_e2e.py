@@ -29,7 +29,7 @@ from sqlalchemy import select
 from bot.config import Config
 from bot.runtime import DatabaseState, Runtime, build_runtime
 from bot.transports.matrix import KEYCAPS, MatrixTransport, matrix_commands, render_message
-from flows import taxonomy
+from flows import commands, taxonomy
 from flows.events import Choice, Document, Image, Message, Outbound
 from flows.i18n import label, t
 from storage import repo
@@ -729,7 +729,7 @@ async def test_rate_limit_is_honoured_and_nothing_is_dropped(
     await worker.send(room, "!apua")
     ask, help_text = await worker.replies(room, 2)
     assert ask.options() == ["Suomi", "Svenska", "English"]
-    assert help_text.body == matrix_commands(t("fi", "svc.help"))
+    assert help_text.body == matrix_commands(t("fi", "svc.help", **commands.shown("fi")))
     await worker.until(lambda: len(worker.bot_reactions[ask.event_id]) == 3)
     assert worker.bot_reactions[ask.event_id] == list(KEYCAPS[:3])
     await worker.react(room, ask.event_id, KEYCAPS[2])
@@ -960,7 +960,9 @@ async def test_a_revoked_token_means_a_new_login(
     ):
         assert response.status == 200, await response.text()
     await worker.send(room, "!apua")
-    assert (await worker.reply(room)).body == matrix_commands(t("fi", "svc.help"))
+    assert (await worker.reply(room)).body == matrix_commands(
+        t("fi", "svc.help", **commands.shown("fi"))
+    )
     assert matrix.client.device_id != first_device
     async with runtime.db.transaction() as session:
         assert await repo.get_state(session, f"matrix:{bot_account.user_id}:device_id") == (
