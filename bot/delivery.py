@@ -66,8 +66,6 @@ MONTH_ROLES = frozenset({"leader", "admin"})
 WHOLE_ORGANISATION = "all"
 _TAG = re.compile(r"<[^>]+>")
 
-Sleep = Callable[[float], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -118,13 +116,11 @@ class DigestDesk:
         db: Database,
         router: Router,
         clock: Clock,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         self.db = db
         self.router = router
         self.clock = clock
-        self.sleep = sleep
         self.zone = ZoneInfo(config.timezone)
 
     def install(self, service: Havainto) -> None:
@@ -231,20 +227,17 @@ class DigestDesk:
         return Outcome(key, "sent", done)
 
     async def _send_part(self, outbound: Outbound, key: str) -> str | None:
-        """Send one part, retrying transient errors at once; the error kind when it fails."""
+        """Send one part, retrying transient errors at once (``Router.send_retrying``, with
+        the schedule's pauses); the error kind when it fails."""
         schedule = self.config.schedule
-        for attempt in range(schedule.send_retries + 1):
-            try:
-                await self.router.send(outbound)
-                return None
-            except Exception as error:
-                kind = type(error).__name__
-                log.warning("digest_send_error key=%s error=%s try=%s", key, kind, attempt + 1)
-                permanent = self.router.is_permanent(outbound.transport, error)
-                if permanent or attempt == schedule.send_retries:
-                    return kind
-                await self.sleep(schedule.send_retry_seconds * 2**attempt)
-        return "unknown"  # pragma: no cover - the loop always returns
+        pauses = tuple(schedule.send_retry_seconds * 2**i for i in range(schedule.send_retries))
+        try:
+            await self.router.send_retrying(outbound, pauses)
+        except Exception as error:
+            kind = type(error).__name__
+            log.warning("digest_send_error key=%s error=%s", key, kind)
+            return kind
+        return None
 
     async def _failed(self, held: ledger.Claim, error_kind: str, done: int = 0) -> Outcome:
         retry_at = self.clock() + self._backoff(held.attempts)

@@ -80,16 +80,20 @@ class Router:
         transport = self.transports.get(transport_name)
         return transport.text_limit if transport is not None else default
 
-    async def send_retrying(self, outbound: Outbound) -> str | None:
+    async def send_retrying(
+        self, outbound: Outbound, pauses: tuple[float, ...] | None = None
+    ) -> str | None:
         """``send``, repeated after a short pause while the failure is transient (a 5xx,
         a network error; Telegram's 429 is waited out by PTB's rate limiter already).
-        When it still fails, ``failed_hooks`` hear of it and the error is raised."""
+        ``pauses`` (default: the router's) are the waits before each retry. When it
+        still fails, ``failed_hooks`` hear of it and the error is raised."""
+        pauses = self.pauses if pauses is None else pauses
         attempt = 0
         while True:
             try:
                 return await self.send(outbound)
             except Exception as error:
-                if attempt >= len(self.pauses) or self.is_permanent(outbound.transport, error):
+                if attempt >= len(pauses) or self.is_permanent(outbound.transport, error):
                     for hook in self.failed_hooks:
                         try:
                             await hook(outbound, error)
@@ -102,7 +106,7 @@ class Router:
                     type(error).__name__,
                     attempt + 1,
                 )
-                await self.sleep(self.pauses[attempt])
+                await self.sleep(pauses[attempt])
                 attempt += 1
 
     async def send(self, outbound: Outbound) -> str | None:
