@@ -264,13 +264,14 @@ class EscalationDesk:
         )
         if not out:
             # Only another instance can post it: the worker hears when it got through.
-            out.append(self._worker_pending(entry, member.chat_id, lang))
+            text = self._worker_pending(entry, lang)
+            out.append(Outbound(entry.transport, member.chat_id, Message(text)))
         return out
 
-    def _worker_pending(self, entry: Observation, chat_id: str, lang: str) -> Outbound:
+    @staticmethod
+    def _worker_pending(entry: Observation, lang: str) -> str:
         kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        text = _t(lang, f"esc.worker_pending.{kind}", number=entry.id)
-        return Outbound(entry.transport, chat_id, Message(text))
+        return _t(lang, f"esc.worker_pending.{kind}", number=entry.id)
 
     async def _worker_sent(self, session: AsyncSession, entry: Observation) -> Outbound | None:
         """The reporter's "it reached leadership", said once the platform took the notice."""
@@ -336,14 +337,12 @@ class EscalationDesk:
         pending: Outbound | None = None
         async with self.db.transaction() as session:
             await esc.release_notification(session, int(number))
-            if outbound.meta.get("first"):
-                rows = await session.execute(
-                    select(Notification.observation_id).where(Notification.id == int(number))
-                )
-                entry = await repo.get_observation(session, rows.scalar_one())
+            notice = await session.get(Notification, int(number))
+            if outbound.meta.get("first") and notice is not None:
+                entry = await repo.get_observation(session, notice.observation_id)
                 reporter = await self._reporter(session, entry) if entry else None
                 if entry is not None and reporter is not None:
-                    pending = self._worker_pending(entry, reporter.chat_id, reporter.language)
+                    pending = reporter.say(self._worker_pending(entry, reporter.language))
         log.warning("escalation_post_failed notice=%s error=%s", number, type(error).__name__)
         if pending is not None:
             try:

@@ -110,6 +110,8 @@ class Runtime:
             self.scheduler.shutdown(wait=False)
         if self.health_server is not None:
             await self.health_server.stop()
+        if self.escalations is not None:
+            await self.escalations.close()  # its quick retries use the database
         await self.db.close()
         log.info("stopped")
 
