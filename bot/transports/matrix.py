@@ -686,7 +686,9 @@ class MatrixTransport:
     async def _tell(self, room: nio.MatrixRoom, sender: str, key: str) -> None:
         lang = await self.service.language_of(NAME, sender)
         try:
-            await self.send(Outbound(NAME, room.room_id, Message(t(lang, key, domain="matrix"))))
+            await self.send_tracked(
+                Outbound(NAME, room.room_id, Message(t(lang, key, domain="matrix")))
+            )
         except Exception:
             log.exception("matrix_delivery_failed room=%s kind=notice", room.room_id)
 
@@ -724,9 +726,6 @@ class MatrixTransport:
         await self._save_choices(room_id, _RoomChoices(state.questions, typed_open=False))
 
     # --- outgoing ----------------------------------------------------------------------
-
-    async def send(self, outbound: Outbound) -> None:
-        await self.send_tracked(outbound)
 
     @staticmethod
     def is_permanent(error: BaseException) -> bool:

@@ -334,7 +334,8 @@ class TelegramTransport:
         assert query is not None
         private = update.effective_chat is not None and update.effective_chat.type == "private"
         pressed = query.message if private else None
-        editable = pressed is not None and bool(getattr(pressed, "reply_markup", None))
+        # The keyboard as the pressed message shows it (an inaccessible message has none).
+        markup = getattr(pressed, "reply_markup", None)
         answered = False
 
         async def deliver(out: list[Outbound]) -> None:
@@ -345,7 +346,7 @@ class TelegramTransport:
             out = [o for o in out if not isinstance(o.reply, Alert)]
             answered = True
             await _answer(query, alerts[0] if alerts else None, show_alert=not private)
-            if pressed is None or not editable:
+            if pressed is None or not markup:
                 # In group chats (leadership channels) a notice's buttons are shared by
                 # several leaders and the bot edits that message itself.
                 await self.router.deliver(out)
@@ -357,9 +358,7 @@ class TelegramTransport:
                 # the pressed message shows it already (quick repeated taps).
                 out = [o for o in out if o is not refresh]
                 current = refresh.reply.message
-                if _payloads(getattr(pressed, "reply_markup", None)) != [
-                    c.data for c in current.flat_choices()
-                ]:
+                if _payloads(markup) != [c.data for c in current.flat_choices()]:
                     out.insert(0, replace(refresh, reply=current))
             # The pressed keyboard is spent. When the answer is the next question, it
             # takes the pressed message's place (one edit instead of a new message and
@@ -434,9 +433,6 @@ class TelegramTransport:
         once cannot help. Network errors, time-outs and 5xx answers are transient."""
         refused = BadRequest | Forbidden | InvalidToken | EndPointNotFound | ValueError
         return isinstance(error, refused)
-
-    async def send(self, outbound: Outbound) -> None:
-        await self.send_tracked(outbound)
 
     async def send_tracked(self, outbound: Outbound) -> str | None:
         """Send, and return the message id of the (last) message posted."""
