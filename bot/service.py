@@ -155,17 +155,17 @@ class Havainto:
         sender told so; it is replayed (with its normal replies) once the database
         answers. A sender's later events queue behind their kept ones.
         """
-        incoming, hetu_removed = _sanitised(incoming)
+        incoming, screened = _sanitised(incoming)
         key = (incoming.transport, incoming.user_id)
         async with self.inflight.track(), self._lock_for(key):
-            out = await self._handle_locked(incoming, key, hetu_removed)
+            out = await self._handle_locked(incoming, key, screened)
             if deliver is None:
                 return out
             await deliver(out)
             return []
 
     async def _handle_locked(
-        self, incoming: Incoming, key: tuple[str, str], hetu_removed: bool
+        self, incoming: Incoming, key: tuple[str, str], screened: textguard.Screened | None
     ) -> list[Outbound]:
         out: list[Outbound] = []
         if self.spool.holds(incoming):
@@ -176,7 +176,7 @@ class Havainto:
             if not replayed_all:
                 return out + await self._keep(incoming)
         try:
-            return out + await self._handle(incoming, hetu_removed=hetu_removed)
+            return out + await self._handle(incoming, screened=screened)
         except Exception as error:
             if is_unavailable(error):
                 return out + await self._keep(incoming, error)
@@ -270,12 +270,19 @@ class Havainto:
         return True
 
     async def _handle(
-        self, incoming: Incoming, now: datetime | None = None, hetu_removed: bool = False
+        self,
+        incoming: Incoming,
+        now: datetime | None = None,
+        screened: textguard.Screened | None = None,
     ) -> list[Outbound]:
+        """One event in one transaction. ``screened``: its text as the guard in ``handle``
+        left it (a replayed event from the spool is screened here)."""
         now = now or self.clock()
+        screened = screened or _screen(incoming.event)
+        hetu_removed = screened is not None and screened.hetu_removed
         try:
             async with self.db.transaction() as session:
-                out = await self._in_transaction(session, incoming, now)
+                out = await self._in_transaction(session, incoming, now, screened)
                 if hetu_removed:  # to tell the writer in their language
                     member = await repo.find_member(session, incoming.transport, incoming.user_id)
         except _Hold as hold:
@@ -295,7 +302,11 @@ class Havainto:
         return out
 
     async def _in_transaction(
-        self, session: AsyncSession, incoming: Incoming, now: datetime
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        now: datetime,
+        screened: textguard.Screened | None,
     ) -> list[Outbound]:
         event = incoming.event
         member = await repo.find_member(session, incoming.transport, incoming.user_id)
@@ -303,7 +314,8 @@ class Havainto:
         turn = _Turn(incoming, member, lang, now)
         if isinstance(event, ChoiceIn) and (guarded := textguard.parse(event.data)):
             return await self._guard_choice(session, turn, *guarded)
-        screened = _screen(event) if member is not None and not member.revoked else None
+        if member is None or member.revoked:
+            screened = None  # only what a member types is taken in
         if not incoming.is_private:
             out = await self._group_event(session, turn)
             if out is not None and screened is not None and screened.needs_choice:
@@ -870,39 +882,34 @@ def clean_text(text: str) -> str:
     reply containing it can be encoded again)."""
     if "\x00" in text:
         text = text.replace("\x00", "")
-    if not text.isascii():
-        text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
-    return text
-
-
-def _has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
-def _sanitised(incoming: Incoming) -> tuple[Incoming, bool]:
+def _sanitised(incoming: Incoming) -> tuple[Incoming, textguard.Screened | None]:
     """The event as it may enter: clean text, and no personal identity code in it.
 
-    Returns the event and whether a hetu was removed. Runs before anything else sees
-    the event (the spool on disk included), for every sender and every chat."""
+    Returns the event and its screened text (None for an event without free text).
+    Runs before anything else sees the event (the spool on disk included), for every
+    sender and every chat."""
     event = incoming.event
     if isinstance(event, TextIn):
         screened = textguard.screen(clean_text(event.text))
         if screened.text != event.text:
             incoming = replace(incoming, event=TextIn(screened.text))
-        return incoming, screened.hetu_removed
+        return incoming, screened
     if isinstance(event, CommandIn):
         screened = textguard.screen(clean_text(event.args))
         name = clean_text(event.name)
         if screened.text != event.args or name != event.name:
             incoming = replace(incoming, event=CommandIn(name, screened.text))
-        return incoming, screened.hetu_removed
-    if isinstance(event, ChoiceIn) and clean_text(event.data) != event.data:
-        return replace(incoming, event=ChoiceIn(clean_text(event.data))), False
-    return incoming, False
+        return incoming, screened
+    if isinstance(event, ChoiceIn) and (data := clean_text(event.data)) != event.data:
+        return replace(incoming, event=ChoiceIn(data)), None
+    return incoming, None
 
 
 def _screen(event: object) -> textguard.Screened | None:
