@@ -49,12 +49,12 @@ def screen(text: str) -> Screened:
         return Screened(text, False, ())
     hetu_removed = any(f.kind is IdentifierKind.HETU for f in findings)
     if hetu_removed:
-        text = redact(text, findings, kinds={IdentifierKind.HETU})
-        # Joining text around a placeholder can, in principle, form a new code.
+        # redact searches again until nothing is left: joining text around a
+        # placeholder can, in principle, form a new code. The text changed, so the
+        # other kinds are looked for again too.
         text = redact(text, kinds={IdentifierKind.HETU})
-    kinds = sorted(
-        {f.kind.value for f in find_identifiers(text) if f.kind is not IdentifierKind.HETU}
-    )
+        findings = find_identifiers(text)
+    kinds = sorted({f.kind.value for f in findings if f.kind is not IdentifierKind.HETU})
     return Screened(text, hetu_removed, tuple(kinds))
 
 
