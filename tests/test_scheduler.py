@@ -182,6 +182,15 @@ def weekly_at(config: Config, ago: timedelta) -> datetime:
     return at
 
 
+def a_week_on(config: Config, at: datetime) -> datetime:
+    """The weekly trigger's next fire after ``at``: 7 days on, in local time (the hour in
+    UTC moves with daylight saving)."""
+    runtime = SimpleNamespace(config=config)
+    trigger = next(j.trigger for j in job_table(runtime) if j.id == "weekly_digests")  # type: ignore[arg-type]
+    following: datetime = trigger.get_next_fire_time(at, at + timedelta(seconds=1))
+    return following.astimezone(UTC)
+
+
 async def _went_down(
     fake: FakeTelegram, config: Config, clock: FakeClock, due: dict[str, datetime]
 ) -> None:
@@ -221,15 +230,15 @@ async def test_missed_run_within_grace_posts_once_after_restart(
 
                 async def done(driver: Bot = driver) -> bool:
                     stored = await _stored_weekly(driver)
-                    return stored.next_run_time == at + timedelta(days=7)
+                    return stored.next_run_time == a_week_on(config, at)
 
                 await wait_until(done)
             else:
                 await asyncio.sleep(1.0)  # a second restart must not post again
             # The missed run is used up: the next one is a week after it, in memory and
             # in the database.
-            assert scheduler.next_runs()["weekly_digests"] == at + timedelta(days=7)
-            assert (await _stored_weekly(driver)).next_run_time == at + timedelta(days=7)
+            assert scheduler.next_runs()["weekly_digests"] == a_week_on(config, at)
+            assert (await _stored_weekly(driver)).next_run_time == a_week_on(config, at)
         finally:
             await driver.stop()
     assert [c.method for c in digest_calls(fake, TEAM_CHAT)] == ["sendMessage", "sendPhoto"]
@@ -256,12 +265,12 @@ async def test_run_missed_beyond_grace_is_skipped_and_logged(
         scheduler = await _with_scheduler(driver)
 
         async def moved_on() -> bool:
-            return (await _stored_weekly(driver)).next_run_time == at + timedelta(days=7)
+            return (await _stored_weekly(driver)).next_run_time == a_week_on(config, at)
 
         await wait_until(moved_on)
         await asyncio.sleep(0.5)
         assert await deliveries(driver) == []
-        assert scheduler.next_runs()["weekly_digests"] == at + timedelta(days=7)
+        assert scheduler.next_runs()["weekly_digests"] == a_week_on(config, at)
     finally:
         await driver.stop()
     assert digest_calls(fake, TEAM_CHAT) == []
@@ -280,7 +289,7 @@ async def test_a_restart_with_the_same_trigger_keeps_the_stored_run(
     instance, say): a restart keeps it rather than computing a fresh one."""
     await bot.stop()
     at = weekly_at(config, timedelta(hours=1))
-    later = at + timedelta(days=14)  # the fresh one would be at + 7 days
+    later = at + timedelta(days=14)  # a fresh start would give the one a week after `at`
     await _went_down(fake, config, clock, {"weekly_digests": later})
     before = await _stored_runs_of(config)
     driver = await _fresh_bot(fake, config, clock)
@@ -341,7 +350,7 @@ async def test_two_runtimes_on_one_database_post_the_weekly_digest_once(
         for driver, scheduler in zip(drivers, schedulers, strict=True):
 
             async def ran(scheduler: JobScheduler = scheduler) -> bool:
-                return scheduler.next_runs()["weekly_digests"] == at + timedelta(days=7)
+                return scheduler.next_runs()["weekly_digests"] == a_week_on(config, at)
 
             await wait_until(ran)
             assert await driver.rt.jobs.wait_idle(15)
@@ -350,7 +359,7 @@ async def test_two_runtimes_on_one_database_post_the_weekly_digest_once(
             ("weekly:hki-etsiva:2026-W47:telegram:-1001", "sent", 1),
             ("weekly:vaasa-uppsok:2026-W47:telegram:-1002", "sent", 1),
         ]
-        assert (await _stored_weekly(drivers[1])).next_run_time == at + timedelta(days=7)
+        assert (await _stored_weekly(drivers[1])).next_run_time == a_week_on(config, at)
     finally:
         for driver in drivers:
             await driver.stop()
@@ -418,7 +427,7 @@ async def test_a_run_carried_over_from_apschedulers_job_store_is_still_made(
 
         await wait_until(sent)
         assert await driver.rt.jobs.wait_idle(15)
-        assert scheduler.next_runs()["weekly_digests"] == at + timedelta(days=7)
+        assert scheduler.next_runs()["weekly_digests"] == a_week_on(config, at)
     finally:
         await driver.stop()
     assert [c.method for c in digest_calls(fake, TEAM_CHAT)] == ["sendMessage", "sendPhoto"]
@@ -448,7 +457,7 @@ async def test_a_graceful_stop_waits_for_the_running_digest(
     rows = await _rows(config)
     assert [(r.status, r.parts_sent) for r in rows] == [("sent", 2), ("sent", 1)]
     stored = (await _stored_runs_of(config))["weekly_digests"]
-    assert stored.next_run_time == at + timedelta(days=7)
+    assert stored.next_run_time == a_week_on(config, at)
 
 
 async def test_a_job_cut_short_stays_due(config: Config, caplog: pytest.LogCaptureFixture) -> None:
