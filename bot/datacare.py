@@ -1,7 +1,6 @@
 """Data care jobs of the running bot: the daily retention run and the quiet-worker nudge.
 
-The scheduler (``bot.runtime.scheduler``) runs two daily jobs of them
-(``bot.runtime.jobs``):
+Two scheduled jobs of the running bot (``bot.runtime.jobs``) call them:
 
 - ``retention`` at 03:15 local time: free text past ``retention.free_text_months``
   and drafts idle for ``retention.draft_days`` are erased
@@ -15,24 +14,21 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+from bot.config import Config, RetentionConfig
+from bot.router import Router
 from flows.events import Message, Outbound
 from flows.i18n import t
 from storage import audit
+from storage.db import Database
 from storage.retention import RetentionResult, due_nudges, mark_nudged, run_retention
-
-if TYPE_CHECKING:
-    from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("havainto.datacare")
 
 
-async def retain(runtime: Runtime, now: datetime | None = None) -> RetentionResult:
-    """One retention run now (the daily job's work)."""
-    now = now or runtime.service.clock()
-    retention = runtime.config.retention
-    async with runtime.db.maintenance() as session:
+async def retain(db: Database, retention: RetentionConfig, now: datetime) -> RetentionResult:
+    """One retention run at ``now`` (the daily job's work)."""
+    async with db.maintenance() as session:
         result = await run_retention(
             session, now, retention.free_text_months, retention.draft_days, actor="scheduler"
         )
@@ -46,15 +42,13 @@ async def retain(runtime: Runtime, now: datetime | None = None) -> RetentionResu
     return result
 
 
-async def nudge_quiet_workers(runtime: Runtime, now: datetime | None = None) -> int:
+async def nudge_quiet_workers(db: Database, router: Router, config: Config, now: datetime) -> int:
     """Send one nudge to each quiet worker of a team that wants them; returns how many."""
-    config = runtime.config
     if not config.reminders.enabled:
         return 0
-    now = now or runtime.service.clock()
     teams = [team.id for team in config.teams if team.nudge]
     days = config.reminders.quiet_days
-    async with runtime.db.transaction() as session:
+    async with db.transaction() as session:
         nudges = await due_nudges(session, now, days, teams)
         # Marked before sending: a nudge that cannot be delivered is not retried every day.
         claimed = await mark_nudged(session, [n.person_id for n in nudges], now, days)
@@ -69,7 +63,7 @@ async def nudge_quiet_workers(runtime: Runtime, now: datetime | None = None) -> 
         )
         for n in nudges
     ]
-    await runtime.router.deliver(outbounds)
+    await router.deliver(outbounds)
     for nudge in nudges:
         log.info("quiet_nudge person=%s", nudge.person_id)
     return len(nudges)

@@ -383,3 +383,22 @@ class EnrolmentFailure(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     # Indexed for pruning: rows older than a day are deleted whenever one is written.
     failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- the scheduler's next runs (migration 0008) ---------------------------------------------
+
+
+class ScheduledRun(Base):
+    """When a scheduled job runs next, kept across restarts (``bot.runtime.scheduler``).
+
+    ``trigger`` is the job's trigger as text (``cron[day_of_week='mon', hour='8',
+    minute='0'] Europe/Helsinki``). A start with the same trigger keeps ``next_run_time``,
+    so a run missed while the bot was down is still due; a changed trigger replaces it.
+    NULL: carried over from APScheduler's own job store by migration 0008, trigger unknown.
+    """
+
+    __tablename__ = "scheduled_runs"
+
+    job_id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    trigger: Mapped[str | None] = mapped_column(Text)
+    next_run_time: Mapped[datetime | None]

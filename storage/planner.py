@@ -18,7 +18,7 @@ only larger samples or a full ``ANALYZE`` chose the events' index. A full
 has queried, so a fresh connection would analyze nothing.)
 
 ``refresh_statistics`` is what a deployment runs: daily from the scheduler
-(``bot.runtime.scheduler``, job ``planner_statistics``) and after migrations
+(``bot.runtime.jobs``, job ``planner_statistics``) and after migrations
 (``Database.upgrade``, at every start; the benchmarks in
 ``bench.generate.upgraded``). PostgreSQL needs nothing: autovacuum keeps its
 statistics.

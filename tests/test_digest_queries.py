@@ -27,10 +27,8 @@ from sqlalchemy import delete, select, text
 import digests.render as digests_render
 from bot.config import load_config
 from bot.delivery import DigestDesk
-from bot.inflight import InFlight
 from bot.router import Router
-from bot.runtime.jobs import planner_statistics_job, register, unregister
-from bot.runtime.scheduler import job_specs
+from bot.runtime.jobs import job_table, planner_statistics_job
 from bot.transports.base import split_text
 from digests.model import (
     CountRow,
@@ -771,16 +769,10 @@ async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) 
     """The daily ``planner_statistics`` job (and the benchmarks after an upgrade): SQLite gets
     ``sqlite_stat1`` rows for the digest tables; PostgreSQL is left to autovacuum."""
     await seed_november(world)
-    assert "planner_statistics" in {
-        s["id"]
-        for s in job_specs(SimpleNamespace(config=load_config(None, terminal={"enabled": "no"})))
-    }  # type: ignore[arg-type]
-    runtime = SimpleNamespace(db=world.db, jobs=InFlight())
-    register(runtime, "planner-test")  # type: ignore[arg-type]
-    try:
-        await planner_statistics_job("planner-test")
-    finally:
-        unregister(runtime, "planner-test")  # type: ignore[arg-type]
+    runtime = SimpleNamespace(db=world.db, config=load_config(None, terminal={"enabled": "no"}))
+    jobs = {job.id: job.run for job in job_table(runtime)}  # type: ignore[arg-type]
+    assert getattr(jobs["planner_statistics"], "func", None) is planner_statistics_job
+    await jobs["planner_statistics"]()
     ran = await refresh_statistics(world.db)
     if world.db.dialect != "sqlite":
         assert ran is None

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from bot.config import Config, load_config
 from bot.runtime import Runtime, build_runtime
-from bot.runtime.scheduler import build_scheduler
+from bot.runtime.jobs import build_scheduler
 from bot.service import Havainto
 from bot.transports.telegram import SECRET_HEADER, TelegramTransport
 from flows.i18n import t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,13 +13,14 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.datacare import nudge_quiet_workers, retain
+from bot.router import Router
 from bot.runtime import Runtime, build_runtime
-from bot.runtime.jobs import quiet_nudge_job, register, retention_job, unregister
-from bot.runtime.scheduler import job_specs
+from bot.runtime.jobs import job_table, quiet_nudge_job, retention_job
 from bot.transports.base import CannotEdit, Health
 from flows.events import Message, Outbound
 from flows.i18n import t
 from storage import audit, enrolment_guard, held, repo
+from storage.db import Database
 from storage.export import iter_records
 from storage.models import (
     AuditEvent,
@@ -226,25 +228,28 @@ async def test_daily_job_runs_through_the_runtime(
         make_config(retention={"free_text_months": 1, "draft_days": 30}), clock, terminal=False
     )
     try:
-        result = await retain(runtime)
+        result = await retain(runtime.db, runtime.config.retention, clock.now)
         # Everything recorded more than a month ago: "old" and "housing" (20 days: no).
         assert result.texts_erased == 1
         clock.advance(days=40)
-        result = await retain(runtime)
+        result = await retain(runtime.db, runtime.config.retention, clock.now)
         # 40 days on, every other entry is over a month old, withdrawn ones too.
         assert result.texts_erased == 8
-        specs = {s["id"]: s["func"] for s in job_specs(runtime)}
-        assert specs["retention"] is retention_job and specs["quiet_nudges"] is quiet_nudge_job
-        # The scheduled functions find the running bot through the scheduler's registry.
-        register(runtime)
-        try:
-            await retention_job()
-            await quiet_nudge_job()
-        finally:
-            unregister(runtime)
+        # The scheduled jobs are these functions, bound to this runtime.
+        jobs = {job.id: job.run for job in job_table(runtime)}
+        for job_id, function in (("retention", retention_job), ("quiet_nudges", quiet_nudge_job)):
+            run = jobs[job_id]
+            assert isinstance(run, partial) and run.func is function and run.args == (runtime,)
+        await jobs["retention"]()
+        await jobs["quiet_nudges"]()
     finally:
         await runtime.stop()
     assert len(await audit_rows(world, audit.RETENTION)) == 3
+
+
+def nudging(runtime: Runtime, clock: FakeClock) -> tuple[Database, Router, Config, datetime]:
+    """The arguments of ``nudge_quiet_workers`` for this runtime, now."""
+    return runtime.db, runtime.router, runtime.config, clock.now
 
 
 async def runtime_with_recorder(
@@ -268,17 +273,17 @@ async def test_quiet_workers_get_one_nudge_in_their_language(
         dora = await enrol(world, "dora", "hki-etsiva", NOW - timedelta(days=100), lang="en")
         assert leader and dora
         # Now: anna logged 3 days ago, ben 2; dora never in her 100 days: only dora.
-        assert await nudge_quiet_workers(runtime) == 1
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 1
         [sent] = recorder.sent
         assert isinstance(sent.reply, Message)
         assert sent.reply.text == t("en", "nudge.quiet", "datacare", days=14)
         assert sent.chat_id == world.chat_ids[-1] and sent.transport == "telegram"
-        assert await nudge_quiet_workers(runtime) == 0  # one nudge, not one a day
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 0  # one nudge, not one a day
 
         clock.advance(days=15)
         recorder.sent.clear()
         # anna (18 days) and ben (17 days) now; cecilia's team is off; the leader never.
-        assert await nudge_quiet_workers(runtime) == 2
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 2
         texts = {o.chat_id: o.reply.text for o in recorder.sent if isinstance(o.reply, Message)}
         assert set(texts) == {world.chat_ids[0], world.chat_ids[1]}
         assert set(texts.values()) == {t("fi", "nudge.quiet", "datacare", days=14)}
@@ -287,10 +292,10 @@ async def test_quiet_workers_get_one_nudge_in_their_language(
         clock.advance(hours=1)
         await add(world, "anna-again", observation(world.people["anna"], clock.now, "helsinki"))
         clock.advance(days=13)
-        assert await nudge_quiet_workers(runtime) == 0
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 0
         clock.advance(days=2)
         recorder.sent.clear()
-        assert await nudge_quiet_workers(runtime) == 1
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 1
         assert recorder.sent[0].chat_id == world.chat_ids[0]
         assert [r.rows for r in await audit_rows(world, audit.NUDGES)] == [1, 2, 1]
     finally:
@@ -305,7 +310,7 @@ async def test_nudges_off_and_revoked_people_are_left_alone(
         make_config(reminders={"enabled": False}), clock
     )
     try:
-        assert await nudge_quiet_workers(runtime) == 0
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 0
     finally:
         await runtime.stop()
     runtime, recorder = await runtime_with_recorder(make_config(), clock)
@@ -314,7 +319,7 @@ async def test_nudges_off_and_revoked_people_are_left_alone(
 
         async with world.db.transaction() as session:
             await revoke_person(session, world.people["ben"].pseudonym, "test", clock.now)
-        assert await nudge_quiet_workers(runtime) == 2  # anna and cecilia, not ben
+        assert await nudge_quiet_workers(*nudging(runtime, clock)) == 2  # anna and cecilia, not ben
         assert world.chat_ids[1] not in {o.chat_id for o in recorder.sent}
     finally:
         await runtime.stop()

@@ -16,7 +16,7 @@ from bot.service import Havainto
 from flows import commands
 from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
-from storage import enrolment_guard, repo
+from storage import enrolment_guard, repo, schedule
 from storage.db import Database, alembic_config
 from storage.models import (
     Draft,
@@ -131,6 +131,35 @@ async def test_migrations_0007_and_0006_downgrade_and_upgrade_again(service: Hav
     await asyncio.to_thread(command.upgrade, config, "head")
     await fail()
     assert await count(service.db, EnrolmentFailure) == 1
+
+
+async def test_migration_0008_scheduled_runs_both_ways(service: Havainto) -> None:
+    """``scheduled_runs`` (the scheduler's next runs) comes with 0008 and goes with its
+    downgrade; its rows are written once per job however often they are stored."""
+    config = alembic_config(service.db.url)
+    first = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+    runs = {
+        "weekly_digests": schedule.StoredRun("cron[...] Europe/Helsinki", first),
+        "retention": schedule.StoredRun(None, None),
+    }
+    async with service.db.transaction() as session:
+        await schedule.store_runs(session, runs)
+    moved = {"weekly_digests": runs["weekly_digests"]._replace(next_run_time=first + timedelta(7))}
+    async with service.db.transaction() as session:
+        await schedule.store_runs(session, moved)
+        assert await schedule.stored_runs(session) == {**runs, **moved}
+    await service.db.engine.dispose()
+
+    async def tables() -> set[str]:
+        async with service.db.engine.connect() as conn:
+            return await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+
+    await asyncio.to_thread(command.downgrade, config, "0007")
+    assert "scheduled_runs" not in await tables()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert "scheduled_runs" in await tables()
+    async with service.db.transaction() as session:
+        assert await schedule.stored_runs(session) == {}
 
 
 async def test_times_come_back_aware_utc(service: Havainto) -> None:

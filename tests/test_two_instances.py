@@ -1,8 +1,8 @@
 """Two bot processes on one PostgreSQL database: every digest and § 48 notice is posted once.
 
 Instance A serves Telegram (the fake Bot API in this test process), instance B
-serves Matrix (the session's Synapse); both run the scheduler on the shared job
-store, as two instances of a production deployment would. Every team and
+serves Matrix (the session's Synapse); both run the scheduler on the shared stored
+runs, as two instances of a production deployment would. Every team and
 leadership channel is on both platforms.
 
 * The weekly and monthly jobs are due when both start (their stored run time is in
@@ -41,7 +41,6 @@ from sqlalchemy import select
 
 from bot.config import load_config
 from bot.runtime import build_runtime
-from bot.runtime.scheduler import build_scheduler
 from flows.i18n import t
 from storage import repo
 from storage.db import Database
@@ -49,6 +48,7 @@ from storage.models import Delivery, Notification, Observation
 from tests.support.bot_process import ChatUser
 from tests.support.datacare_helpers import observation
 from tests.support.fake_telegram import FakeTelegram, SentCall
+from tests.support.scheduling import went_down
 from tests.support.synapse_harness import Synapse
 from tests.support.telegram import telegram_section
 
@@ -262,12 +262,8 @@ async def prepare_database(config: dict[str, Any]) -> str:
             )
             code = invite.code
         # Both instances find the two runs due (missed a minute ago, well within the grace).
-        scheduler = build_scheduler(runtime)
-        scheduler.start(paused=True)
         due = datetime.now(UTC) - timedelta(minutes=1)
-        scheduler.modify_job("weekly_digests", next_run_time=due)
-        scheduler.modify_job("monthly_summaries", next_run_time=due)
-        scheduler.shutdown(wait=False)
+        await went_down(runtime, {"weekly_digests": due, "monthly_summaries": due})
     finally:
         await runtime.stop()
     return code

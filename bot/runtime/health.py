@@ -34,7 +34,8 @@ from storage.db import Database
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.runtime import Runtime
+    from bot.runtime.runtime import Runtime
+    from bot.runtime.scheduler import JobScheduler
 
 log = logging.getLogger("havainto.health")
 
@@ -75,17 +76,15 @@ def _transport(transport: Transport) -> Report:
     return report
 
 
-def _scheduler(scheduler: Any) -> Report:
+def _scheduler(scheduler: JobScheduler | None) -> Report:
     if scheduler is None:
         return {"running": False, "configured": False, "jobs": 0, "next_runs": {}}
-    from apscheduler.schedulers.base import STATE_RUNNING
-
-    jobs = scheduler.get_jobs()
+    next_runs = scheduler.next_runs()
     return {
-        "running": scheduler.state == STATE_RUNNING,
+        "running": scheduler.running,
         "configured": True,
-        "jobs": len(jobs),
-        "next_runs": {job.id: _iso(job.next_run_time) for job in jobs},
+        "jobs": len(next_runs),
+        "next_runs": {job_id: _iso(at) for job_id, at in next_runs.items()},
     }
 
 

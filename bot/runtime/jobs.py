@@ -1,21 +1,51 @@
-"""The scheduled jobs' functions, and how they find the running bot.
+"""The running bot's scheduled jobs: what each does, when it runs, and its scheduler.
 
-APScheduler's persistent job store (``bot.runtime.scheduler``) keeps a textual
-reference to each job's function, so the functions are module-level and take
-only the name of the bot instance they work for. ``register`` makes a
-``Runtime`` the one an instance name stands for; this table is the only
-process-wide state of the runtime, and nothing outside this module reads it.
+Each job is a coroutine function of the running bot (``Runtime``); ``job_table``
+binds them to one runtime, with their triggers from its config, and
+``build_scheduler`` hands them to a ``JobScheduler`` (``bot.runtime.scheduler``).
+Nothing here is process-wide: two runtimes in one process (the tests run two on
+one database) each have their own jobs.
 
-Every job counts as running in ``Runtime.jobs`` until it ends, so a graceful
-shutdown waits for jobs as it waits for events.
+Jobs (stable ids; times in ``timezone``, Europe/Helsinki, so daylight saving
+changes move nothing: 08:00 stays 08:00 local):
+
+- ``weekly_digests``: ``CronTrigger`` on ``schedule.weekly_day`` at
+  ``schedule.weekly_time`` (default Monday 08:00): each team's digest of the
+  previous ISO week to the team's chats.
+- ``monthly_summaries``: a working-day cron at ``schedule.monthly_time``
+  (default 09:00) that posts the previous month's summaries only on the first
+  working day of the month (Finnish public holidays skipped, see
+  ``digests.periods.first_working_day``). A daily check rather than a computed
+  date keeps the trigger a plain cron whose stored run a restart can compare.
+- ``escalation_check``: every ``schedule.escalation_check_minutes``: reminders
+  for unacknowledged § 48 notices and re-posts of notices that did not get through.
+- ``delivery_retries``: every few minutes: failed digest deliveries that are due.
+- ``draft_reminders``: idle drafts.
+- ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
+  ``bot.datacare``.
+- ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
+  SQLite's planner statistics (``storage.planner.refresh_statistics``), without which
+  the weekly digest's queries walk each team's whole history. Nothing on PostgreSQL.
+
+A run missed while the bot was down is made once within
+``schedule.misfire_grace_minutes`` and skipped (logged) after it; see
+``bot.runtime.scheduler``. Instances that run different transports (one Telegram, one
+Matrix) each post on their own: the job's deliveries on another transport are handed
+over and taken by that instance's ``delivery_retries`` run (``bot.delivery``), and
+§ 48 notices and reminders by its ``escalation_check`` (``bot.escalation``).
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.datacare import nudge_quiet_workers, retain
+from bot.runtime.scheduler import JobScheduler, ScheduledJob
 from storage.planner import refresh_statistics
 
 if TYPE_CHECKING:
@@ -23,82 +53,63 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("havainto.scheduler")
 
-DEFAULT_INSTANCE = "default"
-
-_RUNTIMES: dict[str, Runtime] = {}
-
-
-def register(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
-    """Make ``runtime`` the one the job functions of this process work for."""
-    _RUNTIMES[instance] = runtime
+REMINDER_INTERVAL_MINUTES = 10
+RETRY_INTERVAL_MINUTES = 5
+PLANNER_STATISTICS_TIME = (3, 45)
+RETENTION_TIME = (3, 15)
+NUDGE_TIME = (10, 0)
 
 
-def unregister(runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
-    if _RUNTIMES.get(instance) is runtime:
-        del _RUNTIMES[instance]
+# --- the jobs ------------------------------------------------------------------------------
 
 
-def runtime_for(instance: str) -> Runtime | None:
-    runtime = _RUNTIMES.get(instance)
-    if runtime is None:
-        log.warning("job_without_runtime instance=%s", instance)
-    return runtime
-
-
-# --- the jobs (module-level: the job store keeps references to them) -------------------
-
-
-async def weekly_digest_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None and runtime.digests is not None:
-        async with runtime.jobs.track():
-            outcomes = await runtime.digests.send_weekly()
+async def weekly_digest_job(runtime: Runtime) -> None:
+    if runtime.digests is not None:
+        outcomes = await runtime.digests.send_weekly()
         log.info("job_done job=weekly_digests results=%s", _summary(outcomes))
 
 
-async def monthly_summary_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is None or runtime.digests is None:
+async def monthly_summary_job(runtime: Runtime) -> None:
+    if runtime.digests is None:
         return
     if not runtime.digests.monthly_due_today():
         log.debug("job_skipped job=monthly_summaries reason=not_first_working_day")
         return
-    async with runtime.jobs.track():
-        outcomes = await runtime.digests.send_monthly()
+    outcomes = await runtime.digests.send_monthly()
     log.info("job_done job=monthly_summaries results=%s", _summary(outcomes))
 
 
-async def escalation_check_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None and runtime.escalations is not None:
-        async with runtime.jobs.track():
-            await runtime.escalations.check()
+async def escalation_check_job(runtime: Runtime) -> None:
+    if runtime.escalations is not None:
+        await runtime.escalations.check()
 
 
-async def delivery_retry_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None and runtime.digests is not None:
-        async with runtime.jobs.track():
-            outcomes = await runtime.digests.retry_due()
+async def delivery_retry_job(runtime: Runtime) -> None:
+    if runtime.digests is not None:
+        outcomes = await runtime.digests.retry_due()
         if outcomes:
             log.info("job_done job=delivery_retries results=%s", _summary(outcomes))
 
 
-async def draft_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None:
-        async with runtime.jobs.track():
-            outbounds = await runtime.service.remind_idle_drafts()
-            await runtime.router.deliver(outbounds)
+async def draft_reminder_job(runtime: Runtime) -> None:
+    outbounds = await runtime.service.remind_idle_drafts()
+    await runtime.router.deliver(outbounds)
 
 
-async def planner_statistics_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None:
-        async with runtime.jobs.track():
-            ran = await refresh_statistics(runtime.db)
-        if ran is not None:
-            log.info("job_done job=planner_statistics ran=%r", ran)
+async def planner_statistics_job(runtime: Runtime) -> None:
+    ran = await refresh_statistics(runtime.db)
+    if ran is not None:
+        log.info("job_done job=planner_statistics ran=%r", ran)
+
+
+async def retention_job(runtime: Runtime) -> None:
+    await retain(runtime.db, runtime.config.retention, runtime.service.clock())
+
+
+async def quiet_nudge_job(runtime: Runtime) -> None:
+    now = runtime.service.clock()
+    count = await nudge_quiet_workers(runtime.db, runtime.router, runtime.config, now)
+    log.info("job_done job=quiet_nudges sent=%s", count)
 
 
 def _summary(outcomes: Any) -> str:
@@ -108,16 +119,58 @@ def _summary(outcomes: Any) -> str:
     return "+".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "none"
 
 
-async def retention_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None:
-        async with runtime.jobs.track():
-            await retain(runtime)
+# --- when they run ---------------------------------------------------------------------
 
 
-async def quiet_nudge_job(instance: str = DEFAULT_INSTANCE) -> None:
-    runtime = runtime_for(instance)
-    if runtime is not None:
-        async with runtime.jobs.track():
-            count = await nudge_quiet_workers(runtime)
-        log.info("job_done job=quiet_nudges sent=%s", count)
+def job_table(runtime: Runtime) -> list[ScheduledJob]:
+    """The jobs this runtime's configuration wants, bound to it: id, trigger, what to run."""
+    schedule = runtime.config.schedule
+    zone = runtime.config.timezone
+    weekly_hour, weekly_minute = (int(x) for x in schedule.weekly_time.split(":"))
+    monthly_hour, monthly_minute = (int(x) for x in schedule.monthly_time.split(":"))
+
+    def cron(**fields: Any) -> CronTrigger:
+        return CronTrigger(timezone=zone, **fields)
+
+    def every(minutes: float) -> IntervalTrigger:
+        return IntervalTrigger(minutes=minutes, timezone=zone)
+
+    table = [
+        (
+            "weekly_digests",
+            cron(day_of_week=schedule.weekly_day, hour=weekly_hour, minute=weekly_minute),
+            weekly_digest_job,
+        ),
+        (
+            "monthly_summaries",
+            cron(day_of_week="mon-fri", hour=monthly_hour, minute=monthly_minute),
+            monthly_summary_job,
+        ),
+        ("escalation_check", every(schedule.escalation_check_minutes), escalation_check_job),
+        ("delivery_retries", every(RETRY_INTERVAL_MINUTES), delivery_retry_job),
+        ("draft_reminders", every(REMINDER_INTERVAL_MINUTES), draft_reminder_job),
+        (
+            "planner_statistics",
+            cron(hour=PLANNER_STATISTICS_TIME[0], minute=PLANNER_STATISTICS_TIME[1]),
+            planner_statistics_job,
+        ),
+        # Data care (bot.datacare): retention daily, nudges to quiet workers on weekdays.
+        ("retention", cron(hour=RETENTION_TIME[0], minute=RETENTION_TIME[1]), retention_job),
+        (
+            "quiet_nudges",
+            cron(day_of_week="mon-fri", hour=NUDGE_TIME[0], minute=NUDGE_TIME[1]),
+            quiet_nudge_job,
+        ),
+    ]
+    return [ScheduledJob(job_id, trigger, partial(job, runtime)) for job_id, trigger, job in table]
+
+
+def build_scheduler(runtime: Runtime) -> JobScheduler:
+    """The runtime's scheduler: its jobs, its database, its count of running jobs."""
+    return JobScheduler(
+        runtime.db,
+        job_table(runtime),
+        timezone=runtime.config.timezone,
+        misfire_grace_minutes=runtime.config.schedule.misfire_grace_minutes,
+        running=runtime.jobs,
+    )

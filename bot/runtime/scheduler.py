@@ -1,247 +1,228 @@
-"""Scheduled jobs (APScheduler 3) with a persistent job store in the bot's own database.
+"""Running scheduled jobs: APScheduler 3 in memory, each job's next run kept in the database.
 
-Jobs (stable ids; times in ``timezone``, Europe/Helsinki, so daylight saving
-changes move nothing: 08:00 stays 08:00 local):
+A ``JobScheduler`` runs a list of ``ScheduledJob`` (a stable id, an APScheduler
+trigger, a coroutine function of no arguments; ``bot.runtime.jobs`` makes the bot's)
+with ``coalesce=True``, ``max_instances=1`` and the misfire grace time it is given.
+The jobs live in APScheduler's memory job store, so they can be any callables (the
+running bot's jobs are bound to it); what must outlive a restart is kept by us in
+``scheduled_runs`` (``storage.schedule``): per job, its trigger as text and its next
+run time. Only APScheduler's public API is used for it:
 
-- ``weekly_digests``: ``CronTrigger`` on ``schedule.weekly_day`` at
-  ``schedule.weekly_time`` (default Monday 08:00): each team's digest of the
-  previous ISO week to the team's chats.
-- ``monthly_summaries``: a working-day cron at ``schedule.monthly_time``
-  (default 09:00) that posts the previous month's summaries only on the first
-  working day of the month (Finnish public holidays skipped, see
-  ``digests.periods.first_working_day``). A daily check rather than a computed
-  date keeps the trigger a plain cron that the job store can compare.
-- ``escalation_check``: every ``schedule.escalation_check_minutes``: reminders
-  for unacknowledged § 48 notices and re-posts of notices that did not get through.
-- ``delivery_retries``: every few minutes: failed digest deliveries that are due.
-- ``draft_reminders``: idle drafts (as before).
-- ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
-  ``bot.datacare``.
-- ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
-  SQLite's planner statistics (``storage.planner.refresh_statistics``), without which
-  the weekly digest's queries walk each team's whole history. Nothing on PostgreSQL.
+- At start, a job whose stored trigger equals the configured one is added with the
+  stored ``next_run_time`` (``add_job(..., next_run_time=...)``). A run that fell
+  due while the bot was down is then still due, and APScheduler's own misfire
+  handling decides: within the grace time it runs once (coalesced), after it the
+  run is skipped and logged (``job_missed``). A restart with an unchanged trigger
+  therefore never moves a stored run. A changed trigger (the config changed), or no
+  row, gives the trigger's next fire time from now. A row carried over from
+  APScheduler's old job store (migration 0008, trigger unknown) is kept when the
+  configured trigger fires at that very time.
+- After a run ends (``job.next_run_time`` is then the following one) the wrapper
+  that runs every job writes it, before the job counts as finished; a skipped run
+  (``EVENT_JOB_MISSED``, ``EVENT_JOB_MAX_INSTANCES``) is written by a listener.
+  A run cut short (the process died, or a shutdown cancelled it after its grace)
+  is not written: it is still due at the next start, within the grace time.
 
-Every job has ``coalesce=True``, ``max_instances=1`` and
-``misfire_grace_time = schedule.misfire_grace_minutes``. The job store
-(``SQLAlchemyJobStore``, table ``apscheduler_jobs``) keeps each job's next run
-time, so a bot that was down at 08:00 finds Monday's run still due when it comes
-back and runs it once (within the grace time; after it the run is skipped and
-logged). That only works if a restart does not overwrite the stored run time:
-``HavaintoScheduler.start`` starts paused, keeps each stored job whose trigger
-is unchanged (only its options are updated) and replaces the others.
-
-The job store pickles references to the job functions, so they are module-level
-functions that find the running bot through ``register``. Several processes may
-share one database and therefore one job store; APScheduler does not coordinate
-them, so each may run a due job: the delivery ledger and the conditional updates
-of the escalation check make the second run post nothing. Instances that run
-different transports (one Telegram, one Matrix) each post on their own: the job's
-deliveries on another transport are handed over and taken by that instance's
-``delivery_retries`` run (``bot.delivery``), and § 48 notices and reminders by its
-``escalation_check`` (``bot.escalation``).
+Every running job counts in the ``InFlight`` it is given (``Runtime.jobs``), so a
+graceful stop waits for jobs as it waits for events. Several processes sharing one
+database share the rows; APScheduler does not coordinate them, so each may run a due
+job, and the jobs make a second run harmless (the delivery ledger, the conditional
+updates of the escalation check).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-
-from bot.runtime.jobs import (
-    DEFAULT_INSTANCE,
-    delivery_retry_job,
-    draft_reminder_job,
-    escalation_check_job,
-    monthly_summary_job,
-    planner_statistics_job,
-    quiet_nudge_job,
-    register,
-    retention_job,
-    unregister,
-    weekly_digest_job,
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
 )
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.base import BaseTrigger
 
-if TYPE_CHECKING:
-    from bot.runtime.runtime import Runtime
+from bot.inflight import InFlight
+from storage import schedule
+from storage.db import Database
+from storage.schedule import StoredRun
 
 log = logging.getLogger("havainto.scheduler")
 
-REMINDER_INTERVAL_MINUTES = 10
-RETRY_INTERVAL_MINUTES = 5
-PLANNER_STATISTICS_TIME = (3, 45)
-RETENTION_TIME = (3, 15)
-NUDGE_TIME = (10, 0)
-JOBS_TABLE = "apscheduler_jobs"
-# --- building the scheduler ------------------------------------------------------------
+# How long a stop waits for the listener's writes of skipped runs.
+STOP_WAIT_SECONDS = 5.0
 
 
-def sync_url(url: str) -> str:
-    """The bot's (async) database URL with a synchronous driver, for APScheduler's job store."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite")
-    elif backend == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A job: a stable id, when (an APScheduler trigger) and what (called with no arguments)."""
+
+    id: str
+    trigger: BaseTrigger
+    run: Callable[[], Awaitable[None]]
 
 
-def job_specs(runtime: Runtime) -> list[dict[str, Any]]:
-    """The jobs this configuration wants: id, function, trigger."""
-    config = runtime.config
-    schedule = config.schedule
-    zone = config.timezone
-    weekly_hour, weekly_minute = (int(x) for x in schedule.weekly_time.split(":"))
-    monthly_hour, monthly_minute = (int(x) for x in schedule.monthly_time.split(":"))
-    return [
-        {
-            "id": "weekly_digests",
-            "func": weekly_digest_job,
-            "trigger": CronTrigger(
-                day_of_week=schedule.weekly_day,
-                hour=weekly_hour,
-                minute=weekly_minute,
-                timezone=zone,
-            ),
-        },
-        {
-            "id": "monthly_summaries",
-            "func": monthly_summary_job,
-            "trigger": CronTrigger(
-                day_of_week="mon-fri", hour=monthly_hour, minute=monthly_minute, timezone=zone
-            ),
-        },
-        {
-            "id": "escalation_check",
-            "func": escalation_check_job,
-            "trigger": IntervalTrigger(minutes=schedule.escalation_check_minutes, timezone=zone),
-        },
-        {
-            "id": "delivery_retries",
-            "func": delivery_retry_job,
-            "trigger": IntervalTrigger(minutes=RETRY_INTERVAL_MINUTES, timezone=zone),
-        },
-        {
-            "id": "draft_reminders",
-            "func": draft_reminder_job,
-            "trigger": IntervalTrigger(minutes=REMINDER_INTERVAL_MINUTES, timezone=zone),
-        },
-        {
-            "id": "planner_statistics",
-            "func": planner_statistics_job,
-            "trigger": CronTrigger(
-                hour=PLANNER_STATISTICS_TIME[0], minute=PLANNER_STATISTICS_TIME[1], timezone=zone
-            ),
-        },
-        # Data care (bot.datacare): retention daily, nudges to quiet workers on weekdays.
-        {
-            "id": "retention",
-            "func": retention_job,
-            "trigger": CronTrigger(hour=RETENTION_TIME[0], minute=RETENTION_TIME[1], timezone=zone),
-        },
-        {
-            "id": "quiet_nudges",
-            "func": quiet_nudge_job,
-            "trigger": CronTrigger(
-                day_of_week="mon-fri", hour=NUDGE_TIME[0], minute=NUDGE_TIME[1], timezone=zone
-            ),
-        },
-    ]
+def trigger_text(trigger: BaseTrigger) -> str:
+    """The trigger as stored: its fields and its time zone, e.g.
+    ``cron[day_of_week='mon', hour='8', minute='0'] Europe/Helsinki``."""
+    return f"{trigger} {getattr(trigger, 'timezone', '')}".rstrip()
 
 
-def _same_trigger(a: BaseTrigger, b: BaseTrigger) -> bool:
-    return (
-        type(a) is type(b)
-        and str(a) == str(b)
-        and str(getattr(a, "timezone", "")) == str(getattr(b, "timezone", ""))
-    )
+def first_run(
+    trigger: BaseTrigger, stored: StoredRun | None, now: datetime
+) -> tuple[datetime | None, str]:
+    """When a job runs first after a start, and why: ``kept`` (the stored run of the same
+    trigger), ``carried`` (a carried-over run the trigger fires at), else ``new``."""
+    fresh: datetime | None = trigger.get_next_fire_time(None, now)
+    if stored is None or stored.next_run_time is None:
+        return fresh, "new"
+    at = stored.next_run_time
+    if stored.trigger == trigger_text(trigger):
+        return at, "kept"
+    if stored.trigger is None and trigger.get_next_fire_time(None, at) == at:
+        return at, "carried"
+    return fresh, "new"
 
 
-class HavaintoScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """An ``AsyncIOScheduler`` that brings the stored jobs in line with the config at start
-    without losing a run that was due while the bot was down."""
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
 
-    def __init__(self, runtime: Runtime, instance: str = DEFAULT_INSTANCE) -> None:
-        config = runtime.config
-        self._store = SQLAlchemyJobStore(url=sync_url(config.database.url), tablename=JOBS_TABLE)
-        super().__init__(
-            timezone=config.timezone,
-            jobstores={"default": self._store},
+
+class JobScheduler:
+    """Runs ``jobs`` on the event loop; their next runs survive a restart (module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        jobs: Sequence[ScheduledJob],
+        *,
+        timezone: str,
+        misfire_grace_minutes: int,
+        running: InFlight | None = None,
+    ) -> None:
+        self.db = db
+        self.jobs = {job.id: job for job in jobs}
+        self.grace_minutes = misfire_grace_minutes
+        self.in_flight = running if running is not None else InFlight()
+        self._apscheduler = AsyncIOScheduler(
+            timezone=timezone,
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": config.schedule.misfire_grace_minutes * 60,
+                "misfire_grace_time": misfire_grace_minutes * 60,
             },
         )
-        self.runtime = runtime
-        self.instance = instance
+        self._apscheduler.add_listener(self._skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._writes: set[asyncio.Task[None]] = set()
 
-    def start(self, paused: bool = False) -> None:
-        register(self.runtime, self.instance)
-        super().start(paused=True)
-        self.ensure_jobs()
-        if not paused:
-            self.resume()
+    # --- start and stop ---------------------------------------------------------------
 
-    def shutdown(self, wait: bool = True) -> None:
-        super().shutdown(wait=wait)
-        unregister(self.runtime, self.instance)
-
-    def ensure_jobs(self) -> None:
-        grace = self.runtime.config.schedule.misfire_grace_minutes * 60
-        for spec in job_specs(self.runtime):
-            next_run: datetime | None = None
-            try:
-                stored = self.get_job(spec["id"])
-            except LookupError:
-                # Stored by a version whose job function lived elsewhere (the module moved):
-                # the job is replaced, keeping its next run (it may be a missed one).
-                stored = None
-                next_run = self._stored_next_run(spec["id"])
-                log.warning("job_reference_moved id=%s", spec["id"])
-            if (
-                stored is not None
-                and stored.func is spec["func"]
-                and tuple(stored.args) == (self.instance,)
-                and _same_trigger(stored.trigger, spec["trigger"])
-            ):
-                # Keep the stored next run time: it may be a run missed while we were down.
-                self.modify_job(
-                    spec["id"], coalesce=True, max_instances=1, misfire_grace_time=grace
-                )
-                continue
-            options: dict[str, Any] = {} if next_run is None else {"next_run_time": next_run}
-            self.add_job(
-                spec["func"],
-                spec["trigger"],
-                args=(self.instance,),
-                id=spec["id"],
-                name=spec["id"],
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=grace,
-                **options,
+    async def start(self, paused: bool = False) -> None:
+        """Schedule every job from its stored run (module docstring), store the runs, and
+        begin (unless ``paused``): a run that is due starts at once."""
+        async with self.db.transaction() as session:
+            stored = await schedule.stored_runs(session)
+        now = datetime.now(UTC)
+        self._apscheduler.start(paused=True)
+        runs: dict[str, StoredRun] = {}
+        for job in self.jobs.values():
+            at, why = first_run(job.trigger, stored.get(job.id), now)
+            options = {} if at is None else {"next_run_time": at}
+            added = self._apscheduler.add_job(
+                self._run, job.trigger, args=(job,), id=job.id, name=job.id, **options
             )
-            log.info("job_scheduled id=%s", spec["id"])
+            runs[job.id] = StoredRun(trigger_text(job.trigger), added.next_run_time)
+            log.info("job_scheduled id=%s next_run=%s from=%s", job.id, _iso(at), why)
+            if at is not None and at <= now:
+                log.info("job_due_at_start id=%s due_since=%s", job.id, _iso(at))
+        async with self.db.transaction() as session:
+            await schedule.store_runs(session, runs)
+        if not paused:
+            self._apscheduler.resume()
 
-    def _stored_next_run(self, job_id: str) -> datetime | None:
-        """The next run time kept for ``job_id``, read without loading the job."""
-        store = self._store
-        with store.engine.connect() as connection:
-            value = connection.execute(
-                select(store.jobs_t.c.next_run_time).where(store.jobs_t.c.id == job_id)
-            ).scalar_one_or_none()
-        return None if value is None else datetime.fromtimestamp(float(value), UTC)
+    def pause(self) -> None:
+        """Start no new job (running ones go on); ``/healthz`` then says not running."""
+        if self._apscheduler.running:
+            self._apscheduler.pause()
 
+    def resume(self) -> None:
+        if self._apscheduler.running:
+            self._apscheduler.resume()
 
-def build_scheduler(runtime: Runtime) -> HavaintoScheduler:
-    return HavaintoScheduler(runtime)
+    async def stop(self) -> None:
+        """Shut APScheduler down (a job still running is cancelled and stays due) and
+        finish writing skipped runs. Safe to call twice, or without a start."""
+        if self._apscheduler.running:
+            self._apscheduler.shutdown(wait=False)
+            # AsyncIOScheduler shuts down in a callback on the loop: let it run.
+            for _ in range(10):
+                if not self._apscheduler.running:
+                    break
+                await asyncio.sleep(0)
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=STOP_WAIT_SECONDS)
+
+    # --- what the bot asks -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Started, not paused, not stopped."""
+        return bool(self._apscheduler.state == STATE_RUNNING)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Each job's next run time, by job id (nothing before ``start``)."""
+        return {job.id: job.next_run_time for job in self._apscheduler.get_jobs()}
+
+    # --- running a job and keeping its next run ---------------------------------------
+
+    async def _run(self, job: ScheduledJob) -> None:
+        # APScheduler moved the job's next run on when it submitted this one.
+        following = self._next_run(job.id)
+        async with self.in_flight.track():
+            try:
+                await job.run()
+            except asyncio.CancelledError:
+                log.warning("job_cut_short id=%s stays_due=yes", job.id)
+                raise
+            except Exception:
+                await self._store_next_run(job.id, self._next_run(job.id) or following)
+                raise  # APScheduler logs it with its traceback
+            await self._store_next_run(job.id, self._next_run(job.id) or following)
+
+    def _next_run(self, job_id: str) -> datetime | None:
+        """The job's next run in APScheduler (None once it is shut down)."""
+        job = self._apscheduler.get_job(job_id)
+        return None if job is None else job.next_run_time
+
+    def _skipped(self, event: JobEvent) -> None:
+        """Listener (on the loop): a run was skipped, so the next run moved on; store it."""
+        if event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
+            late = datetime.now(UTC) - event.scheduled_run_time
+            log.warning(
+                "job_missed id=%s scheduled=%s late_minutes=%d grace_minutes=%d",
+                event.job_id,
+                _iso(event.scheduled_run_time),
+                late.total_seconds() // 60,
+                self.grace_minutes,
+            )
+        following = self._next_run(event.job_id)
+        task = asyncio.get_running_loop().create_task(self._store_next_run(event.job_id, following))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _store_next_run(self, job_id: str, at: datetime | None) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or at is None:
+            return
+        run = StoredRun(trigger_text(job.trigger), at)
+        try:
+            async with self.db.transaction() as session:
+                await schedule.store_runs(session, {job_id: run})
+        except Exception as error:  # the schedule in memory goes on; a restart may run it again
+            log.warning("next_run_not_stored id=%s error=%s", job_id, type(error).__name__)

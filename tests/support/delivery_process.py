@@ -6,8 +6,8 @@ Builds the real runtime on the given database and fake Bot API (sending only, no
 polling), touches ``BARRIER_FILE.<pid>.ready`` and waits until ``BARRIER_FILE``
 exists, so that both processes go at the same moment. Then, first, it delivers the
 weekly digests of ISO week 2026-W46 at once (both processes race at the ledger),
-and second, it runs the real scheduler (persistent job store in the same database,
-the weekly job due). It stops once the ledger holds ``EXPECTED`` sent deliveries
+and second, it runs the real scheduler (its stored runs in the same database, the
+weekly job due). It stops once the ledger holds ``EXPECTED`` sent deliveries
 (or after 30 s), and prints one JSON line per delivery outcome.
 """
 
@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from bot.config import load_config
 from bot.delivery import Outcome
 from bot.runtime import build_runtime
-from bot.runtime.scheduler import build_scheduler
+from bot.runtime.jobs import build_scheduler
 from bot.transports.telegram import TelegramTransport
 from storage.models import Delivery
 
@@ -59,8 +59,8 @@ async def main(config_json: str, now_iso: str, barrier: str, expected: int) -> N
     await asyncio.to_thread(Path(f"{barrier}.{os.getpid()}.ready").touch)
     await asyncio.to_thread(_wait_for, Path(barrier))
     await digests.send_weekly("2026-W46")
-    scheduler = build_scheduler(runtime)
-    scheduler.start()
+    runtime.scheduler = build_scheduler(runtime)  # stopped by runtime.stop()
+    await runtime.scheduler.start()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while loop.time() < deadline:
@@ -74,7 +74,6 @@ async def main(config_json: str, now_iso: str, barrier: str, expected: int) -> N
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)  # a late second run would still show up
-    scheduler.shutdown(wait=False)
     await runtime.stop()
     for outcome in outcomes:
         print(json.dumps({"key": outcome.key, "result": outcome.result}), flush=True)

@@ -3,7 +3,7 @@
     python -m tests.support.instance_process CONFIG_JSON OFFSET_SECONDS CHECK_SECONDS
 
 Runs what ``havainto run`` runs (``bot.runtime.run_bot``: migrations, transports, the
-spool replay, the scheduler with its persistent job store in the database, a
+spool replay, the scheduler with its stored runs in the database, a
 graceful stop on SIGTERM), with two settings a config file cannot give:
 
 * a clock ``OFFSET_SECONDS`` ahead of real time, so that "today" can be the first
@@ -25,7 +25,7 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-import bot.runtime.scheduler
+import bot.runtime.jobs
 from bot.config import load_config
 from bot.runtime import build_runtime
 
@@ -36,14 +36,14 @@ async def main(config_json: str, offset_seconds: float, check_seconds: float) ->
     config = load_config(None, **json.loads(config_json))
     # Below the config's minimum on purpose (pydantic does not validate assignments).
     config.schedule.escalation_check_minutes = check_seconds / 60  # type: ignore[assignment]
-    bot.runtime.scheduler.RETRY_INTERVAL_MINUTES = check_seconds / 60  # type: ignore[assignment]
+    bot.runtime.jobs.RETRY_INTERVAL_MINUTES = check_seconds / 60  # type: ignore[assignment]
     shift = timedelta(seconds=offset_seconds)
     runtime = await build_runtime(config, clock=lambda: datetime.now(UTC) + shift, terminal=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runtime.scheduler = bot.runtime.scheduler.build_scheduler(runtime)
+    runtime.scheduler = bot.runtime.jobs.build_scheduler(runtime)
     await runtime.start()
     log.info("running transports=%s", ",".join(t.name for t in runtime.transports))
     await stop.wait()
