@@ -18,7 +18,6 @@ from alembic import op
 
 import storage.models
 
-
 revision: str = "0014"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
