@@ -172,6 +172,15 @@ class EscalationConfig(BaseModel):
     reply_window_minutes: int = Field(default=60, ge=1)
 
 
+class KnowledgeConfig(BaseModel):
+    """The knowledge path: how often a worker may hear what became of their observations."""
+
+    # At most one message per worker in this many hours (the news are batched).
+    news_every_hours: float = Field(default=24.0, gt=0)
+    # When the day's news go out (local time, working days and weekends alike).
+    news_time: str = "15:00"
+
+
 class HealthConfig(BaseModel):
     """``GET /healthz`` on a small HTTP server of its own (off by default).
 
@@ -299,7 +308,7 @@ class BodyConfig(BaseModel):
     @classmethod
     def _named(cls, name: dict[str, str]) -> dict[str, str]:
         if not any(value.strip() for value in name.values()):
-            raise ValueError("a body needs a name, e.g. name = { fi = \"Johtoryhmä\" }")
+            raise ValueError('a body needs a name, e.g. name = { fi = "Johtoryhmä" }')
         return name
 
 
@@ -323,6 +332,7 @@ class Config(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     teams: list[TeamConfig] = Field(default_factory=lambda: [_DEMO_TEAM.model_copy(deep=True)])
     leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
     # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".

@@ -26,8 +26,10 @@ from storage import audit
 from storage.models import (
     Confirmation,
     Delivery,
+    Identity,
     Observation,
     PathNotice,
+    Person,
     Phenomenon,
     PhenomenonLink,
     Proposal,
@@ -715,3 +717,100 @@ async def mark_path_notices_sent(
         .values(sent_at=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    transport: str
+    chat_id: str
+    language: str
+
+
+async def contact_of(session: AsyncSession, person_id: int) -> Contact | None:
+    """Where a person is told things privately (their first identity), unless revoked."""
+    person = await session.get(Person, person_id)
+    if person is None or person.revoked_at is not None:
+        return None
+    identity = (
+        (
+            await session.execute(
+                select(Identity).where(Identity.person_id == person_id).order_by(Identity.id)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if identity is None:
+        return None
+    return Contact(identity.transport, identity.chat_id, person.language)
+
+
+async def confirmed_by(session: AsyncSession, person_id: int, observation_id: int) -> bool:
+    """Whether the person confirmed the observation or the phenomenon it belongs to."""
+    phenomenon = await phenomenon_of(session, observation_id)
+    conditions = [Confirmation.observation_id == observation_id]
+    if phenomenon is not None:
+        conditions.append(Confirmation.phenomenon_id == phenomenon.id)
+    found = await session.scalar(
+        select(Confirmation.id)
+        .where(Confirmation.person_id == person_id, or_(*conditions))
+        .limit(1)
+    )
+    return found is not None
+
+
+# --- the weekly digest's section ----------------------------------------------------------
+
+
+async def weekly_section(
+    session: AsyncSession, team_id: str, region: str, start: datetime, end: datetime
+) -> tuple[list[PhenomenonView], list[Proposal], list[PhenomenonView]]:
+    """For a team's weekly digest: its open phenomena (own and region-wide), the proposals
+    of those phenomena or of the team's entries that moved in [start, end), and the
+    phenomena the team's entries were linked to in that week."""
+    open_views = await list_phenomena(
+        session, region=region, team_id=team_id, status=rules.PHENOMENON_OPEN, limit=10
+    )
+    team_entries = select(Observation.id).where(Observation.team_id == team_id)
+    team_phenomena = select(PhenomenonLink.phenomenon_id).where(
+        PhenomenonLink.observation_id.in_(team_entries)
+    )
+    moved_ids = select(ProposalEvent.proposal_id).where(
+        ProposalEvent.created_at >= start, ProposalEvent.created_at < end
+    )
+    proposals = (
+        (
+            await session.execute(
+                select(Proposal)
+                .where(
+                    Proposal.id.in_(moved_ids),
+                    or_(
+                        Proposal.team_id == team_id,
+                        Proposal.phenomenon_id.in_(team_phenomena),
+                        Proposal.observation_id.in_(team_entries),
+                    ),
+                )
+                .order_by(Proposal.updated_at.desc())
+                .limit(10)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    linked_ids = (
+        (
+            await session.execute(
+                select(PhenomenonLink.phenomenon_id)
+                .where(
+                    PhenomenonLink.observation_id.in_(team_entries),
+                    PhenomenonLink.linked_at >= start,
+                    PhenomenonLink.linked_at < end,
+                )
+                .distinct()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    linked = [view for pid in linked_ids if (view := await phenomenon_view(session, pid))]
+    return open_views, list(proposals), linked

@@ -455,9 +455,7 @@ class Confirmation(Base):
     __tablename__ = "confirmations"
     __table_args__ = (
         UniqueConstraint("person_id", "phenomenon_id", name="uq_confirmations_person_phenomenon"),
-        UniqueConstraint(
-            "person_id", "observation_id", name="uq_confirmations_person_observation"
-        ),
+        UniqueConstraint("person_id", "observation_id", name="uq_confirmations_person_observation"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -15,6 +15,7 @@ from tests.support.datacare_helpers import add, enrol, observation, seed
 from tests.support.db import rows
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+QUEUE = "Päihdehoidon jono on pitkä, viikkoja"
 
 
 # --- pure rules ----------------------------------------------------------------------
@@ -267,14 +268,20 @@ async def test_suggestion_candidates_are_the_teams_recent_entries_of_others(conf
         world,
         "recent",
         observation(
-            ben, NOW - timedelta(days=3), "helsinki", description="Päihdehoidon jono on pitkä, viikkoja"
+            ben,
+            NOW - timedelta(days=3),
+            "helsinki",
+            description="Päihdehoidon jono on pitkä, viikkoja",
         ),
     )
     await add(
         world,
         "stale",
         observation(
-            ben, NOW - timedelta(days=45), "helsinki", description="Päihdehoidon jono on pitkä, viikkoja"
+            ben,
+            NOW - timedelta(days=45),
+            "helsinki",
+            description="Päihdehoidon jono on pitkä, viikkoja",
         ),
     )
     try:
