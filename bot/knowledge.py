@@ -59,11 +59,21 @@ class KnowledgeDesk:
         self._alert: Callable[[Incoming, repo.Member | None, str], Outbound] | None = None
 
     def install(self, service: Havainto) -> None:
+        service.after_save.append(self.on_saved)
         service.private_handlers.append(self.on_event)
         service.group_handlers.append(self.on_event)
         self._alert = service.alert
 
     # --- events ----------------------------------------------------------------------
+
+    async def on_saved(
+        self, session: AsyncSession, entry: Observation, member: repo.Member
+    ) -> list[Outbound]:
+        """An escalated entry's "proposed action" becomes a proposal leaders can move."""
+        proposal = await knowledge.proposal_from_action(session, entry, now=self.clock())
+        if proposal is not None:
+            log.info("proposal_from_action id=%s observation=%s", proposal.id, entry.id)
+        return []
 
     async def on_event(
         self,

@@ -245,6 +245,7 @@ async def link(
         1,
         now,
     )
+    await proposal_from_action(session, observation, phenomenon_id=phenomenon_id, now=now)
     # The recorder (and whoever confirmed the entry) hears that it became part of a pattern.
     await _queue(
         session,
@@ -430,6 +431,44 @@ async def create_proposal(
     await audit.record(session, actor, PROPOSAL_CREATE, f"proposal #{row.id}", 1, now)
     await _queue(session, _people_of_proposal(row), f"proposal:{row.id}", rules.PROPOSED, now)
     return row
+
+
+async def proposal_from_action(
+    session: AsyncSession,
+    entry: Observation,
+    *,
+    phenomenon_id: int | None = None,
+    now: datetime,
+) -> Proposal | None:
+    """The entry's free-text "proposed action" as a proposal, once: for its phenomenon when
+    it is linked to one, else for the entry itself when it was escalated."""
+    text = (entry.action or "").strip()
+    if not text:
+        return None
+    if phenomenon_id is None and entry.escalation not in ESCALATED_CODES:
+        return None
+    already = await session.scalar(
+        select(Proposal.id).where(
+            or_(
+                Proposal.observation_id == entry.id,
+                and_(Proposal.phenomenon_id == phenomenon_id, Proposal.text == text)
+                if phenomenon_id is not None
+                else Proposal.id.is_(None),
+            )
+        )
+    )
+    if already is not None:
+        return None
+    return await create_proposal(
+        session,
+        text=text,
+        phenomenon_id=phenomenon_id,
+        observation_id=None if phenomenon_id is not None else entry.id,
+        proposer_person_id=entry.person_id,
+        owner_person_id=None,
+        actor=audit.person_actor(entry.person_id),
+        now=now,
+    )
 
 
 async def get_proposal(session: AsyncSession, proposal_id: int) -> Proposal | None:

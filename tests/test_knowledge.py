@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import jsonschema
 import pytest
 
 from bot.config import Config
 from flows import knowledge as rules
-from storage import knowledge
+from storage import export, knowledge
 from storage.models import AuditEvent, PathNotice
 from tests.support.datacare_helpers import add, enrol, observation, seed
 from tests.support.db import rows
@@ -248,6 +250,18 @@ async def test_a_phenomenon_gathers_links_confirmations_and_a_proposal_to_a_deci
                 session, now=NOW + timedelta(hours=30), every=timedelta(days=1)
             )
             assert anna.person_id not in quiet
+        # The export carries the path: phenomenon, the furthest proposal status, position.
+        async with db.snapshot() as session:
+            records = {r.id: r async for r in export.iter_records(session)}
+        assert (
+            records[entry].phenomenon_id,
+            records[entry].proposal_status,
+            records[entry].path_position,
+        ) == (phenomenon.id, "decided", "decided")
+        other = next(r for r in records.values() if r.id != entry)
+        assert other.phenomenon_id is None and other.path_position in ("recorded", "raised")
+        validator = jsonschema.Draft202012Validator(export.export_schema())
+        validator.validate(json.loads(records[entry].model_dump_json()))
         actions = {row.action for row in await rows(db, AuditEvent)}
         assert {
             knowledge.PHENOMENON_CREATE,
@@ -293,5 +307,55 @@ async def test_suggestion_candidates_are_the_teams_recent_entries_of_others(conf
         assert recent in [c.id for c in found]
         assert world.observations["stale"] not in [c.id for c in pool]
         assert all(c.id not in {world.observations["housing"]} for c in pool)  # anna's own
+    finally:
+        await world.db.close()
+
+
+async def test_a_proposed_action_becomes_a_proposal_once_when_escalated_or_linked(
+    config: Config,
+) -> None:
+    world = await seed(config, NOW)
+    anna = world.people["anna"]
+    raised = await add(
+        world,
+        "raised",
+        observation(
+            anna,
+            NOW,
+            "helsinki",
+            escalation="escalation.leadership",
+            action="Iltapäivystys nuorille",
+        ),
+    )
+    plain = await add(
+        world, "plain", observation(anna, NOW, "helsinki", action="Lisää tukiasuntoja")
+    )
+    try:
+        async with world.db.transaction() as session:
+            entry = await session.get(knowledge.Observation, raised)
+            assert entry is not None
+            first = await knowledge.proposal_from_action(session, entry, now=NOW)
+            assert first is not None and first.observation_id == raised
+            assert await knowledge.proposal_from_action(session, entry, now=NOW) is None
+            not_raised = await session.get(knowledge.Observation, plain)
+            assert not_raised is not None
+            assert await knowledge.proposal_from_action(session, not_raised, now=NOW) is None
+            phenomenon = await knowledge.create_phenomenon(
+                session,
+                region="helsinki",
+                team_id="hki-etsiva",
+                theme="theme.housing",
+                title="Tukiasunnot",
+                language="fi",
+                actor_person_id=None,
+                actor="cli",
+                now=NOW,
+            )
+            assert await knowledge.link(
+                session, phenomenon.id, plain, actor_person_id=None, actor="cli", now=NOW
+            )
+            proposals = await knowledge.list_proposals(session, phenomenon_id=phenomenon.id)
+            assert [p.text for p in proposals] == ["Lisää tukiasuntoja"]
+            assert proposals[0].proposer_person_id == anna.person_id
     finally:
         await world.db.close()
