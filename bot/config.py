@@ -178,7 +178,7 @@ class KnowledgeConfig(BaseModel):
     # At most one message per worker in this many hours (the news are batched).
     news_every_hours: float = Field(default=24.0, gt=0)
     # When the day's news go out (local time, working days and weekends alike).
-    news_time: str = "15:00"
+    news_time: str = Field(default="15:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
 class HealthConfig(BaseModel):

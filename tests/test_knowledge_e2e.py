@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.config import Config
+from bot.runtime.jobs import job_table
 from digests.periods import HELSINKI, week_of
 from storage.models import (
     AuditEvent,
@@ -124,10 +125,13 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     steps = [e.status for e in await rows(bot, ProposalEvent)]
     assert steps == ["proposed", "presented", "decided"]
 
-    # The day's news: one message to each of the three, none to the lead or leader.
+    # The day's news (the scheduled path_news job): one message to each of the three,
+    # none to the lead or leader.
     mark = bot.fake.mark()
     assert bot.rt.knowledge is not None
-    assert await bot.rt.knowledge.send_news() == 3
+    [news_job] = [job for job in job_table(bot.rt) if job.id == "path_news"]
+    assert "hour='15'" in str(news_job.trigger)
+    await news_job.run()
     news = bot.fake.sent[mark:]
     assert sorted(int(c.chat_id or 0) for c in news) == sorted(NAMES)
     for call in news:
