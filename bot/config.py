@@ -172,6 +172,15 @@ class EscalationConfig(BaseModel):
     reply_window_minutes: int = Field(default=60, ge=1)
 
 
+class KnowledgeConfig(BaseModel):
+    """The knowledge path: how often a worker may hear what became of their observations."""
+
+    # At most one message per worker in this many hours (the news are batched).
+    news_every_hours: float = Field(default=24.0, gt=0)
+    # When the day's news go out (local time, working days and weekends alike).
+    news_time: str = Field(default="15:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
+
+
 class HealthConfig(BaseModel):
     """``GET /healthz`` on a small HTTP server of its own (off by default).
 
@@ -275,6 +284,34 @@ _DEMO_TEAM = TeamConfig(
 _TOML_FILE: ContextVar[Path | None] = ContextVar("havainto_toml_file", default=None)
 
 
+BodyLevel = Literal["team", "management", "regional", "national"]
+
+
+class BodyConfig(BaseModel):
+    """A body that decides on proposals (``[[bodies]]``): a team meeting, the county's
+    management team, a committee, the county council, a national authority. Presenting a
+    proposal names one of these by ``id``, so "presented to the social and health
+    committee on 12.3." is a coded fact."""
+
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
+    # The name in each language: {fi = "Sosiaali- ja terveyslautakunta", sv = "...", en = "..."}
+    name: dict[Literal["fi", "sv", "en"], str]
+    level: BodyLevel = "management"
+    # Empty: the body serves every region (e.g. a national one).
+    region: str = ""
+
+    def label(self, lang: str) -> str:
+        names: dict[str, str] = dict(self.name)
+        return names.get(lang) or names.get("fi") or next(iter(names.values()), self.id)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: dict[str, str]) -> dict[str, str]:
+        if not any(value.strip() for value in name.values()):
+            raise ValueError('a body needs a name, e.g. name = { fi = "Johtoryhmä" }')
+        return name
+
+
 class Config(BaseSettings):
     """Everything Havainto reads at start. See ``config.example.toml`` for each key."""
 
@@ -295,10 +332,13 @@ class Config(BaseSettings):
     health: HealthConfig = Field(default_factory=HealthConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     teams: list[TeamConfig] = Field(default_factory=lambda: [_DEMO_TEAM.model_copy(deep=True)])
     leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
     # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".
     regions: dict[str, str] = Field(default_factory=dict)
+    # Bodies that decide on proposals (the knowledge path), see BodyConfig.
+    bodies: list[BodyConfig] = Field(default_factory=list)
     # Settings of further transports, one table each ([transports.signal] ...): the
     # transport's module validates its own table (bot/transports/__init__.py).
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -317,6 +357,17 @@ class Config(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @field_validator("bodies")
+    @classmethod
+    def _unique_body_ids(cls, bodies: list[BodyConfig]) -> list[BodyConfig]:
+        ids = [body.id for body in bodies]
+        if len(ids) != len(set(ids)):
+            raise ValueError("body ids must be unique")
+        return bodies
+
+    def body(self, body_id: str) -> BodyConfig | None:
+        return next((body for body in self.bodies if body.id == body_id), None)
 
     @field_validator("teams")
     @classmethod

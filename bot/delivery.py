@@ -36,7 +36,7 @@ import html
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -92,6 +92,10 @@ def digest_parts(rendered: Rendered, limit: int, caption: str | None = None) -> 
             parts.append(Message(plain_of(piece), html=piece))
     else:
         parts.extend(Message(piece) for piece in split_text(rendered.text, limit))
+    if rendered.buttons and parts:
+        last = parts[-1]
+        assert isinstance(last, Message)
+        parts[-1] = replace(last, choices=rendered.buttons)
     title = caption if caption is not None else rendered.text.split("\n", 1)[0]
     for filename, png in rendered.charts:
         parts.append(Image(png, caption=title, filename=filename))

@@ -176,6 +176,31 @@ class WeeklyDigest:
     quotes: list[Quote] = field(default_factory=list)
     escalations: list[EscalationItem] = field(default_factory=list)
     answers: list[LeaderAnswer] = field(default_factory=list)
+    # The knowledge path: the team's open phenomena (with a "me too" button each) and
+    # what moved this week: phenomena linked to, proposals made or moved.
+    open_phenomena: list[PhenomenonLine] = field(default_factory=list)
+    moved_proposals: list[ProposalLine] = field(default_factory=list)
+    linked_phenomena: list[PhenomenonLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PhenomenonLine:
+    """An open phenomenon as a digest lists it (the knowledge path)."""
+
+    id: int
+    title: str
+    observations: int
+    confirmations: int
+
+
+@dataclass(frozen=True)
+class ProposalLine:
+    """A proposal that moved in the period, with its status now."""
+
+    id: int
+    status: str
+    text: str
+    body: str | None = None
 
 
 @dataclass(frozen=True)

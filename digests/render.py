@@ -46,6 +46,8 @@ from digests.model import (
 )
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
 from digests.spreadsheet import safe_cell
+from flows import knowledge
+from flows.events import Choice
 from flows.i18n import label, t
 from flows.statuses import OPEN
 from flows.taxonomy import SHL48
@@ -68,6 +70,8 @@ class Rendered:
     charts: list[tuple[str, bytes]] = field(default_factory=list)
     csv: bytes | None = None
     csv_filename: str | None = None
+    # Buttons under the digest's last text part ("me too" on the open phenomena).
+    buttons: tuple[tuple[Choice, ...], ...] = ()
 
 
 # --- small formatting helpers ----------------------------------------------------
@@ -194,6 +198,7 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
         _weekly_quotes(doc, d, lang)
         _weekly_escalations(doc, d.escalations, lang, zone_)
     _weekly_answers(doc, d.answers, lang, zone_)
+    _weekly_knowledge(doc, d, lang)
     text, markup = doc.render()
     shown = [row for row in d.themes if row.count or row.average]
     chart_list: list[tuple[str, bytes]] = []
@@ -215,7 +220,40 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
                 ),
             )
         )
-    return Rendered(text=text, html=markup, charts=chart_list)
+    buttons = tuple((knowledge.me_too_button(lang, p.id),) for p in d.open_phenomena)
+    return Rendered(text=text, html=markup, charts=chart_list, buttons=buttons)
+
+
+def _weekly_knowledge(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
+    """What happened to our observations, and the open phenomena to say "me too" to."""
+
+    def kt(key: str, **params: object) -> str:
+        return t(lang, key, domain=knowledge.DOMAIN, **params)
+
+    if d.linked_phenomena or d.moved_proposals:
+        doc.section(kt("knowledge.digest.title"))
+        for view in d.linked_phenomena:
+            plain = kt("knowledge.news.phenomenon.linked", number=view.id) + f": {view.title}"
+            doc.item(plain, html.escape(plain))
+        for proposal in d.moved_proposals:
+            plain = kt(
+                "knowledge.digest.proposal_line",
+                number=proposal.id,
+                status=knowledge.status_label(lang, proposal.status),
+                text=_one_line(proposal.text),
+            )
+            doc.item(plain, html.escape(plain))
+    if d.open_phenomena:
+        doc.section(kt("knowledge.digest.open"))
+        for view in d.open_phenomena:
+            plain = kt(
+                "knowledge.digest.phenomenon_line",
+                number=view.id,
+                title=view.title,
+                observations=_int(view.observations, lang),
+                confirmations=_int(view.confirmations, lang),
+            )
+            doc.item(plain, html.escape(plain))
 
 
 def _weekly_counts(doc: _Doc, d: WeeklyDigest, lang: str) -> None:

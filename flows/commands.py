@@ -21,6 +21,13 @@ COMMANDS: Mapping[str, frozenset[str]] = {
     "week": frozenset({"viikko", "vecka", "week"}),
     "month": frozenset({"kuukausi", "manad", "månad", "month"}),
     "location": frozenset({"sijainti", "location", "plats"}),
+    # the knowledge path (flows/knowledge.py)
+    "where": frozenset({"missa", "missä", "var", "where"}),
+    "metoo": frozenset({"minakin", "minäkin", "ocksa", "också", "metoo"}),
+    "pair": frozenset({"pari", "par", "pair"}),
+    "phenomenon": frozenset({"ilmio", "ilmiö", "fenomen", "phenomenon"}),
+    "link": frozenset({"liita", "liitä", "koppla", "link"}),
+    "proposal": frozenset({"ehdotus", "forslag", "förslag", "proposal"}),
 }
 
 #: The word the texts of each language show for a command (the help lists these).

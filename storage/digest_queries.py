@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,8 @@ from digests.model import (
     LeaderAnswer,
     MonthlyFigures,
     MonthlySummary,
+    PhenomenonLine,
+    ProposalLine,
     Quote,
     StatusInfo,
     ThemeFigures,
@@ -205,7 +208,34 @@ async def weekly_digest_data(
 
     ``as_of`` (default: the end of the week) is the moment escalation statuses are read at.
     """
-    return rules.weekly_digest(await weekly_figures(session, team_id, week, tz, as_of=as_of))
+    digest = rules.weekly_digest(await weekly_figures(session, team_id, week, tz, as_of=as_of))
+    return await _with_knowledge(session, digest)
+
+
+async def _with_knowledge(session: AsyncSession, digest: WeeklyDigest) -> WeeklyDigest:
+    """The knowledge-path section: open phenomena, proposals and links that moved."""
+    from storage import knowledge
+
+    team = await session.get(Team, digest.team_id)
+    if team is None:
+        return digest
+    open_views, proposals, linked = await knowledge.weekly_section(
+        session, digest.team_id, team.region, digest.start, digest.end
+    )
+
+    def line(view: knowledge.PhenomenonView) -> PhenomenonLine:
+        return PhenomenonLine(
+            view.id, privacy.scrub(view.title) or "", view.observations, view.confirmations
+        )
+
+    return replace(
+        digest,
+        open_phenomena=[line(view) for view in open_views],
+        linked_phenomena=[line(view) for view in linked],
+        moved_proposals=[
+            ProposalLine(p.id, p.status, privacy.scrub(p.text) or "", p.body) for p in proposals
+        ],
+    )
 
 
 async def weekly_figures(

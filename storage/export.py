@@ -33,12 +33,15 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from digests.periods import HELSINKI, week_of
 from digests.spreadsheet import safe_cell
 from flows import privacy
 from flows.i18n import label, t
+from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
+from flows.knowledge import position as path_position
 from flows.statuses import ESCALATION_STATUSES, OPEN
 from flows.taxonomy import (
     ESCALATION,
@@ -53,7 +56,14 @@ from flows.taxonomy import (
     THEME,
     Dimension,
 )
-from storage.models import EscalationEvent, Observation, Team
+from storage.models import (
+    Delivery,
+    EscalationEvent,
+    Observation,
+    PhenomenonLink,
+    Proposal,
+    Team,
+)
 
 Format = Literal["csv", "xlsx", "jsonl"]
 SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
@@ -131,6 +141,19 @@ class ExportRecord(BaseModel):
     labels_language: Literal["fi", "sv", "en"] = Field(description="Language of the *_label fields")
     flow_version: str
     taxonomy_version: str = Field(description="Version of the code lists used")
+    phenomenon_id: int | None = Field(
+        default=None, description="The phenomenon the observation is linked to, if any"
+    )
+    proposal_status: Literal[PROPOSAL_STATUSES] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="The furthest status of the proposals made of the observation or of "
+        "its phenomenon; null when there is none",
+    )
+    path_position: Literal[PATH] = Field(  # type: ignore[valid-type]
+        default=RECORDED,
+        description="Where the observation stands on the knowledge path: recorded, "
+        "in_digest, phenomenon, raised, presented, decided or closed",
+    )
 
 
 FIELDS: tuple[str, ...] = tuple(ExportRecord.model_fields)
@@ -170,6 +193,46 @@ def latest_status_column() -> Any:
     )
 
 
+def _proposal_rank_column() -> Any:
+    """The furthest proposal status of the row's observation or its phenomenon, as a rank
+    (1 = proposed ... in ``PROPOSAL_STATUSES`` order; NULL without a proposal)."""
+    rank = case(
+        {status: index + 1 for index, status in enumerate(PROPOSAL_STATUSES)},
+        value=Proposal.status,
+    )
+    linked = (
+        select(PhenomenonLink.phenomenon_id)
+        .where(PhenomenonLink.observation_id == Observation.id)
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+    return (
+        select(func.max(rank))
+        .where(or_(Proposal.observation_id == Observation.id, Proposal.phenomenon_id == linked))
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+
+
+def _phenomenon_column() -> Any:
+    return (
+        select(PhenomenonLink.phenomenon_id)
+        .where(PhenomenonLink.observation_id == Observation.id)
+        .correlate(Observation)
+        .scalar_subquery()
+    )
+
+
+async def digested_weeks(session: AsyncSession) -> set[tuple[str, str]]:
+    """(team, ISO week) of every weekly digest that went out: the path's "in_digest" step."""
+    rows = await session.execute(
+        select(Delivery.scope, Delivery.period)
+        .where(Delivery.kind == "weekly", Delivery.status == "sent")
+        .distinct()
+    )
+    return {(row.scope, row.period) for row in rows}
+
+
 def observations_query(
     since: datetime | None = None,
     until: datetime | None = None,
@@ -183,6 +246,8 @@ def observations_query(
             *Observation.__table__.columns,
             Team.name.label("team_name"),
             latest_status_column().label("latest_status"),
+            _phenomenon_column().label("phenomenon_id"),
+            _proposal_rank_column().label("proposal_rank"),
         )
         .join(Team, Team.id == Observation.team_id)
         .where(Observation.withdrawn_at.is_(None))
@@ -231,11 +296,29 @@ async def iter_records(
             found = labels[code] = label(code, lang)
         return found
 
+    digested = await digested_weeks(session)
     query = observations_query(since, until, team, region).execution_options(yield_per=1000)
     result = await session.stream(query)
     async for row in result:
         escalated = row.escalation != NOT_ESCALATED
         status = (row.latest_status or OPEN) if escalated else None
+        proposal = PROPOSAL_STATUSES[row.proposal_rank - 1] if row.proposal_rank else None
+        in_digest = (
+            bool(digested)
+            and (
+                row.team_id,
+                week_of(row.observed_at.astimezone(HELSINKI).date()),
+            )
+            in digested
+        )
+        position = path_position(
+            PathFacts(
+                in_digest=in_digest,
+                phenomenon=row.phenomenon_id is not None,
+                raised=escalated,
+                proposal_status=proposal,
+            )
+        )
         yield ExportRecord(
             id=row.id,
             observed_at=row.observed_at,
@@ -276,6 +359,9 @@ async def iter_records(
             labels_language=lang,  # type: ignore[arg-type]  # validated by pydantic
             flow_version=row.flow_version,
             taxonomy_version=row.taxonomy_version,
+            phenomenon_id=row.phenomenon_id,
+            proposal_status=proposal,
+            path_position=position,
         )
 
 

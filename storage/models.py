@@ -9,11 +9,12 @@ exports and digests never need to touch them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -402,3 +403,130 @@ class ScheduledRun(Base):
     job_id: Mapped[str] = mapped_column(String(191), primary_key=True)
     trigger: Mapped[str | None] = mapped_column(Text)
     next_run_time: Mapped[datetime | None]
+
+
+# --- the knowledge path (migration 0014) ------------------------------------------------------
+
+
+class Phenomenon(Base):
+    """A named, recurring pattern that several observations show (``flows.knowledge``).
+
+    ``team_id`` is set for a team's phenomenon and NULL for a region-wide one; ``title``
+    is in ``language`` (the team's or the leadership channel's). ``theme`` is a taxonomy
+    code. Leads and leaders create them; observations are linked and workers confirm them.
+    """
+
+    __tablename__ = "phenomena"
+    __table_args__ = (Index("ix_phenomena_region_status", "region", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    theme: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    # The last step on the knowledge path (link, confirmation, proposal move): what
+    # "moved this week" and the workers' path notifications look at.
+    moved_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PhenomenonLink(Base):
+    """An observation shown by a phenomenon. An observation belongs to one phenomenon at most."""
+
+    __tablename__ = "phenomenon_links"
+
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"), primary_key=True)
+    phenomenon_id: Mapped[int] = mapped_column(ForeignKey("phenomena.id"), index=True)
+    linked_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    linked_at: Mapped[datetime]
+
+
+class Confirmation(Base):
+    """A worker's "me too" on a phenomenon or an observation, or "we were two" on an entry.
+
+    Exactly one of ``phenomenon_id``/``observation_id`` is set. A confirmation is never
+    an observation: it is counted as a confirmation. ``text`` is one optional line,
+    screened by the identifier guard like every text a person types.
+    """
+
+    __tablename__ = "confirmations"
+    __table_args__ = (
+        UniqueConstraint("person_id", "phenomenon_id", name="uq_confirmations_person_phenomenon"),
+        UniqueConstraint("person_id", "observation_id", name="uq_confirmations_person_observation"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    phenomenon_id: Mapped[int | None] = mapped_column(ForeignKey("phenomena.id"), index=True)
+    observation_id: Mapped[int | None] = mapped_column(ForeignKey("observations.id"), index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Proposal(Base):
+    """A proposal for action (toimenpide-ehdotus) and where it stands.
+
+    It belongs to a phenomenon or to one escalated observation. ``status`` is the newest
+    of its ``proposal_events``; ``body`` and ``presented_on`` come from the presenting
+    step, ``decision`` from the deciding one.
+    """
+
+    __tablename__ = "proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phenomenon_id: Mapped[int | None] = mapped_column(ForeignKey("phenomena.id"), index=True)
+    observation_id: Mapped[int | None] = mapped_column(ForeignKey("observations.id"), index=True)
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"))
+    text: Mapped[str] = mapped_column(Text)
+    proposer_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    owner_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(String(64))
+    presented_on: Mapped[date | None] = mapped_column(Date)
+    decision: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ProposalEvent(Base):
+    """One step of a proposal: who moved it, when, to what, with a short note."""
+
+    __tablename__ = "proposal_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(String(64))
+    on_date: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PathNotice(Base):
+    """A step on the knowledge path that a worker should hear about (batched, once).
+
+    One row per (person, subject, step): a person who recorded or confirmed something
+    that moved. ``sent_at`` is set when the day's batch to the person went out.
+    """
+
+    __tablename__ = "path_notices"
+    __table_args__ = (
+        UniqueConstraint("person_id", "subject", "step", name="uq_path_notices_once"),
+        Index("ix_path_notices_unsent", "sent_at", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    # "phenomenon:12" or "proposal:7"
+    subject: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import datacare, digests, people, run
+from bot.cli import datacare, digests, knowledge, people, run
 
 app = typer.Typer(
     help="Havainto: observations from street work to decision makers.", no_args_is_help=True
@@ -25,6 +25,8 @@ app.add_typer(datacare.teams_app, name="teams")
 app.add_typer(people.people_app, name="people")
 app.add_typer(datacare.retention_app, name="retention")
 app.add_typer(digests.digest_app, name="digest")
+app.add_typer(knowledge.phenomenon_app, name="phenomenon")
+app.add_typer(knowledge.proposal_app, name="proposal")
 
 
 def main() -> None:

@@ -23,6 +23,9 @@ changes move nothing: 08:00 stays 08:00 local):
 - ``draft_reminders``: idle drafts.
 - ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
   ``bot.datacare``.
+- ``path_news`` (daily at ``knowledge.news_time``, 15:00): each worker hears, in one
+  message, what moved on the knowledge path for what they recorded or confirmed
+  (``bot.knowledge``).
 - ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
   SQLite's planner statistics (``storage.planner.refresh_statistics``), without which
   the weekly digest's queries walk each team's whole history. Nothing on PostgreSQL.
@@ -112,6 +115,13 @@ async def quiet_nudge_job(runtime: Runtime) -> None:
     log.info("job_done job=quiet_nudges sent=%s", count)
 
 
+async def path_news_job(runtime: Runtime) -> None:
+    if runtime.knowledge is None:
+        return
+    sent = await runtime.knowledge.send_news()
+    log.info("job_done job=path_news sent=%s", sent)
+
+
 def _summary(outcomes: Any) -> str:
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -128,6 +138,7 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
     zone = runtime.config.timezone
     weekly_hour, weekly_minute = (int(x) for x in schedule.weekly_time.split(":"))
     monthly_hour, monthly_minute = (int(x) for x in schedule.monthly_time.split(":"))
+    news_hour, news_minute = (int(x) for x in runtime.config.knowledge.news_time.split(":"))
 
     def cron(**fields: Any) -> CronTrigger:
         return CronTrigger(timezone=zone, **fields)
@@ -161,6 +172,8 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
             cron(day_of_week="mon-fri", hour=NUDGE_TIME[0], minute=NUDGE_TIME[1]),
             quiet_nudge_job,
         ),
+        # The knowledge path: what became of their observations, to each worker once a day.
+        ("path_news", cron(hour=news_hour, minute=news_minute), path_news_job),
     ]
     return [ScheduledJob(job_id, trigger, partial(job, runtime)) for job_id, trigger, job in table]
 

@@ -16,6 +16,7 @@ from bot import transports as registry
 from bot.config import Config
 from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
+from bot.knowledge import KnowledgeDesk
 from bot.router import Router
 from bot.runtime.health import HealthServer, healthz_handler
 from bot.runtime.jobs import build_scheduler
@@ -42,6 +43,8 @@ async def build_runtime(
     runtime.escalations.install(service)
     runtime.digests = DigestDesk(config, db, router, clock)
     runtime.digests.install(service)
+    runtime.knowledge = KnowledgeDesk(config, db, router, clock)
+    runtime.knowledge.install(service)
     context = TransportContext(config, service, router, DatabaseState(db), healthz_handler(runtime))
     for registration in registry.REGISTRY.values():
         wanted = registration.enabled(config)

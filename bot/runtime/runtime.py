@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
 from bot.inflight import InFlight
+from bot.knowledge import KnowledgeDesk
 from bot.router import Router
 from bot.runtime.scheduler import JobScheduler
 from bot.service import Havainto
@@ -52,6 +53,7 @@ class Runtime:
     router: Router
     transports: list[Transport] = field(default_factory=list)
     escalations: EscalationDesk | None = None
+    knowledge: KnowledgeDesk | None = None
     digests: DigestDesk | None = None
 
     # Scheduled jobs running now (bot.runtime.jobs): a graceful shutdown waits for them.

@@ -1,0 +1,655 @@
+"""The knowledge path in chat: "me too", pairs, phenomena, proposals and "where is my entry".
+
+``KnowledgeDesk.install`` hooks it into the service like the escalation desk: it takes
+the commands and buttons of ``flows.knowledge`` (payloads ``kp:...``) in private chats
+and groups, and the text a leader types after a proposal button asked for it. The rules
+(who may do what, which step follows which, the texts) are in ``flows.knowledge``; the
+facts in ``storage.knowledge``; this module loads, decides with those, stores, replies.
+
+Workers hear what became of their observations through ``send_news`` (a daily job):
+one message per worker per ``knowledge.news_every_hours``, counts only, never who.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
+from bot.router import Router
+from flows import commands
+from flows import knowledge as rules
+from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
+from flows.i18n import t
+from storage import knowledge, repo
+from storage.db import Database
+from storage.models import Observation
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.service import Havainto
+
+log = logging.getLogger("havainto.knowledge")
+
+PENDING = "knowledge:move"
+PAIR_DAYS = 7
+
+
+def _t(lang: str, key: str, **params: object) -> str:
+    return t(lang, key, domain=rules.DOMAIN, **params)
+
+
+class KnowledgeDesk:
+    """Phenomena, confirmations and proposals in chat; ``install`` hooks it into the service."""
+
+    def __init__(
+        self, config: Config, db: Database, router: Router, clock: Callable[[], datetime]
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.router = router
+        self.clock = clock
+        self.zone = ZoneInfo(config.timezone)
+        self._alert: Callable[[Incoming, repo.Member | None, str], Outbound] | None = None
+
+    def install(self, service: Havainto) -> None:
+        service.after_save.append(self.on_saved)
+        service.private_handlers.append(self.on_event)
+        service.group_handlers.append(self.on_event)
+        self._alert = service.alert
+
+    # --- events ----------------------------------------------------------------------
+
+    async def on_saved(
+        self, session: AsyncSession, entry: Observation, member: repo.Member
+    ) -> list[Outbound]:
+        """An escalated entry's "proposed action" becomes a proposal leaders can move."""
+        proposal = await knowledge.proposal_from_action(session, entry, now=self.clock())
+        if proposal is not None:
+            log.info("proposal_from_action id=%s observation=%s", proposal.id, entry.id)
+        return []
+
+    async def on_event(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        event = incoming.event
+        if member is None or member.revoked:
+            if isinstance(event, ChoiceIn) and event.data.startswith(rules.PREFIX + ":"):
+                return [self._say_alone(incoming, member, t("fi", "flow.stale_button"))]
+            return None
+        if isinstance(event, CommandIn):
+            name = commands.command_of(event.name)
+            handler = {
+                "where": self._where,
+                "metoo": self._me_too_command,
+                "pair": self._pair,
+                "phenomenon": self._phenomenon,
+                "link": self._link,
+                "proposal": self._proposal,
+            }.get(name or "")
+            if handler is None:
+                return None
+            if name in ("where", "pair") and not incoming.is_private:
+                return None  # the service says these work in a private chat
+            return await handler(session, incoming, member, event.args, now)
+        if isinstance(event, ChoiceIn) and event.data.startswith(rules.PREFIX + ":"):
+            return await self._choice(session, incoming, member, event.data, now)
+        if isinstance(event, TextIn):
+            return await self._pending_text(session, incoming, member, event.text, now)
+        return None
+
+    # --- where is my observation ---------------------------------------------------------
+
+    async def _where(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None:
+            return self._say(incoming, _t(lang, "knowledge.where.usage"))
+        number = parsed[0][0]
+        entry = await repo.get_observation(session, number)
+        if (
+            entry is None
+            or entry.withdrawn_at is not None
+            or not await self._is_theirs(session, entry, member)
+        ):
+            return self._say(incoming, _t(lang, "knowledge.where.not_found", number=number))
+        path = await knowledge.path_of(session, entry)
+        lines = [
+            rules.PathLine(step.step, self._day(step.at, lang), self._detail(step, lang))
+            for step in path.steps
+        ]
+        phenomenon = (path.phenomenon.id, path.phenomenon.title) if path.phenomenon else None
+        message = rules.path_text(
+            lang, number, path.position, lines, phenomenon, path.confirmations, path.decision
+        )
+        return [Outbound(incoming.transport, incoming.chat_id, message)]
+
+    async def _is_theirs(
+        self, session: AsyncSession, entry: Observation, member: repo.Member
+    ) -> bool:
+        if entry.person_id == member.person_id:
+            return True
+        return await knowledge.confirmed_by(session, member.person_id, entry.id)
+
+    def _day(self, moment: object, lang: str) -> str:
+        if moment is None:
+            return ""
+        day = moment.astimezone(self.zone).date() if isinstance(moment, datetime) else moment
+        return format_date(day, "d.M.yyyy", locale=lang)  # type: ignore[arg-type]
+
+    def _detail(self, step: knowledge.PathStep, lang: str) -> str | None:
+        if step.step == rules.PATH_PRESENTED and step.detail:
+            body = self.config.body(step.detail)
+            return body.label(lang) if body else step.detail
+        if step.step == rules.CLOSED and step.detail:
+            return rules.status_label(lang, step.detail)
+        if step.step in (rules.RAISED, rules.RECORDED):
+            return None
+        return step.detail
+
+    # --- confirmations ---------------------------------------------------------------------
+
+    async def _me_too_command(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None:
+            return self._say(incoming, _t(member.language, "knowledge.metoo.usage"))
+        (number,), line = parsed
+        return await self._me_too(session, incoming, member, number, line or None, now)
+
+    async def _me_too(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        number: int,
+        line: str | None,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        phenomenon = await knowledge.get_phenomenon(session, number)
+        if (
+            phenomenon is None
+            or phenomenon.status != rules.PHENOMENON_OPEN
+            or not self._sees(member, phenomenon.team_id, phenomenon.region)
+        ):
+            return [
+                self._say_alone(incoming, member, _t(lang, "knowledge.metoo.gone", number=number))
+            ]
+        added = await knowledge.confirm(
+            session,
+            person_id=member.person_id,
+            team_id=member.team_id,
+            kind=rules.ME_TOO,
+            phenomenon_id=number,
+            text=line,
+            now=now,
+        )
+        key = "knowledge.metoo.thanks" if added else "knowledge.metoo.already"
+        log.info("me_too phenomenon=%s added=%s", number, added)
+        return [self._say_alone(incoming, member, _t(lang, key, number=number))]
+
+    async def _me_too_entry(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        number: int,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        entry = await repo.get_observation(session, number)
+        if entry is None or entry.team_id != member.team_id or entry.withdrawn_at is not None:
+            return [
+                self._say_alone(incoming, member, _t(lang, "knowledge.pair.gone", number=number))
+            ]
+        added = await knowledge.confirm(
+            session,
+            person_id=member.person_id,
+            team_id=member.team_id,
+            kind=rules.ME_TOO,
+            observation_id=number,
+            now=now,
+        )
+        key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
+        return [self._say_alone(incoming, member, _t(lang, key, number=number))]
+
+    async def _pair(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None:
+            return self._say(incoming, _t(lang, "knowledge.pair.usage"))
+        number = parsed[0][0]
+        entry = await repo.get_observation(session, number)
+        if (
+            entry is None
+            or entry.team_id != member.team_id
+            or entry.withdrawn_at is not None
+            or entry.person_id == member.person_id
+            or now - entry.recorded_at > timedelta(days=PAIR_DAYS)
+        ):
+            return self._say(incoming, _t(lang, "knowledge.pair.gone", number=number))
+        added = await knowledge.confirm(
+            session,
+            person_id=member.person_id,
+            team_id=member.team_id,
+            kind=rules.PAIR,
+            observation_id=number,
+            now=now,
+        )
+        key = "knowledge.pair.thanks" if added else "knowledge.metoo.already"
+        return self._say(incoming, _t(lang, key, number=number))
+
+    def _sees(self, member: repo.Member, team_id: str | None, region: str) -> bool:
+        """A worker confirms phenomena of their own team and region-wide ones of their region."""
+        if team_id is not None:
+            return team_id == member.team_id or member.role in ("leader", "admin")
+        return self._region(member) == region or member.role == "admin"
+
+    def _region(self, member: repo.Member) -> str:
+        team = self.config.team(member.team_id)
+        return team.region if team else ""
+
+    # --- phenomena -----------------------------------------------------------------------
+
+    async def _phenomenon(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None or not parsed[1]:
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.usage"))
+        (number,), title = parsed
+        entry = await repo.get_observation(session, number)
+        if entry is None or entry.withdrawn_at is not None:
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.gone", entry=number))
+        if not self._may_shape(member, entry.team_id, entry.region):
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.not_allowed"))
+        team = self.config.team(entry.team_id)
+        row = await knowledge.create_phenomenon(
+            session,
+            region=entry.region,
+            team_id=entry.team_id if member.role == "lead" else None,
+            theme=entry.theme,
+            title=title,
+            language=team.language if team else lang,
+            actor_person_id=member.person_id,
+            actor=f"person:{member.pseudonym}",
+            now=now,
+        )
+        await knowledge.link(
+            session,
+            row.id,
+            entry.id,
+            actor_person_id=member.person_id,
+            actor=f"person:{member.pseudonym}",
+            now=now,
+        )
+        log.info("phenomenon_created id=%s", row.id)
+        return self._say(
+            incoming,
+            _t(lang, "knowledge.phenomenon.created", number=row.id, title=row.title, entry=number),
+        )
+
+    async def _link(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parsed = rules.parse_numbers(args, 2)
+        if parsed is None:
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.link_usage"))
+        entry_number, phenomenon_number = parsed[0]
+        entry = await repo.get_observation(session, entry_number)
+        phenomenon = await knowledge.get_phenomenon(session, phenomenon_number)
+        if entry is None or entry.withdrawn_at is not None:
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.gone", entry=entry_number))
+        if phenomenon is None:
+            return self._say(
+                incoming, _t(lang, "knowledge.proposal.gone", number=phenomenon_number)
+            )
+        if not self._may_shape(member, entry.team_id, entry.region) or not self._may_shape(
+            member, phenomenon.team_id or entry.team_id, phenomenon.region
+        ):
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.not_allowed"))
+        linked = await knowledge.link(
+            session,
+            phenomenon_number,
+            entry_number,
+            actor_person_id=member.person_id,
+            actor=f"person:{member.pseudonym}",
+            now=now,
+        )
+        key = "knowledge.phenomenon.linked" if linked else "knowledge.phenomenon.already"
+        return self._say(incoming, _t(lang, key, entry=entry_number, number=phenomenon_number))
+
+    def _may_shape(self, member: repo.Member, team_id: str | None, region: str) -> bool:
+        return rules.may_shape(member.role, member.team_id, self._region(member), team_id, region)
+
+    # --- proposals -----------------------------------------------------------------------
+
+    async def _proposal(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None or not parsed[1]:
+            return self._say(incoming, _t(lang, "knowledge.proposal.usage"))
+        (number,), text = parsed
+        phenomenon = await knowledge.get_phenomenon(session, number)
+        if phenomenon is None:
+            return self._say(incoming, _t(lang, "knowledge.proposal.gone", number=number))
+        if not self._may_shape(member, phenomenon.team_id or member.team_id, phenomenon.region):
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.not_allowed"))
+        row = await knowledge.create_proposal(
+            session,
+            text=text,
+            phenomenon_id=number,
+            proposer_person_id=member.person_id,
+            owner_person_id=member.person_id if member.role in ("leader", "admin") else None,
+            actor=f"person:{member.pseudonym}",
+            now=now,
+        )
+        assert row is not None
+        log.info("proposal_created id=%s", row.id)
+        return [
+            Outbound(
+                incoming.transport,
+                incoming.chat_id,
+                Message(_t(lang, "knowledge.proposal.created", number=row.id)),
+            ),
+            Outbound(incoming.transport, incoming.chat_id, await self._card(session, row, lang)),
+        ]
+
+    async def _card(self, session: AsyncSession, row: knowledge.Proposal, lang: str) -> Message:
+        if row.phenomenon_id is not None:
+            phenomenon = await knowledge.get_phenomenon(session, row.phenomenon_id)
+            subject = _t(
+                lang,
+                "knowledge.proposal.for_phenomenon",
+                number=row.phenomenon_id,
+                title=phenomenon.title if phenomenon else "",
+            )
+        else:
+            subject = _t(lang, "knowledge.proposal.for_observation", number=row.observation_id)
+        body = self.config.body(row.body) if row.body else None
+        return rules.proposal_card(
+            lang,
+            row.id,
+            row.status,
+            row.text,
+            subject,
+            body=body.label(lang) if body else row.body,
+            on=format_date(row.presented_on, "d.M.yyyy", locale=lang) if row.presented_on else None,
+            decision=row.decision,
+        )
+
+    async def _choice(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        data: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        parts = data.split(":")
+        kind = parts[1] if len(parts) > 1 else ""
+        numbers = [int(p) for p in parts[2:3] if p.isdigit() and 0 < int(p) < 2**31]
+        if kind == "me" and numbers:
+            return await self._me_too(session, incoming, member, numbers[0], None, now)
+        if kind == "mee" and numbers:
+            return await self._me_too_entry(session, incoming, member, numbers[0], now)
+        if kind in ("mv", "body", "today") and numbers and len(parts) >= 3:
+            return await self._move_choice(
+                session, incoming, member, kind, numbers[0], parts[3] if len(parts) > 3 else "", now
+            )
+        log.warning("choice_refused person=%s kind=knowledge", member.person_id)
+        return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
+
+    def _pending_key(self, member: repo.Member, incoming: Incoming) -> str:
+        return f"{PENDING}:{member.person_id}:{incoming.transport}:{incoming.chat_id}"
+
+    async def _move_choice(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        kind: str,
+        number: int,
+        value: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        row = await knowledge.get_proposal(session, number)
+        if row is None:
+            return [self._say_alone(incoming, member, _t(lang, "knowledge.error.no_proposal"))]
+        if not rules.may_decide(member.role, self._region(member), row.region):
+            log.warning("proposal_refused id=%s person=%s", number, member.person_id)
+            return [self._say_alone(incoming, member, _t(lang, "knowledge.move.not_allowed"))]
+        key = self._pending_key(member, incoming)
+        if kind == "mv":
+            if value not in rules.PROPOSAL_MOVES.get(row.status, ()):
+                return [self._say_alone(incoming, member, _t(lang, "knowledge.error.not_allowed"))]
+            draft = rules.MoveDraft(number, value)
+            if draft.target == rules.PRESENTED and not self.config.bodies:
+                return self._say(incoming, _t(lang, "knowledge.move.no_bodies"))
+        else:
+            draft = rules.MoveDraft.from_text(await self._pending(session, key, now))
+            if draft is None or draft.proposal != number:
+                return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
+            if kind == "body" and draft.need() == "body" and self.config.body(value):
+                draft = rules.MoveDraft(number, draft.target, value)
+            elif kind == "today" and draft.need() == "date":
+                draft = rules.MoveDraft(
+                    number, draft.target, draft.body, now.astimezone(self.zone).date()
+                )
+            else:
+                return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
+        return await self._advance(session, incoming, member, row, draft, None, now)
+
+    async def _advance(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        row: knowledge.Proposal,
+        draft: rules.MoveDraft,
+        note: str | None,
+        now: datetime,
+    ) -> list[Outbound]:
+        lang = member.language
+        key = self._pending_key(member, incoming)
+        bodies = [
+            rules.BodyChoice(b.id, b.label(lang))
+            for b in self.config.bodies
+            if not b.region or b.region == row.region
+        ]
+        question = rules.move_question(lang, draft, bodies) if note is None else None
+        if question is not None:
+            await repo.set_state(session, key, f"{now.isoformat()}|{draft.to_text()}")
+            return [Outbound(incoming.transport, incoming.chat_id, question)]
+        await repo.set_state(session, key, "")
+        refused = await knowledge.move_proposal(
+            session,
+            row.id,
+            rules.Move(draft.target, draft.body, draft.on, note),
+            bodies=[b.id for b in self.config.bodies],
+            actor_person_id=member.person_id,
+            actor=f"person:{member.pseudonym}",
+            now=now,
+        )
+        if refused is not None:
+            return self._say(incoming, _t(lang, refused))
+        log.info("proposal_moved id=%s status=%s", row.id, draft.target)
+        out = self._say(
+            incoming,
+            _t(
+                lang,
+                "knowledge.move.done",
+                number=row.id,
+                status=rules.status_label(lang, draft.target),
+            ),
+        )
+        if rules.PROPOSAL_MOVES.get(row.status):
+            out.append(
+                Outbound(incoming.transport, incoming.chat_id, await self._card(session, row, lang))
+            )
+        return out
+
+    async def _pending(self, session: AsyncSession, key: str, now: datetime) -> str | None:
+        value = await repo.get_state(session, key)
+        if not value:
+            return None
+        stamp, _, draft = value.partition("|")
+        try:
+            started = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        window = timedelta(minutes=self.config.escalation.reply_window_minutes)
+        return draft if now - started <= window else None
+
+    async def _pending_text(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        text: str,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        key = self._pending_key(member, incoming)
+        draft = rules.MoveDraft.from_text(await self._pending(session, key, now))
+        if draft is None:
+            return None
+        lang = member.language
+        row = await knowledge.get_proposal(session, draft.proposal)
+        if row is None or not rules.may_decide(member.role, self._region(member), row.region):
+            await repo.set_state(session, key, "")
+            return None
+        need = draft.need()
+        if need == "date":
+            day = rules.parse_day(text, now.astimezone(self.zone).date())
+            if day is None:
+                return self._say(incoming, _t(lang, "knowledge.move.bad_date"))
+            return await self._advance(
+                session,
+                incoming,
+                member,
+                row,
+                rules.MoveDraft(row.id, draft.target, draft.body, day),
+                None,
+                now,
+            )
+        if need == "note":
+            return await self._advance(session, incoming, member, row, draft, text.strip(), now)
+        return None
+
+    # --- the workers' news -------------------------------------------------------------------
+
+    async def send_news(self) -> int:
+        """Tell each worker, once, what happened to what they recorded or confirmed."""
+        now = self.clock()
+        every = timedelta(hours=self.config.knowledge.news_every_hours)
+        sent = 0
+        async with self.db.snapshot() as session:
+            due = await knowledge.due_path_notices(session, now=now, every=every)
+        for person_id, items in due.items():
+            async with self.db.transaction() as session:
+                contact = await knowledge.contact_of(session, person_id)
+                if contact is None:  # revoked or gone: nobody to tell, now or later
+                    await knowledge.mark_path_notices_sent(session, person_id, now, now)
+                    continue
+                news = await self._news(session, items, contact.language)
+            if not news:
+                continue
+            message = rules.news_text(contact.language, news)
+            try:
+                await self.router.send_retrying(
+                    Outbound(contact.transport, contact.chat_id, message)
+                )
+            except Exception as error:
+                log.warning("path_news_failed person=%s error=%s", person_id, type(error).__name__)
+                continue
+            async with self.db.transaction() as session:
+                await knowledge.mark_path_notices_sent(session, person_id, now, self.clock())
+            sent += 1
+        return sent
+
+    async def _news(
+        self, session: AsyncSession, items: list[knowledge.PendingPath], lang: str
+    ) -> list[rules.PathNews]:
+        out: list[rules.PathNews] = []
+        for item in items:
+            kind, _, number_text = item.subject.partition(":")
+            number = int(number_text)
+            if kind == "phenomenon":
+                phenomenon = await knowledge.get_phenomenon(session, number)
+                if phenomenon is not None:
+                    out.append(rules.PathNews(kind, number, phenomenon.title, item.step))
+            elif kind == "proposal":
+                row = await knowledge.get_proposal(session, number)
+                if row is not None:
+                    detail = None
+                    if item.step == rules.PRESENTED and row.body:
+                        body = self.config.body(row.body)
+                        detail = body.label(lang) if body else row.body
+                    elif item.step == rules.DECIDED:
+                        detail = row.decision
+                    out.append(rules.PathNews(kind, number, row.text, item.step, detail))
+        return out
+
+    # --- replies -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _say(incoming: Incoming, text: str) -> list[Outbound]:
+        return [Outbound(incoming.transport, incoming.chat_id, Message(text))]
+
+    def _say_alone(self, incoming: Incoming, member: repo.Member | None, text: str) -> Outbound:
+        """To the presser alone (a pop-up on Telegram): a group does not fill with thanks."""
+        if self._alert is not None:
+            return self._alert(incoming, member, text)
+        return Outbound(incoming.transport, incoming.chat_id, Alert(text))

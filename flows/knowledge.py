@@ -1,0 +1,471 @@
+"""The knowledge path: phenomena, "me too", proposals and where an observation stands.
+
+Pure rules, no I/O. Storage keeps the facts (``storage.knowledge``); the bot and
+the CLI ask these functions what a fact means and which move is allowed.
+
+* A **phenomenon** (ilmiö) is a named, recurring pattern that several observations
+  show. It is ``open`` until a lead or leader closes it.
+* A **confirmation** ("me too", or "we were two" for a pair working together) says
+  that another worker saw the same thing. It is counted as a confirmation, never as
+  a new observation.
+* A **proposal** (toimenpide-ehdotus) belongs to a phenomenon or to one escalated
+  observation and moves along ``PROPOSAL_MOVES``; every step has who, when and a note.
+* The **position** of an observation on the path is derived from those facts
+  (``position``), never typed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from rapidfuzz import fuzz, process, utils
+
+from flows.events import Choice, Message
+from flows.i18n import t
+
+# --- phenomena ------------------------------------------------------------------------
+PHENOMENON_OPEN = "open"
+PHENOMENON_CLOSED = "closed"
+PHENOMENON_STATUSES: tuple[str, ...] = (PHENOMENON_OPEN, PHENOMENON_CLOSED)
+
+TITLE_MAX = 120
+CONFIRMATION_TEXT_MAX = 280
+
+# Kinds of confirmation.
+ME_TOO = "me_too"  # "I saw it too", separately
+PAIR = "pair"  # "we were two": the same event, seen together, counted once
+
+# --- proposals ------------------------------------------------------------------------
+PROPOSED = "proposed"
+PRESENTED = "presented"
+DECIDED = "decided"
+IMPLEMENTED = "implemented"
+REJECTED = "rejected"
+NO_ACTION = "no_action"
+
+PROPOSAL_STATUSES: tuple[str, ...] = (
+    PROPOSED,
+    PRESENTED,
+    DECIDED,
+    IMPLEMENTED,
+    REJECTED,
+    NO_ACTION,
+)
+PROPOSAL_CLOSED: frozenset[str] = frozenset({IMPLEMENTED, REJECTED, NO_ACTION})
+
+# Which status may follow which. A proposal can be dropped (no action) or rejected
+# before it is presented; a decision can still end in implementation or not.
+PROPOSAL_MOVES: dict[str, tuple[str, ...]] = {
+    PROPOSED: (PRESENTED, REJECTED, NO_ACTION),
+    PRESENTED: (DECIDED, REJECTED, NO_ACTION),
+    DECIDED: (IMPLEMENTED, REJECTED, NO_ACTION),
+    IMPLEMENTED: (),
+    REJECTED: (),
+    NO_ACTION: (),
+}
+
+# Decision-body levels (``[[bodies]]`` in the config).
+BODY_LEVELS: tuple[str, ...] = ("team", "management", "regional", "national")
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A requested proposal step, before it is checked."""
+
+    target: str
+    body: str | None = None
+    on: date | None = None
+    note: str | None = None
+
+
+def check_move(current: str, move: Move, bodies: Iterable[str]) -> str | None:
+    """Why ``move`` is not allowed from ``current``, as a message key, or None when it is.
+
+    Presenting needs a configured body and a date; deciding needs a note that says
+    what was decided. Keys are catalog keys under ``knowledge.error.*``.
+    """
+    if move.target not in PROPOSAL_STATUSES:
+        return "knowledge.error.unknown_status"
+    if move.target not in PROPOSAL_MOVES.get(current, ()):
+        return "knowledge.error.not_allowed"
+    if move.target == PRESENTED:
+        if not move.body or move.body not in set(bodies):
+            return "knowledge.error.body_needed"
+        if move.on is None:
+            return "knowledge.error.date_needed"
+    if move.target == DECIDED and not (move.note or "").strip():
+        return "knowledge.error.decision_needed"
+    return None
+
+
+# --- where an observation stands -------------------------------------------------------
+RECORDED = "recorded"
+IN_DIGEST = "in_digest"
+IN_PHENOMENON = "phenomenon"
+RAISED = "raised"
+PATH_PRESENTED = "presented"
+PATH_DECIDED = "decided"
+CLOSED = "closed"
+
+PATH: tuple[str, ...] = (
+    RECORDED,
+    IN_DIGEST,
+    IN_PHENOMENON,
+    RAISED,
+    PATH_PRESENTED,
+    PATH_DECIDED,
+    CLOSED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PathFacts:
+    """What is known about one observation; every field comes from stored facts."""
+
+    in_digest: bool = False
+    phenomenon: bool = False
+    raised: bool = False
+    # The furthest status among the proposals of the observation or its phenomenon.
+    proposal_status: str | None = None
+
+
+def position(facts: PathFacts) -> str:
+    """The observation's furthest step on the knowledge path."""
+    status = facts.proposal_status
+    if status in PROPOSAL_CLOSED:
+        return CLOSED
+    if status == DECIDED:
+        return PATH_DECIDED
+    if status == PRESENTED:
+        return PATH_PRESENTED
+    if facts.raised:
+        return RAISED
+    if facts.phenomenon:
+        return IN_PHENOMENON
+    if facts.in_digest:
+        return IN_DIGEST
+    return RECORDED
+
+
+def furthest_status(statuses: Iterable[str]) -> str | None:
+    """The proposal status furthest along the path among ``statuses`` (closed ones last)."""
+    order = {status: index for index, status in enumerate(PROPOSAL_STATUSES)}
+    known = [status for status in statuses if status in order]
+    return max(known, key=order.__getitem__) if known else None
+
+
+# --- "me too" suggestions ---------------------------------------------------------------
+SUGGESTION_LIMIT = 3
+# rapidfuzz's WRatio scores 0..100; below this a suggestion is more noise than help.
+# Chosen on the sentence pairs of tests/test_knowledge.py (same matter said in other
+# words scores 60-85, unrelated matters 30-45).
+SUGGESTION_CUTOFF = 55.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """Something a worker could confirm: an open phenomenon or a recent team observation."""
+
+    kind: str  # "phenomenon" or "observation"
+    id: int
+    text: str
+    count: int = 0  # observations + confirmations in the last 30 days
+
+
+def suggest(
+    text: str,
+    candidates: Sequence[Candidate],
+    limit: int = SUGGESTION_LIMIT,
+    cutoff: float = SUGGESTION_CUTOFF,
+) -> list[Candidate]:
+    """At most ``limit`` candidates that sound like ``text``, best first.
+
+    Phenomena win ties over single observations (confirming the pattern is what
+    counts). The similarity is rapidfuzz's ``WRatio`` on lower-cased words, which
+    tolerates Finnish inflection through partial matching.
+    """
+    if not text.strip() or not candidates:
+        return []
+    choices = {index: candidate.text for index, candidate in enumerate(candidates)}
+    found = process.extract(
+        text,
+        choices,
+        scorer=fuzz.WRatio,
+        processor=utils.default_process,
+        score_cutoff=cutoff,
+        limit=None,
+    )
+    ranked = sorted(
+        found,
+        key=lambda hit: (-round(hit[1]), candidates[hit[2]].kind != "phenomenon", hit[2]),
+    )
+    return [candidates[hit[2]] for hit in ranked[:limit]]
+
+
+def count_label(count: int, few: int = 3) -> str | None:
+    """How a count of confirmers is shown: None means "a few" (below ``few``, never exact)."""
+    return None if 0 < count < few else str(count)
+
+
+# --- in chat ------------------------------------------------------------------------------
+DOMAIN = "knowledge"
+PREFIX = "kp"  # button payloads: kp:me:P, kp:mv:PROPOSAL:STATUS, kp:body:PROPOSAL:BODY, kp:today:N
+
+
+def _t(lang: str, key: str, **params: object) -> str:
+    return t(lang, key, domain=DOMAIN, **params)
+
+
+def may_shape(role: str, own_team: str, own_region: str, team: str | None, region: str) -> bool:
+    """Whether someone may create or link phenomena and propose for ``team``/``region``.
+
+    A lead acts for their own team, a leader for their region, an admin for all.
+    """
+    if role == "admin":
+        return True
+    if role == "leader":
+        return own_region == region
+    if role == "lead":
+        return team is not None and team == own_team
+    return False
+
+
+def may_decide(role: str, own_region: str, region: str) -> bool:
+    """Whether someone may move proposals of ``region``: leaders of it and admins."""
+    return role == "admin" or (role == "leader" and own_region == region)
+
+
+def parse_numbers(args: str, count: int) -> tuple[list[int], str] | None:
+    """``count`` leading numbers (``#`` allowed) of a command's arguments, and the rest."""
+    parts = args.strip().split(maxsplit=count)
+    numbers: list[int] = []
+    for part in parts[:count]:
+        digits = part.lstrip("#")
+        if not digits.isdigit() or not 0 < int(digits) < 2**31:
+            return None
+        numbers.append(int(digits))
+    if len(numbers) < count:
+        return None
+    return numbers, (parts[count] if len(parts) > count else "").strip()
+
+
+def parse_day(text: str, today: date) -> date | None:
+    """A day as people type it: ``12.3.``, ``12.3.2027``, ``2027-03-12``; never after today.
+
+    A day and month without a year is the latest such day not after today.
+    """
+    cleaned = text.strip().rstrip(".")
+    try:
+        if cleaned[:4].isdigit():
+            found = date.fromisoformat(cleaned)
+            return found if found <= today else None
+    except ValueError:
+        return None
+    parts = [part for part in cleaned.split(".") if part]
+    if not 2 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
+        return None
+    day, month = int(parts[0]), int(parts[1])
+    try:
+        if len(parts) == 3:
+            year = int(parts[2])
+            found = date(year + 2000 if year < 100 else year, month, day)
+            return found if found <= today else None
+        found = date(today.year, month, day)
+        return found if found <= today else date(today.year - 1, month, day)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveDraft:
+    """A leader moving a proposal in chat, between the button and the last answer."""
+
+    proposal: int
+    target: str
+    body: str | None = None
+    on: date | None = None
+
+    def need(self) -> str | None:
+        """What is still missing: ``body``, ``date``, ``note`` (a decision) or nothing."""
+        if self.target == PRESENTED:
+            if self.body is None:
+                return "body"
+            if self.on is None:
+                return "date"
+            return None
+        if self.target == DECIDED:
+            return "note"
+        return None
+
+    def to_text(self) -> str:
+        on = self.on.isoformat() if self.on else ""
+        return f"{self.proposal}|{self.target}|{self.body or ''}|{on}"
+
+    @classmethod
+    def from_text(cls, text: str | None) -> MoveDraft | None:
+        if not text:
+            return None
+        try:
+            proposal, target, body, on = text.split("|")
+            return cls(int(proposal), target, body or None, date.fromisoformat(on) if on else None)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class BodyChoice:
+    id: str
+    label: str
+
+
+def status_label(lang: str, status: str) -> str:
+    return _t(lang, f"knowledge.status.{status}")
+
+
+def proposal_card(
+    lang: str,
+    number: int,
+    status: str,
+    text: str,
+    subject: str,
+    body: str | None = None,
+    on: str | None = None,
+    decision: str | None = None,
+) -> Message:
+    """A proposal as leaders see it in chat, with a button for every allowed next step."""
+    lines = [_t(lang, "knowledge.proposal.card", number=number, status=status_label(lang, status))]
+    lines.append(text)
+    lines.append(subject)
+    if body:
+        lines.append(_t(lang, "knowledge.proposal.presented_to", body=body, on=on or ""))
+    if decision:
+        lines.append(_t(lang, "knowledge.proposal.decision", decision=decision))
+    buttons = tuple(
+        Choice(status_label(lang, target), f"{PREFIX}:mv:{number}:{target}")
+        for target in PROPOSAL_MOVES.get(status, ())
+    )
+    rows = tuple(buttons[i : i + 2] for i in range(0, len(buttons), 2))
+    return Message("\n".join(lines), rows)
+
+
+def move_question(lang: str, draft: MoveDraft, bodies: Sequence[BodyChoice]) -> Message | None:
+    """The question for what ``draft`` still needs, or None when it is complete."""
+    need = draft.need()
+    if need == "body":
+        rows = tuple(
+            (Choice(body.label, f"{PREFIX}:body:{draft.proposal}:{body.id}"),) for body in bodies
+        )
+        return Message(_t(lang, "knowledge.move.ask_body", number=draft.proposal), rows)
+    if need == "date":
+        today = (Choice(_t(lang, "knowledge.move.today"), f"{PREFIX}:today:{draft.proposal}"),)
+        return Message(_t(lang, "knowledge.move.ask_date", number=draft.proposal), (today,))
+    if need == "note":
+        return Message(_t(lang, "knowledge.move.ask_decision", number=draft.proposal))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PathLine:
+    """One step of ``/missa``: its position name, a local date and an optional detail."""
+
+    step: str
+    when: str
+    detail: str | None = None
+
+
+def path_text(
+    lang: str,
+    number: int,
+    position_now: str,
+    lines: Sequence[PathLine],
+    phenomenon: tuple[int, str] | None,
+    confirmations: int,
+    decision: str | None,
+) -> Message:
+    """Where observation #``number`` stands, step by step; counts only, never who."""
+    out = [
+        _t(
+            lang,
+            "knowledge.where.title",
+            number=number,
+            position=_t(lang, f"knowledge.step.{position_now}"),
+        )
+    ]
+    for line in lines:
+        detail = f" ({line.detail})" if line.detail else ""
+        out.append(f"• {line.when} {_t(lang, f'knowledge.step.{line.step}')}{detail}")
+    if phenomenon is not None:
+        out.append(
+            _t(lang, "knowledge.where.phenomenon", number=phenomenon[0], title=phenomenon[1])
+        )
+    if confirmations:
+        shown = count_label(confirmations)
+        out.append(
+            _t(lang, "knowledge.where.confirmed_few")
+            if shown is None
+            else _t(lang, "knowledge.where.confirmed", count=shown)
+        )
+    if decision:
+        out.append(_t(lang, "knowledge.where.decision", decision=decision))
+    return Message("\n".join(out))
+
+
+def position_marker(lang: str, step: str) -> str:
+    """The short marker ``/omat`` shows next to an entry."""
+    return _t(lang, f"knowledge.marker.{step}")
+
+
+@dataclass(frozen=True, slots=True)
+class PathNews:
+    """One step a worker hears about: a subject (phenomenon or proposal) and what happened."""
+
+    subject: str  # "phenomenon" or "proposal"
+    number: int
+    title: str
+    step: str
+    detail: str | None = None
+
+
+def news_text(lang: str, news: Sequence[PathNews]) -> Message:
+    """The day's batch of knowledge-path news for one worker, in their language."""
+    out = [_t(lang, "knowledge.news.title")]
+    for item in news:
+        what = _t(lang, f"knowledge.news.{item.subject}.{item.step}", number=item.number)
+        detail = f": {item.detail}" if item.detail else ""
+        out.append(f"• {what} – {item.title}{detail}")
+    out.append(_t(lang, "knowledge.news.footer"))
+    return Message("\n".join(out))
+
+
+def me_too_button(lang: str, phenomenon: int) -> Choice:
+    return Choice(
+        _t(lang, "knowledge.metoo.button", number=phenomenon), f"{PREFIX}:me:{phenomenon}"
+    )
+
+
+def suggestion_choices(lang: str, found: Sequence[Candidate]) -> tuple[tuple[Choice, ...], ...]:
+    """Buttons for "me too" suggestions after a worker's text: one per match, then "new"."""
+    rows = [
+        (
+            Choice(
+                _t(
+                    lang,
+                    f"knowledge.suggest.{candidate.kind}",
+                    number=candidate.id,
+                    title=_short(candidate.text),
+                    count=candidate.count,
+                ),
+                f"{PREFIX}:same:{candidate.kind[0]}{candidate.id}",
+            ),
+        )
+        for candidate in found
+    ]
+    rows.append((Choice(_t(lang, "knowledge.suggest.new"), f"{PREFIX}:same:new"),))
+    return tuple(rows)
+
+
+def _short(text: str, limit: int = 48) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

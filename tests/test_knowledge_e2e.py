@@ -1,0 +1,186 @@
+"""The knowledge path end to end over the fake Telegram Bot API, on SQLite and PostgreSQL.
+
+A worker's entry -> the team lead makes it a phenomenon -> two other workers say "me too"
+-> a leader adds a proposal, presents it to a configured body, records a decision -> each
+of the three workers hears of it in one message, without learning who else reported;
+``/missa`` shows the path step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from bot.config import Config
+from bot.runtime.jobs import job_table
+from digests.periods import HELSINKI, week_of
+from storage.models import (
+    AuditEvent,
+    Confirmation,
+    Observation,
+    Phenomenon,
+    Proposal,
+    ProposalEvent,
+)
+from tests.conftest import FakeClock
+from tests.support.db import rows as db_rows
+from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, texts_to
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
+
+WORKER, OTHER, THIRD, LEAD, LEADER, OUTSIDER = 1201, 1202, 1203, 2201, 3201, 1299
+NAMES = {WORKER: "Maija", OTHER: "Pekka", THIRD: "Sanna"}
+BODIES = [
+    {
+        "id": "sote-lautakunta",
+        "name": {
+            "fi": "Sosiaali- ja terveyslautakunta",
+            "sv": "Social- och hälsovårdsnämnden",
+            "en": "Social and health committee",
+        },
+        "level": "regional",
+    }
+]
+
+
+@pytest.fixture
+async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Bot]:
+    async with FakeTelegram() as fake:
+        config = telegram_config(make_config, fake, bodies=BODIES)
+        driver = Bot(fake, config, clock)
+        await driver.start()
+        try:
+            for user, name in NAMES.items():
+                await driver.enrol(user, "worker", name=name)
+            await driver.enrol(LEAD, "lead", name="Liisa")
+            await driver.enrol(LEADER, "leader", name="Leena")
+            yield driver
+        finally:
+            await driver.stop()
+
+
+async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
+    return await db_rows(bot.rt.db, model, *where)
+
+
+def last_text(bot: Bot, chat: int) -> str:
+    return texts_to(bot.fake.sent, chat)[-1]
+
+
+async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> None:
+    await bot.save_entry(
+        WORKER, "Nuori aikuinen ilman hätämajoitusta pakkasyönä", "escalation.none"
+    )
+    [entry] = await rows(bot, Observation)
+
+    # A worker may not make phenomena; the lead may, of their own team's entries.
+    await bot.say(WORKER, f"/ilmio {entry.id} Oma ilmiö")
+    assert "vastaava" in last_text(bot, WORKER)
+    assert await rows(bot, Phenomenon) == []
+    await bot.say(LEAD, f"/ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta pakkasöinä")
+    [phenomenon] = await rows(bot, Phenomenon)
+    assert f"#{phenomenon.id}" in last_text(bot, LEAD) and f"#{entry.id}" in last_text(bot, LEAD)
+
+    # Two other workers confirm it with one command each; the recorder cannot count twice.
+    for user in (OTHER, THIRD):
+        await bot.say(user, f"/minakin {phenomenon.id}")
+        assert "minäkin" in last_text(bot, user).lower()
+    await bot.say(OTHER, f"/minäkin {phenomenon.id}")
+    assert "jo" in last_text(bot, OTHER)
+    assert len(await rows(bot, Confirmation)) == 2
+    assert len(await rows(bot, Observation)) == 1  # a confirmation is not an observation
+
+    # The leader proposes in the leadership channel and moves the proposal there with
+    # buttons and one typed decision.
+    channel = LEADER_CHAT
+    await bot.say(
+        LEADER, f"/ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja pakkasöiksi", chat_id=channel
+    )
+    [proposal] = await rows(bot, Proposal)
+    card = bot.fake.messages_to(channel)[-1]
+    assert f"kp:mv:{proposal.id}:presented" in buttons(card)
+    # Only a leader may move it: the lead's press is answered to the lead alone.
+    calls = await bot.press(LEAD, f"kp:mv:{proposal.id}:presented", chat_id=channel)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]
+    assert "johto" in str(calls[0].params)
+    await bot.press(LEADER, f"kp:mv:{proposal.id}:presented", chat_id=channel)
+    assert "toimielimelle" in last_text(bot, channel)
+    await bot.press(LEADER, f"kp:body:{proposal.id}:sote-lautakunta", chat_id=channel)
+    assert "päivänä" in last_text(bot, channel)
+    await bot.say(LEADER, "32.13.", chat_id=channel)
+    assert "tunnistanut" in last_text(bot, channel)
+    await bot.say(LEADER, "1.11.2026", chat_id=channel)
+    await bot.press(LEADER, f"kp:mv:{proposal.id}:decided", chat_id=channel)
+    assert "päätettiin" in last_text(bot, channel)
+    await bot.say(LEADER, "20 lisäpaikkaa tammikuusta alkaen", chat_id=channel)
+    [proposal] = await rows(bot, Proposal)
+    assert (proposal.status, proposal.body, str(proposal.presented_on)) == (
+        "decided",
+        "sote-lautakunta",
+        "2026-11-01",
+    )
+    assert proposal.decision == "20 lisäpaikkaa tammikuusta alkaen"
+    steps = [e.status for e in await rows(bot, ProposalEvent)]
+    assert steps == ["proposed", "presented", "decided"]
+
+    # The day's news (the scheduled path_news job): one message to each of the three,
+    # none to the lead or leader.
+    mark = bot.fake.mark()
+    assert bot.rt.knowledge is not None
+    [news_job] = [job for job in job_table(bot.rt) if job.id == "path_news"]
+    assert "hour='15'" in str(news_job.trigger)
+    await news_job.run()
+    news = bot.fake.sent[mark:]
+    assert sorted(int(c.chat_id or 0) for c in news) == sorted(NAMES)
+    for call in news:
+        text = call.text or ""
+        assert "Lisää hätämajoituspaikkoja" in text and "20 lisäpaikkaa" in text
+        for name in [*NAMES.values(), "Liisa", "Leena"]:
+            assert name not in text
+    # Once: the next run tells nothing new.
+    assert await bot.rt.knowledge.send_news() == 0
+
+    # /missa shows the recorder the path; another worker's entry is not shown to an outsider.
+    await bot.say(WORKER, f"/missa {entry.id}")
+    path = last_text(bot, WORKER)
+    assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
+    assert "muutama" in path  # two confirmers: "a few", never the exact small count
+    assert "20 lisäpaikkaa" in path
+    await bot.say(OTHER, f"/missa {entry.id}")  # a confirmer of its phenomenon sees it too
+    assert "Päätös tehty" in last_text(bot, OTHER)
+    await bot.enrol(OUTSIDER, "worker", name="Olli")
+    await bot.say(OUTSIDER, f"/missa {entry.id}")
+    assert "ei löydy" in last_text(bot, OUTSIDER)
+
+    actions = {a.action for a in await rows(bot, AuditEvent)}
+    assert {"phenomenon.create", "phenomenon.link", "confirmation.add"} <= actions
+    assert {"proposal.create", "proposal.move"} <= actions
+
+
+async def test_a_me_too_button_in_the_team_chat_answers_the_presser_alone(bot: Bot) -> None:
+    await bot.save_entry(WORKER, "Päihdehoidon jono on viikkoja", "escalation.none")
+    [entry] = await rows(bot, Observation)
+    await bot.say(LEAD, f"/ilmio {entry.id} Päihdehoitoon ei pääse viikkoihin")
+    [phenomenon] = await rows(bot, Phenomenon)
+    # The weekly digest in the team chat lists the open phenomenon with a "me too" button
+    # and says what happened to the team's observations this week.
+    week = week_of(bot.clock().astimezone(HELSINKI).date())
+    assert bot.rt.digests is not None
+    await bot.rt.digests.send_weekly(week)
+    digest = [c for c in bot.fake.messages_to(TEAM_CHAT) if c.reply_markup]
+    assert digest and f"kp:me:{phenomenon.id}" in buttons(digest[-1])
+    text = "\n".join(texts_to(bot.fake.sent, TEAM_CHAT))
+    assert "Mitä havainnoillemme tapahtui" in text and "Päihdehoitoon ei pääse" in text
+    calls = await bot.press(OTHER, f"kp:me:{phenomenon.id}", chat_id=TEAM_CHAT)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]
+    assert "minäkin" in str(calls[0].params).lower()
+    assert len(await rows(bot, Confirmation)) == 1
+    # "We were two": the pair confirms the entry itself, once, and it is counted once.
+    await bot.say(THIRD, f"/pari {entry.id}")
+    assert "kerran" in last_text(bot, THIRD)
+    [_, pair] = await rows(bot, Confirmation)
+    assert pair.kind == "pair" and pair.observation_id == entry.id
+    assert LEADER_CHAT  # the leadership channel saw nothing of it
+    assert texts_to(bot.fake.sent, LEADER_CHAT) == []

@@ -1,0 +1,128 @@
+"""The knowledge path on Matrix, against a real Synapse with the real matrix-nio client.
+
+A worker's entry -> the team lead makes it a phenomenon (``!ilmio``) -> another worker says
+``!minäkin`` -> a leader proposes in the leadership room and moves the proposal with
+reactions and one typed decision -> both workers hear of it once; ``!missa`` shows the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import nio
+
+from bot.config import Config
+from bot.runtime import Runtime
+from bot.transports.matrix import KEYCAPS
+from storage.models import Phenomenon, Proposal
+from tests.conftest import TEST_LEADERSHIP
+from tests.support.db import rows
+from tests.support.synapse_harness import Synapse
+from tests.test_matrix_e2e import (
+    TEAM,
+    Bot,
+    Peer,
+    enrol,
+    matrix_section,
+    observations,
+    peer,
+    start,
+)
+from tests.test_matrix_e2e import bot_account as bot_account
+from tests.test_matrix_e2e import runtimes as runtimes
+
+BODIES = [{"id": "sote", "name": {"fi": "Sosiaali- ja terveyslautakunta"}, "level": "regional"}]
+
+
+async def enrolled(runtime: Runtime, someone: Peer, role: str) -> str:
+    room = await someone.open_dm()
+    code = await runtime.service.create_invite(TEAM, role, timedelta(days=1))
+    await someone.send(room, f"!start {code}")
+    await someone.reply(room)
+    return room
+
+
+async def react_to_option(leader: Peer, room: str, label_part: str) -> None:
+    """React with the keycap of the newest bot message's option containing ``label_part``."""
+    notice = leader.notices[room][-1]
+    options = notice.options()
+    index = next(i for i, option in enumerate(options) if label_part in option)
+    await leader.until(lambda: len(leader.bot_reactions[notice.event_id]) == len(options))
+    await leader.react(room, notice.event_id, KEYCAPS[index])
+
+
+async def test_the_knowledge_path_over_matrix(
+    synapse: Synapse,
+    bot_account: Bot,
+    make_config: Callable[..., Config],
+    runtimes: list[Runtime],
+) -> None:
+    leader = await peer(synapse, bot_account.user_id)
+    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot_account.user_id])
+    assert isinstance(channel, nio.RoomCreateResponse)
+    leadership = [
+        dict(TEST_LEADERSHIP[0], chats={"matrix": channel.room_id}),
+        *TEST_LEADERSHIP[1:],
+    ]
+    config = make_config(
+        matrix=matrix_section(synapse, bot_account), leadership=leadership, bodies=BODIES
+    )
+    runtime, _ = await start(config, runtimes)
+    await leader.until(lambda: (channel.room_id, bot_account.user_id, "join") in leader.memberships)
+    await enrolled(runtime, leader, "leader")
+    lead = await peer(synapse, bot_account.user_id)
+    lead_dm = await enrolled(runtime, lead, "lead")
+
+    worker = await peer(synapse, bot_account.user_id)
+    room = await worker.open_dm()
+    await enrol(runtime, worker, room)
+    await worker.send(room, "Nuori aikuinen ilman hätämajoitusta pakkasyönä")
+    for answer in ("1", "1", "1", "1", "1"):  # theme, group, signal, novelty, no escalation
+        await worker.reply(room)
+        await worker.send(room, answer)
+    await worker.reply(room)  # the summary
+    await worker.send(room, "1")
+    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+    [entry] = await observations(runtime)
+
+    await lead.send(lead_dm, f"!ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta")
+    assert "Ilmiö #" in (await lead.reply(lead_dm)).body
+    [phenomenon] = await rows(runtime.db, Phenomenon)
+
+    other = await peer(synapse, bot_account.user_id)
+    other_room = await other.open_dm()
+    await enrol(runtime, other, other_room)
+    await other.send(other_room, f"!minäkin {phenomenon.id}")
+    assert "minäkin" in (await other.reply(other_room)).body
+
+    # In the leadership room: propose, present (body, day), decide (typed).
+    await leader.send(channel.room_id, f"!ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja")
+    await leader.replies(channel.room_id, 2)  # "recorded" and the card
+    await react_to_option(leader, channel.room_id, "Esitetty")
+    assert "toimielimelle" in (await leader.reply(channel.room_id)).body
+    await react_to_option(leader, channel.room_id, "Sosiaali- ja terveyslautakunta")
+    assert "päivänä" in (await leader.reply(channel.room_id)).body
+    await leader.send(channel.room_id, "1.11.2026")
+    await leader.replies(channel.room_id, 2)  # done and the new card
+    await react_to_option(leader, channel.room_id, "Päätetty")
+    assert "päätettiin" in (await leader.reply(channel.room_id)).body
+    await leader.send(channel.room_id, "20 lisäpaikkaa tammikuusta")
+    await leader.reply(channel.room_id)
+    [proposal] = await rows(runtime.db, Proposal)
+    assert (proposal.status, proposal.body, proposal.decision) == (
+        "decided",
+        "sote",
+        "20 lisäpaikkaa tammikuusta",
+    )
+
+    assert runtime.knowledge is not None
+    assert await runtime.knowledge.send_news() == 2
+    for someone, dm in ((worker, room), (other, other_room)):
+        news = await someone.reply(dm)
+        assert "20 lisäpaikkaa tammikuusta" in news.body
+    await worker.send(room, f"!missa {entry.id}")
+    path = (await worker.reply(room)).body
+    assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
+    for person in (leader, lead, worker, other):
+        await person.client.close()

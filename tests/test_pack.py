@@ -1,0 +1,68 @@
+"""The escalation pack of a § 29 notice: its facts, HTML and PDF, and no identities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from bot.config import Config
+from digests.pack import build_pack, render_pack_html
+from digests.report import render_pdf
+from storage.pack import pack_facts
+from tests.support.datacare_helpers import HETU, add, add_status, observation, seed
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+
+
+async def test_the_pack_tells_what_was_notified_and_done_without_identities(
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config(regions={"helsinki": "Helsinki"})
+    world = await seed(config, NOW)
+    anna = world.people["anna"]
+    number = await add(
+        world,
+        "notice",
+        observation(
+            anna,
+            NOW - timedelta(days=20),
+            "helsinki",
+            escalation="escalation.shl48",
+            description=f"Asiakas {HETU} jäi ilman lääkitystä viikonlopuksi",
+            action="Viikonlopun lääkejako varmistettava",
+        ),
+    )
+    await add_status(world, number, "acknowledged", NOW - timedelta(days=19))
+    await add_status(world, number, "no_action", NOW - timedelta(days=5), "Ei resursseja")
+    try:
+        async with world.db.snapshot() as session:
+            facts = await pack_facts(session, number, config.regions)
+            assert await pack_facts(session, world.observations["housing"], {}) is None
+        assert facts is not None and facts.status == "no_action"
+        for lang, words in (
+            ("fi", ("Epäkohtailmoitus", "valvontalaki 29 §", "Ei resursseja", "Helsinki")),
+            ("sv", ("Anmälan om missförhållande", "tillsynslagen 29 §", "Ei resursseja")),
+            ("en", ("Notice of a grievance", "Supervision Act § 29", "Ei resursseja")),
+        ):
+            html = render_pack_html(build_pack(facts, lang, date(2026, 11, 18)))
+            for word in words:
+                assert word in html, (lang, word)
+            assert HETU not in html and anna.pseudonym not in html
+            assert "Viikonlopun lääkejako" in html
+        pdf = render_pdf(render_pack_html(build_pack(facts, "fi", date(2026, 11, 18))))
+        assert pdf.startswith(b"%PDF")
+    finally:
+        await world.db.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_no_pack_for_a_number_that_is_no_notice(make_config: Callable[..., Config]) -> None:
+    world = await seed(make_config(), NOW)
+    try:
+        async with world.db.snapshot() as session:
+            for number in (0, -1, 2**40, 999_999):
+                assert await pack_facts(session, number, {}) is None
+    finally:
+        await world.db.close()
