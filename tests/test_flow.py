@@ -178,9 +178,11 @@ def test_typed_number_or_label_answers_a_choice_step() -> None:
     assert by_number.draft is not None and by_number.draft.theme == taxonomy.THEME.codes[1]
     by_label = capture.advance(by_number.draft, TextIn(label("group.older", "fi").upper()), ctx())
     assert by_label.draft is not None and by_label.draft.group == "group.older"
+    # Any other text is not dropped: the worker is asked where it goes (see below).
     unmatched = capture.advance(by_label.draft, TextIn("jotain muuta"), ctx())
-    assert unmatched.draft == by_label.draft
-    assert unmatched.replies[0].text == t("fi", "flow.use_buttons")
+    assert unmatched.draft is not None and unmatched.draft.step is Step.NEW_TEXT
+    assert unmatched.draft.pending_text == "jotain muuta"
+    assert unmatched.draft.group == "group.older" and unmatched.draft.back_step is Step.SIGNAL
 
 
 def test_bad_text_is_refused_and_the_draft_keeps_what_it_had() -> None:
