@@ -92,6 +92,15 @@ async def draft_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
             await runtime.router.deliver(outbounds)
 
 
+async def shift_reminder_job(instance: str = DEFAULT_INSTANCE) -> None:
+    """End-of-shift prompts due now (``Havainto.remind_shift_end``)."""
+    runtime = runtime_for(instance)
+    if runtime is not None:
+        async with runtime.jobs.track():
+            outbounds = await runtime.service.remind_shift_end()
+            await runtime.router.deliver(outbounds)
+
+
 async def planner_statistics_job(instance: str = DEFAULT_INSTANCE) -> None:
     runtime = runtime_for(instance)
     if runtime is not None:

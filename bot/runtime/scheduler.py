@@ -15,6 +15,8 @@ changes move nothing: 08:00 stays 08:00 local):
   for unacknowledged § 48 notices and re-posts of notices that did not get through.
 - ``delivery_retries``: every few minutes: failed digest deliveries that are due.
 - ``draft_reminders``: idle drafts (as before).
+- ``shift_reminders``: every 5 minutes on weekdays, the end-of-shift prompts of the
+  workers who asked for one (``/muistutus 16:00``); holidays are skipped in the service.
 - ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
   ``bot.datacare``.
 - ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
@@ -65,6 +67,7 @@ from bot.runtime.jobs import (
     quiet_nudge_job,
     register,
     retention_job,
+    shift_reminder_job,
     unregister,
     weekly_digest_job,
 )
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("havainto.scheduler")
 
 REMINDER_INTERVAL_MINUTES = 10
+SHIFT_REMINDER_MINUTES = 5
 RETRY_INTERVAL_MINUTES = 5
 PLANNER_STATISTICS_TIME = (3, 45)
 RETENTION_TIME = (3, 15)
@@ -133,6 +137,13 @@ def job_specs(runtime: Runtime) -> list[dict[str, Any]]:
             "id": "draft_reminders",
             "func": draft_reminder_job,
             "trigger": IntervalTrigger(minutes=REMINDER_INTERVAL_MINUTES, timezone=zone),
+        },
+        {
+            "id": "shift_reminders",
+            "func": shift_reminder_job,
+            "trigger": CronTrigger(
+                day_of_week="mon-fri", minute=f"*/{SHIFT_REMINDER_MINUTES}", timezone=zone
+            ),
         },
         {
             "id": "planner_statistics",
