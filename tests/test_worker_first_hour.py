@@ -458,6 +458,42 @@ async def test_own_entries_page_five_at_a_time(bot: TelegramBot, clock: FakeCloc
     assert "Peru" not in fi("button.own_withdraw", number=1)
 
 
+# --- correcting an escalated entry ---------------------------------------------------------
+
+LEADER_CHAT = -2001  # hki-johto, the leadership channel of hki-etsiva (tests.conftest)
+
+
+async def test_correcting_an_escalated_entry_updates_its_notice(bot: TelegramBot) -> None:
+    anna = await bot.enrol(1001)
+    await anna.tap("Kallio")
+    await anna.say("Asiakas jäi ilman kiireellistä sijoitusta")
+    for code in ("theme.violence", "group.children", "signal.no_service", "frequency.single"):
+        await anna.tap(label(code, "fi"))
+    await anna.tap(label("escalation.shl48", "fi"))
+    number = await save(anna)
+    [notice] = [
+        c for c in bot.fake.sent if c.method == "sendMessage" and str(c.chat_id) == str(LEADER_CHAT)
+    ]
+    assert "ilman kiireellistä sijoitusta" in (notice.text or "")
+
+    await anna.say("/omat")
+    await anna.tap(fi("button.own_edit", number=number))
+    await anna.tap(fi("button.edit"))
+    await anna.tap(fi("field.description"))
+    await anna.say("Lapsi jäi ilman kiireellistä sijoitusta kahdeksi yöksi")
+    mark = bot.fake.mark()
+    await anna.tap(fi("button.save"))
+    # The worker is told once: updated, and the notice shows the correction; no new notice.
+    assert anna.texts == [
+        fi("svc.updated", number=number),
+        t("fi", "esc.worker_updated", "escalation", number=number),
+    ]
+    to_leaders = [c for c in bot.fake.sent[mark:] if str(c.chat_id) == str(LEADER_CHAT)]
+    assert [c.method for c in to_leaders] == ["editMessageText"]
+    assert str(to_leaders[0].params["message_id"]) == str(notice.result["message_id"])
+    assert "kahdeksi yöksi" in (to_leaders[0].text or "")
+
+
 # --- the help in the worker's language ------------------------------------------------------
 
 
