@@ -174,20 +174,20 @@ async def test_status_with_text_reaches_the_worker(bot: Bot, clock: FakeClock) -
         reply_to_message=bot.fake.message(LEADER_CHAT, int(prompt.message_id or 0)),
     )
     [told] = texts_to(calls, WORKER)
-    assert f"#{number}" in told and "Työn alla" in told and answer in told
-    assert any("Työn alla" in t for t in texts_to(calls, LEADER_CHAT))
+    assert f"#{number}" in told and "Käsittelyssä" in told and answer in told
+    assert any("Käsittelyssä" in t for t in texts_to(calls, LEADER_CHAT))
     [notice_row] = await rows(bot, Notification)
     [edit] = [
         c
         for c in calls
         if c.method == "editMessageText" and str(c.message_id) == notice_row.message_ref
     ]
-    assert "Tila: Työn alla" in (edit.text or "") and answer in (edit.text or "")
+    assert "Tila: Käsittelyssä" in (edit.text or "") and answer in (edit.text or "")
     # The prompt is closed: its "Without text" button is gone.
     [closed] = [
         c for c in calls if c.method == "editMessageText" and c.message_id == prompt.message_id
     ]
-    assert buttons(closed) == [] and "Työn alla" in (closed.text or "")
+    assert buttons(closed) == [] and "Käsittelyssä" in (closed.text or "")
     # A status is an acknowledgement too: no reminders after it.
     [notice] = await rows(bot, Notification)
     assert notice.acknowledged_at == clock.now
