@@ -862,7 +862,7 @@ class Havainto:
         assert resumed.draft is not None
         await self._store(session, turn, member, resumed.draft)
         log.info("draft_resumed person=%s", member.person_id)
-        text = capture._short(resumed.draft.description)
+        text = capture.short_text(resumed.draft.description)
         return turn.reply(Message(t(turn.lang, "svc.draft_resumed", text=text)), *resumed.replies)
 
     async def _store(

@@ -506,7 +506,7 @@ def _keep_and_start(draft: Draft, back: Step, ctx: FlowContext, text: str | None
         return _stale(draft, ctx)
     kept = replace(draft, step=back, back_step=None, resume_step=None, pending_text=None)
     fresh = start_draft(ctx, text)
-    shown = _short(draft.description)
+    shown = short_text(draft.description)
     replies = [Message(t(ctx.lang, "flow.kept_aside", text=shown)), *fresh.replies]
     return Result(fresh.draft, replies, Keep(kept), note="kept_aside_and_started")
 
@@ -744,8 +744,8 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
         rows += ((_button(draft, t(lang, "button.discard"), "discard"),),)
         return Message(t(lang, "ask.resume"), rows)
     if step is Step.NEW_TEXT:
-        open_text = _short(draft.description)
-        new_text = _short(draft.pending_text)
+        open_text = short_text(draft.description)
+        new_text = short_text(draft.pending_text)
         question = t(lang, "ask.new_text", open=open_text, text=new_text)
         rows = ()
         if ctx.can_keep_another():
@@ -760,7 +760,7 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
     raise ValueError(f"no question for step {step}")  # pragma: no cover - every Step is handled
 
 
-def _short(text: str | None) -> str:
+def short_text(text: str | None) -> str:
     flat = (text or "-").replace("\n", " ")
     return flat if len(flat) <= SHORT_TEXT else flat[: SHORT_TEXT - 1] + "…"
 

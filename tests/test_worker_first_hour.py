@@ -252,6 +252,13 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
     await anna.tap("Toinen")
     anna.expect(fi("ask.group"))
 
+    # Drafts kept aside are erased by retention like open ones (retention.draft_days).
+    from bot.datacare import retain
+
+    result = await retain(bot.rt, bot.clock() + timedelta(days=31))
+    assert result.drafts_erased == 2  # the open one and the one kept aside
+    assert await kept_of(bot, anna) == [] and await draft_of(bot, anna) is None
+
 
 async def test_new_while_a_draft_is_open_can_keep_it(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
@@ -519,4 +526,3 @@ def test_when_buttons_and_details_have_texts_in_every_language() -> None:
         for key in ("ask.when", "field.when", "button.when_now", "button.same_as_last"):
             assert t(lang, key) != key
     assert capture.MAX_OPEN_DRAFTS == 3
-    assert timedelta(days=7).days == 7
