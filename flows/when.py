@@ -155,6 +155,11 @@ _TIME = re.compile(
 _CLOCK_ONLY = re.compile(rf"^{_CLOCK}\s*\d")
 _DATE = re.compile(r"^(?P<d>\d{1,2})\.(?P<mo>\d{1,2})\.(?P<y>\d{4}|\d{2})?$")
 _SPACES = re.compile(r"\s+")
+# The words a time expression can start with: a first message starting otherwise (most
+# do) is passed over at once.
+_FIRST_WORDS = frozenset(
+    phrase.split(" ")[0] for phrase in (*NOW_WORDS, *DAY_WORDS, *WEEKDAY_WORDS)
+) | {"klo", "kl", "kl.", "at", "@"}
 # What may follow a leading time expression in a first message.
 _SEPARATOR = re.compile(r"^\s*(?:[:,;.!–—-]|\n|$)")
 
@@ -284,6 +289,11 @@ def leading(text: str, now: datetime, zone: tzinfo) -> When | None:
     an observation's (in the future, too old) is ignored: the worker sees "When" in the
     summary and can change it."""
     words = text.lstrip().split()
+    if not words:
+        return None
+    first = _normal(words[0])
+    if first not in _FIRST_WORDS and not first[:1].isdigit():
+        return None
     for count in range(min(4, len(words)), 0, -1):
         head = " ".join(words[:count])
         rest = text.lstrip()[len(head) :] if text.lstrip().startswith(head) else None
