@@ -18,7 +18,7 @@ from datetime import datetime
 from bot.config import Config, RetentionConfig
 from bot.router import Router
 from flows.events import Message, Outbound
-from flows.i18n import t
+from flows.i18n import tn
 from storage import audit
 from storage.db import Database
 from storage.retention import RetentionResult, due_nudges, mark_nudged, run_retention
@@ -59,7 +59,9 @@ async def nudge_quiet_workers(db: Database, router: Router, config: Config, now:
             )
     outbounds = [
         Outbound(
-            n.transport, n.chat_id, Message(t(n.language, "nudge.quiet", "datacare", days=days))
+            n.transport,
+            n.chat_id,
+            Message(tn(n.language, "nudge.quiet", days, "datacare", days=days)),
         )
         for n in nudges
     ]

@@ -233,7 +233,12 @@ class EscalationDesk:
         if entry.escalation not in ESCALATED:
             return []
         if await esc.notifications_for(session, entry.id):
-            return []  # posted already; a correction of the entry is not posted again
+            # A correction of an entry posted already: no new notice, the posted one is
+            # edited to show the corrected entry, and the worker is told so, once.
+            text = _t(member.language, "esc.worker_updated", number=entry.id)
+            log.info("escalation_updated id=%s", entry.id)
+            worker = Outbound(entry.transport, member.chat_id, Message(text))
+            return [*await self._refresh_notices(session, entry), worker]
         lang = member.language
         channel = self.channel_for_team(entry.team_id)
         targets = channel.chat_targets() if channel is not None else []

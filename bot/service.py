@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import weakref
 from collections.abc import Awaitable, Callable
@@ -34,8 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.inflight import InFlight
 from bot.spool import Spool, is_unavailable, spool_path
+from digests.periods import is_working_day
 from flows import capture, commands, own, textguard
-from flows.capture import Area, FlowContext, Save
+from flows.capture import Area, Discard, FlowContext, Keep, Save
 from flows.events import (
     Alert,
     Choice,
@@ -47,7 +49,7 @@ from flows.events import (
     Reply,
     TextIn,
 )
-from flows.i18n import LANGUAGES, normalise_language, t
+from flows.i18n import LANGUAGES, normalise_language, t, tn
 from flows.taxonomy import TAXONOMY_VERSION
 from storage import enrolment_guard, held, repo
 from storage.db import Database
@@ -67,6 +69,10 @@ EventHandler = Callable[
 HELP_COMMANDS = commands.words("help")
 LANGUAGE_COMMANDS = commands.words("language")
 OWN_COMMANDS = commands.words("own")
+AREA_COMMANDS = commands.words("area")
+REMINDER_COMMANDS = commands.words("reminder")
+NO_AREA = "none"  # a default area chosen as "none": not asked again
+_CLOCK_TIME = re.compile(r"^(?:klo|kl\.?|at)?\s*(\d{1,2})(?:[.:](\d{2}))?$")
 FLOW_COMMANDS = capture.NEW_COMMANDS | capture.CANCEL_COMMANDS
 LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
 OBSERVATION_FIELDS = (
@@ -546,7 +552,12 @@ class Havainto:
         if incoming.event_id is not None:
             # Now a member: a redelivery of this very update is recognised as one.
             await repo.first_time_seen(session, incoming.transport, incoming.event_id, turn.now)
-        return turn.reply(Message(self._welcome(enrolled)))
+        welcome = Message(self._welcome(enrolled))
+        question = self.area_question(enrolled, enrolled.language)
+        if question is not None and enrolled.default_area is None:
+            # Asked once, here: the answer fills every new draft (/alue changes it).
+            welcome = Message(f"{welcome.text}\n\n{question.text}", question.choices)
+        return turn.reply(welcome)
 
     def _locked(self, turn: _Turn, until: datetime) -> Message:
         """The lockout answer: when to try again (whole minutes, rounded up)."""
@@ -612,11 +623,124 @@ class Havainto:
             return turn.reply(Message(t(turn.lang, "svc.language_ask"), (choices,)))
         if name in OWN_COMMANDS:
             return turn.reply(await self._own_entries(session, member, turn))
+        if name in AREA_COMMANDS:
+            return turn.reply(
+                *await self._area_command(session, member, turn, event.args),
+                *await self._open_question(session, member, turn),
+            )
+        if name in REMINDER_COMMANDS:
+            return turn.reply(
+                await self._reminder_command(session, member, turn, event.args),
+                *await self._open_question(session, member, turn),
+            )
         log.info("unknown_command person=%s", member.person_id)
         return turn.reply(
-            Message(t(turn.lang, "svc.unknown_command")),
+            Message(t(turn.lang, "svc.unknown_command", **commands.shown(turn.lang))),
             *await self._open_question(session, member, turn),
         )
+
+    # --- the default area and the end-of-shift reminder ----------------------------------
+
+    def _areas(self, member: repo.Member) -> tuple[Area, ...]:
+        team = self.config.team(member.team_id)
+        return tuple(
+            Area(a.id, a.name, a.latitude, a.longitude) for a in (team.areas if team else [])
+        )
+
+    def area_question(self, member: repo.Member, lang: str) -> Message | None:
+        """ "Which area do you usually work in?" with the team's areas; None without areas."""
+        areas = self._areas(member)
+        if not areas:
+            return None
+        buttons = [Choice(a.name, f"area:{a.id}") for a in areas]
+        buttons.append(Choice(t(lang, "button.no_default_area"), f"area:{NO_AREA}"))
+        rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+        return Message(t(lang, "svc.area_ask"), rows)
+
+    async def _area_command(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, args: str
+    ) -> list[Reply]:
+        question = self.area_question(member, turn.lang)
+        if question is None:
+            return [Message(t(turn.lang, "svc.area_none_configured"))]
+        typed = args.strip().casefold()
+        if not typed:
+            return [question]
+        chosen = next(
+            (a for a in self._areas(member) if typed in (a.id.casefold(), a.name.casefold())),
+            None,
+        )
+        if chosen is None and typed in commands.OFF_WORDS:
+            return [await self._set_area(session, member, turn, NO_AREA)]
+        if chosen is None:
+            return [Message(t(turn.lang, "svc.area_unknown")), question]
+        return [await self._set_area(session, member, turn, chosen.id)]
+
+    async def _set_area(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, area: str
+    ) -> Message:
+        await repo.set_default_area(session, member.person_id, area)
+        log.info("default_area_set person=%s", member.person_id)
+        if area == NO_AREA:
+            return Message(t(turn.lang, "svc.area_cleared"))
+        name = next((a.name for a in self._areas(member) if a.id == area), area)
+        return Message(t(turn.lang, "svc.area_set", area=name))
+
+    async def _reminder_command(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, args: str
+    ) -> Message:
+        words = commands.shown(turn.lang)
+        shown = {"command": words["reminder"], "off": words["off"]}
+        typed = args.strip().casefold()
+        if not typed:
+            current = await repo.get_shift_reminder(session, member.person_id)
+            if current is None:
+                return Message(t(turn.lang, "svc.reminder_status_off", **shown))
+            return Message(t(turn.lang, "svc.reminder_status_on", time=current, **shown))
+        if typed in commands.OFF_WORDS:
+            await repo.set_shift_reminder(session, member.person_id, None)
+            log.info("shift_reminder_off person=%s", member.person_id)
+            return Message(t(turn.lang, "svc.reminder_off"))
+        at = parse_clock(typed)
+        if at is None:
+            return Message(t(turn.lang, "svc.reminder_bad_time", **shown))
+        await repo.set_shift_reminder(session, member.person_id, at)
+        log.info("shift_reminder_on person=%s", member.person_id)
+        return Message(t(turn.lang, "svc.reminder_set", time=at, **shown))
+
+    async def remind_shift_end(self) -> list[Outbound]:
+        """The end-of-shift prompts due now: one on a working day, at the worker's chosen
+        time, when they have logged nothing that day. Claimed in the database first, so a
+        second scheduler (another instance) sends nothing more."""
+        now = self.clock()
+        local = now.astimezone(self.zone)
+        if not is_working_day(local.date()):
+            return []
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        clock = local.strftime("%H:%M")
+        out: list[Outbound] = []
+        async with self.db.transaction() as session:
+            for person_id, at in await repo.shift_reminder_candidates(session):
+                # Due from the chosen time on; a run missed by the scheduler is made up
+                # later the same day, never the next.
+                if at > clock or await repo.logged_since(session, person_id, day_start):
+                    continue
+                if not await repo.claim_shift_reminder(session, person_id, day_start, now):
+                    continue
+                member = await repo.find_member_by_person(session, person_id)
+                chat = await repo.first_chat(session, person_id)
+                if member is None or member.revoked or chat is None:
+                    continue
+                words = commands.shown(member.language)
+                text = t(
+                    member.language,
+                    "svc.shift_reminder",
+                    command=words["reminder"],
+                    off=words["off"],
+                )
+                out.append(Outbound(chat[0], chat[1], Message(text)))
+                log.info("shift_reminded person=%s", person_id)
+        return out
 
     async def _open_question(
         self, session: AsyncSession, member: repo.Member, turn: _Turn
@@ -627,10 +751,34 @@ class Havainto:
         draft = _restore(row.state)
         return [capture.reprompt(draft, self._ctx(member, turn))] if draft else []
 
+    async def open_question(self, transport: str, user_id: str) -> list[Reply]:
+        """The question a person's open draft is on (after a restart of the terminal chat),
+        or nothing."""
+        async with self.db.transaction() as session:
+            member = await repo.find_member(session, transport, user_id)
+            if member is None or member.revoked:
+                return []
+            incoming = Incoming(transport, user_id, member.chat_id, CommandIn("resume"))
+            turn = _Turn(incoming, member, member.language, self.clock())
+            return await self._open_question(session, member, turn)
+
     async def _own_entries(
-        self, session: AsyncSession, member: repo.Member, turn: _Turn
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, offset: int = 0
     ) -> Message:
-        entries = await repo.recent_observations(session, member.person_id, limit=10)
+        found = await repo.recent_observations(
+            session, member.person_id, limit=own.PAGE + 1, offset=offset
+        )
+        entries, more = found[: own.PAGE], len(found) > own.PAGE
+        drafts: list[own.OpenDraft] = []
+        if offset == 0:
+            row = await repo.load_draft(session, member.person_id)
+            current = _restore(row.state) if row is not None else None
+            if current is not None:
+                drafts.append(own.OpenDraft(own.CURRENT, current.description or ""))
+            for kept in await repo.kept_drafts(session, member.person_id):
+                kept_draft = _restore(kept.state)
+                if kept_draft is not None:
+                    drafts.append(own.OpenDraft(kept.id, kept_draft.description or ""))
         shown = [
             own.OwnEntry(
                 number=entry.id,
@@ -643,7 +791,9 @@ class Havainto:
             )
             for entry in entries
         ]
-        return own.listing(shown, turn.lang, self._window_hours())
+        return own.listing(
+            shown, turn.lang, self._window_hours(), tuple(drafts), offset=offset, more=more
+        )
 
     def _window_hours(self) -> str:
         return f"{self.config.flow.edit_window_hours:g}"
@@ -667,11 +817,65 @@ class Havainto:
                 *await self._open_question(session, changed, turn),
             )
         if kind == own.PREFIX and (press := own.parse(data)) is not None:
+            if press.action in own.LIST_ACTIONS:
+                return await self._own_list_action(session, turn, member, press)
             return await self._own_action(session, turn, member, press)
+        if kind == "area" and (rest == NO_AREA or rest in {a.id for a in self._areas(member)}):
+            return turn.reply(
+                await self._set_area(session, member, turn, rest),
+                *await self._open_question(session, member, turn),
+            )
         # The payload came from the client: log only whether its kind is one of ours.
-        known = kind if kind in ("lang", "own") else "unknown"
+        known = kind if kind in ("lang", "own", "area") else "unknown"
         log.warning("choice_refused person=%s kind=%s", member.person_id, known)
         return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
+
+    async def _own_list_action(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, press: own.Press
+    ) -> list[Outbound]:
+        """ "Show older" and "Continue" on the /omat list."""
+        if press.action == "more":
+            return turn.reply(await self._own_entries(session, member, turn, press.number))
+        row = await repo.load_draft(session, member.person_id)
+        current = _restore(row.state) if row is not None else None
+        ctx = self._ctx(member, turn)
+        if press.number == own.CURRENT:
+            if current is None:
+                return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
+            resumed = capture.resume(current, ctx)
+        else:
+            kept = await repo.take_kept_draft(session, press.number, member.person_id)
+            taken = _restore(kept.state) if kept is not None else None
+            if taken is None:
+                return turn.reply(Alert(t(turn.lang, "flow.stale_button")))
+            if current is not None:
+                # The one open now is kept aside in its place: nothing is lost, none added.
+                await repo.keep_draft(
+                    session,
+                    member.person_id,
+                    current.to_json(),
+                    turn.incoming.transport,
+                    turn.incoming.chat_id,
+                    turn.now,
+                )
+            resumed = capture.resume(taken, ctx)
+        assert resumed.draft is not None
+        await self._store(session, turn, member, resumed.draft)
+        log.info("draft_resumed person=%s", member.person_id)
+        text = capture.short_text(resumed.draft.description)
+        return turn.reply(Message(t(turn.lang, "svc.draft_resumed", text=text)), *resumed.replies)
+
+    async def _store(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
+    ) -> None:
+        await repo.store_draft(
+            session,
+            member.person_id,
+            draft.to_json(),
+            turn.incoming.transport,
+            turn.incoming.chat_id,
+            turn.now,
+        )
 
     async def _own_action(
         self, session: AsyncSession, turn: _Turn, member: repo.Member, press: own.Press
@@ -720,12 +924,39 @@ class Havainto:
 
     # --- the capture flow ----------------------------------------------------------------
 
-    def _ctx(self, member: repo.Member, turn: _Turn) -> FlowContext:
-        team = self.config.team(member.team_id)
-        areas = tuple(
-            Area(a.id, a.name, a.latitude, a.longitude) for a in (team.areas if team else [])
+    def _ctx(
+        self,
+        member: repo.Member,
+        turn: _Turn,
+        last_codes: tuple[str, str, str] | None = None,
+        kept_drafts: int = 0,
+    ) -> FlowContext:
+        return FlowContext(
+            lang=turn.lang,
+            now=turn.now,
+            areas=self._areas(member),
+            nonce=secrets.token_hex(3),
+            zone=self.config.timezone,
+            default_area=member.default_area,
+            last_codes=last_codes,
+            kept_drafts=kept_drafts,
         )
-        return FlowContext(lang=turn.lang, now=turn.now, areas=areas, nonce=secrets.token_hex(3))
+
+    async def _flow_ctx(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, draft: capture.Draft | None
+    ) -> FlowContext:
+        """The context for one flow event. What only a new draft or a new text needs (the
+        last entry's codes, the drafts kept aside) is read only then: a tap reads neither."""
+        event = turn.incoming.event
+        interrupts = (capture.Step.RESUME, capture.Step.NEW_TEXT)
+        if draft is None or draft.step in interrupts or isinstance(event, TextIn | CommandIn):
+            return self._ctx(
+                member,
+                turn,
+                await repo.last_codes(session, member.person_id),
+                await repo.count_kept_drafts(session, member.person_id),
+            )
+        return self._ctx(member, turn)
 
     async def _run_flow(
         self, session: AsyncSession, turn: _Turn, member: repo.Member
@@ -748,25 +979,39 @@ class Havainto:
                     )
                     text = t(turn.lang, "svc.already_saved", number=saved.id, when=when)
                     return turn.reply(Alert(text))
-        ctx = self._ctx(member, turn)
+        ctx = await self._flow_ctx(session, member, turn, draft)
         result = capture.advance(draft, event, ctx)
         log.info("flow person=%s note=%s", member.person_id, result.note)
         out = turn.reply(*result.replies)
         if isinstance(result.effect, Save):
             return out + await self._save(session, turn, member, result.effect.draft)
-        if result.draft is None:
-            if row is not None:
-                await repo.delete_draft(session, member.person_id)
-        elif result.draft != draft:
-            await repo.store_draft(
+        if isinstance(result.effect, Keep):
+            await repo.keep_draft(
                 session,
                 member.person_id,
-                result.draft.to_json(),
+                result.effect.draft.to_json(),
                 turn.incoming.transport,
                 turn.incoming.chat_id,
                 turn.now,
             )
+            log.info("draft_kept_aside person=%s", member.person_id)
+        if result.draft is None:
+            if row is not None:
+                await repo.delete_draft(session, member.person_id)
+            if isinstance(result.effect, Discard):
+                out += turn.reply(*await self._drafts_waiting(session, member, turn))
+        elif result.draft != draft:
+            await self._store(session, turn, member, result.draft)
         return out
+
+    async def _drafts_waiting(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn
+    ) -> list[Reply]:
+        """ "You have N drafts waiting: /omat" when the worker has drafts kept aside."""
+        count = await repo.count_kept_drafts(session, member.person_id)
+        if not count:
+            return []
+        return [Message(tn(turn.lang, "svc.drafts_waiting", count))]
 
     async def _save(
         self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
@@ -832,7 +1077,7 @@ class Havainto:
         ]
         for hook in self.after_save:
             out += await hook(session, entry, member)
-        return out
+        return out + turn.reply(*await self._drafts_waiting(session, member, turn))
 
     # --- reminders ---------------------------------------------------------------------
 
@@ -874,6 +1119,17 @@ class _Lock:
 
     async def __aexit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def parse_clock(typed: str) -> str | None:
+    """``16:00``, ``16.30``, ``klo 16``, ``16`` -> ``"16:00"``; None when it is no time."""
+    match = _CLOCK_TIME.match(typed.strip().casefold())
+    if match is None:
+        return None
+    hour, minute = int(match[1]), int(match[2] or 0)
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
 
 
 def clean_text(text: str) -> str:

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flows import commands, taxonomy
+from babel.dates import format_datetime
+
+from flows import commands, taxonomy, when
 from flows.events import (
     Alert,
     Choice,
@@ -47,6 +50,9 @@ from flows.privacy import redact
 FLOW_VERSION = "1"
 MAX_TEXT = 4000
 CHOICE_PREFIX = "d"
+# Open drafts a worker may have at once: the one being answered and those kept aside.
+MAX_OPEN_DRAFTS = 3
+SHORT_TEXT = 60  # characters of a text quoted back in a question
 
 
 class Step(StrEnum):
@@ -66,7 +72,9 @@ class Step(StrEnum):
     TASK = "task"
     SOURCE = "source"
     SCALE = "scale"
+    WHEN = "when"
     RESUME = "resume"
+    NEW_TEXT = "new_text"
 
 
 # The main path, in order. Each coded step stores its value in the draft field of the same name.
@@ -79,6 +87,7 @@ MAIN_STEPS: tuple[Step, ...] = (
     Step.ESCALATION,
 )
 DETAIL_STEPS: tuple[Step, ...] = (
+    Step.WHEN,
     Step.AREA,
     Step.QUOTE,
     Step.ACTION,
@@ -127,6 +136,17 @@ class FlowContext:
     now: datetime
     areas: tuple[Area, ...] = ()
     nonce: str = "x"  # fresh random token from the host; keys a new draft
+    zone: str = "Europe/Helsinki"
+    default_area: str | None = None  # the worker's usual area (/alue), filled into new drafts
+    last_codes: tuple[str, str, str] | None = None  # theme, group, signal of the last entry
+    kept_drafts: int = 0  # the worker's other open drafts, kept aside
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def can_keep_another(self) -> bool:
+        return self.kept_drafts + 1 < MAX_OPEN_DRAFTS
 
 
 _LEGACY_PRIVACY_STEP = "privacy"
@@ -153,6 +173,9 @@ class Draft:
     source: str | None = None
     scale: str | None = None
     observed_at: str | None = None  # ISO 8601, UTC
+    observed_day_only: bool = False  # the worker gave a day ("eilen"), not a time
+    pending_text: str | None = None  # a text typed while a question was open (NEW_TEXT)
+    same_codes: str | None = None  # "theme|group|signal" of the worker's last entry
     editing: bool = False  # answering a step chosen from the Edit menu: back to the summary
     back_step: Step | None = None  # where an interrupting question returns to once answered
     resume_step: Step | None = None  # the step a RESUME question ("continue?") returns to
@@ -197,7 +220,14 @@ class Discard:
     """Effect: delete the open draft."""
 
 
-Effect = Save | Discard
+@dataclass(frozen=True)
+class Keep:
+    """Effect: keep ``draft`` open aside (the result's draft is a new one)."""
+
+    draft: Draft
+
+
+Effect = Save | Discard | Keep
 
 
 @dataclass(frozen=True)
@@ -212,10 +242,23 @@ class Result:
 
 
 def start_draft(ctx: FlowContext, description: str | None = None) -> Result:
-    """A new draft; with ``description`` (quick capture) it goes straight to the theme."""
-    draft = Draft(key=ctx.nonce, observed_at=ctx.now.astimezone(UTC).isoformat())
+    """A new draft; with ``description`` (quick capture) it goes straight to the theme.
+
+    It starts in the worker's default area, observed now, or at the moment the text
+    names at its start ("Eilen klo 14: ..."); both can be changed in Add details."""
+    area = ctx.default_area if ctx.default_area in {a.id for a in ctx.areas} else None
+    same = "|".join(ctx.last_codes) if ctx.last_codes else None
+    draft = Draft(
+        key=ctx.nonce,
+        observed_at=ctx.now.astimezone(UTC).isoformat(),
+        area=area,
+        same_codes=same,
+    )
     if description is None:
         return _prompt(draft, Step.DESCRIPTION, ctx)
+    named = when.leading(description, ctx.now, ctx.tz)
+    if named is not None:
+        draft = replace(draft, observed_at=named.at.isoformat(), observed_day_only=named.day_only)
     return _accept_text(draft, Step.DESCRIPTION, description, ctx)
 
 
@@ -279,6 +322,9 @@ def _command(draft: Draft | None, event: CommandIn, ctx: FlowContext) -> Result:
     if event.name in NEW_COMMANDS:
         if draft is None:
             return start_draft(ctx, event.args.strip() or None)
+        if event.args.strip():
+            # "/uusi text" while a draft is open: the text is not dropped.
+            return _text(draft, event.args, ctx)
         interrupted = draft.resume_step if draft.step is Step.RESUME else draft.step
         return _prompt(replace(draft, resume_step=interrupted), Step.RESUME, ctx)
     if event.name in CANCEL_COMMANDS:
@@ -311,9 +357,35 @@ def _text(draft: Draft, text: str, ctx: FlowContext) -> Result:
         parsed = parse_choice(chosen.data)
         if parsed is not None:
             return _choose(draft, parsed[2], ctx)
-    if step is Step.AREA:
-        return _with_reprompt(draft, ctx, t(ctx.lang, "flow.area_from_list"), "text_unmatched")
-    return _with_reprompt(draft, ctx, t(ctx.lang, "flow.use_buttons"), "text_unmatched")
+    if step is Step.WHEN:
+        named = when.parse(text, ctx.now, ctx.tz)
+        if isinstance(named, when.When):
+            return _set_when(draft, named, ctx)
+        if isinstance(named, when.Refused):
+            key = f"flow.when_{named.reason}"
+            return _with_reprompt(
+                draft, ctx, t(ctx.lang, key, days=when.MAX_DAYS_BACK), "when_refused"
+            )
+        if len(text.split()) <= 3:
+            return _with_reprompt(draft, ctx, t(ctx.lang, "flow.when_unknown"), "when_unknown")
+    problem = _text_problem(text, ctx)
+    if problem is not None:
+        return _with_reprompt(draft, ctx, problem, "text_rejected")
+    if step is Step.NEW_TEXT:
+        # A second text before the first was placed: they belong together, none is lost.
+        joined = f"{draft.pending_text or ''}\n{text.strip()}".strip()
+        if len(joined) > MAX_TEXT:
+            return _with_reprompt(draft, ctx, _text_problem(joined, ctx) or "", "text_rejected")
+        result = _prompt(replace(draft, pending_text=joined), Step.NEW_TEXT, ctx)
+        return Result(result.draft, result.replies, note="new_text_joined")
+    # A new text while a question is open: never dropped, the worker says where it goes.
+    asked = _prompt(replace(draft, pending_text=text.strip()), Step.NEW_TEXT, ctx, back=step)
+    return Result(asked.draft, asked.replies, note="new_text_asked")
+
+
+def _set_when(draft: Draft, named: when.When, ctx: FlowContext) -> Result:
+    updated = replace(draft, observed_at=named.at.isoformat(), observed_day_only=named.day_only)
+    return _prompt(_after_answer(updated), _next_step(updated, Step.WHEN), ctx)
 
 
 def match_typed_choice(question: Message, typed: str) -> Choice | None:
@@ -336,6 +408,8 @@ def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
     if step in CODED_STEPS:
         if value == "back":
             return _prompt(draft, _return_step(draft, step), ctx)
+        if step is Step.THEME and value == "same":
+            return _same_as_last(draft, ctx)
         if value not in CODED_STEPS[step]:
             return _stale(draft, ctx)
         updated = _set(draft, step.value, value)
@@ -390,6 +464,53 @@ def _area_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
     return _prompt(replace(draft, area=value), Step.DETAILS_MENU, ctx)
 
 
+def _same_as_last(draft: Draft, ctx: FlowContext) -> Result:
+    """Theme, group and signal of the worker's previous entry, in one tap (editable)."""
+    last = _same_codes(draft)
+    if draft.editing or last is None:
+        return _stale(draft, ctx)
+    theme, group, signal = last
+    updated = replace(draft, theme=theme, group=group, signal=signal)
+    result = _prompt(_after_answer(updated), _next_step(updated, Step.SIGNAL), ctx)
+    return Result(result.draft, result.replies, note="same_as_last")
+
+
+def _same_codes(draft: Draft) -> tuple[str, str, str] | None:
+    codes = (draft.same_codes or "").split("|")
+    dimensions = (taxonomy.THEME, taxonomy.GROUP, taxonomy.SIGNAL)
+    if len(codes) != 3 or not all(c in d for c, d in zip(codes, dimensions, strict=True)):
+        return None
+    return codes[0], codes[1], codes[2]
+
+
+def resume(draft: Draft, ctx: FlowContext) -> Result:
+    """Take a kept draft up again: its question, with fresh buttons (older ones go stale)."""
+    return _prompt(draft, draft.step, ctx)
+
+
+def _when_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    if value == "back":
+        return _prompt(draft, _return_step(draft, Step.WHEN), ctx)
+    answers = {"now": "nyt", "today": "tänään", "yesterday": "eilen"}
+    named = when.parse(answers[value], ctx.now, ctx.tz) if value in answers else None
+    if not isinstance(named, when.When):
+        return _stale(draft, ctx)
+    if value == "now":
+        named = when.When(ctx.now.astimezone(UTC), False)
+    return _set_when(draft, named, ctx)
+
+
+def _keep_and_start(draft: Draft, back: Step, ctx: FlowContext, text: str | None) -> Result:
+    """Keep ``draft`` aside (at the question it was on) and start a new one."""
+    if not ctx.can_keep_another():
+        return _stale(draft, ctx)
+    kept = replace(draft, step=back, back_step=None, resume_step=None, pending_text=None)
+    fresh = start_draft(ctx, text)
+    shown = short_text(draft.description)
+    replies = [Message(t(ctx.lang, "flow.kept_aside", text=shown)), *fresh.replies]
+    return Result(fresh.draft, replies, Keep(kept), note="kept_aside_and_started")
+
+
 def _resume_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
     if value == "continue":
         return _prompt(replace(draft, resume_step=None), draft.resume_step or Step.SUMMARY, ctx)
@@ -397,6 +518,24 @@ def _resume_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
         fresh = start_draft(ctx)
         replies = [Message(t(ctx.lang, "flow.discarded")), *fresh.replies]
         return Result(fresh.draft, replies, Discard(), note="discarded_and_restarted")
+    if value == "keep":
+        return _keep_and_start(draft, draft.resume_step or Step.SUMMARY, ctx, None)
+    return _stale(draft, ctx)
+
+
+def _new_text_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    back = draft.back_step or Step.SUMMARY
+    text = draft.pending_text or ""
+    if value == "new" and text:
+        return _keep_and_start(draft, back, ctx, text)
+    if value == "describe" and text:
+        updated = replace(draft, description=text, pending_text=None)
+        result = _prompt(updated, back, ctx)
+        return Result(result.draft, result.replies, note="new_text_described")
+    if value == "forget":
+        result = _prompt(replace(draft, pending_text=None), back, ctx)
+        replies = [Message(t(ctx.lang, "flow.text_forgotten")), *result.replies]
+        return Result(result.draft, replies, note="new_text_forgotten")
     return _stale(draft, ctx)
 
 
@@ -405,7 +544,9 @@ _MENU_HANDLERS = {
     Step.EDIT_MENU: _edit_menu_choice,
     Step.DETAILS_MENU: _details_menu_choice,
     Step.AREA: _area_choice,
+    Step.WHEN: _when_choice,
     Step.RESUME: _resume_choice,
+    Step.NEW_TEXT: _new_text_choice,
 }
 
 
@@ -517,7 +658,7 @@ def _prompt(draft: Draft, step: Step, ctx: FlowContext, back: Step | None = None
     return Result(moved, [_question(moved, step, ctx)], note=f"step_{step.value}")
 
 
-_INTERRUPTS = frozenset({Step.RESUME})
+_INTERRUPTS = frozenset({Step.RESUME, Step.NEW_TEXT})
 
 
 def _stale(draft: Draft | None, ctx: FlowContext) -> Result:
@@ -561,7 +702,14 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
         buttons = [_button(draft, label(code, lang), code) for code in dimension.codes]
         rows = _rows(buttons, ROW_WIDTH.get(step, 2))
         is_optional = step in DETAIL_STEPS or draft.editing
-        return Message(t(lang, f"ask.{step.value}"), rows + (((back,),) if is_optional else ()))
+        text = t(lang, f"ask.{step.value}")
+        last = _same_codes(draft) if step is Step.THEME and not draft.editing else None
+        if last is not None:
+            same = _button(draft, t(lang, "button.same_as_last"), "same")
+            shown = " · ".join(label(code, lang) for code in last)
+            text = f"{text}\n{t(lang, 'flow.same_as_last', codes=shown)}"
+            rows = (*rows, (same,))
+        return Message(text, rows + (((back,),) if is_optional else ()))
     if step is Step.SUMMARY:
         buttons = [
             _button(draft, t(lang, "button.save"), "save"),
@@ -582,13 +730,55 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
         extra = (_button(draft, t(lang, "button.no_area"), "none"), back)
         key = "ask.area" if ctx.areas else "ask.area_location_only"
         return Message(t(lang, key), (*_rows(buttons, 2), extra))
+    if step is Step.WHEN:
+        buttons = [
+            _button(draft, t(lang, f"button.when_{value}"), value)
+            for value in ("now", "today", "yesterday")
+        ]
+        shown = t(lang, "flow.when_now_is", when=when_label(draft, ctx))
+        return Message(f"{t(lang, 'ask.when')}\n{shown}", (tuple(buttons), (back,)))
     if step is Step.RESUME:
-        pair = (
-            _button(draft, t(lang, "button.continue"), "continue"),
-            _button(draft, t(lang, "button.discard"), "discard"),
+        rows = ((_button(draft, t(lang, "button.continue"), "continue"),),)
+        if ctx.can_keep_another():
+            rows += ((_button(draft, t(lang, "button.keep_and_new"), "keep"),),)
+        rows += ((_button(draft, t(lang, "button.discard"), "discard"),),)
+        return Message(t(lang, "ask.resume"), rows)
+    if step is Step.NEW_TEXT:
+        open_text = short_text(draft.description)
+        new_text = short_text(draft.pending_text)
+        question = t(lang, "ask.new_text", open=open_text, text=new_text)
+        rows = ()
+        if ctx.can_keep_another():
+            rows += ((_button(draft, t(lang, "button.new_with_text"), "new"),),)
+        else:
+            question += "\n" + t(lang, "flow.drafts_full", count=MAX_OPEN_DRAFTS)
+        rows += (
+            (_button(draft, t(lang, "button.text_as_description"), "describe"),),
+            (_button(draft, t(lang, "button.forget_text"), "forget"),),
         )
-        return Message(t(lang, "ask.resume"), (pair,))
+        return Message(question, rows)
     raise ValueError(f"no question for step {step}")  # pragma: no cover - every Step is handled
+
+
+def short_text(text: str | None) -> str:
+    flat = (text or "-").replace("\n", " ")
+    return flat if len(flat) <= SHORT_TEXT else flat[: SHORT_TEXT - 1] + "…"
+
+
+def when_label(draft: Draft, ctx: FlowContext) -> str:
+    """When the draft was observed, as the worker reads it: "eilen", "tänään klo 14.00"."""
+    lang = ctx.lang
+    if not draft.observed_at:
+        return t(lang, "when.now")
+    at = datetime.fromisoformat(draft.observed_at).astimezone(ctx.tz)
+    days = (ctx.now.astimezone(ctx.tz).date() - at.date()).days
+    day = {0: t(lang, "when.today"), 1: t(lang, "when.yesterday")}.get(days)
+    if day is None:
+        day = format_datetime(at, t(lang, "when.day_format"), locale=lang)
+    if draft.observed_day_only:
+        return day
+    clock = format_datetime(at, t(lang, "when.time_format"), locale=lang)
+    return t(lang, "when.day_time", day=day, time=clock)
 
 
 def summary_text(draft: Draft, ctx: FlowContext) -> str:
@@ -599,8 +789,11 @@ def summary_text(draft: Draft, ctx: FlowContext) -> str:
     for step in MAIN_STEPS[1:]:
         value = getattr(draft, step.value)
         lines.append(f"{t(lang, f'field.{step.value}')}: {label(value, lang) if value else '-'}")
+    lines.append(f"{t(lang, 'field.when')}: {when_label(draft, ctx)}")
     if draft.area:
         lines.append(f"{t(lang, 'field.area')}: {area_label(draft.area, ctx)}")
+    elif ctx.areas and ctx.default_area is None:
+        lines.append(f"{t(lang, 'field.area')}: - ({t(lang, 'flow.area_hint')})")
     for step in (Step.QUOTE, Step.ACTION):
         value = getattr(draft, step.value)
         if value:

@@ -28,13 +28,55 @@ COMMANDS: Mapping[str, frozenset[str]] = {
     "phenomenon": frozenset({"ilmio", "ilmiö", "fenomen", "phenomenon"}),
     "link": frozenset({"liita", "liitä", "koppla", "link"}),
     "proposal": frozenset({"ehdotus", "forslag", "förslag", "proposal"}),
+    "area": frozenset({"alue", "area", "omrade", "område"}),
+    "reminder": frozenset({"muistutus", "reminder", "paminnelse", "påminnelse"}),
 }
 
-#: The word the texts of each language show for a command (the help lists these).
+#: Words that turn a setting off (``/muistutus pois``, ``/påminnelse av``, ``/reminder off``).
+OFF_WORDS: frozenset[str] = frozenset({"pois", "off", "av", "ei", "nej", "no"})
+
+#: The word the texts of each language show for a command (the help lists these), and
+#: ``off``: the word shown for turning a setting off.
 SHOWN: Mapping[str, Mapping[str, str]] = {
-    "fi": {"new": "uusi", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
-    "sv": {"new": "ny", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
-    "en": {"new": "new", "own": "omat", "cancel": "peru", "language": "kieli", "help": "apua"},
+    "fi": {
+        "new": "uusi",
+        "own": "omat",
+        "cancel": "peru",
+        "language": "kieli",
+        "help": "apua",
+        "area": "alue",
+        "reminder": "muistutus",
+        "off": "pois",
+        "where": "missa",
+        "metoo": "minakin",
+        "pair": "pari",
+    },
+    "sv": {
+        "new": "ny",
+        "own": "mina",
+        "cancel": "avbryt",
+        "language": "språk",
+        "help": "hjälp",
+        "area": "område",
+        "reminder": "påminnelse",
+        "off": "av",
+        "where": "var",
+        "metoo": "ocksa",
+        "pair": "par",
+    },
+    "en": {
+        "new": "new",
+        "own": "mine",
+        "cancel": "cancel",
+        "language": "language",
+        "help": "help",
+        "area": "area",
+        "reminder": "reminder",
+        "off": "off",
+        "where": "where",
+        "metoo": "metoo",
+        "pair": "pair",
+    },
 }
 
 ALL_WORDS: frozenset[str] = frozenset(word for words in COMMANDS.values() for word in words)

@@ -9,6 +9,8 @@ changes an id. Placeholders use ``str.format`` names.
 
 from __future__ import annotations
 
+import gettext
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -48,8 +50,31 @@ def t(lang: str, key: str, domain: str = "havainto", **params: object) -> str:
             key
         )
         if message is not None and message.string:
-            text = str(message.string)
+            # A plural message read without a count: its singular form (use ``tn``).
+            string = message.string[0] if isinstance(message.string, tuple) else message.string
+            text = str(string)
             return text.format(**params) if params else text
+    return key
+
+
+@cache
+def _plural_rule(lang: str, domain: str) -> Callable[[int], int]:
+    return gettext.c2py(_catalog(lang, domain).plural_expr)
+
+
+def tn(lang: str, key: str, count: int, domain: str = "havainto", **params: object) -> str:
+    """The form of the plural message ``key`` (``msgid_plural`` in the catalog) for
+    ``count``, by the language's Plural-Forms rule, like ``ngettext``; ``{count}`` and
+    ``params`` are filled in. Falls back to Finnish, then to the key itself."""
+    for candidate in (lang, DEFAULT_LANGUAGE):
+        code = candidate if candidate in LANGUAGES else DEFAULT_LANGUAGE
+        message = _catalog(code, domain).get(key)
+        if message is None or not isinstance(message.string, tuple):
+            continue
+        forms = message.string
+        index = min(_plural_rule(code, domain)(count), len(forms) - 1)
+        if forms[index]:
+            return str(forms[index]).format(count=count, **params)
     return key
 
 

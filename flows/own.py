@@ -1,8 +1,10 @@
 """A worker's own entries (``/omat``): list, correct, withdraw. Pure, no I/O.
 
-The host gives the entries it read (``OwnEntry``) and the withdrawal the worker
-was last asked to confirm (``Pending``, stored between events); ``listing``
-renders the list, ``advance`` decides what a press on one of its buttons does.
+The host gives the entries it read (``OwnEntry``, a page of ``PAGE`` at a time),
+the drafts still open (``OpenDraft``) and the withdrawal the worker was last asked
+to confirm (``Pending``, stored between events); ``listing`` renders the list with
+each entry's own buttons and "Show older" for the next page, ``advance`` decides
+what a press on one of its buttons does.
 Withdrawing takes two presses: "Withdraw #N" opens a confirmation with a fresh
 key, and only "Yes" of that very confirmation withdraws (a copied or replayed
 ``own:delyes`` changes nothing).
@@ -18,6 +20,8 @@ from flows.i18n import label, t
 
 PREFIX = "own"
 SHORT = 60  # characters of an entry's text shown in the list
+PAGE = 5  # entries per page: each with its own buttons, then "Show older"
+CURRENT = 0  # the number ``own:resume:`` carries for the draft open now
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,14 @@ class OwnEntry:
     theme: str
     text: str
     editable: bool  # still within the correction window, not withdrawn
+
+
+@dataclass(frozen=True)
+class OpenDraft:
+    """A draft still open: the one being answered (``number`` 0) or one kept aside."""
+
+    number: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Press:
 
 
 Action = Literal["edit", "withdraw", "ask", "keep", "refuse"]
+#: Presses that are not about one saved entry: the host handles them before ``advance``.
+LIST_ACTIONS = frozenset({"more", "resume"})
 
 
 @dataclass(frozen=True)
@@ -75,17 +89,54 @@ def parse(data: str) -> Press | None:
     return Press(parts[1], int(parts[2]), parts[3] if len(parts) == 4 else "")
 
 
-def listing(entries: list[OwnEntry], lang: str, window_hours: str) -> Message:
-    """The worker's recent entries, with Correct / Withdraw for those still editable."""
-    if not entries:
-        return Message(t(lang, "svc.own_empty"))
-    lines = [t(lang, "svc.own_title")]
+def _short(text: str, limit: int = SHORT) -> str:
+    flat = text.replace("\n", " ")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def listing(
+    entries: list[OwnEntry],
+    lang: str,
+    window_hours: str,
+    drafts: tuple[OpenDraft, ...] = (),
+    offset: int = 0,
+    more: bool = False,
+) -> Message:
+    """One page of the worker's entries (from ``offset``), newest first, each editable one
+    with its Correct / Withdraw buttons; the open drafts (first page only) with Continue;
+    and "Show older" when ``more`` entries follow."""
+    lines: list[str] = []
     rows: list[tuple[Choice, ...]] = []
+    if drafts and offset == 0:
+        lines.append(t(lang, "svc.own_drafts_title"))
+        for draft in drafts:
+            mark = f" ({t(lang, 'svc.own_draft_current')})" if draft.number == CURRENT else ""
+            lines.append(f"• {_short(draft.text or '-')}{mark}")
+            rows.append(
+                (
+                    Choice(
+                        t(lang, "button.own_resume", text=_short(draft.text or "-", 24)),
+                        f"{PREFIX}:resume:{draft.number}",
+                    ),
+                )
+            )
+    if not entries:
+        if offset:
+            lines.append(t(lang, "svc.own_no_more"))
+        elif not lines:
+            return Message(t(lang, "svc.own_empty"))
+        else:
+            lines.append(t(lang, "svc.own_empty"))
+        return Message("\n".join(lines), tuple(rows))
+    if lines:
+        lines.append("")
+    lines.append(t(lang, "svc.own_title"))
+    editable = False
     for entry in entries:
-        text = entry.text.replace("\n", " ")
-        short = text if len(text) <= SHORT else text[: SHORT - 1] + "…"
+        short = _short(entry.text)
         lines.append(f"#{entry.number} · {entry.when} · {label(entry.theme, lang)} · {short}")
         if entry.editable:
+            editable = True
             rows.append(
                 (
                     Choice(
@@ -98,8 +149,10 @@ def listing(entries: list[OwnEntry], lang: str, window_hours: str) -> Message:
                     ),
                 )
             )
-    if rows:
+    if editable:
         lines.append(t(lang, "svc.own_editable", hours=window_hours))
+    if more:
+        rows.append((Choice(t(lang, "button.own_more"), f"{PREFIX}:more:{offset + len(entries)}"),))
     return Message("\n".join(lines), tuple(rows))
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.events import Choice, Message
-from flows.i18n import t
+from flows.i18n import t, tn
 from flows.privacy import IdentifierKind, find_identifiers, redact
 
 PREFIX = "pv"
@@ -70,7 +70,8 @@ def question(lang: str, held_id: int, kinds: tuple[str, ...]) -> Message:
         Choice(t(lang, "button.keep_text"), f"{PREFIX}:keep:{held_id}"),
     )
     drop = (Choice(t(lang, "button.edit_text"), f"{PREFIX}:drop:{held_id}"),)
-    return Message(t(lang, "privacy.found", kinds=shown), (buttons, drop))
+    # "a identifier ... remove it" / "identifiers ... remove them": by how many kinds.
+    return Message(tn(lang, "privacy.found", len(kinds), kinds=shown), (buttons, drop))
 
 
 def parse(data: str) -> tuple[str, int] | None:

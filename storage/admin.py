@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
-from storage.models import Draft, Identity, Invite, Observation, Person, Team
+from storage.models import Draft, Identity, Invite, KeptDraft, Observation, Person, Team
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ async def revoke_person(session: AsyncSession, key: str, actor: str, now: dateti
         raise AdminError(f"{person.pseudonym} was already revoked")
     person.revoked_at = now
     drafts = await session.execute(delete(Draft).where(Draft.person_id == person.id))
+    kept = await session.execute(delete(KeptDraft).where(KeptDraft.person_id == person.id))
     invites = await session.execute(
         update(Invite)
         .where(
@@ -157,7 +158,7 @@ async def revoke_person(session: AsyncSession, key: str, actor: str, now: dateti
         actor,
         audit.PERSON_REVOKE,
         f"person={person.id} pseudonym={person.pseudonym} team={person.team_id} "
-        f"drafts_erased={drafts.rowcount} invites_revoked={invites.rowcount}",  # type: ignore[attr-defined]
+        f"drafts_erased={drafts.rowcount + kept.rowcount} invites_revoked={invites.rowcount}",  # type: ignore[attr-defined]
         1,
         now,
     )

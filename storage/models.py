@@ -89,6 +89,13 @@ class Person(Base):
     last_active_on: Mapped[datetime | None]
     # When the person was last nudged for being quiet (migration 0003).
     nudged_at: Mapped[datetime | None]
+    # The worker's usual area, filled into new drafts (migration 0009); "none" when they
+    # chose to have none (so they are not asked again).
+    default_area: Mapped[str | None] = mapped_column(String(64))
+    # The end-of-shift reminder (migration 0009): local "HH:MM" on working days, or None;
+    # and when the last one was sent (one a day at most, claimed by a conditional update).
+    shift_reminder: Mapped[str | None] = mapped_column(String(5))
+    shift_reminded_at: Mapped[datetime | None]
 
     identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
 
@@ -136,6 +143,22 @@ class Draft(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(index=True)
     reminded_at: Mapped[datetime | None]
+
+
+class KeptDraft(Base):
+    """A draft a worker put aside to start another (migration 0009): at most two per
+    worker besides the open one (``flows.capture.MAX_OPEN_DRAFTS``). ``/omat`` lists them
+    and takes one up again."""
+
+    __tablename__ = "kept_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    state: Mapped[dict[str, Any]]
+    transport: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Observation(Base):

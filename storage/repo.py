@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from storage.models import (
     Draft,
     Identity,
     Invite,
+    KeptDraft,
     Observation,
     Person,
     ProcessedEvent,
@@ -45,6 +46,7 @@ class Member:
     revoked: bool
     chat_id: str
     last_active_on: datetime | None = None
+    default_area: str | None = None
 
 
 def _member(row: Any) -> Member | None:
@@ -60,6 +62,7 @@ def _member(row: Any) -> Member | None:
         revoked=person.revoked_at is not None,
         chat_id=chat_id,
         last_active_on=person.last_active_on,
+        default_area=person.default_area,
     )
 
 
@@ -91,6 +94,7 @@ _FIND_MEMBER = (
         Person.language,
         Person.revoked_at,
         Person.last_active_on,
+        Person.default_area,
         Identity.chat_id,
     )
     .join(Identity, Identity.person_id == Person.id)
@@ -116,6 +120,7 @@ async def find_member(session: AsyncSession, transport: str, external_id: str) -
         revoked=row.revoked_at is not None,
         chat_id=row.chat_id,
         last_active_on=row.last_active_on,
+        default_area=row.default_area,
     )
 
 
@@ -133,6 +138,18 @@ async def find_member_by_person(
         query = query.where(Identity.transport == transport)
     row = (await session.execute(query)).first()
     return _member(row)
+
+
+async def first_chat(session: AsyncSession, person_id: int) -> tuple[str, str] | None:
+    """(transport, chat id) of the person's first enrolled identity."""
+    result = await session.execute(
+        select(Identity.transport, Identity.chat_id)
+        .where(Identity.person_id == person_id)
+        .order_by(Identity.id)
+        .limit(1)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1])
 
 
 async def create_invite(
@@ -255,6 +272,56 @@ async def set_language(session: AsyncSession, person_id: int, language: str) -> 
     await session.execute(update(Person).where(Person.id == person_id).values(language=language))
 
 
+async def set_default_area(session: AsyncSession, person_id: int, area: str | None) -> None:
+    """The worker's usual area (an area id, ``"none"`` for none chosen, None: not asked)."""
+    await session.execute(update(Person).where(Person.id == person_id).values(default_area=area))
+
+
+async def get_shift_reminder(session: AsyncSession, person_id: int) -> str | None:
+    result = await session.execute(select(Person.shift_reminder).where(Person.id == person_id))
+    return result.scalar_one_or_none()
+
+
+async def set_shift_reminder(session: AsyncSession, person_id: int, at: str | None) -> None:
+    """Turn the end-of-shift reminder on at local ``"HH:MM"``, or off with None."""
+    await session.execute(update(Person).where(Person.id == person_id).values(shift_reminder=at))
+
+
+async def shift_reminder_candidates(session: AsyncSession) -> Sequence[tuple[int, str]]:
+    """(person id, "HH:MM") of everyone not revoked who wants the end-of-shift reminder."""
+    result = await session.execute(
+        select(Person.id, Person.shift_reminder).where(
+            Person.shift_reminder.is_not(None), Person.revoked_at.is_(None)
+        )
+    )
+    return [(row[0], row[1] or "") for row in result.all()]
+
+
+async def claim_shift_reminder(
+    session: AsyncSession, person_id: int, day_start: datetime, now: datetime
+) -> bool:
+    """Mark today's reminder sent; False when it was sent since ``day_start`` (by this or
+    another instance). A conditional UPDATE, like ``claim_draft_reminder``."""
+    claimed = await session.execute(
+        update(Person)
+        .where(Person.id == person_id)
+        .where((Person.shift_reminded_at.is_(None)) | (Person.shift_reminded_at < day_start))
+        .values(shift_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def logged_since(session: AsyncSession, person_id: int, since: datetime) -> bool:
+    """Whether the person saved an entry (or was on one: ``recorded_at``) since ``since``."""
+    result = await session.execute(
+        select(Observation.id)
+        .where(Observation.person_id == person_id, Observation.recorded_at >= since)
+        .limit(1)
+    )
+    return result.first() is not None
+
+
 def active_day(now: datetime) -> datetime:
     """The day ``touch_person`` records for ``now`` (midnight, in ``now``'s zone: UTC)."""
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -369,6 +436,69 @@ async def delete_draft(session: AsyncSession, person_id: int) -> None:
     await session.execute(delete(Draft).where(Draft.person_id == person_id))
 
 
+# --- drafts kept aside ---------------------------------------------------------------
+
+
+async def kept_drafts(session: AsyncSession, person_id: int) -> Sequence[KeptDraft]:
+    """The drafts a worker put aside, oldest first."""
+    result = await session.execute(
+        select(KeptDraft).where(KeptDraft.person_id == person_id).order_by(KeptDraft.id)
+    )
+    return result.scalars().all()
+
+
+async def count_kept_drafts(session: AsyncSession, person_id: int) -> int:
+    result = await session.execute(
+        select(func.count()).select_from(KeptDraft).where(KeptDraft.person_id == person_id)
+    )
+    return int(result.scalar_one())
+
+
+async def keep_draft(
+    session: AsyncSession,
+    person_id: int,
+    state: dict[str, Any],
+    transport: str,
+    chat_id: str,
+    now: datetime,
+) -> KeptDraft:
+    row = KeptDraft(
+        person_id=person_id,
+        state=state,
+        transport=transport,
+        chat_id=chat_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def take_kept_draft(session: AsyncSession, kept_id: int, person_id: int) -> KeptDraft | None:
+    """Remove and return one of the person's kept drafts (None: not theirs, or gone)."""
+    if not is_row_id(kept_id):
+        return None
+    row = await session.get(KeptDraft, kept_id, with_for_update=True)
+    if row is None or row.person_id != person_id:
+        return None
+    await session.delete(row)
+    await session.flush()
+    return row
+
+
+async def last_codes(session: AsyncSession, person_id: int) -> tuple[str, str, str] | None:
+    """Theme, group and signal of the person's newest entry still in use."""
+    result = await session.execute(
+        select(Observation.theme, Observation.population_group, Observation.signal)
+        .where(Observation.person_id == person_id, Observation.withdrawn_at.is_(None))
+        .order_by(Observation.recorded_at.desc(), Observation.id.desc())
+        .limit(1)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 async def idle_drafts(session: AsyncSession, older_than: datetime) -> Sequence[Draft]:
     """Drafts untouched since ``older_than`` whose worker has not been reminded yet."""
     result = await session.execute(
@@ -390,12 +520,13 @@ async def add_observation(session: AsyncSession, **values: Any) -> Observation:
 
 
 async def recent_observations(
-    session: AsyncSession, person_id: int, limit: int = 10
+    session: AsyncSession, person_id: int, limit: int = 10, offset: int = 0
 ) -> Sequence[Observation]:
     result = await session.execute(
         select(Observation)
         .where(Observation.person_id == person_id, Observation.withdrawn_at.is_(None))
         .order_by(Observation.recorded_at.desc(), Observation.id.desc())
+        .offset(offset)
         .limit(limit)
     )
     return result.scalars().all()

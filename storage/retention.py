@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, enrolment_guard
 from storage import held as held_texts
-from storage.models import Draft, EscalationEvent, Identity, Observation, Person
+from storage.models import Draft, EscalationEvent, Identity, KeptDraft, Observation, Person
 
 NUDGED_ROLES = ("worker", "lead")
 
@@ -86,11 +86,16 @@ async def erase_expired_answers(session: AsyncSession, cutoff: datetime) -> int:
 
 
 async def erase_stale_drafts(session: AsyncSession, cutoff: datetime) -> int:
-    """Delete drafts untouched since before ``cutoff``."""
-    result = await session.execute(
-        delete(Draft).where(Draft.updated_at < cutoff).execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    """Delete drafts untouched since before ``cutoff``, open ones and those kept aside."""
+    erased = 0
+    for model in (Draft, KeptDraft):
+        result = await session.execute(
+            delete(model)
+            .where(model.updated_at < cutoff)
+            .execution_options(synchronize_session=False)
+        )
+        erased += int(result.rowcount)  # type: ignore[attr-defined]
+    return erased
 
 
 async def run_retention(

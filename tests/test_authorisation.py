@@ -48,6 +48,7 @@ from sqlalchemy import select
 from telegram.ext import AIORateLimiter
 
 from bot.config import Config
+from flows import commands
 from flows.i18n import t
 from storage import audit, repo
 from storage.admin import revoke_person
@@ -290,7 +291,7 @@ class Matrix:
             files = [c for c in calls if c.method == "sendDocument"]
             if files:
                 exported = True
-            expected = self.refusal(role) or fi("svc.unknown_command")
+            expected = self.refusal(role) or fi("svc.unknown_command", **commands.shown("fi"))
             assert texts and texts[0] == expected, (command, texts)
         if await self.rows(AuditEvent, AuditEvent.action == audit.EXPORT):
             exported = True

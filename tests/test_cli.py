@@ -72,6 +72,18 @@ def test_terminal_chat_resumes_a_draft_after_a_restart(workdir: Path) -> None:
     assert t("fi", "ask.group") in screen  # "continue" returned to the open step
 
 
+def test_terminal_chat_shows_the_open_question_after_a_restart(workdir: Path) -> None:
+    havainto("run", cwd=workdir, stdin="Kesken jäänyt havainto\n4\n")
+    # Started again with nothing typed: the banner, then the question the draft is on,
+    # with its numbers, so that typing a number answers it.
+    screen = havainto("run", cwd=workdir, stdin="")
+    banner_end = screen.index("Ctrl-D")
+    assert screen.index(t("fi", "ask.group")) > banner_end
+    assert "1) " + t("fi", "group.children") in screen
+    screen = havainto("run", cwd=workdir, stdin="2\n")
+    assert t("fi", "ask.signal") in screen
+
+
 def test_invite_prints_the_code_alone_on_its_last_line(workdir: Path) -> None:
     config = workdir / "config.toml"
     config.write_text(

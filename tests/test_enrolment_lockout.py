@@ -86,12 +86,14 @@ async def test_five_wrong_codes_lock_the_account_for_15_minutes(
     # Another account is not affected.
     other = bot.worker(7777, language_code="sv")
     await other.say(f"/start {await bot.invite()}")
-    assert other.texts == [t("sv", "svc.welcome", team="Helsingin etsivät")]
+    welcome = t("sv", "svc.welcome", team="Helsingin etsivät")
+    assert other.texts == [f"{welcome}\n\n{t('sv', 'svc.area_ask')}"]
 
     # 15 minutes after the fifth wrong code the valid one is accepted, and the count goes.
     clock.advance(minutes=5)
     await mallory.say(f"/start {valid}")
-    assert mallory.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    welcome = fi("svc.welcome", team="Helsingin etsivät")
+    assert mallory.texts == [f"{welcome}\n\n{fi('svc.area_ask')}"]
     assert len(await bot.rows(Identity, Identity.external_id == "6666")) == 1
     assert await bot.rows(EnrolmentFailure, EnrolmentFailure.external_id == "6666") == []
 

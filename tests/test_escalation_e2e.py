@@ -174,20 +174,20 @@ async def test_status_with_text_reaches_the_worker(bot: Bot, clock: FakeClock) -
         reply_to_message=bot.fake.message(LEADER_CHAT, int(prompt.message_id or 0)),
     )
     [told] = texts_to(calls, WORKER)
-    assert f"#{number}" in told and "Työn alla" in told and answer in told
-    assert any("Työn alla" in t for t in texts_to(calls, LEADER_CHAT))
+    assert f"#{number}" in told and "Käsittelyssä" in told and answer in told
+    assert any("Käsittelyssä" in t for t in texts_to(calls, LEADER_CHAT))
     [notice_row] = await rows(bot, Notification)
     [edit] = [
         c
         for c in calls
         if c.method == "editMessageText" and str(c.message_id) == notice_row.message_ref
     ]
-    assert "Tila: Työn alla" in (edit.text or "") and answer in (edit.text or "")
+    assert "Tila: Käsittelyssä" in (edit.text or "") and answer in (edit.text or "")
     # The prompt is closed: its "Without text" button is gone.
     [closed] = [
         c for c in calls if c.method == "editMessageText" and c.message_id == prompt.message_id
     ]
-    assert buttons(closed) == [] and "Työn alla" in (closed.text or "")
+    assert buttons(closed) == [] and "Käsittelyssä" in (closed.text or "")
     # A status is an acknowledgement too: no reminders after it.
     [notice] = await rows(bot, Notification)
     assert notice.acknowledged_at == clock.now
@@ -301,7 +301,7 @@ async def test_previews_for_team_leads_and_leaders_only(bot: Bot) -> None:
     assert any(c.method == "sendPhoto" for c in calls)  # the chart of the week so far
     assert texts_to(calls, -1001) == []  # a preview is not posted to the team chat
     refused = texts_to(await bot.say(WORKER, "/viikko"), WORKER)
-    assert refused == [refused[0]] and "esihenkilöille" in refused[0]
+    assert refused == [refused[0]] and "tiiminvetäjille" in refused[0]
     calls = await bot.say(LEADER, "/kuukausi")
     assert any("Kuukausikooste" in text for text in texts_to(calls, LEADER))
     refused = texts_to(await bot.say(LEAD, "/kuukausi"), LEAD)
@@ -324,7 +324,11 @@ async def test_a_correction_to_shl48_is_notified_once(bot: Bot) -> None:
     await bot.say(WORKER, "/omat")
     await bot.press(WORKER, f"own:edit:{entry.id}")
     calls = await bot.press_value(WORKER, "save")
-    assert texts_to(calls, LEADER_CHAT) == []
+    # No new notice: the posted one is brought up to date (an edit), nothing is sent anew.
+    posted = [
+        c for c in calls if str(c.chat_id) == str(LEADER_CHAT) and c.method != "editMessageText"
+    ]
+    assert posted == []
     assert len(await rows(bot, Notification)) == 1
 
 

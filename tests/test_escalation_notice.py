@@ -41,7 +41,7 @@ def entry(**values: object) -> Observation:
 
 def test_notice_shows_the_entry_and_escapes_user_text() -> None:
     message = desk().notice(entry(), "fi")
-    assert message.text.splitlines()[0] == "⚠️ SHL § 48 -ilmoitus #42"
+    assert message.text.splitlines()[0] == "⚠️ SHL 48 § -ilmoitus #42"
     assert "Tiimi: Helsingin etsivät" in message.text
     assert "Alue: Kallio" in message.text
     assert "Asumi" in message.text and "Nuoret" in message.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,8 +38,8 @@ AREAS = (
 )
 
 
-def ctx(lang: str = "fi", nonce: str = "k1") -> FlowContext:
-    return FlowContext(lang=lang, now=NOW, areas=AREAS, nonce=nonce)
+def ctx(lang: str = "fi", nonce: str = "k1", **extra: Any) -> FlowContext:
+    return FlowContext(lang=lang, now=NOW, areas=AREAS, nonce=nonce, **extra)
 
 
 def question(result: Result) -> Message:
@@ -178,9 +179,11 @@ def test_typed_number_or_label_answers_a_choice_step() -> None:
     assert by_number.draft is not None and by_number.draft.theme == taxonomy.THEME.codes[1]
     by_label = capture.advance(by_number.draft, TextIn(label("group.older", "fi").upper()), ctx())
     assert by_label.draft is not None and by_label.draft.group == "group.older"
+    # Any other text is not dropped: the worker is asked where it goes (see below).
     unmatched = capture.advance(by_label.draft, TextIn("jotain muuta"), ctx())
-    assert unmatched.draft == by_label.draft
-    assert unmatched.replies[0].text == t("fi", "flow.use_buttons")
+    assert unmatched.draft is not None and unmatched.draft.step is Step.NEW_TEXT
+    assert unmatched.draft.pending_text == "jotain muuta"
+    assert unmatched.draft.group == "group.older" and unmatched.draft.back_step is Step.SIGNAL
 
 
 def test_bad_text_is_refused_and_the_draft_keeps_what_it_had() -> None:
@@ -316,6 +319,57 @@ def test_callback_payloads_fit_telegram_64_bytes() -> None:
             assert len(choice.data.encode()) <= 64, choice.data
 
 
+def test_a_text_at_a_choice_step_is_kept_new_or_as_the_description() -> None:
+    first = capture.advance(None, TextIn("Eka"), ctx())
+    asked = capture.advance(first.draft, TextIn("Toka"), ctx(nonce="k2"))
+    assert asked.draft is not None and asked.draft.step is Step.NEW_TEXT
+    values = [c.data.rsplit(":", 1)[1] for c in question(asked).flat_choices()]
+    assert values == ["new", "describe", "forget"]
+    # A second text before answering joins the first: none is lost.
+    joined = capture.advance(asked.draft, TextIn("lisää"), ctx())
+    assert joined.draft is not None and joined.draft.pending_text == "Toka\nlisää"
+    new = press(asked, "new", ctx(nonce="k2"))
+    assert isinstance(new.effect, capture.Keep)
+    assert new.effect.draft.description == "Eka" and new.effect.draft.step is Step.THEME
+    assert new.draft is not None and new.draft.description == "Toka" and new.draft.key == "k2"
+    described = press(asked, "describe")
+    assert described.draft is not None and described.draft.description == "Toka"
+    assert described.draft.step is Step.THEME and described.effect is None
+    # With three drafts open (two kept aside) no fourth is offered.
+    full = capture.advance(first.draft, TextIn("Toka"), ctx(kept_drafts=2))
+    assert "new" not in [c.data.rsplit(":", 1)[1] for c in question(full).flat_choices()]
+    assert (
+        capture.advance(
+            full.draft, ChoiceIn(f"d:k1:{full.draft.seq}:new"), ctx(kept_drafts=2)
+        ).effect
+        is None
+    )  # type: ignore[union-attr]
+
+
+def test_same_as_last_time_and_the_default_area() -> None:
+    last = ("theme.income", "group.older", "signal.no_service")
+    c = ctx(last_codes=last, default_area="itakeskus")
+    result = capture.advance(None, TextIn("Taas sama"), c)
+    assert result.draft is not None and result.draft.area == "itakeskus"
+    same = press(result, "same", c)
+    assert same.draft is not None and same.draft.step is Step.FREQUENCY
+    assert (same.draft.theme, same.draft.group, same.draft.signal) == last
+    # An unknown default area (removed from the config) is not filled in.
+    assert capture.advance(None, TextIn("x"), ctx(default_area="poistettu")).draft.area is None  # type: ignore[union-attr]
+
+
+def test_when_in_add_details_and_the_summary() -> None:
+    result = press(press(quick_capture(), "details"), "when")
+    assert result.draft is not None and result.draft.step is Step.WHEN
+    yesterday = press(result, "yesterday")
+    assert yesterday.draft is not None and yesterday.draft.observed_day_only
+    assert yesterday.draft.observed_at == "2026-11-22T10:00:00+00:00"
+    summary = question(press(yesterday, "done")).text
+    assert f"{t('fi', 'field.when')}: {t('fi', 'when.yesterday')}" in summary
+    typed = capture.advance(result.draft, TextIn("klo 9"), ctx())
+    assert typed.draft is not None and typed.draft.observed_at == "2026-11-23T07:00:00+00:00"
+
+
 # --- properties -------------------------------------------------------------------------
 
 
@@ -333,6 +387,15 @@ def _events(draft_keys: list[str]) -> st.SearchStrategy[Event]:
             "remove",
             "continue",
             "discard",
+            "keep",
+            "same",
+            "new",
+            "describe",
+            "forget",
+            "now",
+            "today",
+            "yesterday",
+            "when",
             "area",
             "quote",
             "kallio",

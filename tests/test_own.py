@@ -55,6 +55,42 @@ def test_the_help_shows_command_words_from_the_catalogue() -> None:
 
     for lang in LANGUAGES:
         for name, word in commands.shown(lang).items():
+            if name == "off":
+                assert word in commands.OFF_WORDS, (lang, word)
+                continue
             assert word in commands.words(name), (lang, name, word)
         help_text = t(lang, "svc.help", **commands.shown(lang))
         assert "{" not in help_text and f"/{commands.shown(lang)['new']}" in help_text
+        # Each language's help shows its own words: the Swedish one /ny, /mina, /avbryt...
+        for name in ("new", "own", "cancel", "area", "reminder", "language"):
+            assert f"/{commands.shown(lang)[name]}" in help_text, (lang, name)
+    assert "/avbryt" in t("sv", "svc.help", **commands.shown("sv"))
+    assert "/hjälp" in t("sv", "svc.unknown_command", **commands.shown("sv"))
+
+
+def test_the_list_pages_five_entries_with_their_buttons_and_show_older() -> None:
+    entries = [entry(n) for n in range(12, 7, -1)]
+    page = own.listing(entries, "fi", "24", offset=0, more=True)
+    data = [c.data for c in page.flat_choices()]
+    assert data[:2] == ["own:edit:12", "own:del:12"] and len(data) == 11
+    assert data[-1] == "own:more:5"
+    assert len(page.text.splitlines()) == 1 + 5 + 1  # title, five entries, the window note
+    last = own.listing([entry(3), entry(2, editable=False)], "fi", "24", offset=10, more=False)
+    assert [c.data for c in last.flat_choices()] == ["own:edit:3", "own:del:3"]
+    assert own.listing([], "fi", "24", offset=15).text == t("fi", "svc.own_no_more")
+
+
+def test_open_drafts_are_listed_with_continue() -> None:
+    drafts = (own.OpenDraft(own.CURRENT, "Auki oleva"), own.OpenDraft(7, "Odottava " * 10))
+    page = own.listing([entry(2)], "fi", "24", drafts)
+    lines = page.text.splitlines()
+    assert lines[0] == t("fi", "svc.own_drafts_title")
+    assert t("fi", "svc.own_draft_current") in lines[1] and "Odottava" in lines[2]
+    assert [c.data for c in page.flat_choices()][:2] == ["own:resume:0", "own:resume:7"]
+    # Drafts only, no saved entries yet.
+    only = own.listing([], "fi", "24", drafts[1:])
+    assert [c.data for c in only.flat_choices()] == ["own:resume:7"]
+    assert t("fi", "svc.own_empty") in only.text
+    # Withdrawing a saved entry is never called "Peru" in Finnish: that cancels a draft.
+    assert "Peru" not in t("fi", "button.own_withdraw", number=1)
+    assert "peru" not in t("fi", "svc.withdraw_confirm", number=1).casefold()

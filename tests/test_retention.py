@@ -18,7 +18,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.runtime.jobs import job_table, quiet_nudge_job, retention_job
 from bot.transports.base import CannotEdit, Health
 from flows.events import Message, Outbound
-from flows.i18n import t
+from flows.i18n import tn
 from storage import audit, enrolment_guard, held, repo
 from storage.db import Database
 from storage.export import iter_records
@@ -276,7 +276,7 @@ async def test_quiet_workers_get_one_nudge_in_their_language(
         assert await nudge_quiet_workers(*nudging(runtime, clock)) == 1
         [sent] = recorder.sent
         assert isinstance(sent.reply, Message)
-        assert sent.reply.text == t("en", "nudge.quiet", "datacare", days=14)
+        assert sent.reply.text == tn("en", "nudge.quiet", 14, "datacare", days=14)
         assert sent.chat_id == world.chat_ids[-1] and sent.transport == "telegram"
         assert await nudge_quiet_workers(*nudging(runtime, clock)) == 0  # one nudge, not one a day
 
@@ -286,7 +286,7 @@ async def test_quiet_workers_get_one_nudge_in_their_language(
         assert await nudge_quiet_workers(*nudging(runtime, clock)) == 2
         texts = {o.chat_id: o.reply.text for o in recorder.sent if isinstance(o.reply, Message)}
         assert set(texts) == {world.chat_ids[0], world.chat_ids[1]}
-        assert set(texts.values()) == {t("fi", "nudge.quiet", "datacare", days=14)}
+        assert set(texts.values()) == {tn("fi", "nudge.quiet", 14, "datacare", days=14)}
 
         # anna logs again, goes quiet again: a new nudge after 14 more days, not before.
         clock.advance(hours=1)

@@ -295,8 +295,11 @@ async def test_redelivered_event_has_one_effect(service: Havainto) -> None:
     assert chat.texts() == [t("fi", "ask.theme")]
     again = await chat.send(TextIn("Kaksoistoimitus"), event_id="upd-1")
     assert again == []
+    # A new delivery of the same words is a new text: kept, and the worker asked about it.
     await chat.send(TextIn("Kaksoistoimitus"), event_id="upd-2")
-    assert chat.texts()[0] == t("fi", "flow.use_buttons")
+    assert chat.texts()[0] == t(
+        "fi", "ask.new_text", open="Kaksoistoimitus", text="Kaksoistoimitus"
+    )
 
 
 async def test_idle_draft_reminded_once_and_kept(service: Havainto, clock: FakeClock) -> None:
@@ -366,7 +369,7 @@ async def test_language_switch_and_help(service: Havainto) -> None:
     assert chat.texts() == [t("sv", "svc.help", **commands.shown("sv"))]
     assert len(t("sv", "svc.help", **commands.shown("sv")).splitlines()) == 5
     await chat.send(CommandIn("unknown"))
-    assert chat.texts() == [t("sv", "svc.unknown_command")]
+    assert chat.texts() == [t("sv", "svc.unknown_command", **commands.shown("sv"))]
     await chat.send(TextIn("Observation på svenska"))
     assert chat.texts() == [t("sv", "ask.theme")]
 

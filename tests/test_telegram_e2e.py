@@ -47,6 +47,11 @@ def fi(key: str, **params: Any) -> str:
     return t("fi", key, **params)
 
 
+def first_welcome(lang: str, team: str = "Helsingin etsivät") -> str:
+    """The greeting at enrolment into a team with areas: it asks the usual area once."""
+    return f"{t(lang, 'svc.welcome', team=team)}\n\n{t(lang, 'svc.area_ask')}"
+
+
 THEME = {code: label(code, "fi") for code in ("theme.housing", "theme.income")}
 HETU = "131052-308T"
 
@@ -155,7 +160,7 @@ async def test_enrolment_with_cli_invite_and_deep_link(
 
     # Opening the deep link sends "/start CODE": a Finnish greeting with the team's name.
     await stranger.say(f"/start {code}")
-    assert stranger.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    assert stranger.texts == [first_welcome("fi")]
     (person,) = await bot.rows(Person)
     assert (person.team_id, person.role, person.language) == ("hki-etsiva", "worker", "fi")
     assert re.fullmatch(r"w-[0-9a-f]{8}", person.pseudonym)
@@ -199,17 +204,17 @@ async def test_language_hint_at_enrolment(bot: TelegramBot) -> None:
     await swede.say("hej")
     assert swede.texts == [t("sv", "svc.not_enrolled")]
     await swede.say(f"/start {await bot.invite()}")
-    assert swede.texts == [t("sv", "svc.welcome", team="Helsingin etsivät")]
+    assert swede.texts == [first_welcome("sv")]
     assert (await person_of(bot, swede)).language == "sv"
 
     german = bot.worker(601, language_code="de")
     await german.say(f"/start {await bot.invite()}")
-    assert german.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    assert german.texts == [first_welcome("fi")]
     assert (await person_of(bot, german)).language == "fi"
 
     nobody = bot.worker(602, language_code=None)
     await nobody.say(f"/start {await bot.invite()}")
-    assert nobody.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    assert nobody.texts == [first_welcome("fi")]
 
     # The stored language wins over the client's afterwards: the Swede logs in Swedish.
     swede.lang = "sv"
@@ -393,7 +398,11 @@ async def test_new_while_draft_open_asks_continue_or_discard(bot: TelegramBot) -
     for alias in ("/uusi", "/new", "/ny"):
         await anna.say(alias)
         anna.expect(fi("ask.resume"))
-        assert anna.labels() == [fi("button.continue"), fi("button.discard")]
+        assert anna.labels() == [
+            fi("button.continue"),
+            fi("button.keep_and_new"),
+            fi("button.discard"),
+        ]
     await anna.tap(fi("button.continue"))
     anna.expect(fi("ask.group"))
     state = await draft_of(bot, anna)
@@ -693,7 +702,8 @@ async def test_edits_unknown_commands_and_media(bot: TelegramBot) -> None:
 
     for command in ("/tuntematon", "/UUSI2", "/omat_kaikki"):
         await anna.say(command)
-        assert anna.texts == [fi("svc.unknown_command"), fi("ask.theme")], command
+        shown = commands.shown("fi")
+        assert anna.texts == [fi("svc.unknown_command", **shown), fi("ask.theme")], command
     assert await draft_of(bot, anna) == before
 
     for kind, extra in (

@@ -21,6 +21,8 @@ changes move nothing: 08:00 stays 08:00 local):
   for unacknowledged § 48 notices and re-posts of notices that did not get through.
 - ``delivery_retries``: every few minutes: failed digest deliveries that are due.
 - ``draft_reminders``: idle drafts.
+- ``shift_reminders``: every 5 minutes on weekdays: the end-of-shift prompts that are due
+  (a worker's ``/muistutus`` time, working days only, nothing logged that day).
 - ``retention`` (daily 03:15) and ``quiet_nudges`` (weekdays 10:00): data care, see
   ``bot.datacare``.
 - ``path_news`` (daily at ``knowledge.news_time``, 15:00): each worker hears, in one
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("havainto.scheduler")
 
 REMINDER_INTERVAL_MINUTES = 10
+SHIFT_REMINDER_MINUTES = 5
 RETRY_INTERVAL_MINUTES = 5
 PLANNER_STATISTICS_TIME = (3, 45)
 RETENTION_TIME = (3, 15)
@@ -96,6 +99,12 @@ async def delivery_retry_job(runtime: Runtime) -> None:
 
 async def draft_reminder_job(runtime: Runtime) -> None:
     outbounds = await runtime.service.remind_idle_drafts()
+    await runtime.router.deliver(outbounds)
+
+
+async def shift_reminder_job(runtime: Runtime) -> None:
+    """End-of-shift prompts due now (``Havainto.remind_shift_end``)."""
+    outbounds = await runtime.service.remind_shift_end()
     await runtime.router.deliver(outbounds)
 
 
@@ -160,6 +169,12 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
         ("escalation_check", every(schedule.escalation_check_minutes), escalation_check_job),
         ("delivery_retries", every(RETRY_INTERVAL_MINUTES), delivery_retry_job),
         ("draft_reminders", every(REMINDER_INTERVAL_MINUTES), draft_reminder_job),
+        # End-of-shift prompts (opt-in per worker, /muistutus 16:00), on working days.
+        (
+            "shift_reminders",
+            cron(day_of_week="mon-fri", minute=f"*/{SHIFT_REMINDER_MINUTES}"),
+            shift_reminder_job,
+        ),
         (
             "planner_statistics",
             cron(hour=PLANNER_STATISTICS_TIME[0], minute=PLANNER_STATISTICS_TIME[1]),

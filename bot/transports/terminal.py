@@ -72,6 +72,10 @@ class TerminalTransport:
             team = config.terminal.auto_enroll_team or config.teams[0].id
             await self.service.enrol_directly(self.name, LOCAL_USER, LOCAL_USER, team)
         self._write(_banner())
+        # After a restart the open question is shown again, with its numbers, not only the
+        # banner: the worker goes on where they were.
+        for reply in await self.service.open_question(self.name, LOCAL_USER):
+            await self.send(Outbound(self.name, LOCAL_USER, reply))
         self._task = asyncio.create_task(self._read_loop(), name="terminal-input")
 
     async def stop_receiving(self) -> None:

@@ -7,7 +7,7 @@ an outcome, each step a proposal_events row; path_notices hold the steps each
 worker who recorded or confirmed something is told about, once, in a daily batch.
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-03 15:29:33.316507
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0014"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
