@@ -459,8 +459,8 @@ class EscalationDesk:
         async with self.db.transaction() as session:
             await esc.release_notification(session, int(number))
             notice = await session.get(Notification, int(number))
-            if notice is not None:
-                event = desk.Undelivered(first=first)
+            if notice is not None and first:
+                event = desk.Undelivered(first=True)
                 told = await self.run(session, notice.observation_id, event, self.clock()) or []
         log.warning("escalation_post_failed notice=%s error=%s", number, type(error).__name__)
         await self._send_all(told, "escalation_worker_untold")
