@@ -9,6 +9,7 @@ rows and the message ids of posted prompts).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -18,8 +19,9 @@ import pytest
 from bot.config import Config
 from flows import escalation as desk
 from flows.events import ChoiceIn, Incoming, TextIn
+from flows.i18n import t
 from storage import repo
-from storage.models import Observation
+from storage.models import EscalationEvent, Observation
 from tests.conftest import FakeClock
 from tests.support.db import rows
 from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons
@@ -187,3 +189,39 @@ async def test_reminders_are_stored_as_decided(bot: Bot, clock: FakeClock) -> No
         after = await predict.load()
         assert after == predicted
         assert after.posts[0].reminders == reminded
+
+
+async def test_two_leaders_acknowledging_at_once_store_one_acknowledgement(
+    bot: Bot, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second press loses the claim, is asked again on the stored state and answered
+    "acknowledged already". On PostgreSQL the two transactions overlap for real: the
+    second one reads before the first commits and waits on its update."""
+    await bot.save_entry(WORKER, "Kaksi johtajaa kuittaa yhtä aikaa")
+    [entry] = await rows(bot.rt.db, Observation)
+    host = bot.rt.escalations
+    assert host is not None
+    predict = Predict(bot, entry.id)
+    data = f"esc:ack:{entry.id}"
+    first_event = await predict.event(in_channel(LEADER, ChoiceIn(data)))
+    second_event = await predict.event(in_channel(ADMIN, ChoiceIn(data)))
+
+    async def second() -> list[Any]:
+        async with bot.rt.db.transaction() as session:
+            return await host.run(session, entry.id, second_event, clock.now) or []
+
+    async with bot.rt.db.transaction() as session:
+        first = await host.run(session, entry.id, first_event, clock.now)
+        racing = asyncio.create_task(second())
+        await asyncio.sleep(0.3)  # the second reads and waits on the first's row lock
+    second_out = await racing
+    assert first is not None and any(o.meta.get("edit") for o in first)
+    assert [o.reply.text for o in second_out] == [
+        t("fi", "esc.already_acknowledged", domain="escalation", number=entry.id)
+    ]
+    [event] = await rows(bot.rt.db, EscalationEvent)
+    assert event.status == "acknowledged"
+    state = await predict.load()
+    assert state.acknowledged is not None
+    if bot.rt.db.dialect == "postgresql":
+        assert "escalation_race_lost" in caplog.text
