@@ -1,11 +1,12 @@
 """A worker's own entries (``/omat``): list, correct, withdraw. Pure, no I/O.
 
 The host gives the entries it read (``OwnEntry``) and the withdrawal the worker
-was last asked to confirm (``Pending``, stored between events); ``listing``
-renders the list, ``advance`` decides what a press on one of its buttons does.
+was last asked to confirm (``Pending``: the conversation's state, stored between
+events); ``listing`` renders the list, ``advance`` decides what a press on one of
+its buttons does, from what the host found about the entry it names (``Found``).
 Withdrawing takes two presses: "Withdraw #N" opens a confirmation with a fresh
 key, and only "Yes" of that very confirmation withdraws (a copied or replayed
-``own:delyes`` changes nothing).
+``own:delyes`` changes nothing); answering it, either way, closes it.
 """
 
 from __future__ import annotations
@@ -56,16 +57,28 @@ class Press:
     key: str = ""
 
 
+@dataclass(frozen=True)
+class Found:
+    """What the host found about the entry a press names."""
+
+    mine: bool = True  # it exists and is the worker's own
+    editable: bool = True  # still within the correction window, not withdrawn
+    window_hours: str = ""  # the correction window, as the "too old" answer says it
+    drafting: bool = False  # the worker has an entry (or a correction) open
+
+
 Action = Literal["edit", "withdraw", "ask", "keep", "refuse"]
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do: the action for the host, the pending withdrawal to store, the replies."""
+    """What to do: the action for the host, the pending withdrawal to store, the replies;
+    ``note`` says why a press was refused (for the log)."""
 
     action: Action
     pending: Pending | None
     replies: tuple[Message | Alert, ...] = ()
+    note: str = ""
 
 
 def parse(data: str) -> Press | None:
@@ -103,11 +116,22 @@ def listing(entries: list[OwnEntry], lang: str, window_hours: str) -> Message:
     return Message("\n".join(lines), tuple(rows))
 
 
-def advance(pending: Pending | None, press: Press, lang: str, key: str) -> Decision:
-    """A press on an own-entry button of an entry the host found editable and the
-    worker's own. ``key`` is a fresh random token for a new confirmation."""
+def advance(
+    pending: Pending | None, press: Press, lang: str, key: str, found: Found = Found()
+) -> Decision:
+    """A press on an own-entry button. ``pending`` is the confirmation the worker was
+    last asked (the state), ``key`` a fresh random token for a new confirmation,
+    ``found`` what the host found about the entry the press names."""
     number = press.number
+    if not found.mine:
+        return Decision("refuse", pending, (Alert(t(lang, "svc.not_yours")),), "not_owner")
+    if not found.editable:
+        too_old = t(lang, "svc.too_old", number=number, hours=found.window_hours)
+        return Decision("refuse", pending, (Message(too_old),), "too_old")
     if press.action == "edit":
+        if found.drafting:
+            busy = Message(t(lang, "svc.finish_draft_first"))
+            return Decision("refuse", pending, (busy,), "drafting")
         return Decision("edit", pending)
     if press.action == "del":
         asked = Pending(number, key)
@@ -122,4 +146,4 @@ def advance(pending: Pending | None, press: Press, lang: str, key: str) -> Decis
         if press.action == "delyes":
             return Decision("withdraw", None, (Message(t(lang, "svc.withdrawn", number=number)),))
         return Decision("keep", None, (Message(t(lang, "svc.kept", number=number)),))
-    return Decision("refuse", pending, (Alert(t(lang, "flow.stale_button")),))
+    return Decision("refuse", pending, (Alert(t(lang, "flow.stale_button")),), "unconfirmed")
