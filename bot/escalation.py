@@ -50,9 +50,7 @@ from storage.models import Identity, Notification, Observation, Person, Relay
 
 log = logging.getLogger("havainto.escalation")
 
-DOMAIN = desk.DOMAIN
 PREFIX = desk.PREFIX
-MAX_REPLY = desk.MAX_REPLY
 NOTICE_LEASE = timedelta(minutes=2)  # a claimed notice whose poster died goes again after this
 # A first post that failed (after the router's own retries) is tried again after these
 # pauses, by whichever instance claims it first; then the periodic check takes over.
@@ -583,9 +581,8 @@ class EscalationDesk:
             try:
                 await self.router.send_retrying(outbound)
             except Exception as error:
-                log.warning(
-                    "%s transport=%s error=%s", failure, outbound.transport, type(error).__name__
-                )
+                kind = type(error).__name__
+                log.warning(failure + " transport=%s error=%s", outbound.transport, kind)
         return len(out)
 
     async def _repost(self, session: AsyncSession, row: Notification) -> list[Outbound]:

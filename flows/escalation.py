@@ -423,6 +423,8 @@ class Refresh:
 
 @dataclass(frozen=True)
 class Send:
+    """A reply to send once the transaction is committed."""
+
     outbound: Outbound
 
 
@@ -445,7 +447,6 @@ def _note(event: str, level: Level = "info", **fields: int | str | None) -> Note
 Effect = (
     Acknowledge | SetStatus | OpenWindow | CloseWindow | Remind | AddPost | Refresh | Send | Note
 )
-CLAIMS = (Acknowledge, CloseWindow, Remind)
 
 
 @dataclass(frozen=True)
