@@ -5,7 +5,10 @@ the desk posts a notice to the leadership channel responsible for the worker's t
 on every transport the channel has. Leaders answer under it: Acknowledge, a status
 (in progress, decided, no action) with a short text for the reporter, or "Ask the
 reporter", whose question is relayed to the reporter's private chat with an Answer
-button; the reporter's answer comes back to the channel without their name.
+button; the reporter's answer comes back to the channel without their name. Only an
+enrolled leader or admin may act, only in a channel the notice was posted to, and a
+leader only for the teams they lead (``refusal``, ``leads``); anybody else is refused
+with one short sentence that only they see.
 
 ``Notice`` is everything that conversation is at one moment: where the notice is
 posted (``Post``), who acknowledged it and when, the newest status, the texts the
@@ -22,8 +25,8 @@ a due reminder, bring the posted notices up to date, send a reply, log a line).
 Effects that two processes (or two leaders pressing at once) could race on are
 *claims* (``Acknowledge``, ``CloseWindow``, ``Remind``): the host stores each with a
 conditional update, and when one finds that somebody else was first, it stops,
-loads the state again and asks ``advance`` once more. A step puts its claim before
-any other write, so nothing of a lost race is stored.
+loads the state again and asks ``advance`` once more. A claim comes before every
+write that depends on it, so nothing of a lost race is stored.
 
 The host (``bot/escalation.py``) only loads the state (``storage/escalations.py``),
 calls ``advance``, stores the effects and sends; it also renders the notice itself

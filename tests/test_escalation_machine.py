@@ -533,7 +533,7 @@ WAITS = st.integers(1, 50) | st.integers(20 * 60, 30 * 60)
 
 @seed(SEED)
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
