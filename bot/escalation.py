@@ -1,49 +1,37 @@
-"""SHL § 48 notices and leaders' answers: from a worker's entry to the leaders and back.
+"""SHL § 48 notices and leaders' answers: the I/O around ``flows.escalation``.
 
-When a worker saves an entry marked ``escalation.shl48`` (or ``escalation.leadership``)
-the ``after_save`` hook posts a notice to the leadership channel responsible for the
-team (``teams[].leadership`` -> ``leadership[]``) at once, on every transport the
-channel has. The notice shows the team, the entry number, the coded labels, the
-description and the proposed action; not the reporter (``escalation.show_reporter``
-shows their pseudonym, never a name or an account). Buttons: Acknowledge, the
-statuses (in progress, decided, no action) and "Ask the reporter".
+What the desk does, and every decision it takes, is in ``flows.escalation``: the
+notice, who may press what where, the reply windows, the relays between the
+leadership channel and the reporter, the reminders. This module is its host: for
+each event it loads the notice's conversation (``storage.escalations``), calls
+``advance``, carries out the effects in the event's one transaction and hands back
+the replies to send. When a claim finds that somebody was first (two leaders pressing
+at once, two bot processes), it loads the state again and asks once more.
 
-Leaders answer in the channel. Only an enrolled person with the role ``leader`` or
-``admin`` may press, and only in the channel the notice was posted to; anyone else
-is refused with one short sentence (and a log line with ids only). Every change is
-an ``EscalationEvent`` row (who, when, what): the audit trail, read by the digests.
+The notice is posted at once when a worker saves an escalated entry (the
+``after_save`` hook), on every transport of the leadership channel responsible for
+the team. A notice whose post failed is tried again within seconds, and by the
+periodic ``check`` after that; ``check`` also posts the reminders. Both are claimed
+with conditional updates, so several bot processes on one database never post the
+same notice or reminder twice.
 
-Texts typed by leaders arrive as *replies*: after a status button or "Ask the
-reporter" the bot posts a prompt, and the leader's reply to that prompt (Telegram
-``reply_to_message``; ``Incoming.reply_to``) is the text. Replies are what a bot
-in a group with Telegram's privacy mode receives anyway, and a reply names its
-prompt, so two leaders answering two notices at once never mix up. On a transport
-that cannot tell what a message replies to, the leader's next message in that
-channel within ``escalation.reply_window_minutes`` is taken instead. A status
-prompt also has a "Without text" button.
-
-The reporter is told at once, in their language, in their private chat: when the
-notice is acknowledged, and every status with its text. "Ask the reporter" relays
-a leader's question to the reporter with an Answer button; the reporter's next
-message is relayed back to the channel as "the reporter of #N", without their
-pseudonym or account (the anonymous channels of whistleblowing systems work the
-same way).
-
-Until a § 48 notice is acknowledged, ``check`` (a scheduled job) posts a reminder
-every ``escalation.reminder_hours``; it also re-posts a notice whose first post did
-not get through. Both are claimed with conditional updates, so several bot
-processes on one database never post the same reminder twice.
+Leaders' texts arrive as *replies* to the bot's prompts (Telegram
+``reply_to_message``; ``Incoming.reply_to``): what a bot in a group with Telegram's
+privacy mode receives anyway, and a reply names its prompt, so two leaders answering
+two notices at once never mix up. On a transport that cannot tell what a message
+replies to, the leader's next message in that channel within
+``escalation.reply_window_minutes`` counts instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,41 +40,24 @@ from bot.router import Router
 from bot.service import Clock, Havainto
 from flows import escalation as desk
 from flows.capture import Area, FlowContext, area_label
-from flows.events import Choice, ChoiceIn, Incoming, Message, Outbound, TextIn
-from flows.i18n import t
+from flows.events import ChoiceIn, Incoming, Message, Outbound, TextIn
 from flows.privacy import scrub
-from flows.taxonomy import ESCALATED_CODES as ESCALATED
-from flows.taxonomy import SHL48
+from flows.statuses import ACKNOWLEDGED
 from storage import escalations as esc
 from storage import repo
 from storage.db import Database
-from storage.models import Identity, Notification, Observation, Person
+from storage.models import Identity, Notification, Observation, Person, Relay
 
 log = logging.getLogger("havainto.escalation")
 
-DOMAIN = desk.DOMAIN
 PREFIX = desk.PREFIX
-MAX_REPLY = 1000
 NOTICE_LEASE = timedelta(minutes=2)  # a claimed notice whose poster died goes again after this
 # A first post that failed (after the router's own retries) is tried again after these
 # pauses, by whichever instance claims it first; then the periodic check takes over.
 NOTICE_RETRY_PAUSES = (2.0, 5.0, 10.0, 20.0)
-
-
-def _t(lang: str, key: str, **params: object) -> str:
-    return t(lang, key, domain=DOMAIN, **params)
-
-
-@dataclass(frozen=True)
-class _Contact:
-    """Where a reporter is reached privately, and in which language."""
-
-    transport: str
-    chat_id: str
-    language: str
-
-    def say(self, text: str, *rows: tuple[Choice, ...]) -> Outbound:
-        return Outbound(self.transport, self.chat_id, Message(text, tuple(rows)))
+# How often one event is tried on a freshly loaded state after losing a race.
+ATTEMPTS = 3
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 class EscalationDesk:
@@ -115,7 +86,16 @@ class EscalationDesk:
         if self._retries:
             await asyncio.gather(*self._retries, return_exceptions=True)
 
-    # --- configuration ---------------------------------------------------------------
+    # --- configuration, as the desk sees it ----------------------------------------------
+
+    @property
+    def rules(self) -> desk.Rules:
+        settings = self.config.escalation
+        return desk.Rules(
+            reply_window=timedelta(minutes=settings.reply_window_minutes),
+            reminder_hours=settings.reminder_hours,
+            zone=self.config.timezone,
+        )
 
     def channel_for_team(self, team_id: str) -> LeadershipChannelConfig | None:
         team = self.config.team(team_id)
@@ -123,17 +103,41 @@ class EscalationDesk:
             return None
         return self.config.leadership_channel(team.leadership)
 
-    def _channel_at(self, transport: str, chat_id: str) -> LeadershipChannelConfig | None:
-        return self.config.leadership_at(transport, chat_id)
+    @staticmethod
+    def _leadership(channel: LeadershipChannelConfig | None) -> desk.Leadership | None:
+        if channel is None:
+            return None
+        chats = tuple(channel.chat_targets())
+        return desk.Leadership(channel.id, channel.name, channel.region, channel.language, chats)
 
-    @property
-    def _window(self) -> timedelta:
-        return timedelta(minutes=self.config.escalation.reply_window_minutes)
+    def _language_at(self, transport: str, chat_id: str) -> str:
+        channel = self.config.leadership_at(transport, chat_id)
+        return channel.language if channel else "fi"
 
-    # --- the notice --------------------------------------------------------------------
+    def _channel_language(self, channel_id: str) -> str:
+        channel = self.config.leadership_channel(channel_id)
+        return channel.language if channel else "fi"
 
-    def _when(self, moment: datetime, lang: str) -> str:
-        return format_datetime(moment, "d.M.yyyy HH:mm", tzinfo=self.zone, locale=lang)
+    def _place(self, incoming: Incoming, member: repo.Member | None) -> desk.Place:
+        if incoming.is_private:
+            language = member.language if member else "fi"
+        else:
+            language = self._language_at(incoming.transport, incoming.chat_id)
+        return desk.Place(incoming.transport, incoming.chat_id, language, incoming.is_private)
+
+    def _actor(self, member: repo.Member | None, place: desk.Place) -> desk.Actor:
+        if member is None:
+            return desk.Actor(language=place.language)
+        return desk.Actor(
+            person=member.person_id,
+            role=member.role,
+            revoked=member.revoked,
+            language=member.language,
+            chat=member.chat_id,
+            channel=self._leadership(self.channel_for_team(member.team_id)),
+        )
+
+    # --- the notice ------------------------------------------------------------------------
 
     def notice(
         self,
@@ -157,7 +161,7 @@ class EscalationDesk:
             escalation=entry.escalation,
             team=team.name if team else entry.team_id,
             codes=(entry.theme, entry.population_group, entry.signal),
-            observed=self._when(entry.observed_at, lang),
+            observed=desk.when(entry.observed_at, self.config.timezone, lang),
             # Read back out of storage: scrubbed like every read-out (rows older than
             # the guard).
             description=scrub(entry.description or "-"),
@@ -171,130 +175,126 @@ class EscalationDesk:
         )
         return desk.notice(facts, lang)
 
-    async def _notice_state(
-        self, session: AsyncSession, entry: Observation, lang: str
-    ) -> dict[str, str | None]:
-        """The parts of a notice that change: reporter, acknowledgement and status."""
+    async def _render(
+        self,
+        session: AsyncSession,
+        entry: Observation,
+        state: desk.Notice,
+        lang: str,
+        reminder: float | None = None,
+    ) -> Message:
+        """The notice as ``state`` has it, in ``lang``."""
         reporter: str | None = None
         if self.config.escalation.show_reporter:
             member = await repo.find_member_by_person(session, entry.person_id)
             reporter = member.pseudonym if member else None
         acknowledged: str | None = None
-        rows = await esc.notifications_for(session, entry.id)
-        first = next((r for r in rows if r.acknowledged_at is not None), None)
-        if first is not None and first.acknowledged_at is not None:
+        if (ack := state.acknowledged) is not None:
             by = None
-            if first.acknowledged_by is not None:
-                by = await repo.find_member_by_person(session, first.acknowledged_by)
-            who = f"{_t(lang, f'role.{by.role}')} {by.pseudonym}" if by else _t(lang, "role.leader")
-            acknowledged = _t(
-                lang, "esc.acknowledged_by", who=who, when=self._when(first.acknowledged_at, lang)
+            if ack.person is not None:
+                by = await repo.find_member_by_person(session, ack.person)
+            acknowledged = desk.acknowledged_line(
+                lang,
+                ack.at,
+                self.config.timezone,
+                by.role if by else None,
+                by.pseudonym if by else None,
             )
-        events = await esc.events_for(session, entry.id)
-        latest = events[-1] if events else None
-        return {
-            "reporter": reporter,
-            "acknowledged": acknowledged,
-            "status": latest.status if latest else "open",
-            "status_text": latest.text if latest else None,
-        }
-
-    async def _render_notice(
-        self, session: AsyncSession, entry: Observation, lang: str, reminder: float | None = None
-    ) -> Message:
-        state = await self._notice_state(session, entry, lang)
         return self.notice(
             entry,
             lang,
-            reporter=state["reporter"],
-            status=state["status"] or "open",
-            status_text=state["status_text"],
-            acknowledged=state["acknowledged"],
+            reporter=reporter,
+            status=state.status,
+            status_text=state.status_text,
+            acknowledged=acknowledged,
             reminder_hours=reminder,
         )
 
-    async def _refresh_notices(self, session: AsyncSession, entry: Observation) -> list[Outbound]:
-        """Edits that bring every posted notice of the entry up to date."""
-        out: list[Outbound] = []
-        for row in await esc.notifications_for(session, entry.id):
-            if row.message_ref is None:
-                continue
-            channel = self.config.leadership_channel(row.channel)
-            lang = channel.language if channel else "fi"
-            message = await self._render_notice(session, entry, lang)
-            out.append(Outbound(row.transport, row.chat_id, message, {"edit": row.message_ref}))
-        return out
-
-    # --- saving an escalated entry -----------------------------------------------------
-
-    async def on_saved(
-        self, session: AsyncSession, entry: Observation, member: repo.Member
+    async def _edits(
+        self,
+        session: AsyncSession,
+        entry: Observation,
+        state: desk.Notice,
+        posts: Iterable[desk.Post],
     ) -> list[Outbound]:
-        if entry.escalation not in ESCALATED:
-            return []
-        if await esc.notifications_for(session, entry.id):
-            # A correction of an entry posted already: no new notice, the posted one is
-            # edited to show the corrected entry, and the worker is told so, once.
-            text = _t(member.language, "esc.worker_updated", number=entry.id)
-            log.info("escalation_updated id=%s", entry.id)
-            worker = Outbound(entry.transport, member.chat_id, Message(text))
-            return [*await self._refresh_notices(session, entry), worker]
-        lang = member.language
-        channel = self.channel_for_team(entry.team_id)
-        targets = channel.chat_targets() if channel is not None else []
-        if channel is None or not targets:
-            log.error("escalation_undeliverable id=%s reason=no_channel", entry.id)
-            return [
-                Outbound(
-                    entry.transport, member.chat_id, Message(_t(lang, "esc.worker_no_channel"))
-                )
-            ]
-        now = self.clock()
         out: list[Outbound] = []
-        for transport, chat_id in targets:
-            # A transport this process does not run is left unclaimed: the escalation
-            # check of an instance that runs it posts the notice within a minute.
-            here = transport in self.router.transports
-            row = await esc.add_notification(
-                session, entry.id, channel.id, entry.escalation, transport, chat_id, now, here
-            )
-            if not here:
-                log.info("escalation_left id=%s transport=%s", entry.id, transport)
-                continue
-            notice = await self._render_notice(session, entry, channel.language)
-            meta = {"track": f"notice:{row.id}", "first": "1"}
-            out.append(Outbound(transport, chat_id, notice, meta))
-        log.info(
-            "escalation_posted id=%s kind=%s channel=%s", entry.id, entry.escalation, channel.id
-        )
-        if not out:
-            # Only another instance can post it: the worker hears when it got through.
-            text = self._worker_pending(entry, lang)
-            out.append(Outbound(entry.transport, member.chat_id, Message(text)))
+        for post in posts:
+            message = await self._render(session, entry, state, post.language)
+            out.append(Outbound(post.transport, post.chat_id, message, {"edit": post.ref or ""}))
         return out
+
+    async def refresh_notices(self, session: AsyncSession, entry: Observation) -> list[Outbound]:
+        """Edits that bring every posted notice of the entry up to date (after the entry
+        itself changed, e.g. a correction)."""
+        state = await self.load(session, entry)
+        return await self._edits(session, entry, state, state.editable_posts())
+
+    # --- the conversation's state ----------------------------------------------------------
+
+    async def load(self, session: AsyncSession, entry: Observation) -> desk.Notice:
+        """The conversation about ``entry`` as storage and the config have it now."""
+        rows = await esc.notifications_for(session, entry.id)
+        relays = await esc.relays_for(session, entry.id)
+        status, status_text = await esc.latest_status(session, entry.id)
+        first = next((r for r in rows if r.acknowledged_at is not None), None)
+        acknowledged = None
+        if first is not None and first.acknowledged_at is not None:
+            acknowledged = desk.Acknowledgement(first.acknowledged_by, first.acknowledged_at)
+        team = self.config.team(entry.team_id)
+        return desk.Notice(
+            number=entry.id,
+            escalation=entry.escalation,
+            reporter_person=entry.person_id,
+            reporter=await self._reporter(session, entry),
+            responsible=self._leadership(self.channel_for_team(entry.team_id)),
+            team_region=team.region if team else None,
+            posts=tuple(self._post(row) for row in rows),
+            acknowledged=acknowledged,
+            status=status,
+            status_text=status_text,
+            windows=tuple(self._window(r) for r in relays if r.answered_at is None),
+            questions=tuple(
+                desk.Question(
+                    r.id, r.transport, r.chat_id, self._language_at(r.transport, r.chat_id)
+                )
+                for r in relays
+                if r.kind == "question" and r.answered_at is not None
+            ),
+            withdrawn=entry.withdrawn_at is not None,
+        )
+
+    def _post(self, row: Notification) -> desk.Post:
+        return desk.Post(
+            id=row.id,
+            transport=row.transport,
+            chat_id=row.chat_id,
+            kind=row.kind,
+            channel=row.channel,
+            language=self._channel_language(row.channel),
+            ref=row.message_ref,
+            sent_at=row.sent_at,
+            last_reminded=row.last_reminded_at,
+            reminders=row.reminders,
+        )
 
     @staticmethod
-    def _worker_pending(entry: Observation, lang: str) -> str:
-        kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        return _t(lang, f"esc.worker_pending.{kind}", number=entry.id)
-
-    async def _worker_sent(self, session: AsyncSession, entry: Observation) -> Outbound | None:
-        """The reporter's "it reached leadership", said once the platform took the notice."""
-        reporter = await self._reporter(session, entry)
-        channel = self.channel_for_team(entry.team_id)
-        if reporter is None or channel is None:
-            return None
-        kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        text = _t(
-            reporter.language, f"esc.worker_sent.{kind}", number=entry.id, channel=channel.name
+    def _window(row: Relay) -> desk.Window:
+        return desk.Window(
+            id=row.id,
+            kind=cast(desk.WindowKind, row.kind),
+            person=row.person_id,
+            transport=row.transport,
+            chat_id=row.chat_id,
+            opened=row.created_at,
+            status=row.status,
+            prompt_ref=row.prompt_ref,
+            question=row.parent_id,
         )
-        return reporter.say(text)
 
-    async def _reporter(self, session: AsyncSession, entry: Observation) -> _Contact | None:
+    async def _reporter(self, session: AsyncSession, entry: Observation) -> desk.Contact | None:
         """The reporter's private chat: on the transport of the entry when they still use it."""
         person = await session.get(Person, entry.person_id)
         if person is None or person.revoked_at is not None:
-            log.info("reporter_unreachable id=%s", entry.id)
             return None
         identity = (
             (
@@ -308,30 +308,143 @@ class EscalationDesk:
             .first()
         )
         if identity is None:
-            log.info("reporter_unreachable id=%s", entry.id)
             return None
-        return _Contact(identity.transport, identity.chat_id, person.language)
+        return desk.Contact(identity.transport, identity.chat_id, person.language)
 
-    # --- the sent hook -------------------------------------------------------------------
+    # --- one event: load, advance, store, hand back the replies ----------------------------
+
+    async def run(
+        self, session: AsyncSession, number: int | None, event: desk.Event, now: datetime
+    ) -> list[Outbound] | None:
+        """``event`` on the conversation about entry ``number``; the replies to send, or
+        None when the event is not the desk's business."""
+        out: list[Outbound] = []
+        lost = False
+        for _ in range(ATTEMPTS):
+            entry = await repo.get_observation(session, number) if number is not None else None
+            state = await self.load(session, entry) if entry is not None else None
+            step = desk.advance(state, event, now, self.rules)
+            if not step.handled:
+                return out if lost else None
+            done, sent = await self._store(session, entry, step, now)
+            out += sent
+            if done:
+                return out
+            lost = True  # somebody was first: ask again on what is stored now
+            log.info("escalation_race_lost id=%s", number)
+        return out
+
+    async def _store(
+        self, session: AsyncSession, entry: Observation | None, step: desk.Step, now: datetime
+    ) -> tuple[bool, list[Outbound]]:
+        """Carry out ``step``'s effects in order; False (and what was done) on a lost claim."""
+        out: list[Outbound] = []
+        for effect in step.effects:
+            if isinstance(effect, desk.Send):
+                out.append(effect.outbound)
+            elif isinstance(effect, desk.Note):
+                names = "".join(f" {name}=%s" for name, _ in effect.fields)
+                log.log(LEVELS[effect.level], effect.event + names, *(v for _, v in effect.fields))
+            else:
+                assert entry is not None and step.state is not None
+                if not await self._write(session, entry, step.state, effect, now, out):
+                    return False, out
+        return True, out
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        entry: Observation,
+        state: desk.Notice,
+        effect: desk.Effect,
+        now: datetime,
+        out: list[Outbound],
+    ) -> bool:
+        """One effect that touches storage (and the replies it makes); False: lost claim."""
+        if isinstance(effect, desk.Acknowledge):
+            if not await esc.acknowledge(session, entry.id, effect.person, now):
+                return False
+            await esc.add_event(session, entry.id, ACKNOWLEDGED, now, effect.person)
+        elif isinstance(effect, desk.SetStatus):
+            await esc.add_event(session, entry.id, effect.status, now, effect.person, effect.text)
+            await esc.acknowledge(session, entry.id, effect.person, now)
+        elif isinstance(effect, desk.CloseWindow):
+            return await esc.close_relay(session, effect.window, now)
+        elif isinstance(effect, desk.OpenWindow):
+            window = effect.window
+            relay = await esc.open_relay(
+                session,
+                observation_id=entry.id,
+                kind=window.kind,
+                status=window.status,
+                person_id=window.person,
+                transport=window.transport,
+                chat_id=window.chat_id,
+                now=window.opened,
+                parent_id=window.question,
+            )
+            if (prompt := effect.prompt_for(relay.id)) is not None:
+                log.info(
+                    "escalation_prompt id=%s kind=%s relay=%s", entry.id, window.kind, relay.id
+                )
+                out.append(prompt)
+        elif isinstance(effect, desk.Remind):
+            post = effect.post
+            if not await esc.claim_reminder(session, post.id, post.reminders, now):
+                return False
+            message = await self._render(session, entry, state, post.language, effect.hours)
+            out.append(Outbound(post.transport, post.chat_id, message))
+            log.info(
+                "escalation_reminded id=%s notice=%s count=%s",
+                entry.id,
+                post.id,
+                post.reminders + 1,
+            )
+        elif isinstance(effect, desk.AddPost):
+            post = effect.post
+            row = await esc.add_notification(
+                session,
+                entry.id,
+                post.channel,
+                post.kind,
+                post.transport,
+                post.chat_id,
+                now,
+                effect.send,
+            )
+            if effect.send:
+                message = await self._render(session, entry, state, post.language)
+                meta = {"track": f"notice:{row.id}", "first": "1"}
+                out.append(Outbound(post.transport, post.chat_id, message, meta))
+        elif isinstance(effect, desk.Refresh):
+            out += await self._edits(session, entry, state, effect.posts)
+        return True
+
+    # --- saving an escalated entry, and how its posts fared ---------------------------------
+
+    async def on_saved(
+        self, session: AsyncSession, entry: Observation, member: repo.Member
+    ) -> list[Outbound]:
+        if not desk.escalated(entry.escalation):
+            return []  # most entries: nothing to load
+        worker = desk.Place(entry.transport, member.chat_id, member.language, private=True)
+        event = desk.Escalate(frozenset(self.router.transports), worker)
+        return await self.run(session, entry.id, event, self.clock()) or []
 
     async def on_sent(self, outbound: Outbound, ref: str | None) -> None:
         kind, _, number = outbound.meta.get("track", "").partition(":")
         if not number.isdigit():
             return
-        told: Outbound | None = None
+        told: list[Outbound] = []
         async with self.db.transaction() as session:
             if kind == "notice":
-                first = await esc.mark_notification_sent(session, int(number), ref, self.clock())
-                entry = await repo.get_observation(session, first) if first else None
-                if entry is not None:
-                    told = await self._worker_sent(session, entry)
+                now = self.clock()
+                first = await esc.mark_notification_sent(session, int(number), ref, now)
+                if first is not None:
+                    told = await self.run(session, first, desk.Delivered(first=True), now) or []
             elif kind == "relay":
                 await esc.set_prompt_ref(session, int(number), ref)
-        if told is not None:
-            try:
-                await self.router.send_retrying(told)
-            except Exception as error:
-                log.warning("escalation_worker_untold error=%s", type(error).__name__)
+        await self._send_all(told, "escalation_worker_untold")
 
     async def on_failed(self, outbound: Outbound, error: BaseException) -> None:
         """A notice the platform did not take: free its claim, tell the worker it is on its
@@ -339,22 +452,17 @@ class EscalationDesk:
         kind, _, number = outbound.meta.get("track", "").partition(":")
         if kind != "notice" or not number.isdigit():
             return
-        pending: Outbound | None = None
+        first = bool(outbound.meta.get("first"))
+        told: list[Outbound] = []
         async with self.db.transaction() as session:
             await esc.release_notification(session, int(number))
             notice = await session.get(Notification, int(number))
-            if outbound.meta.get("first") and notice is not None:
-                entry = await repo.get_observation(session, notice.observation_id)
-                reporter = await self._reporter(session, entry) if entry else None
-                if entry is not None and reporter is not None:
-                    pending = reporter.say(self._worker_pending(entry, reporter.language))
+            if notice is not None and first:
+                event = desk.Undelivered(first=True)
+                told = await self.run(session, notice.observation_id, event, self.clock()) or []
         log.warning("escalation_post_failed notice=%s error=%s", number, type(error).__name__)
-        if pending is not None:
-            try:
-                await self.router.send_retrying(pending)
-            except Exception as told_error:
-                log.warning("escalation_worker_untold error=%s", type(told_error).__name__)
-        if outbound.meta.get("first"):
+        await self._send_all(told, "escalation_worker_untold")
+        if first:
             task = asyncio.create_task(self._retry_unsent())
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
@@ -368,7 +476,7 @@ class EscalationDesk:
             except Exception:
                 log.exception("escalation_retry_failed")
 
-    # --- leadership channels -----------------------------------------------------------
+    # --- leadership channels and the reporter's private chat --------------------------------
 
     async def on_group_event(
         self,
@@ -378,300 +486,31 @@ class EscalationDesk:
         now: datetime,
     ) -> list[Outbound] | None:
         event = incoming.event
+        place = self._place(incoming, member)
         if isinstance(event, ChoiceIn) and event.data.startswith(PREFIX + ":"):
             if incoming.event_id is not None and not await repo.first_time_seen(
                 session, incoming.transport, incoming.event_id, now
             ):
                 return []
-            return await self._channel_choice(session, incoming, member, now, event.data)
+            press = desk.parse(event.data)
+            number = await self._entry_of(session, press)
+            pressed = desk.Pressed(press, self._actor(member, place), place)
+            return await self.run(session, number, pressed, now) or []
         if isinstance(event, TextIn) and member is not None:
-            return await self._channel_text(session, incoming, member, now, event.text)
+            relay = await esc.find_awaited_reply(
+                session,
+                incoming.transport,
+                incoming.chat_id,
+                member.person_id,
+                incoming.reply_to,
+                self.rules.open_since(now),
+                ("status", "question"),
+            )
+            if relay is None:
+                return None  # ordinary talk in the channel: not the bot's business
+            typed = desk.Typed(event.text, self._actor(member, place), place, incoming.reply_to)
+            return await self.run(session, relay.observation_id, typed, now)
         return None
-
-    def _lang(self, incoming: Incoming, member: repo.Member | None) -> str:
-        if member is not None:
-            return member.language
-        channel = self._channel_at(incoming.transport, incoming.chat_id)
-        return channel.language if channel else "fi"
-
-    def _say(self, incoming: Incoming, text: str) -> list[Outbound]:
-        return [Outbound(incoming.transport, incoming.chat_id, Message(text))]
-
-    async def _authorise(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member | None,
-        observation_id: int,
-    ) -> str | None:
-        """None when ``member`` may answer about the entry here; else the refusal reason."""
-        rows = await esc.notifications_for(session, observation_id)
-        posted_here = any(
-            r.transport == incoming.transport and r.chat_id == incoming.chat_id for r in rows
-        )
-        entry = await repo.get_observation(session, observation_id)
-        leads = member is not None and entry is not None and self.leads(member, entry.team_id)
-        return desk.refusal(
-            member.role if member else None,
-            member.revoked if member else False,
-            posted_here,
-            leads,
-        )
-
-    def leads(self, member: repo.Member, team_id: str) -> bool:
-        """Whether ``member`` may act on the notices of ``team_id``.
-
-        An administrator may act on every notice. A leader acts on the notices of the
-        teams whose leadership channel is their own team's, or whose region they lead:
-        their own team's leadership channel covers that region (an organisation-wide
-        channel, with no region, covers every region).
-        """
-        if member.role == "admin":
-            return True
-        own = self.channel_for_team(member.team_id)
-        if own is None:
-            return False
-        theirs = self.channel_for_team(team_id)
-        if theirs is not None and theirs.id == own.id:
-            return True
-        team = self.config.team(team_id)
-        return not own.region or (team is not None and team.region == own.region)
-
-    def _refuse(
-        self, incoming: Incoming, member: repo.Member | None, reason: str, observation_id: int
-    ) -> list[Outbound]:
-        log.warning(
-            "escalation_refused id=%s reason=%s person=%s",
-            observation_id,
-            reason,
-            member.person_id if member else "-",
-        )
-        text = _t(self._lang(incoming, member), f"esc.refused.{reason}")
-        return self._alert(incoming, member, text)
-
-    @staticmethod
-    def _alert(incoming: Incoming, member: repo.Member | None, text: str) -> list[Outbound]:
-        """Said to the presser alone: one member's presses never flood the channel."""
-        return [Havainto.alert(incoming, member, text)]
-
-    async def _channel_choice(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member | None,
-        now: datetime,
-        data: str,
-    ) -> list[Outbound]:
-        press = desk.parse(data)
-        lang = self._lang(incoming, member)
-        if press is not None and press.action == "nt":
-            return await self._status_without_text(session, incoming, member, now, press.number)
-        valid = press is not None and press.action in ("ack", "ask", "st")
-        entry = await repo.get_observation(session, press.number) if press and valid else None
-        if press is None or entry is None or entry.escalation not in ESCALATED:
-            log.warning("escalation_choice_refused reason=stale")
-            return self._alert(incoming, member, _t(lang, "esc.stale"))
-        reason = await self._authorise(session, incoming, member, entry.id)
-        if reason is not None:
-            return self._refuse(incoming, member, reason, entry.id)
-        assert member is not None
-        if press.action == "ack":
-            return await self._acknowledge(session, incoming, member, now, entry)
-        kind = "status" if press.action == "st" else "question"
-        relay = await esc.open_relay(
-            session,
-            observation_id=entry.id,
-            kind=kind,
-            status=press.status,
-            person_id=member.person_id,
-            transport=incoming.transport,
-            chat_id=incoming.chat_id,
-            now=now,
-        )
-        minutes = self.config.escalation.reply_window_minutes
-        if kind == "status":
-            text = _t(
-                lang,
-                "esc.status_prompt",
-                number=entry.id,
-                status=_t(lang, f"status.{press.status}"),
-                minutes=minutes,
-            )
-            choices: tuple[tuple[Choice, ...], ...] = (
-                (Choice(_t(lang, "button.without_text"), f"{PREFIX}:nt:{relay.id}"),),
-            )
-        else:
-            text = _t(lang, "esc.question_prompt", number=entry.id, minutes=minutes)
-            choices = ()
-        log.info("escalation_prompt id=%s kind=%s relay=%s", entry.id, kind, relay.id)
-        prompt = Message(text, choices, ref=f"relay:{relay.id}")
-        return [
-            Outbound(incoming.transport, incoming.chat_id, prompt, {"track": f"relay:{relay.id}"})
-        ]
-
-    async def _acknowledge(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        now: datetime,
-        entry: Observation,
-    ) -> list[Outbound]:
-        if not await esc.acknowledge(session, entry.id, member.person_id, now):
-            text = _t(member.language, "esc.already_acknowledged", number=entry.id)
-            return self._alert(incoming, member, text)
-        await esc.add_event(session, entry.id, "acknowledged", now, member.person_id)
-        log.info("escalation_acknowledged id=%s person=%s", entry.id, member.person_id)
-        out = await self._refresh_notices(session, entry)
-        if not out:  # the notice could not be edited (no message id): say it in the channel
-            lang = self._lang(incoming, None)
-            out = self._say(incoming, _t(lang, "esc.acknowledged_here", number=entry.id))
-        reporter = await self._reporter(session, entry)
-        if reporter is not None:
-            when = self._when(now, reporter.language)
-            text = _t(reporter.language, "esc.worker_acknowledged", number=entry.id, when=when)
-            out.append(reporter.say(text))
-        return out
-
-    async def _record_status(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        now: datetime,
-        entry: Observation,
-        status: str,
-        text: str | None,
-        prompt_ref: str | None,
-    ) -> list[Outbound]:
-        """Store a status with its text, count it as acknowledgement, tell everyone."""
-        await esc.add_event(session, entry.id, status, now, member.person_id, text)
-        await esc.acknowledge(session, entry.id, member.person_id, now)
-        log.info("escalation_status id=%s status=%s person=%s", entry.id, status, member.person_id)
-        lang = self._lang(incoming, None)
-        out = await self._refresh_notices(session, entry)
-        saved = _t(lang, "esc.status_saved", number=entry.id, status=_t(lang, f"status.{status}"))
-        out += self._close_prompt(incoming, prompt_ref, saved)
-        reporter = await self._reporter(session, entry)
-        if reporter is not None:
-            wlang = reporter.language
-            body = _t(
-                wlang, "esc.worker_status", number=entry.id, status=_t(wlang, f"status.{status}")
-            )
-            if text:
-                body += "\n" + _t(wlang, "esc.worker_status_text", text=text)
-            out.append(reporter.say(body))
-        return out
-
-    async def _status_without_text(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member | None,
-        now: datetime,
-        relay_id: int,
-    ) -> list[Outbound]:
-        relay = await esc.get_relay(session, relay_id)
-        lang = self._lang(incoming, member)
-        if (
-            relay is None
-            or relay.kind != "status"
-            or relay.status is None
-            or (relay.transport, relay.chat_id) != (incoming.transport, incoming.chat_id)
-        ):
-            return self._alert(incoming, member, _t(lang, "esc.stale"))
-        reason = await self._authorise(session, incoming, member, relay.observation_id)
-        if reason is not None:
-            return self._refuse(incoming, member, reason, relay.observation_id)
-        assert member is not None
-        if not await esc.close_relay(session, relay.id, now):
-            return self._alert(incoming, member, _t(lang, "esc.stale"))
-        entry = await repo.get_observation(session, relay.observation_id)
-        assert entry is not None
-        return await self._record_status(
-            session, incoming, member, now, entry, relay.status, None, relay.prompt_ref
-        )
-
-    async def _channel_text(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        now: datetime,
-        text: str,
-    ) -> list[Outbound] | None:
-        relay = await esc.find_awaited_reply(
-            session,
-            incoming.transport,
-            incoming.chat_id,
-            member.person_id,
-            incoming.reply_to,
-            now - self._window,
-            ("status", "question"),
-        )
-        if relay is None:
-            return None  # ordinary talk in the channel: not the bot's business
-        reason = await self._authorise(session, incoming, member, relay.observation_id)
-        if reason is not None:
-            return self._refuse(incoming, member, reason, relay.observation_id)
-        lang = member.language
-        text = text.strip()
-        if not text:
-            return []
-        if len(text) > MAX_REPLY:
-            return self._say(incoming, _t(lang, "esc.too_long", limit=MAX_REPLY, length=len(text)))
-        if not await esc.close_relay(session, relay.id, now):
-            return []
-        entry = await repo.get_observation(session, relay.observation_id)
-        assert entry is not None
-        if relay.kind == "status":
-            assert relay.status is not None
-            return await self._record_status(
-                session, incoming, member, now, entry, relay.status, text, relay.prompt_ref
-            )
-        return await self._relay_question(
-            session, incoming, member, entry, relay.id, text, relay.prompt_ref
-        )
-
-    async def _relay_question(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        entry: Observation,
-        relay_id: int,
-        question: str,
-        prompt_ref: str | None,
-    ) -> list[Outbound]:
-        channel_lang = self._lang(incoming, None)
-        reporter = await self._reporter(session, entry)
-        if reporter is None:
-            return self._say(
-                incoming, _t(channel_lang, "esc.reporter_unreachable", number=entry.id)
-            )
-        wlang = reporter.language
-        kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        to_worker = reporter.say(
-            _t(wlang, f"esc.question_to_worker.{kind}", number=entry.id, question=question),
-            (Choice(_t(wlang, "button.answer"), f"{PREFIX}:ans:{relay_id}"),),
-        )
-        log.info(
-            "escalation_question id=%s relay=%s person=%s", entry.id, relay_id, member.person_id
-        )
-        return [
-            to_worker,
-            *self._close_prompt(
-                incoming, prompt_ref, _t(channel_lang, "esc.question_sent", number=entry.id)
-            ),
-        ]
-
-    @staticmethod
-    def _close_prompt(incoming: Incoming, prompt_ref: str | None, text: str) -> list[Outbound]:
-        """The prompt's answer is in: replace the prompt (and its button) with ``text``."""
-        meta = {"edit": prompt_ref} if prompt_ref else {}
-        return [Outbound(incoming.transport, incoming.chat_id, Message(text), meta)]
-
-    # --- the reporter's private chat -------------------------------------------------------
 
     async def on_private_event(
         self,
@@ -683,90 +522,35 @@ class EscalationDesk:
         if member is None:
             return None
         event = incoming.event
+        place = self._place(incoming, member)
         if isinstance(event, ChoiceIn) and event.data.startswith(PREFIX + ":"):
-            return await self._answer_button(session, incoming, member, now, event.data)
+            press = desk.parse(event.data)
+            number = (
+                await self._entry_of(session, press) if press and press.action == "ans" else None
+            )
+            pressed = desk.Pressed(press, self._actor(member, place), place)
+            return await self.run(session, number, pressed, now) or []
         if isinstance(event, TextIn):
-            pending = await esc.pending_answer(session, member.person_id, now - self._window)
-            if pending is not None:
-                return await self._relay_answer(
-                    session, incoming, member, now, pending.id, event.text
-                )
+            pending = await esc.pending_answer(
+                session, member.person_id, self.rules.open_since(now)
+            )
+            if pending is None:
+                return None
+            typed = desk.Typed(event.text, self._actor(member, place), place)
+            return await self.run(session, pending.observation_id, typed, now)
         return None
 
-    async def _answer_button(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        now: datetime,
-        data: str,
-    ) -> list[Outbound]:
-        press = desk.parse(data)
-        lang = member.language
-        question = (
-            await esc.get_relay(session, press.number)
-            if press is not None and press.action == "ans" and repo.is_row_id(press.number)
-            else None
-        )
-        entry = (
-            await repo.get_observation(session, question.observation_id)
-            if question is not None and question.kind == "question"
-            else None
-        )
-        if question is None or entry is None:
-            return self._alert(incoming, member, _t(lang, "esc.stale"))
-        if entry.person_id != member.person_id:
-            log.warning("escalation_refused id=%s reason=not_reporter", entry.id)
-            return self._alert(incoming, member, _t(lang, "esc.stale"))
-        await esc.open_relay(
-            session,
-            observation_id=entry.id,
-            kind="answer",
-            person_id=member.person_id,
-            transport=incoming.transport,
-            chat_id=incoming.chat_id,
-            now=now,
-            parent_id=question.id,
-        )
-        minutes = self.config.escalation.reply_window_minutes
-        return self._say(incoming, _t(lang, "esc.answer_prompt", number=entry.id, minutes=minutes))
+    @staticmethod
+    async def _entry_of(session: AsyncSession, press: desk.Press | None) -> int | None:
+        """The entry a press is about: named by the button, or by the relay it names."""
+        if press is None:
+            return None
+        if press.action in ("nt", "ans"):
+            relay = await esc.get_relay(session, press.number)
+            return relay.observation_id if relay is not None else None
+        return press.number if repo.is_row_id(press.number) else None
 
-    async def _relay_answer(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        now: datetime,
-        relay_id: int,
-        text: str,
-    ) -> list[Outbound]:
-        lang = member.language
-        text = text.strip()
-        if not text:
-            return self._say(incoming, _t(lang, "esc.answer_empty"))
-        if len(text) > MAX_REPLY:
-            return self._say(incoming, _t(lang, "esc.too_long", limit=MAX_REPLY, length=len(text)))
-        relay = await esc.get_relay(session, relay_id)
-        question = (
-            await esc.get_relay(session, relay.parent_id) if relay and relay.parent_id else None
-        )
-        if relay is None or question is None or not await esc.close_relay(session, relay_id, now):
-            return []
-        channel = self._channel_at(question.transport, question.chat_id)
-        clang = channel.language if channel else "fi"
-        entry = await repo.get_observation(session, relay.observation_id)
-        assert entry is not None
-        kind = "shl48" if entry.escalation == SHL48 else "leadership"
-        to_channel = Message(
-            _t(clang, f"esc.answer_to_channel.{kind}", number=entry.id, answer=text)
-        )
-        log.info("escalation_answer id=%s relay=%s", entry.id, relay_id)
-        return [
-            Outbound(question.transport, question.chat_id, to_channel),
-            *self._say(incoming, _t(lang, "esc.answer_sent", number=entry.id)),
-        ]
-
-    # --- the scheduled check -------------------------------------------------------------
+    # --- the scheduled check -----------------------------------------------------------------
 
     async def check(self) -> int:
         """Re-post notices that never got through and remind about unacknowledged § 48 notices.
@@ -774,16 +558,14 @@ class EscalationDesk:
         Returns how many messages were attempted.
         """
         now = self.clock()
-        every = timedelta(hours=self.config.escalation.reminder_hours)
-        out: list[Outbound] = []
         here = list(self.router.transports)  # several instances: each posts on its own
+        tick = desk.Tick(frozenset(here))
+        out: list[Outbound] = []
         async with self.db.transaction() as session:
             for row in await esc.claim_unsent_notifications(session, now, NOTICE_LEASE, here):
-                out += await self._repost(session, row, reminder=None)
-            for row in await esc.claim_due_reminders(session, now, every, transports=here):
-                out += await self._repost(
-                    session, row, reminder=self.config.escalation.reminder_hours
-                )
+                out += await self._repost(session, row)
+            for number in await esc.reminder_candidates(session, desk.REMINDED, here):
+                out += await self.run(session, number, tick, now) or []
         return await self._send_all(out)
 
     async def repost_unsent(self) -> int:
@@ -791,32 +573,23 @@ class EscalationDesk:
         here = list(self.router.transports)
         async with self.db.transaction() as session:
             rows = await esc.claim_unsent_notifications(session, self.clock(), NOTICE_LEASE, here)
-            out = [o for row in rows for o in await self._repost(session, row, reminder=None)]
+            out = [o for row in rows for o in await self._repost(session, row)]
         return await self._send_all(out)
 
-    async def _send_all(self, out: list[Outbound]) -> int:
+    async def _send_all(self, out: list[Outbound], failure: str = "escalation_send_failed") -> int:
         for outbound in out:
             try:
                 await self.router.send_retrying(outbound)
             except Exception as error:
-                log.warning(
-                    "escalation_send_failed transport=%s error=%s",
-                    outbound.transport,
-                    type(error).__name__,
-                )
+                kind = type(error).__name__
+                log.warning(failure + " transport=%s error=%s", outbound.transport, kind)
         return len(out)
 
-    async def _repost(
-        self, session: AsyncSession, row: Notification, reminder: float | None
-    ) -> list[Outbound]:
+    async def _repost(self, session: AsyncSession, row: Notification) -> list[Outbound]:
         entry = await repo.get_observation(session, row.observation_id)
         if entry is None:
             return []
-        channel = self.config.leadership_channel(row.channel)
-        lang = channel.language if channel else "fi"
-        message = await self._render_notice(session, entry, lang, reminder)
-        if reminder is None:
-            log.info("escalation_reposted id=%s notice=%s", entry.id, row.id)
-            return [Outbound(row.transport, row.chat_id, message, {"track": f"notice:{row.id}"})]
-        log.info("escalation_reminded id=%s notice=%s count=%s", entry.id, row.id, row.reminders)
-        return [Outbound(row.transport, row.chat_id, message)]
+        state = await self.load(session, entry)
+        message = await self._render(session, entry, state, self._channel_language(row.channel))
+        log.info("escalation_reposted id=%s notice=%s", entry.id, row.id)
+        return [Outbound(row.transport, row.chat_id, message, {"track": f"notice:{row.id}"})]

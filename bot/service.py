@@ -880,25 +880,26 @@ class Havainto:
     async def _own_action(
         self, session: AsyncSession, turn: _Turn, member: repo.Member, press: own.Press
     ) -> list[Outbound]:
-        number = press.number
-        entry = await repo.get_observation(session, number)
-        if entry is None or entry.person_id != member.person_id:
-            log.warning("choice_refused person=%s reason=not_owner", member.person_id)
-            return turn.reply(Alert(t(turn.lang, "svc.not_yours")))
-        if not self._editable(entry, turn.now):
-            return turn.reply(
-                Message(t(turn.lang, "svc.too_old", number=number, hours=self._window_hours()))
-            )
+        entry = await repo.get_observation(session, press.number)
+        mine = entry is not None and entry.person_id == member.person_id
+        found = own.Found(
+            mine=mine,
+            editable=entry is not None and mine and self._editable(entry, turn.now),
+            window_hours=self._window_hours(),
+            drafting=press.action == "edit"
+            and await repo.load_draft(session, member.person_id) is not None,
+        )
         state_key = f"own:withdraw:{member.person_id}"
         pending = own.Pending.from_text(await repo.get_state(session, state_key))
-        decision = own.advance(pending, press, turn.lang, secrets.token_hex(3))
+        decision = own.advance(pending, press, turn.lang, secrets.token_hex(3), found)
         if decision.pending != pending:
             await repo.set_state(
                 session, state_key, decision.pending.to_text() if decision.pending else ""
             )
+        if decision.note in ("not_owner", "unconfirmed"):
+            log.warning("choice_refused person=%s reason=%s", member.person_id, decision.note)
         if decision.action == "edit":
-            if await repo.load_draft(session, member.person_id) is not None:
-                return turn.reply(Message(t(turn.lang, "svc.finish_draft_first")))
+            assert entry is not None
             values = {name: getattr(entry, name) for name in OBSERVATION_FIELDS}
             values["group"] = entry.population_group
             values["observed_at"] = entry.observed_at.isoformat()
@@ -915,11 +916,10 @@ class Havainto:
             )
             return turn.reply(*result.replies)
         if decision.action == "withdraw":
+            assert entry is not None
             entry.withdrawn_at = turn.now
             entry.updated_at = turn.now
             log.info("observation_withdrawn id=%s", entry.id)
-        elif decision.action == "refuse":
-            log.warning("choice_refused person=%s reason=unconfirmed", member.person_id)
         return turn.reply(*decision.replies)
 
     # --- the capture flow ----------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 The host gives the entries it read (``OwnEntry``, a page of ``PAGE`` at a time),
 the drafts still open (``OpenDraft``) and the withdrawal the worker was last asked
-to confirm (``Pending``, stored between events); ``listing`` renders the list with
-each entry's own buttons and "Show older" for the next page, ``advance`` decides
-what a press on one of its buttons does.
+to confirm (``Pending``: the conversation's state, stored between events);
+``listing`` renders the list with each entry's own buttons and "Show older" for the
+next page, ``advance`` decides what a press on one of its buttons does, from what the
+host found about the entry it names (``Found``).
 Withdrawing takes two presses: "Withdraw #N" opens a confirmation with a fresh
 key, and only "Yes" of that very confirmation withdraws (a copied or replayed
-``own:delyes`` changes nothing).
+``own:delyes`` changes nothing); answering it, either way, closes it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ class Press:
     key: str = ""
 
 
+@dataclass(frozen=True)
+class Found:
+    """What the host found about the entry a press names."""
+
+    mine: bool = True  # it exists and is the worker's own
+    editable: bool = True  # still within the correction window, not withdrawn
+    window_hours: str = ""  # the correction window, as the "too old" answer says it
+    drafting: bool = False  # the worker has an entry (or a correction) open
+
+
 Action = Literal["edit", "withdraw", "ask", "keep", "refuse"]
 #: Presses that are not about one saved entry: the host handles them before ``advance``.
 LIST_ACTIONS = frozenset({"more", "resume"})
@@ -75,11 +86,13 @@ LIST_ACTIONS = frozenset({"more", "resume"})
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do: the action for the host, the pending withdrawal to store, the replies."""
+    """What to do: the action for the host, the pending withdrawal to store, the replies;
+    ``note`` says why a press was refused (for the log)."""
 
     action: Action
     pending: Pending | None
     replies: tuple[Message | Alert, ...] = ()
+    note: str = ""
 
 
 def parse(data: str) -> Press | None:
@@ -156,11 +169,22 @@ def listing(
     return Message("\n".join(lines), tuple(rows))
 
 
-def advance(pending: Pending | None, press: Press, lang: str, key: str) -> Decision:
-    """A press on an own-entry button of an entry the host found editable and the
-    worker's own. ``key`` is a fresh random token for a new confirmation."""
+def advance(
+    pending: Pending | None, press: Press, lang: str, key: str, found: Found = Found()
+) -> Decision:
+    """A press on an own-entry button. ``pending`` is the confirmation the worker was
+    last asked (the state), ``key`` a fresh random token for a new confirmation,
+    ``found`` what the host found about the entry the press names."""
     number = press.number
+    if not found.mine:
+        return Decision("refuse", pending, (Alert(t(lang, "svc.not_yours")),), "not_owner")
+    if not found.editable:
+        too_old = t(lang, "svc.too_old", number=number, hours=found.window_hours)
+        return Decision("refuse", pending, (Message(too_old),), "too_old")
     if press.action == "edit":
+        if found.drafting:
+            busy = Message(t(lang, "svc.finish_draft_first"))
+            return Decision("refuse", pending, (busy,), "drafting")
         return Decision("edit", pending)
     if press.action == "del":
         asked = Pending(number, key)
@@ -175,4 +199,4 @@ def advance(pending: Pending | None, press: Press, lang: str, key: str) -> Decis
         if press.action == "delyes":
             return Decision("withdraw", None, (Message(t(lang, "svc.withdrawn", number=number)),))
         return Decision("keep", None, (Message(t(lang, "svc.kept", number=number)),))
-    return Decision("refuse", pending, (Alert(t(lang, "flow.stale_button")),))
+    return Decision("refuse", pending, (Alert(t(lang, "flow.stale_button")),), "unconfirmed")

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.statuses import OPEN
-from flows.taxonomy import SHL48
 from storage import audit
 from storage.models import EscalationEvent, Notification, Observation, Relay
 from storage.repo import is_row_id
@@ -61,6 +60,19 @@ async def events_for(session: AsyncSession, observation_id: int) -> Sequence[Esc
         .order_by(EscalationEvent.created_at, EscalationEvent.id)
     )
     return result.scalars().all()
+
+
+async def latest_status(session: AsyncSession, observation_id: int) -> tuple[str, str | None]:
+    """The newest status and its text; ``open`` while nobody has set one."""
+    row = (
+        await session.execute(
+            select(EscalationEvent.status, EscalationEvent.text)
+            .where(EscalationEvent.observation_id == observation_id)
+            .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row.status, row.text) if row is not None else (OPEN, None)
 
 
 async def current_status(session: AsyncSession, observation_id: int) -> str:
@@ -114,10 +126,12 @@ async def add_notification(
 
 
 async def notifications_for(session: AsyncSession, observation_id: int) -> Sequence[Notification]:
+    """The observation's notices, read afresh (the conditional updates bypass the session)."""
     result = await session.execute(
         select(Notification)
         .where(Notification.observation_id == observation_id)
         .order_by(Notification.id)
+        .execution_options(populate_existing=True)
     )
     return result.scalars().all()
 
@@ -219,53 +233,43 @@ async def claim_unsent_notifications(
     return claimed
 
 
-async def claim_due_reminders(
-    session: AsyncSession,
-    now: datetime,
-    every: timedelta,
-    kind: str = SHL48,
-    transports: Collection[str] | None = None,
-) -> list[Notification]:
-    """Unacknowledged notices whose last post or reminder is at least ``every`` old (on
-    ``transports`` only if given: an instance reminds where it can post).
+async def reminder_candidates(
+    session: AsyncSession, kinds: Collection[str], transports: Collection[str] | None = None
+) -> list[int]:
+    """The observations with a posted, unacknowledged notice of ``kinds`` (on ``transports``
+    only if given) that is not withdrawn: ``flows.escalation`` decides which are due."""
+    result = await session.execute(
+        select(Notification.observation_id)
+        .join(Observation, Observation.id == Notification.observation_id)
+        .where(
+            Notification.kind.in_(list(kinds)),
+            Notification.sent_at.is_not(None),
+            Notification.acknowledged_at.is_(None),
+            Observation.withdrawn_at.is_(None),
+            *_on(transports),
+        )
+        .distinct()
+        .order_by(Notification.observation_id)
+    )
+    return list(result.scalars().all())
 
-    Each is claimed by moving ``last_reminded_at`` to ``now`` in one conditional
-    update, so two processes running the job never both remind.
-    """
-    cutoff = now - every
-    last = func.coalesce(Notification.last_reminded_at, Notification.sent_at)
-    due = and_(
-        Notification.kind == kind,
-        Notification.sent_at.is_not(None),
-        Notification.acknowledged_at.is_(None),
-        last <= cutoff,
-        *_on(transports),
-    )
-    candidates = (
-        (
-            await session.execute(
-                select(Notification.id)
-                .join(Observation, Observation.id == Notification.observation_id)
-                .where(due, Observation.withdrawn_at.is_(None))
-                .order_by(Notification.id)
-            )
+
+async def claim_reminder(
+    session: AsyncSession, notification_id: int, seen_reminders: int, now: datetime
+) -> bool:
+    """Claim a reminder decided on a notice whose ``reminders`` count was ``seen_reminders``:
+    one conditional update, so of two processes that both saw it due only one reminds."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.reminders == seen_reminders,
+            Notification.acknowledged_at.is_(None),
         )
-        .scalars()
-        .all()
+        .values(last_reminded_at=now, reminders=Notification.reminders + 1)
+        .execution_options(synchronize_session=False)
     )
-    claimed: list[Notification] = []
-    for notification_id in candidates:
-        result = await session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id, due)
-            .values(last_reminded_at=now, reminders=Notification.reminders + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            row = await session.get(Notification, notification_id, populate_existing=True)
-            if row is not None:
-                claimed.append(row)
-    return claimed
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _on(transports: Collection[str] | None) -> list[ColumnElement[bool]]:
@@ -317,6 +321,22 @@ async def get_relay(session: AsyncSession, relay_id: int) -> Relay | None:
     if not is_row_id(relay_id):  # a number from a forged button
         return None
     return await session.get(Relay, relay_id)
+
+
+async def relays_for(session: AsyncSession, observation_id: int) -> Sequence[Relay]:
+    """The observation's relays a conversation still needs: every text still awaited
+    (expired ones too: ``flows.escalation`` decides) and every question relayed to the
+    reporter (their answers go where it was asked). Read afresh, like the notices."""
+    result = await session.execute(
+        select(Relay)
+        .where(
+            Relay.observation_id == observation_id,
+            or_(Relay.answered_at.is_(None), Relay.kind == "question"),
+        )
+        .order_by(Relay.id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalars().all()
 
 
 async def find_awaited_reply(

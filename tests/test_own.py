@@ -94,3 +94,36 @@ def test_open_drafts_are_listed_with_continue() -> None:
     # Withdrawing a saved entry is never called "Peru" in Finnish: that cancels a draft.
     assert "Peru" not in t("fi", "button.own_withdraw", number=1)
     assert "peru" not in t("fi", "svc.withdraw_confirm", number=1).casefold()
+
+
+def test_presses_on_entries_not_ones_own_or_too_old_change_nothing() -> None:
+    asked = own.Pending(7, "k1")
+    for data in ("own:edit:7", "own:del:7", "own:delyes:7:k1", "own:delno:7:k1"):
+        press = own.parse(data)
+        assert press is not None
+        theirs = own.advance(asked, press, "fi", "k2", own.Found(mine=False, editable=False))
+        assert (theirs.action, theirs.pending, theirs.note) == ("refuse", asked, "not_owner")
+        assert theirs.replies == (Alert(t("fi", "svc.not_yours")),)
+        old = own.advance(asked, press, "fi", "k2", own.Found(editable=False, window_hours="24"))
+        assert (old.action, old.pending, old.note) == ("refuse", asked, "too_old")
+        assert old.replies == (Message(t("fi", "svc.too_old", number=7, hours="24")),)
+
+
+def test_correcting_waits_for_the_open_draft() -> None:
+    busy = own.advance(None, own.Press("edit", 7), "fi", "k1", own.Found(drafting=True))
+    assert busy.action == "refuse" and busy.note == "drafting"
+    assert busy.replies == (Message(t("fi", "svc.finish_draft_first")),)
+    assert own.advance(None, own.Press("edit", 7), "fi", "k1").action == "edit"
+
+
+def test_answering_the_confirmation_closes_it() -> None:
+    asked = own.advance(None, own.Press("del", 7), "fi", "k1")
+    kept = own.advance(asked.pending, own.Press("delno", 7, "k1"), "fi", "k2")
+    assert kept.action == "keep" and kept.pending is None
+    again = own.advance(kept.pending, own.Press("delyes", 7, "k1"), "fi", "k3")
+    assert again.action == "refuse" and again.note == "unconfirmed"
+    # A newer confirmation replaces the older one: the older "Yes" is stale.
+    first = own.advance(None, own.Press("del", 7), "fi", "k1")
+    second = own.advance(first.pending, own.Press("del", 8), "fi", "k2")
+    stale = own.advance(second.pending, own.Press("delyes", 7, "k1"), "fi", "k3")
+    assert stale.action == "refuse" and stale.pending == own.Pending(8, "k2")

@@ -255,7 +255,7 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
     # Drafts kept aside are erased by retention like open ones (retention.draft_days).
     from bot.datacare import retain
 
-    result = await retain(bot.rt, bot.clock() + timedelta(days=31))
+    result = await retain(bot.rt.db, bot.rt.config.retention, bot.clock() + timedelta(days=31))
     assert result.drafts_erased == 2  # the open one and the one kept aside
     assert await kept_of(bot, anna) == [] and await draft_of(bot, anna) is None
 
@@ -418,13 +418,13 @@ async def test_end_of_shift_reminder_is_opt_in_once_on_working_days(
     assert await run_at(datetime(2026, 12, 29, 16, 30, tzinfo=zone)) == []
     await anna.say("/reminder 7.30")
     assert anna.texts == [fi("svc.reminder_set", time="07:30", command="muistutus", off="pois")]
-    assert any(s["id"] == "shift_reminders" for s in _job_specs(bot))
+    assert any(job.id == "shift_reminders" for job in _job_table(bot))
 
 
-def _job_specs(bot: TelegramBot) -> list[dict[str, Any]]:
-    from bot.runtime.scheduler import job_specs
+def _job_table(bot: TelegramBot) -> list[Any]:
+    from bot.runtime.jobs import job_table
 
-    return job_specs(bot.rt)
+    return job_table(bot.rt)
 
 
 # --- /omat page by page -------------------------------------------------------------------
