@@ -169,6 +169,15 @@ def install(db: str, http: str, charts: str) -> None:
 
         bot.transports.telegram.AiohttpRequest = StockRequest  # type: ignore[misc,assignment]
     if charts == "plain":
-        import digests.charts
+        import bot.delivery
 
-        digests.charts.weekly_themes_chart = plain_weekly_chart  # type: ignore[assignment]
+        # Digests render in a process of their own: the swap is made there when it starts.
+        bot.delivery._warm_renderer = warm_plain_charts  # type: ignore[attr-defined]
+
+
+def warm_plain_charts() -> None:
+    """The rendering process's initializer for the plain charts."""
+    import digests.charts
+    import digests.render
+
+    digests.charts.weekly_themes_chart = plain_weekly_chart  # type: ignore[assignment]
