@@ -360,8 +360,7 @@ async def _serve(variant: Variant, settings: dict[str, Any], rate_limit: str) ->
 
         renders.install()
         runtime = await build_runtime(config, terminal=False)
-        for transport in runtime.transports:
-            await transport.start()
+        await runtime.start()  # as `havainto run`, without the scheduler (digests on command)
         stop = runtime.stop
     monitor.start()
     if stalls is not None:

@@ -111,6 +111,14 @@ def _render_pool() -> ProcessPoolExecutor:
         return _renderer
 
 
+def prepare_rendering() -> None:
+    """Load the digest modules and start the rendering process now, not at the first
+    digest (both take a few hundred ms of this thread). Call from a worker thread."""
+    import digests.render  # noqa: F401
+
+    _render_pool().submit(int)  # the process starts; nothing waits for it here
+
+
 async def render_off_loop(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` in the rendering process (started on first use, shared by the
     process's digest desks, ended at exit). A rendering process that died is replaced
@@ -174,6 +182,11 @@ class DigestDesk:
 
     def install(self, service: Havainto) -> None:
         service.private_handlers.append(self.on_private_event)
+
+    async def prepare(self) -> None:
+        """Before the bot takes updates: what the first digest would otherwise do on the
+        event loop (imports, starting the rendering process)."""
+        await asyncio.to_thread(prepare_rendering)
 
     # --- building ------------------------------------------------------------------------
 
