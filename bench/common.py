@@ -194,9 +194,25 @@ def machine_summary() -> str:
     )
 
 
+def git_commit() -> str:
+    """The commit of the code measured (short hash; ``-dirty`` with uncommitted changes)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=BENCH_DIR.parent, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return f"{commit}-dirty" if dirty else commit
+
+
 def print_header(name: str, command: str) -> None:
     print(f"## {name}\n", flush=True)
     print(f"Command: `{command}`  ", flush=True)
+    print(f"Commit: `{git_commit()}`  ", flush=True)
     print(f"Machine: {machine_summary()}\n", flush=True)
 
 

@@ -16,11 +16,15 @@ doubling up to ``retry_backoff_max_minutes``) and ``retry_due`` (a scheduled
 job) continues it from the first part not yet accepted. Nothing is dropped:
 a failed delivery stays in the ledger, is retried and logged every time.
 
-Rendering (text, HTML, the charts drawn by matplotlib, the CSV file: 150 ms to
-1 s for a digest) runs in a worker thread (``asyncio.to_thread``), never on the
-event loop: workers' replies go on while a digest is being built. The charts
-are drawn with matplotlib's object-oriented API only (``digests.charts``;
-its shared weekly canvas has its own lock), so renderings may overlap.
+Rendering (text, HTML, the charts drawn by matplotlib, the CSV file: 20 ms to
+1 s for a digest) runs in a worker process of its own (``render_off_loop``),
+never in the bot's process: workers' replies go on while 500 digests are being
+built. A worker *thread* was not enough: matplotlib lays text out in Python,
+holding the interpreter lock, and the event loop then waited for it at every
+system call; the capture benchmark measured 150-900 ms stalls of the loop while
+the weekly digests were rendered in a thread (``bench/RESULTS.md``). The
+figures go to the process and the rendering comes back pickled (a few kB and
+the chart PNGs).
 
 ``/viikko`` (team leads, admins) and ``/kuukausi`` (leaders, admins) preview
 the current week or month in a private chat; previews are not recorded.
@@ -34,11 +38,15 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import multiprocessing
 import re
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +84,55 @@ class Outcome:
     key: str
     result: str
     parts: int = 0
+
+
+T = TypeVar("T")
+_renderer: ProcessPoolExecutor | None = None
+_renderer_lock = threading.Lock()
+
+
+def _warm_renderer() -> None:
+    """Load the drawing libraries once, when the rendering process starts."""
+    import digests.charts
+    import digests.render  # noqa: F401
+
+
+def _render_pool() -> ProcessPoolExecutor:
+    global _renderer
+    with _renderer_lock:
+        if _renderer is None:
+            # One process: renderings queue there, and the bot keeps the other core.
+            # "spawn": a fresh interpreter, not a fork of this one and its threads.
+            _renderer = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_warm_renderer,
+            )
+        return _renderer
+
+
+def prepare_rendering() -> None:
+    """Load the digest modules and start the rendering process now, not at the first
+    digest (both take a few hundred ms of this thread). Call from a worker thread."""
+    import digests.render  # noqa: F401
+
+    _render_pool().submit(int)  # the process starts; nothing waits for it here
+
+
+async def render_off_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in the rendering process (started on first use, shared by the
+    process's digest desks, ended at exit). A rendering process that died is replaced
+    for the next call; this call fails (the delivery is retried, see above)."""
+    global _renderer
+    pool = _render_pool()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+    except BrokenProcessPool:
+        with _renderer_lock:
+            if _renderer is pool:
+                _renderer = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def plain_of(markup: str) -> str:
@@ -130,6 +187,11 @@ class DigestDesk:
     def install(self, service: Havainto) -> None:
         service.private_handlers.append(self.on_private_event)
 
+    async def prepare(self) -> None:
+        """Before the bot takes updates: what the first digest would otherwise do on the
+        event loop (imports, starting the rendering process)."""
+        await asyncio.to_thread(prepare_rendering)
+
     # --- building ------------------------------------------------------------------------
 
     async def weekly(
@@ -152,8 +214,8 @@ class DigestDesk:
         else:
             async with self.db.snapshot() as own:  # reads only: no write lock held
                 data = await weekly_digest_data(own, team_id, week, self.zone)
-        # Off the event loop: drawing the chart takes longer than a reply may wait.
-        return await asyncio.to_thread(render_weekly, data, lang or team.language, self.zone)
+        # Out of this process: drawing the chart takes longer than a reply may wait.
+        return await render_off_loop(render_weekly, data, lang or team.language, self.zone)
 
     async def monthly(
         self,
@@ -172,7 +234,7 @@ class DigestDesk:
         else:
             async with self.db.snapshot() as own:
                 data = await monthly_summary_data(own, scope, month, self.zone, scope_name=name)
-        return await asyncio.to_thread(render_monthly, data, lang, self.zone)
+        return await render_off_loop(render_monthly, data, lang, self.zone)
 
     # --- delivering ----------------------------------------------------------------------
 

@@ -108,22 +108,60 @@ async def test_export_benchmark_runs_and_prints_its_figures(
     assert len(written) == 1 and int(written.pop().replace(" ", "")) > SMOKE_ROWS * 0.99
 
 
+def _rows(out: str, title: str) -> list[list[str]]:
+    """The body rows of the Markdown table titled ``title`` in ``out``, as cells."""
+    lines = out.split(f"### {title}", 1)[1].split("\n\n", 2)[1].splitlines()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+
+
+CAPTURE_COLUMNS = (
+    "rate/s limiter bot updates achieved p50 p95 p99 max lag cpu floor vs_floor fake_cpu "
+    "calls 429s saved failures load"
+).split()
+
+
+def _capture_rows(out: str) -> dict[str, dict[str, str]]:
+    rows = _rows(out, "Capture, open loop")
+    return {row[2]: dict(zip(CAPTURE_COLUMNS, row, strict=True)) for row in rows}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_capture_benchmark_runs_and_prints_its_figures(
     backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await asyncio.to_thread(capture_load.main, ["--workers", "5", "--backends", backend])
+    # A few seconds of open-loop load (short think times) with the production limiter and
+    # the fake's flood limit on: the fair floor and the real bot.
+    argv = ["--rates", "6", "--duration", "3", "--warmup", "1", "--think", "0.3"]
+    argv += ["--variants", "floor", "havainto", "--backend", backend]
+    await asyncio.to_thread(capture_load.main, argv)
     out = capsys.readouterr().out
-    assert "### Capture under load" in out and "### Targets" in out
-    lines = [line for line in out.splitlines() if line.startswith("| 5 ")]
-    assert len(lines) == 4, out
-    baseline, our_ptb, ours, service = (
-        [c.strip() for c in line.strip("|").split("|")] for line in lines
-    )
-    assert baseline[1] == "baseline (bare PTB)" and our_ptb[1] == "baseline (our PTB setup)"
-    assert ours[1] == f"havainto ({backend})" and service[1] == f"service only ({backend})"
-    for row in (baseline, our_ptb, ours, service):
-        assert row[2] == "35"  # five workers, a text and six taps each
-        assert row[14] == "none", out  # no timeouts, API errors or logged errors
-        assert float(row[3]) > 0 and float(row[4]) > 0  # updates/s and p50 printed
-    assert ours[13] == service[13] == "5/5", out  # every observation saved
+    assert "Commit: `" in out and "### Targets" in out
+    rows = _capture_rows(out)
+    assert set(rows) == {"floor", "havainto"}, out
+    for row in rows.values():
+        assert int(row["updates"]) > 0 and float(row["p50"]) > 0, out
+        assert row["failures"] == "none", out  # no timeouts, API errors or logged errors
+        assert row["429s"] == "0", out  # the limiter kept under Telegram's limits
+    saved, entries = rows["havainto"]["saved"].split("/")
+    assert int(entries) > 0 and saved == entries, out  # every entry completed was saved
+    assert rows["havainto"]["vs_floor"].endswith("x")
+
+
+async def test_capture_while_digests_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The capture load while the weekly digests (10 teams of the generated country) and
+    the whole organisation's monthly summary are built and sent by the same bot: every
+    entry saved, every step answered, every digest sent, no 429 given up on."""
+    argv = ["--rates", "6", "--duration", "2", "--warmup", "1", "--think", "0.3"]
+    argv += ["--variants", "floor", "havainto", "--digests", "--digest-rows", "20000"]
+    argv += ["--digest-teams", "10"]
+    await asyncio.to_thread(capture_load.main, argv)
+    out = capsys.readouterr().out
+    rows = _capture_rows(out)
+    busy = rows["havainto + digests"]
+    saved, entries = busy["saved"].split("/")
+    assert int(entries) > 0 and saved == entries, out
+    assert int(busy["updates"]) > 0 and busy["failures"] == "none", out
+    assert busy["429s"] == "0", out
+    [digests] = _rows(out, "Digests built and sent during the capture load")
+    assert digests[1] == "havainto + digests" and digests[2] == "10", out
+    assert digests[-1] == "sent:11", out  # ten weekly digests and one monthly summary

@@ -26,6 +26,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -368,3 +369,57 @@ async def test_wait_for_timeout_says_what_was_sent(tg: FakeTelegram) -> None:
         await bot.send_message(USER, "jotain muuta")
     with pytest.raises(AssertionError, match="jotain muuta"):
         await tg.wait_for(lambda c: c.method == "sendPhoto", timeout=0.2)
+
+
+async def test_flood_limit_answers_429_past_telegrams_limits(tg: FakeTelegram) -> None:
+    """Off by default; on, more than 30 messages/s for the token or 20/min to a group are
+    refused with Telegram's 429 and retry_after, and PTB's own limiter stays under both."""
+    async with Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url) as bot:
+        # Off (the default): a burst of 40 goes through.
+        for i in range(40):
+            await bot.send_message(USER, f"{i}")
+        assert not tg.failed and not tg.flood_rejections
+
+        tg.enable_flood_limit()
+        await asyncio.sleep(1.1)  # the bucket is empty again
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(bot.send_message(USER, f"burst {i}") for i in range(80)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+        refusals = [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(r, RetryAfter) for r in refusals), refusals
+        accepted, refused = 80 - len(refusals), len(refusals)
+        # A burst of 30 passes at once, then 30/s (and 0.1 s of jitter).
+        assert 30 <= accepted <= 33 + 30 * elapsed and refused > 0
+        assert tg.flood_rejections["token"] == refused
+        failed = tg.failed[-1]
+        assert (failed.method, failed.status) == ("sendMessage", 429)
+        assert failed.error == "Too Many Requests: retry after 1"
+        # answerCallbackQuery is not a message: never refused.
+        assert "answerCallbackQuery" not in {c.method for c in tg.failed}
+
+        await asyncio.sleep(1.1)
+        group = -1001234
+        for i in range(20):
+            await bot.send_message(group, f"ryhmä {i}")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(group, "yksi liikaa")
+        assert tg.flood_rejections["group"] == 1
+        assert caught.value.retry_after in (3, 3.0) or caught.value.retry_after.total_seconds() == 3
+        await bot.send_message(USER, "yksityinen kulkee")  # other chats are not held up
+
+    # PTB's AIORateLimiter with Telegram's figures keeps under the fake's limits.
+    await asyncio.sleep(1.1)
+    before = sum(tg.flood_rejections.values())
+    limited = ExtBot(
+        tg.token,
+        base_url=tg.base_url,
+        base_file_url=tg.base_file_url,
+        rate_limiter=AIORateLimiter(max_retries=0),
+    )
+    async with limited:
+        started = time.monotonic()
+        await asyncio.gather(*(limited.send_message(USER, f"rajattu {i}") for i in range(45)))
+        assert time.monotonic() - started >= 0.4  # 15 past the burst, at 30/s
+    assert sum(tg.flood_rejections.values()) == before

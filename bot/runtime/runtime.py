@@ -67,6 +67,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Start transports, then the spool replay (it sends replies), health and scheduler."""
+        if self.digests is not None:
+            await self.digests.prepare()
         for transport in self.transports:
             await transport.start()
         if self.replayer is not None:

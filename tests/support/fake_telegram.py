@@ -43,6 +43,17 @@ They are plain functions returning the update_id; call them from the test's even
 Slowing down: ``delay(method, seconds)`` answers every call of ``method`` late (the call is
 counted in ``counts`` on arrival, recorded in ``sent`` once answered).
 
+Telegram's flood limits (off by default; ``FakeTelegram(flood_limit=True)`` or
+``enable_flood_limit()``): more than 30 messages a second for the token, or more than 20 a
+minute to one group chat, are answered 429 ``Too Many Requests: retry after N`` with
+``parameters.retry_after`` N, as Telegram answers them. A message is a call that carries a
+``chat_id`` and posts or changes a message (``FLOOD_METHODS``; ``answerCallbackQuery`` is not
+one). Each limit is a leaky bucket (GCRA): a burst of 30 (20) is taken at once, after that one
+message per 1/30 s (3 s), and a message may come 0.1 s before its turn (jitter on the way); so
+in any interval of T seconds at most 33 + 30·T messages pass for the token. PTB's
+``AIORateLimiter`` with Telegram's figures stays under it. Rejections are counted in
+``flood_rejections`` (``"token"``, ``"group"``) and recorded in ``failed`` like any error.
+
 Recording: every successful Bot API call except ``getUpdates``/``getMe`` is appended to
 ``sent`` as a ``SentCall`` (``method``, decoded ``params`` -- ``reply_markup`` etc. parsed from
 JSON --, uploaded ``files``, ``time`` from ``time.monotonic()``, the ``result`` returned).
@@ -78,6 +89,7 @@ import copy
 import html
 import itertools
 import json
+import math
 import re
 import time
 from collections import Counter, defaultdict
@@ -87,12 +99,28 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-__all__ = ["FakeTelegram", "SentCall", "keyboard"]
+__all__ = ["FLOOD_METHODS", "FakeTelegram", "SentCall", "keyboard"]
 
 JSON = dict[str, Any]
 
 #: Methods whose calls ``messages_to`` / ``wait_reply`` treat as "a message to the chat".
 MESSAGE_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument", "editMessageText"})
+
+#: Methods that count against Telegram's flood limits (when the fake enforces them).
+FLOOD_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
+)
+#: Telegram's limits: messages per second for one token, per minute to one group chat.
+TOKEN_MESSAGES_PER_SECOND = 30
+GROUP_MESSAGES_PER_MINUTE = 20
+#: How early a message may arrive for its turn and still pass (requests jitter on the way).
+FLOOD_SLACK_S = 0.1
 
 #: Parameters that are free-form strings and must never be JSON-decoded (PTB sends ``str`` values
 #: unencoded, everything else JSON-encoded, so a text of "42" would otherwise turn into an int).
@@ -248,6 +276,25 @@ class _Fault:
     times: int
     description: str | None
     chat_id: int | str | None = None  # only calls to this chat fail
+
+
+class _Bucket:
+    """A leaky bucket of ``burst`` messages draining at ``burst / period`` a second (GCRA)."""
+
+    def __init__(self, burst: int, period: float, slack: float = FLOOD_SLACK_S) -> None:
+        self.interval = period / burst
+        # A full burst fits at once, and a message may come ``slack`` early (network jitter).
+        self.tolerance = period - self.interval + slack
+        self.tat = 0.0  # theoretical arrival time of the next message
+
+    def wait(self, now: float) -> float:
+        """0 when a message may pass now (and it is counted), else the seconds to wait."""
+        tat = max(self.tat, now)
+        allowed_at = tat - self.tolerance
+        if now < allowed_at:
+            return allowed_at - now
+        self.tat = tat + self.interval
+        return 0.0
 
 
 @dataclass
@@ -446,7 +493,12 @@ Handler = Callable[[JSON, dict[str, bytes], dict[str, str]], Awaitable[Any]]
 class FakeTelegram:
     """A fake Bot API server; see the module docstring."""
 
-    def __init__(self, token: str = "123456:TEST", bot_username: str = "havainto_test_bot") -> None:
+    def __init__(
+        self,
+        token: str = "123456:TEST",
+        bot_username: str = "havainto_test_bot",
+        flood_limit: bool = False,
+    ) -> None:
         self.token = token
         self.bot_username = bot_username
         bot_id = token.split(":", 1)[0]
@@ -487,6 +539,10 @@ class FakeTelegram:
         self._file_paths: dict[str, bytes] = {}
         self._faults: dict[str, list[_Fault]] = defaultdict(list)
         self._delays: dict[str, float] = {}
+        self.flood_limit = flood_limit
+        self.flood_rejections: Counter[str] = Counter()
+        self._token_bucket = _Bucket(TOKEN_MESSAGES_PER_SECOND, 1.0)
+        self._group_buckets: dict[str, _Bucket] = {}
         self._reply_cursor: dict[str, int] = {}
         self.last_callback_query_id: str | None = None
         self._poll_generation = 0
@@ -851,6 +907,41 @@ class FakeTelegram:
         fault = _Fault(status, retry_after, times, description, chat_id)
         self._faults[canonical].append(fault)
 
+    def enable_flood_limit(self, enabled: bool = True) -> None:
+        """Answer 429 past Telegram's flood limits (see the module docstring)."""
+        self.flood_limit = enabled
+
+    def _check_flood(self, method: str, params: JSON) -> None:
+        if not self.flood_limit or method not in FLOOD_METHODS:
+            return
+        chat_id = params.get("chat_id")
+        if chat_id is None:
+            return
+        now = time.monotonic()
+        group: _Bucket | None = None
+        if str(chat_id).startswith("-"):
+            group = self._group_buckets.get(str(chat_id))
+            if group is None:
+                group = self._group_buckets[str(chat_id)] = _Bucket(GROUP_MESSAGES_PER_MINUTE, 60.0)
+            # Look before counting: a message refused by one limit is counted by neither.
+            wait = max(0.0, group.tat - group.tolerance - now)
+            if wait > 0:
+                self._refuse_flood("group", wait)
+        wait = self._token_bucket.wait(now)
+        if wait > 0:
+            self._refuse_flood("token", wait)
+        if group is not None:
+            group.wait(now)
+
+    def _refuse_flood(self, kind: str, wait: float) -> None:
+        self.flood_rejections[kind] += 1
+        retry_after = max(1, math.ceil(wait))
+        raise _ApiError(
+            429,
+            f"Too Many Requests: retry after {retry_after}",
+            {"retry_after": retry_after},
+        )
+
     def delay(self, method: str, seconds: float) -> None:
         """Answer every call of ``method`` only after ``seconds`` (0 removes the delay), e.g.
         to keep a bot's handler in flight. ``counts`` grows when the request arrives."""
@@ -881,6 +972,7 @@ class FakeTelegram:
             if handler is None:
                 raise _ApiError(404, "Not Found")
             self._inject_fault(method, params)
+            self._check_flood(method, params)
             result = await handler(params, files, filenames)
         except _ApiError as exc:
             self._record_failed(call, exc)
