@@ -33,13 +33,13 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    load,
     local_time,
     parse_day,
     print_table,
     run_with_db,
     utc_now,
 )
-from bot.config import load_config
 
 
 class Language(StrEnum):
@@ -96,7 +96,7 @@ def export(
     if schema:
         typer.echo(dump_schema())
         return
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     if team is not None and cfg.team(team) is None:
@@ -198,7 +198,7 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """The social report (sosiaalinen raportti) of a region for a period, as HTML or PDF."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     assert first is not None and last is not None
@@ -249,7 +249,7 @@ def audit_command(
     config: ConfigOption = None,
 ) -> None:
     """The audit trail: who did what to the data, when, and to how many rows."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first = parse_day(since, "--since")
 
@@ -276,7 +276,7 @@ teams_app = typer.Typer(help="Teams (from the config) and their figures.", no_ar
 @teams_app.command("list")
 def teams_list(config: ConfigOption = None) -> None:
     """Every team with its region, language, enrolled people and observations."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> list[Any]:
         from storage.admin import list_teams
@@ -310,7 +310,7 @@ retention_app = typer.Typer(help="Retention of free text and drafts.", no_args_i
 @retention_app.command("run")
 def retention_run(actor: ActorOption = None, config: ConfigOption = None) -> None:
     """Erase now what the daily job would erase (free text past retention, stale drafts)."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> Any:
         from storage.retention import run_retention

@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import ConfigOption
-from bot.config import Config, load_config
+from bot.cli.common import ConfigOption, load
+from bot.config import Config
 
 digest_app = typer.Typer(help="Weekly and monthly digests: print them, or --send them.")
 
@@ -45,7 +45,7 @@ def weekly(
     """The weekly team digest (default: the previous ISO week)."""
     from digests.periods import parse_week, previous_iso_week
 
-    cfg = load_config(config)
+    cfg = load(config)
     if cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
     if week is not None:
@@ -81,7 +81,7 @@ def monthly(
     """The monthly escalation summary (default: the previous month)."""
     from digests.periods import parse_month, previous_month
 
-    cfg = load_config(config)
+    cfg = load(config)
     if month is not None:
         try:
             parse_month(month)
