@@ -68,6 +68,8 @@ class Rendered:
     charts: list[tuple[str, bytes]] = field(default_factory=list)
     csv: bytes | None = None
     csv_filename: str | None = None
+    # How many observations it covers (the audit trail's row count for a read-out).
+    observations: int = 0
 
 
 # --- small formatting helpers ----------------------------------------------------
@@ -215,7 +217,7 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
                 ),
             )
         )
-    return Rendered(text=text, html=markup, charts=chart_list)
+    return Rendered(text=text, html=markup, charts=chart_list, observations=d.total)
 
 
 def _weekly_counts(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
@@ -441,6 +443,7 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
         charts=chart_list,
         csv=escalations_csv(rows, lang, zone_) if rows else None,
         csv_filename=f"escalations-{scope_slug}-{s.month}.csv" if rows else None,
+        observations=s.total,
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from datetime import datetime
 from enum import StrEnum
@@ -38,6 +39,7 @@ from bot.cli.common import (
     parse_day,
     print_table,
     run_with_db,
+    silence_stdout,
     utc_now,
 )
 
@@ -106,6 +108,12 @@ def export(
             "an XLSX file is binary: give --output FILE", param_hint="--output"
         )
 
+    what = (
+        f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
+        f"team={team or '*'} region={region or '*'} "
+        f"output={'stdout' if output == '-' else Path(output).name}"
+    )
+
     async def work(db: Any) -> int:
         from storage import audit
         from storage.export import (
@@ -127,34 +135,58 @@ def export(
             "area": max((len(a) for _, a in areas), default=4),
             "area_name": max((len(n) for n in areas.values()), default=4),
         }
-        # A snapshot, not a write transaction: a long export must not hold SQLite's
-        # write lock while workers log entries.
-        async with db.snapshot() as session:
-            records = iter_records(
-                session, start, end, team, region, lang=lang.value, area_names=areas
-            )
-            with ExitStack() as stack:
-                count: int
-                if format is ExportFormat.xlsx:
-                    target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
-                    count = await write_xlsx(records, target, column_widths(lang.value, names))
-                else:
-                    out: IO[str] = (
-                        sys.stdout
-                        if output == "-"
-                        else stack.enter_context(
-                            open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
-                        )
+        # On the audit trail before the first record leaves; completed or marked
+        # interrupted after (a reader such as `head` may close the pipe early).
+        async with db.transaction() as session:
+            event = await audit.begin(session, actor_name(actor), audit.EXPORT, what, utc_now())
+        handed = 0
+
+        async def counted(records: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            nonlocal handed
+            async for record in records:
+                handed += 1
+                yield record
+
+        state = audit.INTERRUPTED
+        try:
+            # A snapshot, not a write transaction: a long export must not hold SQLite's
+            # write lock while workers log entries.
+            async with db.snapshot() as session:
+                records = counted(
+                    iter_records(
+                        session, start, end, team, region, lang=lang.value, area_names=areas
                     )
-                    writer = write_csv if format is ExportFormat.csv else write_jsonl
-                    count = await writer(records, out)
-        what = (
-            f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
-            f"team={team or '*'} region={region or '*'} "
-            f"output={'stdout' if output == '-' else Path(output).name}"
-        )
-        await _audited(db, audit.EXPORT, actor, what, count, None if output == "-" else output)
-        return count
+                )
+                with ExitStack() as stack:
+                    if format is ExportFormat.xlsx:
+                        target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
+                        await write_xlsx(records, target, column_widths(lang.value, names))
+                    else:
+                        out: IO[str] = (
+                            sys.stdout
+                            if output == "-"
+                            else stack.enter_context(
+                                open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
+                            )
+                        )
+                        writer = write_csv if format is ExportFormat.csv else write_jsonl
+                        await writer(records, out)
+                    if output == "-":
+                        sys.stdout.flush()  # a closed pipe shows here, not after "completed"
+            state = audit.COMPLETED
+        except BrokenPipeError:
+            silence_stdout()  # the reader has all it wanted: exit 0, quietly
+        finally:
+            finished = False
+            try:
+                async with db.transaction() as session:
+                    await audit.finish(session, event, what, handed, state)
+                finished = True
+            finally:
+                if output != "-" and not (finished and state == audit.COMPLETED):
+                    # Without a completed entry, an export file must not stay.
+                    Path(output).unlink(missing_ok=True)  # noqa: ASYNC240 - a CLI
+        return handed
 
     count = run_with_db(cfg, work)
     if output != "-":
