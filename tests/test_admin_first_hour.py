@@ -107,6 +107,16 @@ def test_a_toml_syntax_error_is_one_short_message(tmp_path: Path) -> None:
     assert 'for example: name = "' in message  # a right line: text in quotes
 
 
+def test_a_missing_or_unreadable_config_file_is_one_short_message(tmp_path: Path) -> None:
+    short_error(
+        havainto("audit", "-c", "nowhere.toml", cwd=tmp_path), "error: nowhere.toml: no such file"
+    )
+    short_error(havainto("audit", "-c", str(tmp_path), cwd=tmp_path), "is a folder")
+    binary = tmp_path / "config.toml"
+    binary.write_bytes(b'[database]\nurl = "\xff"\n')
+    short_error(havainto("audit", "-c", str(binary), cwd=tmp_path), "line 2: not UTF-8 text")
+
+
 @pytest.mark.parametrize(
     ("text", "line", "says"),
     [

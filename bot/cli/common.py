@@ -25,9 +25,8 @@ ConfigOption = Annotated[
         "--config",
         "-c",
         envvar="HAVAINTO_CONFIG",
+        # Not checked by Typer: a missing file is a config error like any other (load).
         help="TOML config file.",
-        exists=True,
-        dir_okay=False,
     ),
 ]
 
