@@ -14,13 +14,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+
+from bot.config_errors import ConfigError, explain_validation_error, read_toml
 
 log = logging.getLogger("havainto.config")
 
@@ -28,8 +30,18 @@ Role = Literal["worker", "lead", "leader", "admin"]
 ROLES: tuple[str, ...] = ("worker", "lead", "leader", "admin")
 
 
-class DatabaseConfig(BaseModel):
-    url: str = "sqlite+aiosqlite:///havainto.db"
+class Section(BaseModel):
+    """A table of the config file: a key it does not know is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(Section):
+    # A relative SQLite path written in the config file is taken from the file's folder.
+    url: str = Field(
+        default="sqlite+aiosqlite:///havainto.db",
+        examples=["sqlite:///havainto.db", "postgresql://havainto:secret@db.example.org/havainto"],
+    )
     # Events that arrive while the database is unreachable are kept here (one fsync'd
     # file each) and replayed when it is back. One directory per instance.
     spool_dir: str = ".havainto-spool"
@@ -37,16 +49,16 @@ class DatabaseConfig(BaseModel):
     start_wait_seconds: float = Field(default=120.0, ge=0)
 
 
-class TelegramConfig(BaseModel):
-    token: str = ""
+class TelegramConfig(Section):
+    token: str = Field(default="", examples=["123456:ABC-your-token-from-BotFather"])
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
-    bot_username: str = ""
+    bot_username: str = Field(default="", examples=["havainto_bot"])
     poll_timeout: int = 30
-    webhook_url: str = ""
+    webhook_url: str = Field(default="", examples=["https://havainto.example.fi/telegram/webhook"])
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
-    webhook_secret: str = ""
+    webhook_secret: str = Field(default="", examples=["a-long-random-secret_123"])
 
     @property
     def enabled(self) -> bool:
@@ -71,9 +83,9 @@ class TelegramConfig(BaseModel):
         return self
 
 
-class MatrixConfig(BaseModel):
-    homeserver: str = ""
-    user_id: str = ""
+class MatrixConfig(Section):
+    homeserver: str = Field(default="", examples=["https://matrix.example.fi"])
+    user_id: str = Field(default="", examples=["@havainto:example.fi"])
     password: str = ""
     access_token: str = ""
     device_name: str = "havainto"
@@ -84,21 +96,21 @@ class MatrixConfig(BaseModel):
         return bool(self.homeserver and self.user_id and (self.password or self.access_token))
 
 
-class TerminalConfig(BaseModel):
+class TerminalConfig(Section):
     # "auto": the terminal chat runs when no other transport is configured.
     enabled: Literal["auto", "yes", "no"] = "auto"
     # The terminal user is enrolled into this team as a worker (first team when empty).
     auto_enroll: bool = True
-    auto_enroll_team: str = ""
+    auto_enroll_team: str = Field(default="", examples=["hki-etsiva"])
 
 
-class FlowConfig(BaseModel):
+class FlowConfig(Section):
     draft_reminder_hours: float = 12.0
     edit_window_hours: float = 24.0
     invite_days: int = 7
 
 
-class RetentionConfig(BaseModel):
+class RetentionConfig(Section):
     """How long free text lives: after this the codes stay and the words go."""
 
     # Description, client quote and proposed action are erased this many months after
@@ -108,7 +120,7 @@ class RetentionConfig(BaseModel):
     draft_days: int = Field(default=30, ge=1)
 
 
-class RemindersConfig(BaseModel):
+class RemindersConfig(Section):
     """The friendly nudge to a worker who has logged nothing for a while."""
 
     enabled: bool = True
@@ -125,7 +137,7 @@ def _hh_mm(value: str) -> str:
     return f"{int(hour):02d}:{int(minute):02d}"
 
 
-class ScheduleConfig(BaseModel):
+class ScheduleConfig(Section):
     """When digests go out (in ``timezone``) and how missed runs and failures are handled."""
 
     # Weekly team digest for the previous ISO week: day (mon..sun) and time.
@@ -160,7 +172,7 @@ class ScheduleConfig(BaseModel):
         return _hh_mm(value)
 
 
-class EscalationConfig(BaseModel):
+class EscalationConfig(Section):
     """SHL § 48 notices and leaders' answers."""
 
     # An unacknowledged § 48 notice is posted again to the leadership channel this often.
@@ -172,7 +184,7 @@ class EscalationConfig(BaseModel):
     reply_window_minutes: int = Field(default=60, ge=1)
 
 
-class KnowledgeConfig(BaseModel):
+class KnowledgeConfig(Section):
     """The knowledge path: how often a worker may hear what became of their observations."""
 
     # At most one message per worker in this many hours (the news are batched).
@@ -181,7 +193,7 @@ class KnowledgeConfig(BaseModel):
     news_time: str = Field(default="15:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
-class HealthConfig(BaseModel):
+class HealthConfig(Section):
     """``GET /healthz`` on a small HTTP server of its own (off by default).
 
     In webhook mode the webhook server answers ``/healthz`` anyway; this server is
@@ -193,18 +205,18 @@ class HealthConfig(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
-class AreaConfig(BaseModel):
-    id: str
-    name: str
-    latitude: float | None = None
-    longitude: float | None = None
+class AreaConfig(Section):
+    id: str = Field(examples=["kallio"])
+    name: str = Field(examples=["Kallio"])
+    latitude: float | None = Field(default=None, examples=[60.184])
+    longitude: float | None = Field(default=None, examples=[24.95])
 
 
 # Keys of the first versions, one per transport; ``chats`` replaces them.
 _LEGACY_CHAT_KEYS = {"telegram_chat_id": "telegram", "matrix_room_id": "matrix"}
 
 
-class HasChats(BaseModel):
+class HasChats(Section):
     """A place the bot posts to, reachable on any number of transports.
 
     ``chats = { telegram = -1001234567890, matrix = "!abc:example.org" }``: transport
@@ -213,7 +225,10 @@ class HasChats(BaseModel):
     deprecation line in the log.
     """
 
-    chats: dict[str, str] = Field(default_factory=dict)
+    chats: dict[str, str] = Field(
+        default_factory=dict,
+        examples=[{"telegram": -1001234567890, "matrix": "!AbCd:example.fi"}],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -239,9 +254,21 @@ class HasChats(BaseModel):
     @field_validator("chats", mode="before")
     @classmethod
     def _chat_ids_as_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        return value
+        """Chat ids as TOML integers (Telegram's -100...) or strings, kept as text."""
+        if not isinstance(value, dict):
+            return value
+        chats: dict[str, str] = {}
+        for transport, chat in value.items():
+            if chat is None:
+                chats[str(transport)] = ""
+            elif isinstance(chat, str) or (isinstance(chat, int) and not isinstance(chat, bool)):
+                chats[str(transport)] = str(chat).strip()
+            else:
+                raise ValueError(
+                    f"the chat id on {transport} must be a whole number (Telegram's "
+                    "-1001234567890) or text in quotes (a Matrix room id)"
+                )
+        return chats
 
     def chat_targets(self) -> list[tuple[str, str]]:
         """The (transport, chat id) pairs this place is reachable on, in config order."""
@@ -252,22 +279,24 @@ class HasChats(BaseModel):
 
 
 class TeamConfig(HasChats):
-    id: str
-    name: str
-    region: str
+    id: str = Field(examples=["hki-etsiva"])
+    name: str = Field(examples=["Helsingin etsivät"])
+    region: str = Field(examples=["helsinki"])
     language: Literal["fi", "sv", "en"] = "fi"
-    areas: list[AreaConfig] = Field(default_factory=list)
+    areas: list[AreaConfig] = Field(
+        default_factory=list, examples=[[{"id": "kallio", "name": "Kallio"}]]
+    )
     # The leadership channel responsible for this team (SHL § 48 notices, escalations).
-    leadership: str = ""
+    leadership: str = Field(default="", examples=["hki-johto"])
     # Quiet workers of this team get one nudge (see [reminders]); false turns it off.
     nudge: bool = True
 
 
 class LeadershipChannelConfig(HasChats):
-    id: str
-    name: str
+    id: str = Field(examples=["hki-johto"])
+    name: str = Field(examples=["Helsingin johto"])
     # Empty region: the whole organisation.
-    region: str = ""
+    region: str = Field(default="", examples=["helsinki"])
     language: Literal["fi", "sv", "en"] = "fi"
 
 
@@ -281,13 +310,14 @@ _DEMO_TEAM = TeamConfig(
     ],
 )
 
-_TOML_FILE: ContextVar[Path | None] = ContextVar("havainto_toml_file", default=None)
+# The tables of the config file being loaded (``load_config``), below the environment.
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("havainto_file_data", default=None)
 
 
 BodyLevel = Literal["team", "management", "regional", "national"]
 
 
-class BodyConfig(BaseModel):
+class BodyConfig(Section):
     """A body that decides on proposals (``[[bodies]]``): a team meeting, the county's
     management team, a committee, the county council, a national authority. Presenting a
     proposal names one of these by ``id``, so "presented to the social and health
@@ -353,9 +383,9 @@ class Config(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = _TOML_FILE.get()
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        data = _FILE_DATA.get()
+        if data is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=data))
         return tuple(sources)
 
     @field_validator("bodies")
@@ -414,9 +444,49 @@ class Config(BaseSettings):
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> Config:
-    """Read ``path`` (TOML) if given, then the environment; ``overrides`` win over both."""
-    token = _TOML_FILE.set(Path(path) if path else None)
+    """Read ``path`` (TOML) if given, then the environment; ``overrides`` win over both.
+
+    A relative SQLite path in the file is taken from the file's folder (one in an
+    environment variable from the working directory). Anything wrong is a
+    ``ConfigError`` whose text says where, what and what would be right.
+    """
+    file = Path(path) if path else None
+    data: dict[str, Any] | None = None
+    text = ""
+    if file is not None:
+        data, text = read_toml(file)
+        _resolve_sqlite_path(data, file.parent)
+    token = _FILE_DATA.set(data)
     try:
         return Config(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(explain_validation_error(error, Config, file, text, data)) from None
     finally:
-        _TOML_FILE.reset(token)
+        _FILE_DATA.reset(token)
+
+
+def _resolve_sqlite_path(data: dict[str, Any], folder: Path) -> None:
+    """Make ``database.url`` absolute when it is a relative SQLite file path."""
+    from sqlalchemy.engine import make_url  # here: `havainto --help` stays fast
+
+    database = data.get("database")
+    if not isinstance(database, dict):
+        return
+    url = database.get("url")
+    if not isinstance(url, str) or not url.strip():
+        return
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: validation says so
+        return
+    path = parsed.database
+    if (
+        not parsed.drivername.startswith("sqlite")
+        or not path
+        or path == ":memory:"
+        or path.startswith("file:")
+        or Path(path).is_absolute()
+    ):
+        return
+    absolute = (folder / Path(path).expanduser()).absolute()
+    database["url"] = parsed.set(database=str(absolute)).render_as_string(hide_password=False)

@@ -27,7 +27,9 @@ figures go to the process and the rendering comes back pickled (a few kB and
 the chart PNGs).
 
 ``/viikko`` (team leads, admins) and ``/kuukausi`` (leaders, admins) preview
-the current week or month in a private chat; previews are not recorded.
+the current week or month in a private chat; each preview is on the audit trail
+(``digest.weekly`` / ``digest.monthly``, actor ``person:ID``), written in the
+transaction of the command, so it is there before the digest leaves.
 
 The digest modules are imported where they are used: they are optional at import
 time of the bot (a runtime without digests still starts).
@@ -58,7 +60,7 @@ from bot.transports.base import split_text
 from flows import commands
 from flows.events import CommandIn, Document, Image, Incoming, Message, Outbound, Reply
 from flows.i18n import t
-from storage import ledger, repo
+from storage import audit, ledger, repo
 from storage.db import Database
 
 if TYPE_CHECKING:
@@ -485,7 +487,9 @@ class DigestDesk:
             if member.role not in WEEK_ROLES:
                 log.info("preview_refused person=%s kind=weekly", member.person_id)
                 return self._say(incoming, t(lang, "preview.weekly_refused", domain=DOMAIN))
-            rendered = await self.weekly(member.team_id, week_of(today), lang, session)
+            week = week_of(today)
+            rendered = await self.weekly(member.team_id, week, lang, session)
+            action, what = audit.DIGEST_WEEKLY, f"team={member.team_id} week={week} preview=chat"
         else:
             if member.role not in MONTH_ROLES:
                 log.info("preview_refused person=%s kind=monthly", member.person_id)
@@ -494,6 +498,11 @@ class DigestDesk:
             region = None if member.role == "admin" or team is None else team.region
             month = month_label(today.year, today.month)
             rendered = await self.monthly(region, month, lang, session)
+            action = audit.DIGEST_MONTHLY
+            what = f"region={region or '*'} month={month} preview=chat"
+        await audit.record(
+            session, audit.person_actor(member.person_id), action, what, rendered.observations, now
+        )
         log.info("preview_sent person=%s kind=%s", member.person_id, event.name)
         title = rendered.text.split("\n", 1)[0]
         parts: list[Reply] = [

@@ -343,6 +343,9 @@ class Havainto:
                     session, incoming.transport, incoming.event_id, now
                 ):
                     return []
+                if event.args.strip():
+                    # A code for another team or role: the person moves there.
+                    return await self._move(session, turn, member, event.args)
                 return turn.reply(Message(self._welcome(member)))
             return await self._start(session, turn, event.args)
         if member is None:
@@ -558,6 +561,100 @@ class Havainto:
             # Asked once, here: the answer fills every new draft (/alue changes it).
             welcome = Message(f"{welcome.text}\n\n{question.text}", question.choices)
         return turn.reply(welcome)
+
+    async def _move(
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, code: str
+    ) -> list[Outbound]:
+        """``/start CODE`` from someone enrolled: a code for another team or role moves
+        them there (the terminal's demo user to a real team, a worker changing teams)."""
+        transport, user_id, lang = turn.incoming.transport, turn.incoming.user_id, turn.lang
+        until = await enrolment_guard.locked_until(session, transport, user_id, turn.now)
+        if until is not None:
+            log.info("move_refused reason=locked person=%s", member.person_id)
+            return turn.reply(self._locked(turn, until))
+        try:
+            moved = await repo.move_with_invite(session, code, member, turn.now)
+        except repo.EnrolmentError as error:
+            log.info("move_refused reason=%s person=%s", error.reason, member.person_id)
+            if error.reason == "used":  # most likely their own invite link, tapped again
+                return turn.reply(Message(self._welcome(member)))
+            if error.reason == "same":
+                text = t(
+                    lang,
+                    "svc.move_same",
+                    team=self._team_name(member.team_id),
+                    role=self._role_name(member.role, lang),
+                )
+                return turn.reply(Message(text))
+            if error.reason == "link":
+                return turn.reply(Message(t(lang, "svc.invite_link")))
+            if error.reason == "revoked":
+                return turn.reply(Message(t(lang, "svc.revoked_start")))
+            stays = t(lang, "svc.move_stays", team=self._team_name(member.team_id))
+            refusal = Message(f"{t(lang, f'svc.invite_{error.reason}')} {stays}")
+            until = await enrolment_guard.record_failure(session, transport, user_id, turn.now)
+            return turn.reply(refusal, *([self._locked(turn, until)] if until else []))
+        await enrolment_guard.clear(session, transport, user_id)
+        await self._fit_draft(session, moved)
+        log.info("moved person=%s role=%s", moved.person_id, moved.role)
+        text = t(
+            lang,
+            "svc.moved",
+            old=self._team_name(member.team_id),
+            team=self._team_name(moved.team_id),
+            role=self._role_name(moved.role, lang),
+        )
+        return turn.reply(Message(text))
+
+    async def _fit_draft(self, session: AsyncSession, member: repo.Member) -> None:
+        """An open draft goes on in the new team; an area of the old one is let go."""
+        row = await repo.load_draft(session, member.person_id)
+        draft = _restore(row.state) if row is not None else None
+        if row is None or draft is None or draft.area is None or draft.area.startswith("geo:"):
+            return
+        team = self.config.team(member.team_id)
+        if team is not None and any(area.id == draft.area for area in team.areas):
+            return
+        await repo.store_draft(
+            session,
+            member.person_id,
+            replace(draft, area=None).to_json(),
+            row.transport,
+            row.chat_id,
+            row.updated_at,
+        )
+
+    async def enrol_local_user(self, transport: str, user_id: str, team_id: str) -> str | None:
+        """Enrol the terminal's local user into ``team_id`` as a worker. One already
+        enrolled stays where they are, unless their team has left the config (the demo
+        team, once a config file names the real ones): then they move to ``team_id``.
+        Returns what to tell them (None: nothing to tell)."""
+        async with self.db.transaction() as session:
+            member = await repo.find_member(session, transport, user_id)
+            if member is not None and not member.revoked:
+                if self.config.team(member.team_id) is not None or member.team_id == team_id:
+                    return None
+                await repo.move_person(session, member.person_id, team_id)
+                moved = replace(member, team_id=team_id)
+                await self._fit_draft(session, moved)
+                log.info("moved person=%s reason=team_not_configured", member.person_id)
+                return t(
+                    member.language,
+                    "svc.moved_config",
+                    old=member.team_id,
+                    team=self._team_name(team_id),
+                )
+        if member is None:
+            await self.enrol_directly(transport, user_id, user_id, team_id)
+        return None
+
+    def _team_name(self, team_id: str) -> str:
+        team = self.config.team(team_id)
+        return team.name if team is not None else team_id
+
+    @staticmethod
+    def _role_name(role: str, lang: str) -> str:
+        return t(lang, f"role.{role}", domain="escalation")
 
     def _locked(self, turn: _Turn, until: datetime) -> Message:
         """The lockout answer: when to try again (whole minutes, rounded up)."""

@@ -72,6 +72,8 @@ class Rendered:
     csv_filename: str | None = None
     # Buttons under the digest's last text part ("me too" on the open phenomena).
     buttons: tuple[tuple[Choice, ...], ...] = ()
+    # How many observations it covers (the audit trail's row count for a read-out).
+    observations: int = 0
 
 
 # --- small formatting helpers ----------------------------------------------------
@@ -221,7 +223,9 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
             )
         )
     buttons = tuple((knowledge.me_too_button(lang, p.id),) for p in d.open_phenomena)
-    return Rendered(text=text, html=markup, charts=chart_list, buttons=buttons)
+    return Rendered(
+        text=text, html=markup, charts=chart_list, buttons=buttons, observations=d.total
+    )
 
 
 def _weekly_knowledge(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
@@ -479,6 +483,7 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
         charts=chart_list,
         csv=escalations_csv(rows, lang, zone_) if rows else None,
         csv_filename=f"escalations-{scope_slug}-{s.month}.csv" if rows else None,
+        observations=s.total,
     )
 
 

@@ -5,6 +5,12 @@ writes one ``AuditEvent`` in the same transaction as the action itself, so an
 action that rolls back leaves no trace and one that commits always does.
 ``what`` describes the action (filters, a period, an observation number), never
 observation text, names or chat identities.
+
+A read that streams data out over time (an export, a digest printed on the command
+line) is on the trail before its first record leaves: ``begin`` commits a row with
+``state=started``, and ``finish`` completes it (``state=completed`` and the row count)
+or marks it ``state=interrupted`` with the rows handed out until then (a reader that
+closed the pipe, an error, Ctrl-C). A row still ``started`` is one whose process died.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEvent
@@ -27,6 +33,13 @@ IDENTITIES_SHOWN = "people.identities_shown"
 RETENTION = "retention.run"
 ESCALATION_STATUS = "escalation.status"
 NUDGES = "reminders.nudge"
+DIGEST_WEEKLY = "digest.weekly"
+DIGEST_MONTHLY = "digest.monthly"
+
+# The states of a streamed read (``begin`` / ``finish``), the last word of its ``what``.
+STARTED = "started"
+COMPLETED = "completed"
+INTERRUPTED = "interrupted"
 
 
 async def record(
@@ -46,6 +59,23 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+async def begin(session: AsyncSession, actor: str, action: str, what: str, now: datetime) -> int:
+    """The row of a streamed read, before anything is read out; returns its id.
+
+    Commit it (its own transaction) before the first record leaves."""
+    event = await record(session, actor, action, f"{what} state={STARTED}", 0, now)
+    return event.id
+
+
+async def finish(session: AsyncSession, event_id: int, what: str, rows: int, state: str) -> None:
+    """Complete (``COMPLETED``) or mark ``INTERRUPTED`` the row ``begin`` wrote."""
+    await session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.id == event_id)
+        .values(what=f"{what} state={state}"[:1000], rows=rows)
+    )
 
 
 def person_actor(person_id: int | None) -> str:

@@ -100,6 +100,15 @@ def _sqlite_file(url: str) -> str | None:
     return path
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for PostgreSQL, memory and URI forms)."""
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    path = _sqlite_file(url)
+    return Path(path) if path is not None else None
+
+
 def create_engine(url: str, *, read_only: bool = False, threaded: bool = False) -> AsyncEngine:
     """The engine. On SQLite, units of work that write run their statements on the
     event loop's thread (``storage.sqlite_inline``); ``read_only`` makes the engine

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -262,6 +262,54 @@ async def redeem_invite(
     member = await find_member(session, transport, external_id)
     assert member is not None
     return member
+
+
+async def move_with_invite(
+    session: AsyncSession, code: str, member: Member, now: datetime
+) -> Member:
+    """An enrolled person redeems a code for another team or role: they move there.
+
+    The code was made by an administrator for that team and role, so it is as good as
+    for a newcomer (a demo user going to a real team, a worker changing teams). Their
+    entries stay with the team they were made in. Refused, with the code left as it
+    was: ``unknown``, ``used``, ``expired`` (as in ``redeem_invite``), ``same`` (already
+    in that team with that role), ``link`` (a code that adds another account to this
+    person: it is for that account) and ``revoked``.
+    """
+    if member.revoked:
+        raise EnrolmentError("revoked")
+    normalised = code.strip().upper().replace("-", "").replace(" ", "")
+    invite = await session.get(Invite, normalised, with_for_update=True)
+    if invite is None or invite.revoked_at is not None:
+        raise EnrolmentError("unknown")
+    if invite.used_at is not None:
+        raise EnrolmentError("used")
+    if invite.expires_at <= now:
+        raise EnrolmentError("expired")
+    if invite.person_id is not None:
+        # Another person's link code is no code for this one.
+        raise EnrolmentError("link" if invite.person_id == member.person_id else "unknown")
+    if (invite.team_id, invite.role) == (member.team_id, member.role):
+        raise EnrolmentError("same")
+    claimed = await session.execute(
+        update(Invite)
+        .where(Invite.code == normalised, Invite.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise EnrolmentError("used")
+    await session.execute(
+        update(Person)
+        .where(Person.id == member.person_id)
+        .values(team_id=invite.team_id, role=invite.role)
+    )
+    return replace(member, team_id=invite.team_id, role=invite.role)
+
+
+async def move_person(session: AsyncSession, person_id: int, team_id: str) -> None:
+    """Put a person in another team, keeping their role (the terminal's local user
+    whose team has left the config)."""
+    await session.execute(update(Person).where(Person.id == person_id).values(team_id=team_id))
 
 
 def new_pseudonym() -> str:

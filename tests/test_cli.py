@@ -91,6 +91,11 @@ def test_invite_prints_the_code_alone_on_its_last_line(workdir: Path) -> None:
         '[telegram]\nbot_username = "havainto_bot"\n'
         '[[teams]]\nid = "t1"\nname = "Tiimi 1"\nregion = "r1"\n'
     )
+    # A new database is made by `db upgrade` (or `run`), never by another command.
+    assert (
+        havainto("db", "upgrade", "-c", str(config), cwd=workdir).strip()
+        == "database is up to date"
+    )
     out = havainto(
         "invite",
         "--team",
@@ -107,10 +112,6 @@ def test_invite_prints_the_code_alone_on_its_last_line(workdir: Path) -> None:
     code = lines[-1]
     assert len(code) == 10 and code.isalnum() and code.isupper()
     assert f"https://t.me/havainto_bot?start={code}" in out
-    assert (
-        havainto("db", "upgrade", "-c", str(config), cwd=workdir).strip()
-        == "database is up to date"
-    )
 
 
 def test_environment_overrides_the_file(workdir: Path) -> None:
@@ -123,7 +124,8 @@ def test_environment_overrides_the_file(workdir: Path) -> None:
         loaded = load_config(config)
     finally:
         del os.environ["HAVAINTO_TELEGRAM__TOKEN"]
-    assert loaded.database.url == "sqlite:///from-file.db"
+    # A relative SQLite path in the file is the file's folder's.
+    assert loaded.database.url == f"sqlite:///{workdir / 'from-file.db'}"
     assert loaded.telegram.token == "123:abc" and loaded.telegram.enabled
     assert not loaded.terminal_enabled
 

@@ -278,7 +278,17 @@ async def test_health_command_checks_database_and_schema_without_a_running_bot(
     tmp_path: Path, db_url: str
 ) -> None:
     config = write_config(tmp_path / "config.toml", db_url)
-    code, out, _ = await asyncio.to_thread(havainto_cli, "health", "-c", str(config), cwd=tmp_path)
+    code, out, err = await asyncio.to_thread(
+        havainto_cli, "health", "-c", str(config), cwd=tmp_path
+    )
+    if db_url.startswith("sqlite"):
+        # No database file yet: said, and none is made (only `run` and `db upgrade` do).
+        assert code == 2 and "no database at" in err and "havainto db upgrade" in err
+        assert not (tmp_path / "havainto.db").exists()
+        (tmp_path / "havainto.db").touch()  # an empty SQLite database: no schema
+        code, out, err = await asyncio.to_thread(
+            havainto_cli, "health", "-c", str(config), cwd=tmp_path
+        )
     report = json.loads(out)
     assert code == 1  # the schema was never migrated
     assert report["database"]["ok"] is True and report["database"]["schema"]["ok"] is False

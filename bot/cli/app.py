@@ -5,12 +5,21 @@ The order here is the order of ``havainto --help``: commands first, then groups.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from bot.cli import datacare, digests, knowledge, people, run
+from bot.config_errors import ConfigError
 
+# Expected errors (a config error, a missing database, a wrong option) are a short
+# message and exit status 2 (bot.cli.common.fail). What is left is a bug: a plain
+# Python traceback, never Rich's page of source lines and local variables (which
+# could show a token).
 app = typer.Typer(
-    help="Havainto: observations from street work to decision makers.", no_args_is_help=True
+    help="Havainto: observations from street work to decision makers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 
 app.command("run")(run.run)
@@ -30,4 +39,9 @@ app.add_typer(knowledge.proposal_app, name="proposal")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as error:  # a command that read the config without common.load
+        for line in str(error).splitlines():
+            print(line if line.startswith(" ") else f"error: {line}", file=sys.stderr)
+        sys.exit(2)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.config import Config
+from bot.config import Config, load_config
+from bot.config_errors import ConfigError
 
 T = TypeVar("T")
 
@@ -22,11 +25,48 @@ ConfigOption = Annotated[
         "--config",
         "-c",
         envvar="HAVAINTO_CONFIG",
+        # Not checked by Typer: a missing file is a config error like any other (load).
         help="TOML config file.",
-        exists=True,
-        dir_okay=False,
     ),
 ]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Say what is wrong on stderr, in a few lines, and exit (2: fix the config or call)."""
+    for line in message.splitlines():
+        typer.echo(line if line.startswith(" ") else f"error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+def load(config: Path | None, *, creates_database: bool = False) -> Config:
+    """The config of a command: a config error is a short message and exit status 2.
+
+    Only ``run`` and ``db upgrade`` may create the database; every other command
+    stops when its SQLite file does not exist rather than report from a new, empty one.
+    """
+    try:
+        cfg = load_config(config)
+    except ConfigError as error:
+        fail(str(error))
+    if not creates_database:
+        refuse_new_database(cfg, config)
+    return cfg
+
+
+def refuse_new_database(cfg: Config, config: Path | None) -> None:
+    from storage.db import sqlite_file
+
+    path = sqlite_file(cfg.database.url)
+    if path is None or path.exists():
+        return
+    given = f" -c {config}" if config is not None else ""
+    source = f"database.url of {config}" if config is not None else "the default database.url"
+    fail(
+        f"no database at {path.absolute()} ({source}); this command would start a new, "
+        "empty one.\n"
+        f"  Check the path (a relative one is taken from the config file's folder), or create "
+        f"the database with: havainto db upgrade{given}"
+    )
 
 
 def default_actor() -> str:
@@ -85,11 +125,30 @@ def local_time(moment: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print aligned columns (the last one is left ragged)."""
+    """Print aligned columns (the last one is left ragged); a closed pipe ends it quietly."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    try:
+        for row in cells:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Standard output's reader went away (``| head``): what is still buffered, and
+    anything printed later, goes nowhere, so the command ends with status 0 and no
+    "Broken pipe" noise when Python flushes at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def utc_now() -> datetime:

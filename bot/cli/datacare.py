@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from datetime import datetime
 from enum import StrEnum
@@ -33,13 +34,14 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    load,
     local_time,
     parse_day,
     print_table,
     run_with_db,
+    silence_stdout,
     utc_now,
 )
-from bot.config import load_config
 
 
 class Language(StrEnum):
@@ -96,7 +98,7 @@ def export(
     if schema:
         typer.echo(dump_schema())
         return
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     if team is not None and cfg.team(team) is None:
@@ -105,6 +107,12 @@ def export(
         raise typer.BadParameter(
             "an XLSX file is binary: give --output FILE", param_hint="--output"
         )
+
+    what = (
+        f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
+        f"team={team or '*'} region={region or '*'} "
+        f"output={'stdout' if output == '-' else Path(output).name}"
+    )
 
     async def work(db: Any) -> int:
         from storage import audit
@@ -127,34 +135,58 @@ def export(
             "area": max((len(a) for _, a in areas), default=4),
             "area_name": max((len(n) for n in areas.values()), default=4),
         }
-        # A snapshot, not a write transaction: a long export must not hold SQLite's
-        # write lock while workers log entries.
-        async with db.snapshot() as session:
-            records = iter_records(
-                session, start, end, team, region, lang=lang.value, area_names=areas
-            )
-            with ExitStack() as stack:
-                count: int
-                if format is ExportFormat.xlsx:
-                    target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
-                    count = await write_xlsx(records, target, column_widths(lang.value, names))
-                else:
-                    out: IO[str] = (
-                        sys.stdout
-                        if output == "-"
-                        else stack.enter_context(
-                            open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
-                        )
+        # On the audit trail before the first record leaves; completed or marked
+        # interrupted after (a reader such as `head` may close the pipe early).
+        async with db.transaction() as session:
+            event = await audit.begin(session, actor_name(actor), audit.EXPORT, what, utc_now())
+        handed = 0
+
+        async def counted(records: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            nonlocal handed
+            async for record in records:
+                handed += 1
+                yield record
+
+        state = audit.INTERRUPTED
+        try:
+            # A snapshot, not a write transaction: a long export must not hold SQLite's
+            # write lock while workers log entries.
+            async with db.snapshot() as session:
+                records = counted(
+                    iter_records(
+                        session, start, end, team, region, lang=lang.value, area_names=areas
                     )
-                    writer = write_csv if format is ExportFormat.csv else write_jsonl
-                    count = await writer(records, out)
-        what = (
-            f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
-            f"team={team or '*'} region={region or '*'} "
-            f"output={'stdout' if output == '-' else Path(output).name}"
-        )
-        await _audited(db, audit.EXPORT, actor, what, count, None if output == "-" else output)
-        return count
+                )
+                with ExitStack() as stack:
+                    if format is ExportFormat.xlsx:
+                        target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
+                        await write_xlsx(records, target, column_widths(lang.value, names))
+                    else:
+                        out: IO[str] = (
+                            sys.stdout
+                            if output == "-"
+                            else stack.enter_context(
+                                open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
+                            )
+                        )
+                        writer = write_csv if format is ExportFormat.csv else write_jsonl
+                        await writer(records, out)
+                    if output == "-":
+                        sys.stdout.flush()  # a closed pipe shows here, not after "completed"
+            state = audit.COMPLETED
+        except BrokenPipeError:
+            silence_stdout()  # the reader has all it wanted: exit 0, quietly
+        finally:
+            finished = False
+            try:
+                async with db.transaction() as session:
+                    await audit.finish(session, event, what, handed, state)
+                finished = True
+            finally:
+                if output != "-" and not (finished and state == audit.COMPLETED):
+                    # Without a completed entry, an export file must not stay.
+                    Path(output).unlink(missing_ok=True)  # noqa: ASYNC240 - a CLI
+        return handed
 
     count = run_with_db(cfg, work)
     if output != "-":
@@ -198,7 +230,7 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """The social report (sosiaalinen raportti) of a region for a period, as HTML or PDF."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     assert first is not None and last is not None
@@ -249,7 +281,7 @@ def audit_command(
     config: ConfigOption = None,
 ) -> None:
     """The audit trail: who did what to the data, when, and to how many rows."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     first = parse_day(since, "--since")
 
@@ -276,7 +308,7 @@ teams_app = typer.Typer(help="Teams (from the config) and their figures.", no_ar
 @teams_app.command("list")
 def teams_list(config: ConfigOption = None) -> None:
     """Every team with its region, language, enrolled people and observations."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> list[Any]:
         from storage.admin import list_teams
@@ -310,7 +342,7 @@ retention_app = typer.Typer(help="Retention of free text and drafts.", no_args_i
 @retention_app.command("run")
 def retention_run(actor: ActorOption = None, config: ConfigOption = None) -> None:
     """Erase now what the daily job would erase (free text past retention, stale drafts)."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> Any:
         from storage.retention import run_retention

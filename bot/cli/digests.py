@@ -10,19 +10,32 @@ working directory by default) and their paths printed. Without ``--week`` or
 not posted again (the command says so), and a failed one is left for the running
 bot's retry job. Sending needs a transport that can send without receiving
 (Telegram); for the others the delivery is marked failed and the bot retries it.
+
+A digest printed here is read out like an export: it is on the audit trail
+(``digest.weekly`` / ``digest.monthly``, with ``--actor``) before it is printed, and
+completed or marked interrupted after (``| head`` closing the pipe ends it quietly).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import ConfigOption
-from bot.config import Config, load_config
+from bot.cli.common import (
+    ActorOption,
+    ConfigOption,
+    actor_name,
+    load,
+    silence_stdout,
+    utc_now,
+)
+from bot.config import Config
 
 digest_app = typer.Typer(help="Weekly and monthly digests: print them, or --send them.")
 
@@ -40,12 +53,13 @@ def weekly(
     week: Annotated[str | None, typer.Option(help="ISO week, e.g. 2026-W47.")] = None,
     send: SendOption = False,
     out: OutOption = Path("."),
+    actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
     """The weekly team digest (default: the previous ISO week)."""
     from digests.periods import parse_week, previous_iso_week
 
-    cfg = load_config(config)
+    cfg = load(config)
     if cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
     if week is not None:
@@ -54,10 +68,12 @@ def weekly(
         except ValueError as error:
             raise typer.BadParameter("use the form 2026-W47", param_hint="--week") from error
     chosen = week or previous_iso_week(datetime.now(UTC), cfg.timezone)
+    what = f"team={team} week={chosen} send={'yes' if send else 'no'}"
 
     async def run(runtime: Any) -> int:
-        rendered = await runtime.digests.weekly(team, chosen)
-        _show(rendered, out)
+        await _read_out(
+            runtime.db, "weekly", actor, what, lambda: runtime.digests.weekly(team, chosen), out
+        )
         if not send:
             return 0
         return _report(await runtime.digests.send_weekly(chosen, [team]))
@@ -76,12 +92,13 @@ def monthly(
     ] = None,
     send: SendOption = False,
     out: OutOption = Path("."),
+    actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
     """The monthly escalation summary (default: the previous month)."""
     from digests.periods import parse_month, previous_month
 
-    cfg = load_config(config)
+    cfg = load(config)
     if month is not None:
         try:
             parse_month(month)
@@ -93,10 +110,17 @@ def monthly(
     scope = region or None
     channel = next((c for c in cfg.leadership if (c.region or None) == scope), None)
     language = lang or (channel.language if channel else "fi")
+    what = f"region={scope or '*'} month={chosen} lang={language} send={'yes' if send else 'no'}"
 
     async def run(runtime: Any) -> int:
-        rendered = await runtime.digests.monthly(scope, chosen, language)
-        _show(rendered, out)
+        await _read_out(
+            runtime.db,
+            "monthly",
+            actor,
+            what,
+            lambda: runtime.digests.monthly(scope, chosen, language),
+            out,
+        )
         if not send:
             return 0
         if channel is None:
@@ -105,6 +129,34 @@ def monthly(
         return _report(await runtime.digests.send_monthly(chosen, [scope]))
 
     raise typer.Exit(_with_runtime(cfg, run, send))
+
+
+async def _read_out(
+    db: Any,
+    kind: str,
+    actor: str | None,
+    what: str,
+    build: Callable[[], Awaitable[Any]],
+    out: Path,
+) -> None:
+    """Render and print a digest, on the audit trail before and completed after."""
+    from storage import audit
+
+    action = audit.DIGEST_WEEKLY if kind == "weekly" else audit.DIGEST_MONTHLY
+    async with db.transaction() as session:
+        event = await audit.begin(session, actor_name(actor), action, what, utc_now())
+    state, rows = audit.INTERRUPTED, 0
+    try:
+        rendered = await build()
+        rows = rendered.observations
+        _show(rendered, out)
+        sys.stdout.flush()  # a closed pipe shows here, before "completed"
+        state = audit.COMPLETED
+    except BrokenPipeError:
+        silence_stdout()  # the reader has all it wanted; --send still goes on
+    finally:
+        async with db.transaction() as session:
+            await audit.finish(session, event, what, rows, state)
 
 
 def _show(rendered: Any, out: Path) -> None:

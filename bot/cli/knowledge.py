@@ -18,7 +18,7 @@ not about a person (a service's switchboard number, say).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -27,13 +27,15 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    fail,
+    load,
     local_time,
     parse_day,
     print_table,
     run_with_db,
     utc_now,
 )
-from bot.config import Config, load_config
+from bot.config import Config
 from flows import knowledge as rules
 from flows import textguard
 from flows.taxonomy import THEME
@@ -54,9 +56,8 @@ AllowIdentifiers = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+def _fail(message: str) -> NoReturn:
+    fail(message)
 
 
 def _clean(text: str, option: str, allow: bool) -> str:
@@ -113,7 +114,7 @@ def phenomenon_create(
     config: ConfigOption = None,
 ) -> None:
     """Create a phenomenon; prints its number."""
-    cfg = load_config(config)
+    cfg = load(config)
     if theme not in THEME.codes:
         _fail(f"unknown theme {theme!r}; one of: {', '.join(THEME.codes)}")
     where = _region_of_team(cfg, team, region)
@@ -147,7 +148,7 @@ def phenomenon_link(
     config: ConfigOption = None,
 ) -> None:
     """Link observations to a phenomenon (moving them from another one)."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> tuple[list[int], list[int]]:
         from storage import knowledge
@@ -185,7 +186,7 @@ def phenomenon_close(
     config: ConfigOption = None,
 ) -> None:
     """Close a phenomenon (no more "me too"); --reopen opens it again."""
-    cfg = load_config(config)
+    cfg = load(config)
     status = rules.PHENOMENON_OPEN if reopen else rules.PHENOMENON_CLOSED
 
     async def work(db: Any) -> bool:
@@ -209,7 +210,7 @@ def phenomenon_list(
     config: ConfigOption = None,
 ) -> None:
     """Phenomena with their observation and confirmation counts."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
     if team is not None and region is None:
         region = _region_of_team(cfg, team, None)
@@ -251,7 +252,7 @@ def phenomenon_show(
     config: ConfigOption = None,
 ) -> None:
     """One phenomenon: counts, linked observations and its proposals."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
 
     async def work(db: Any) -> tuple[Any, list[int], list[Any]]:
@@ -299,7 +300,7 @@ def proposal_create(
     config: ConfigOption = None,
 ) -> None:
     """Create a proposal (status: proposed); prints its number."""
-    cfg = load_config(config)
+    cfg = load(config)
     if (phenomenon is None) == (observation is None):
         _fail("give exactly one of --phenomenon and --observation")
     clean = _clean(text, "--text", allow_identifiers)
@@ -344,7 +345,7 @@ def proposal_move(
     config: ConfigOption = None,
 ) -> None:
     """Move a proposal one step on its path."""
-    cfg = load_config(config)
+    cfg = load(config)
     day = parse_day(on, "--on")
     clean = _clean(note, "--note", allow_identifiers) if note else None
     move = rules.Move(status, body, day, clean)
@@ -390,7 +391,7 @@ def proposal_list(
     config: ConfigOption = None,
 ) -> None:
     """Proposals, the most recently moved first."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
 
     async def work(db: Any) -> list[Any]:
@@ -426,7 +427,7 @@ def proposal_show(
     config: ConfigOption = None,
 ) -> None:
     """One proposal with every step: who, when, what."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
 
     async def work(db: Any) -> tuple[Any, list[Any]]:

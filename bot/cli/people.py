@@ -26,12 +26,13 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    load,
     local_time,
     print_table,
     run_with_db,
     utc_now,
 )
-from bot.config import ROLES, Config, load_config
+from bot.config import ROLES, Config
 
 T = TypeVar("T")
 
@@ -82,7 +83,7 @@ def invite(
         raise typer.BadParameter("give the team the invite is for", param_hint="--team")
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}", param_hint="--role")
-    cfg = load_config(config)
+    cfg = load(config)
     if cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
     valid_for = parse_duration(expires)
@@ -120,7 +121,7 @@ def invite_list(
     config: ConfigOption = None,
 ) -> None:
     """Invites still usable (all of them with --all), newest first."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
 
     async def work(db: Any) -> list[Any]:
@@ -154,7 +155,7 @@ def invite_revoke(
     config: ConfigOption = None,
 ) -> None:
     """Make an unused invite code unusable."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> str:
         from storage.admin import revoke_invite
@@ -184,7 +185,7 @@ def people_list(
     config: ConfigOption = None,
 ) -> None:
     """People by pseudonym, role, team, enrolment and last active day (never chat ids)."""
-    cfg = load_config(config)
+    cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
 
     async def work(db: Any) -> list[Any]:
@@ -226,7 +227,7 @@ def people_revoke(
     config: ConfigOption = None,
 ) -> None:
     """End a person's use of the bot. Their entries remain, pseudonymous."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> str:
         from storage.admin import revoke_person
@@ -246,7 +247,7 @@ def people_restore(
     config: ConfigOption = None,
 ) -> None:
     """Undo a revocation: the person uses the bot again on their earlier accounts."""
-    cfg = load_config(config)
+    cfg = load(config)
 
     async def work(db: Any) -> str:
         from storage.admin import restore_person

@@ -18,8 +18,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import ConfigOption
-from bot.config import load_config
+from bot.cli.common import ConfigOption, load
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
@@ -47,7 +46,7 @@ def run(
     """Start every configured transport (the terminal chat when none is configured)."""
     from bot.runtime import run_bot
 
-    cfg = load_config(config)
+    cfg = load(config, creates_database=True)
     # The terminal chat owns the screen: its logs go to a file.
     if log_file is None and cfg.terminal_enabled:
         log_file = Path("havainto.log")
@@ -73,7 +72,7 @@ def health(
     if url is not None:
         report, healthy = asyncio.run(fetch_health(url, timeout))
     else:
-        report = asyncio.run(offline_health(load_config(config)))
+        report = asyncio.run(offline_health(load(config)))
         healthy = report["status"] == "ok"
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     raise typer.Exit(0 if healthy else 1)
@@ -84,6 +83,6 @@ def db_upgrade(config: ConfigOption = None) -> None:
     """Migrate the database to the newest schema."""
     from storage.db import upgrade_schema
 
-    cfg = load_config(config)
+    cfg = load(config, creates_database=True)
     upgrade_schema(cfg.database.url)
     typer.echo("database is up to date")

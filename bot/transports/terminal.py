@@ -4,7 +4,9 @@ Buttons are shown as numbers: type the number to press one. Commands start
 with ``/`` as on Telegram (``/uusi``, ``/omat``, ``/kieli``, ``/apua``,
 ``/peru``); ``/sijainti 60.17 24.94`` shares a location. Images and files are
 written to a folder and their paths printed. One local user, enrolled into the
-first team automatically unless ``terminal.auto_enroll`` is off.
+first team automatically unless ``terminal.auto_enroll`` is off; when their team is
+no longer in the config (the demo team, once a config file names the real ones) they
+move to that team, and ``/start CODE`` moves them to the team of an invite.
 """
 
 from __future__ import annotations
@@ -68,10 +70,13 @@ class TerminalTransport:
 
     async def start(self) -> None:
         config = self.service.config
+        said = None
         if config.terminal.auto_enroll:
             team = config.terminal.auto_enroll_team or config.teams[0].id
-            await self.service.enrol_directly(self.name, LOCAL_USER, LOCAL_USER, team)
+            said = await self.service.enrol_local_user(self.name, LOCAL_USER, team)
         self._write(_banner())
+        if said is not None:  # e.g. moved from the demo team to the config's first team
+            self._write(said)
         # After a restart the open question is shown again, with its numbers, not only the
         # banner: the worker goes on where they were.
         for reply in await self.service.open_question(self.name, LOCAL_USER):
