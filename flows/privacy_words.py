@@ -315,14 +315,22 @@ def _after_saint(text: str, start: int) -> bool:
 
 
 def _words(text: str) -> list[list[_Word]]:
-    """The capitalised words of a text, in groups of words one space apart."""
-    groups: list[list[_Word]] = []
+    """The capitalised words of a text, in groups of words one space apart; none when
+    no word is a listed name (nearly every text: the groups are not built then)."""
+    found = []
+    any_name = False
     for match in _CAPITALISED_RE.finditer(text):
-        start, end = match.span()
+        start = match.start()
         if start and ((before := text[start - 1]).isalnum() or before in _INSIDE_WORD):
             continue
         at_start = _at_sentence_start(text, start)
-        kind, first, maybe_first, surname = _lookup(match.group(), at_start)
+        looked_up = _lookup(match.group(), at_start)
+        any_name = any_name or looked_up[0] == "name"
+        found.append((start, match.end(), looked_up, at_start))
+    if not any_name:
+        return []
+    groups: list[list[_Word]] = []
+    for start, end, (kind, first, maybe_first, surname), at_start in found:
         word = _Word(start, end, kind, first, maybe_first, surname, at_start)
         if groups and text[groups[-1][-1].end : start] == " ":
             groups[-1].append(word)
@@ -335,6 +343,8 @@ def name_spans(text: str) -> list[Span]:
     """Spans of personal names in a (normalised) text."""
     spans: list[Span] = []
     for group in _words(text):
+        if not any(word.kind == "name" for word in group):
+            continue  # every name found below stands in or next to a listed one
         head = group[0]
         if _after_saint(text, head.start) or _is_saint(text, head.start, head.end):
             continue  # "Pyhän Henrikin katedraali", "Sankt Eriks"
@@ -424,15 +434,31 @@ _ADDRESS_RE = re.compile(
 
 # Every address has a street word right before a space and a digit: texts without one
 # (nearly all) skip the full expression, which is slow to scan.
-_STREET_WORDS = tuple(dict.fromkeys(f"{_FI_STREET}|{_SV_STREET}".replace("é", "e").split("|")))
-_ADDRESS_HINT_RE = re.compile(rf"(?:{_FI_STREET}|{_SV_STREET}) [0-9]")
+_STREET_WORDS = tuple(dict.fromkeys(f"{_FI_STREET}|{_SV_STREET}".split("|")))
+_SPACE_DIGIT_RE = re.compile(r" (?=[0-9])")
+_STREET_NAME_MAX = 80  # characters before the house number that the street name may take
+_HOUSE_MAX = 60  # characters from there to the end of the postal town
 
 
 def address_spans(text: str) -> list[Span]:
-    """Spans of street addresses with a house number in a (normalised) text."""
-    if not any(word in text for word in _STREET_WORDS) or _ADDRESS_HINT_RE.search(text) is None:
-        return []
-    return [m.span() for m in _ADDRESS_RE.finditer(text)]
+    """Spans of street addresses with a house number in a (normalised) text.
+
+    The full expression is slow to scan, so it only looks around a street word right
+    before a space and a digit: most texts have none.
+    """
+    spans: list[Span] = []
+    for hint in _SPACE_DIGIT_RE.finditer(text):
+        at = hint.start()
+        if (spans and at < spans[-1][1]) or not text[max(0, at - 12) : at].endswith(
+            _STREET_WORDS
+        ):
+            continue
+        start = max(spans[-1][1] if spans else 0, at - _STREET_NAME_MAX)
+        for match in _ADDRESS_RE.finditer(text, start, at + _HOUSE_MAX):
+            if match.start() < at < match.end():
+                spans.append(match.span())
+                break
+    return spans
 
 
 # --------------------------------------------------------------------------
@@ -474,7 +500,10 @@ _BIRTH_HINTS = ("s.", "synt", "föd", "f.", "born", "b.", "dob", "d.o.b", "birth
 def birth_date_spans(text: str) -> list[Span]:
     """Spans of dates of birth (the date only, not the word before it)."""
     lower = text.lower()
-    if not any(hint in lower for hint in _BIRTH_HINTS):
+    for hint in _BIRTH_HINTS:
+        if hint in lower:
+            break
+    else:
         return []
     out = []
     for match in _BIRTH_DATE_RE.finditer(text):
@@ -502,8 +531,28 @@ _NOT_PLATES = frozenset(
 )
 
 
+def _capitals_before(text: str, at: int) -> bool:
+    before = text[max(0, at - 2) : at]
+    return len(before) == 2 and before.isupper() and before.isalpha()
+
+
+def _may_hold_plate(text: str) -> bool:
+    """Capitals before a space or a hyphen and a digit (few texts have one)."""
+    for match in _SPACE_DIGIT_RE.finditer(text):
+        if _capitals_before(text, match.start()):
+            return True
+    at = text.find("-")
+    while at != -1:
+        if text[at + 1 : at + 2].isdigit() and _capitals_before(text, at):
+            return True
+        at = text.find("-", at + 1)
+    return False
+
+
 def plate_spans(text: str) -> list[Span]:
     """Spans of vehicle registration plates in a (normalised) text."""
+    if not _may_hold_plate(text):
+        return []
     out = []
     for match in _PLATE_RE.finditer(text):
         letters = match.group("fi") or match.group("sv")
