@@ -449,9 +449,7 @@ def address_spans(text: str) -> list[Span]:
     spans: list[Span] = []
     for hint in _SPACE_DIGIT_RE.finditer(text):
         at = hint.start()
-        if (spans and at < spans[-1][1]) or not text[max(0, at - 12) : at].endswith(
-            _STREET_WORDS
-        ):
+        if (spans and at < spans[-1][1]) or not text[max(0, at - 12) : at].endswith(_STREET_WORDS):
             continue
         start = max(spans[-1][1] if spans else 0, at - _STREET_NAME_MAX)
         for match in _ADDRESS_RE.finditer(text, start, at + _HOUSE_MAX):
