@@ -17,7 +17,11 @@ logged (by kind) without leaking what they point at.
 
 Text read back out of storage for digests, reports, exports and notices
 passes :func:`scrub`, which removes hetus with the same rule: rows stored
-before the guard, or before it knew a trick, must not show one either.
+before the guard, or before it knew a trick, must not show one either. The
+other kinds are not removed on read-out: where the text entered, its writer
+was asked about them (:mod:`flows.textguard`) and may have kept them on
+purpose (a service's public number, a street or a school named after a
+person), and the read-out follows that choice as the guard does.
 
 Rules
 -----
@@ -68,6 +72,13 @@ Rules
   matcher call (~0.1 ms each). Unlike the matcher's own scan, a number glued
   to a word (``puh0401234567``) is reported: here a missed number costs more
   than a redacted product code.
+
+* **name**, **address**, **birth_date**, **plate**: personal names (from a
+  list of Finnish and Swedish first names and surnames, inflected forms too),
+  street addresses with a house number, dates of birth after a word for birth
+  and vehicle registration plates are read from words: see
+  :mod:`flows.privacy_words`, whose rules take precision first. Their spans
+  are masked out before phones are looked for.
 
 Look-alike and invisible characters
 -----------------------------------

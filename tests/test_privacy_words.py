@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from flows import privacy_words, textguard
 from flows.i18n import LANGUAGES, t
-from flows.privacy import PLACEHOLDERS, IdentifierKind, find_identifiers, redact
+from flows.privacy import PLACEHOLDERS, IdentifierKind, find_identifiers, redact, scrub
 
 NAME, ADDRESS, BIRTH, PLATE = (
     IdentifierKind.NAME,
@@ -331,3 +331,9 @@ def test_redact_leaves_nothing_to_find(parts: list[str]) -> None:
     for lang in LANGUAGES:
         cleaned = redact(text, placeholders=textguard.placeholders(lang))
         assert find_identifiers(cleaned) == [], (text, cleaned)
+
+
+def test_the_read_out_scrub_removes_hetus_only() -> None:
+    """Decided: names and the other asked-about kinds stay on read-out (the writer chose)."""
+    text = "Tapasin Mikon osoitteessa Hämeentie 5, hetu 131052-308T, auto ABC-123."
+    assert scrub(text) == "Tapasin Mikon osoitteessa Hämeentie 5, hetu [HETU], auto ABC-123."
