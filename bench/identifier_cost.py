@@ -47,7 +47,7 @@ def texts() -> tuple[list[str], list[str]]:
         for line in source:
             current = f"{current} {line}".strip()
             if len(current) >= TARGET:
-                out.append(current[: TARGET + 40])
+                out.append(current[:TARGET])
                 current = ""
         return out
 
