@@ -11,8 +11,10 @@ step so a restart resumes where the worker was.
 sees an event (the spool on disk included), text a platform can deliver but not
 encode back (NUL, lone surrogates) is cleaned and every personal identity code is
 removed, whoever typed it (``flows.textguard``). A text with other identifiers
-(phone, e-mail, IBAN) that something would take in is held, and its writer asked
-to remove them, keep the text or drop it; the event then runs with the chosen text.
+(phone, e-mail, IBAN, a personal name, a street address, a date of birth, a plate)
+that something would take in is held, and its writer asked to remove them (with
+placeholders in their language), keep the text or drop it; the event then runs with
+the chosen text.
 
 Logs carry ids and event kinds, never what anybody typed.
 """
@@ -411,7 +413,7 @@ class Havainto:
             text=screened.text,
             created_at=turn.now,
         )
-        kinds = ",".join(screened.kinds)
+        kinds = "+".join(screened.kinds)  # "address+name": a token the log check accepts
         log.info("text_held person=%s held=%s kinds=%s", member.person_id, row.id, kinds)
         return turn.reply(textguard.question(member.language, row.id, screened.kinds))
 
@@ -432,7 +434,7 @@ class Havainto:
             turn.incoming.chat_id,
         ):
             return [self.alert(turn.incoming, member, t(turn.lang, "flow.stale_button"))]
-        text = textguard.resolve(choice, row.text)
+        text = textguard.resolve(choice, row.text, member.language)
         log.info("text_released person=%s held=%s choice=%s", member.person_id, held_id, choice)
         if text is None:
             if not row.is_private:

@@ -98,6 +98,8 @@ def match_choice(choices: list[Choice], typed: str) -> Choice | None:
     """
     answer = typed.strip().rstrip(".").casefold()
     if answer.isdecimal():
+        if len(answer) > 4:  # no list is that long; int() refuses 4,300 digits and more
+            return None
         index = int(answer) - 1
         return choices[index] if 0 <= index < len(choices) else None
     for option in choices:

@@ -17,7 +17,11 @@ logged (by kind) without leaking what they point at.
 
 Text read back out of storage for digests, reports, exports and notices
 passes :func:`scrub`, which removes hetus with the same rule: rows stored
-before the guard, or before it knew a trick, must not show one either.
+before the guard, or before it knew a trick, must not show one either. The
+other kinds are not removed on read-out: where the text entered, its writer
+was asked about them (:mod:`flows.textguard`) and may have kept them on
+purpose (a service's public number, a street or a school named after a
+person), and the read-out follows that choice as the guard does.
 
 Rules
 -----
@@ -69,6 +73,13 @@ Rules
   to a word (``puh0401234567``) is reported: here a missed number costs more
   than a redacted product code.
 
+* **name**, **address**, **birth_date**, **plate**: personal names (from a
+  list of Finnish and Swedish first names and surnames, inflected forms too),
+  street addresses with a house number, dates of birth after a word for birth
+  and vehicle registration plates are read from words: see
+  :mod:`flows.privacy_words`, whose rules take precision first. Their spans
+  are masked out before phones are looked for.
+
 Look-alike and invisible characters
 -----------------------------------
 Every rule reads a normalised copy of the text, built character by character
@@ -91,6 +102,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import overload
@@ -98,6 +110,14 @@ from typing import overload
 from phonenumbers import Leniency, PhoneNumberMatcher
 from stdnum import iban as _stdnum_iban
 from stdnum.fi import hetu as _stdnum_hetu
+
+from flows.privacy_words import (
+    TITLE_CASE_RE,
+    address_spans,
+    birth_date_spans,
+    name_spans,
+    plate_spans,
+)
 
 __all__ = [
     "PLACEHOLDERS",
@@ -117,14 +137,26 @@ class IdentifierKind(StrEnum):
     PHONE = "phone"
     EMAIL = "email"
     IBAN = "iban"
+    NAME = "name"
+    ADDRESS = "address"
+    BIRTH_DATE = "birth_date"
+    PLATE = "plate"
 
 
-#: Language-neutral replacement text for each kind.
+#: Replacement text for each kind when no other is asked for (English). The guard
+#: asks for the writer's language (``privacy.placeholder.<kind>`` in the catalogs,
+#: :func:`flows.textguard.placeholders`); ``[HETU]`` is the same in every language.
+#: A placeholder holds no digit, no at-marker and no capitalised word, so it can
+#: never be, or complete, an identifier (see :func:`redact`).
 PLACEHOLDERS: dict[IdentifierKind, str] = {
     IdentifierKind.HETU: "[HETU]",
     IdentifierKind.PHONE: "[PHONE]",
     IdentifierKind.EMAIL: "[EMAIL]",
     IdentifierKind.IBAN: "[IBAN]",
+    IdentifierKind.NAME: "[NAME]",
+    IdentifierKind.ADDRESS: "[ADDRESS]",
+    IdentifierKind.BIRTH_DATE: "[DATE OF BIRTH]",
+    IdentifierKind.PLATE: "[PLATE]",
 }
 
 # On overlap the kind listed first wins.
@@ -133,6 +165,10 @@ _PRIORITY: dict[IdentifierKind, int] = {
     IdentifierKind.IBAN: 1,
     IdentifierKind.EMAIL: 2,
     IdentifierKind.PHONE: 3,
+    IdentifierKind.BIRTH_DATE: 4,
+    IdentifierKind.ADDRESS: 5,
+    IdentifierKind.PLATE: 6,
+    IdentifierKind.NAME: 7,
 }
 
 
@@ -568,7 +604,8 @@ def find_identifiers(text: str) -> list[Finding]:
     """Find client identifiers in ``text``.
 
     Returns findings sorted by start and never overlapping; where candidates
-    of different kinds overlap, hetu beats iban beats email beats phone.
+    of different kinds overlap, hetu beats iban beats email beats phone beats
+    date of birth beats address beats plate beats name.
     """
     return _find(_normalise(text))
 
@@ -585,11 +622,19 @@ def _find(norm: _Normalised, only_hetus: bool = False) -> list[Finding]:
         ibans = _iban_spans(text)
         emails = _email_spans(text) if _may_hold_email(text) else []
         dates = [m.span() for m in _DATE_RE.finditer(text)]
-        phones = _phone_spans(_mask(text, not_phones + ibans + emails + dates))
+        births = birth_date_spans(text)
+        addresses = address_spans(text)
+        plates = plate_spans(text)
+        masked = not_phones + ibans + emails + dates + births + addresses + plates
+        phones = _phone_spans(_mask(text, masked))
         found += [
             (IdentifierKind.IBAN, ibans),
             (IdentifierKind.EMAIL, emails),
             (IdentifierKind.PHONE, phones),
+            (IdentifierKind.BIRTH_DATE, births),
+            (IdentifierKind.ADDRESS, addresses),
+            (IdentifierKind.PLATE, plates),
+            (IdentifierKind.NAME, name_spans(text)),
         ]
 
     candidates = [
@@ -609,7 +654,9 @@ def kinds_found(text: str) -> set[IdentifierKind]:
     return {finding.kind for finding in find_identifiers(text)}
 
 
-def _apply(text: str, findings: list[Finding]) -> str:
+def _apply(
+    text: str, findings: list[Finding], placeholders: Mapping[IdentifierKind, str] | None = None
+) -> str:
     # Merge overlapping spans (possible only with hand-made findings) so that
     # no fragment of an identifier survives between two placeholders.
     merged: list[Finding] = []
@@ -625,7 +672,7 @@ def _apply(text: str, findings: list[Finding]) -> str:
     pos = 0
     for finding in merged:
         parts.append(text[pos : finding.start])
-        parts.append(PLACEHOLDERS[finding.kind])
+        parts.append((placeholders or PLACEHOLDERS)[finding.kind])
         pos = finding.end
     parts.append(text[pos:])
     return "".join(parts)
@@ -635,17 +682,19 @@ _UNIT_RE = re.compile(rf"[0-9]|{_AT_CORE}")
 
 
 def _units(norm: _Normalised) -> int:
-    """Digits and at-markers ("@", "(at)", ...) in the normalised text.
+    """Digits, at-markers ("@", "(at)", ...) and capitalised words in the normalised text.
 
-    Every finding covers at least one, and a placeholder can form none.
+    Every finding covers at least one (a name a capitalised word, the other kinds a
+    digit or an at-marker), and a placeholder can form none.
     """
-    return len(_UNIT_RE.findall(norm.text))
+    return len(_UNIT_RE.findall(norm.text)) + len(TITLE_CASE_RE.findall(norm.text))
 
 
 def redact(
     text: str,
     findings: list[Finding] | None = None,
     kinds: set[IdentifierKind] | None = None,
+    placeholders: Mapping[IdentifierKind, str] | None = None,
 ) -> str:
     """Replace identifiers with placeholders such as ``[HETU]``.
 
@@ -654,23 +703,33 @@ def redact(
     again after each pass until nothing is left, so that
     ``find_identifiers(redact(text))`` is always empty (for the kinds asked
     for): joining text around a placeholder can in principle form a new
-    candidate. Every finding covers a digit or an at-marker (``@``,
-    ``(at)``, ...) of the normalised text; placeholders contain neither and
-    cannot complete one, and normalisation works character by character, so
-    each pass removes at least one: that bounds the loop.
+    candidate. Every finding covers a digit, an at-marker (``@``, ``(at)``,
+    ...) or a capitalised word of the normalised text; placeholders contain
+    none of them and cannot complete one, and normalisation works character
+    by character, so each pass removes at least one: that bounds the loop.
+
+    ``placeholders`` (default :data:`PLACEHOLDERS`) gives the text for each kind,
+    such as the writer's language's (:func:`flows.textguard.placeholders`); it
+    must keep to the rule above.
     """
     if findings is not None:
-        return _apply(text, [f for f in findings if kinds is None or f.kind in kinds])
-    return _redact(text, _normalise(text), kinds)
+        chosen = [f for f in findings if kinds is None or f.kind in kinds]
+        return _apply(text, chosen, placeholders)
+    return _redact(text, _normalise(text), kinds, placeholders)
 
 
-def _redact(text: str, norm: _Normalised, kinds: set[IdentifierKind] | None) -> str:
+def _redact(
+    text: str,
+    norm: _Normalised,
+    kinds: set[IdentifierKind] | None,
+    placeholders: Mapping[IdentifierKind, str] | None = None,
+) -> str:
     only_hetus = kinds is not None and kinds <= {IdentifierKind.HETU}
     for _ in range(_units(norm) + 1):
         found = [f for f in _find(norm, only_hetus) if kinds is None or f.kind in kinds]
         if not found:
             break
-        text = _apply(text, found)
+        text = _apply(text, found, placeholders)
         norm = _normalise(text)
     return text
 

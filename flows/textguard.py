@@ -7,9 +7,18 @@ answer; anything typed in the terminal chat or given to the CLI) passes
 it:
 
 * a personal identity code (hetu) is always removed, and the writer is told;
-* other identifiers (phone numbers, e-mail addresses, bank accounts) are pointed
-  out, and the writer chooses: remove them, keep the text as it is (a service's
-  public number is not a client's), or drop the text and write it again.
+* other identifiers (phone numbers, e-mail addresses, bank accounts, personal names,
+  street addresses, dates of birth, vehicle registration plates) are pointed out,
+  and the writer chooses: remove them, keep the text as it is (a service's public
+  number is not a client's, a name may be a street's), or drop the text and write it
+  again.
+
+What is removed is replaced by a placeholder in the writer's language
+(``privacy.placeholder.<kind>`` in the catalogs: ``[PUHELIN]``, ``[TELEFON]``,
+``[PHONE]``; ``[NIMI]``, ``[NAMN]``, ``[NAME]``, ...). A hetu becomes ``[HETU]`` in
+every language: it is removed where the text enters, before the writer (and so
+their language) is known, and the read-out scrub (:func:`flows.privacy.scrub`) writes
+the same. A stored text keeps the placeholders its writer's language gave it.
 
 The conversations behind the boundary (capture, the escalation desk, the
 reporter's answer) therefore never see a hetu, and never ask about identifiers
@@ -20,9 +29,10 @@ themselves. This module is pure: the host stores a held text and calls
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from flows.events import Choice, Message
-from flows.i18n import t, tn
+from flows.i18n import DEFAULT_LANGUAGE, t, tn
 from flows.privacy import IdentifierKind, find_identifiers, redact
 
 PREFIX = "pv"
@@ -84,10 +94,18 @@ def parse(data: str) -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
-def resolve(choice: str, text: str) -> str | None:
-    """The text to let through after the writer's choice; None when it is dropped."""
+@cache
+def placeholders(lang: str) -> dict[IdentifierKind, str]:
+    """The text that replaces each kind of identifier, in ``lang``."""
+    return {kind: t(lang, f"privacy.placeholder.{kind.value}") for kind in IdentifierKind}
+
+
+def resolve(choice: str, text: str, lang: str = DEFAULT_LANGUAGE) -> str | None:
+    """The text to let through after the writer's choice; None when it is dropped.
+
+    Removed identifiers are replaced by placeholders in ``lang``, the writer's."""
     if choice == "rm":
-        return redact(text)
+        return redact(text, placeholders=placeholders(lang))
     if choice == "keep":
         return text
     return None

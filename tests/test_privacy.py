@@ -198,8 +198,19 @@ def test_finding_rejects_empty_span() -> None:
 
 
 def test_kind_values_and_placeholders() -> None:
-    assert {k.value for k in IdentifierKind} == {"hetu", "phone", "email", "iban"}
-    assert PLACEHOLDERS == {HETU: "[HETU]", PHONE: "[PHONE]", EMAIL: "[EMAIL]", IBAN: "[IBAN]"}
+    assert {k.value for k in IdentifierKind} == {
+        "hetu", "phone", "email", "iban", "name", "address", "birth_date", "plate"
+    }  # fmt: skip
+    assert PLACEHOLDERS == {
+        HETU: "[HETU]",
+        PHONE: "[PHONE]",
+        EMAIL: "[EMAIL]",
+        IBAN: "[IBAN]",
+        IdentifierKind.NAME: "[NAME]",
+        IdentifierKind.ADDRESS: "[ADDRESS]",
+        IdentifierKind.BIRTH_DATE: "[DATE OF BIRTH]",
+        IdentifierKind.PLATE: "[PLATE]",
+    }
 
 
 def test_empty_text() -> None:
