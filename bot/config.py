@@ -331,7 +331,7 @@ class BodyConfig(Section):
     region: str = ""
 
     def label(self, lang: str) -> str:
-        names: dict[str, str] = dict(self.name)
+        names: dict[str, str] = {str(key): value for key, value in self.name.items()}
         return names.get(lang) or names.get("fi") or next(iter(names.values()), self.id)
 
     @field_validator("name")

@@ -12,6 +12,7 @@ one message per worker per ``knowledge.news_every_hours``, counts only, never wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,7 +25,16 @@ from bot.config import Config
 from bot.router import Router
 from flows import commands
 from flows import knowledge as rules
-from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
+from flows.events import (
+    Alert,
+    ChoiceIn,
+    CommandIn,
+    Document,
+    Incoming,
+    Message,
+    Outbound,
+    TextIn,
+)
 from flows.i18n import t
 from storage import knowledge, repo
 from storage.db import Database
@@ -96,10 +106,11 @@ class KnowledgeDesk:
                 "phenomenon": self._phenomenon,
                 "link": self._link,
                 "proposal": self._proposal,
+                "pack": self._pack,
             }.get(name or "")
             if handler is None:
                 return None
-            if name in ("where", "pair") and not incoming.is_private:
+            if name in ("where", "pair", "pack") and not incoming.is_private:
                 return None  # the service says these work in a private chat
             return await handler(session, incoming, member, event.args, now)
         if isinstance(event, ChoiceIn) and event.data.startswith(rules.PREFIX + ":"):
@@ -163,6 +174,47 @@ class KnowledgeDesk:
         if step.step in (rules.RAISED, rules.RECORDED):
             return None
         return step.detail
+
+    # --- the escalation pack ----------------------------------------------------------------
+
+    async def _pack(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        args: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        """The notifier's own § 29 notice as a PDF for the supervisory authority, audited."""
+        from digests.pack import build_pack, render_pack_html
+        from digests.report import render_pdf
+        from storage.pack import pack_facts, record_pack
+
+        lang = member.language
+        parsed = rules.parse_numbers(args, 1)
+        if parsed is None:
+            return self._say(incoming, _t(lang, "pack.usage"))
+        number = parsed[0][0]
+        entry = await repo.get_observation(session, number)
+        facts = (
+            await pack_facts(session, number, self.config.regions)
+            if entry is not None and entry.person_id == member.person_id
+            else None
+        )
+        if facts is None:
+            return self._say(incoming, _t(lang, "pack.not_found", number=number))
+        today = now.astimezone(self.zone).date()
+        html = render_pack_html(build_pack(facts, lang, today, self.zone))
+        pdf = await asyncio.to_thread(render_pdf, html)
+        await record_pack(session, f"person:{member.pseudonym}", number, now)
+        log.info("escalation_pack id=%s", number)
+        document = Document(
+            pdf,
+            f"epakohtailmoitus-{number}.pdf" if lang == "fi" else f"notice-{number}.pdf",
+            caption=_t(lang, "pack.caption", number=number),
+            mime_type="application/pdf",
+        )
+        return [Outbound(incoming.transport, incoming.chat_id, document)]
 
     # --- confirmations ---------------------------------------------------------------------
 

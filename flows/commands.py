@@ -28,6 +28,8 @@ COMMANDS: Mapping[str, frozenset[str]] = {
     "phenomenon": frozenset({"ilmio", "ilmiö", "fenomen", "phenomenon"}),
     "link": frozenset({"liita", "liitä", "koppla", "link"}),
     "proposal": frozenset({"ehdotus", "forslag", "förslag", "proposal"}),
+    # the escalation pack of one's own notice, for the supervisory authority
+    "pack": frozenset({"paketti", "paket", "pack"}),
     "area": frozenset({"alue", "area", "omrade", "område"}),
     "reminder": frozenset({"muistutus", "reminder", "paminnelse", "påminnelse"}),
 }

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.planner import refresh_statistics
 from storage.sqlite_inline import BUSY_TIMEOUT_S as SQLITE_BUSY_TIMEOUT_S
 from storage.sqlite_inline import inline_creator
 
@@ -245,8 +246,6 @@ class Database:
     async def upgrade(self, statistics: bool = True) -> None:
         """Bring the schema to the newest migration (safe to run at every start), then
         refresh SQLite's planner statistics (``storage.planner``)."""
-        from storage.planner import refresh_statistics
-
         await asyncio.to_thread(upgrade_schema, self.url)
         if statistics:
             await refresh_statistics(self)

@@ -28,15 +28,26 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from sqlalchemy import text
-
-from storage.db import Database
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("havainto.planner")
 
 
-async def refresh_statistics(db: Database) -> str | None:
+class Maintained(Protocol):
+    """What the statistics need of ``storage.db.Database`` (named here, not imported:
+    the database calls this module when it upgrades, so no import circle)."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def maintenance(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+async def refresh_statistics(db: Maintained) -> str | None:
     """Gather SQLite's planner statistics (a full ``ANALYZE``); None on PostgreSQL."""
     if db.dialect != "sqlite":
         return None

@@ -10,8 +10,14 @@ import pytest
 from bot.config import Config
 from digests.pack import build_pack, render_pack_html
 from digests.report import render_pdf
+from storage.models import AuditEvent, Observation
 from storage.pack import pack_facts
+from tests.conftest import FakeClock
 from tests.support.datacare_helpers import HETU, add, add_status, observation, seed
+from tests.support.db import rows as db_rows
+from tests.support.escalation_helpers import Bot
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.telegram import telegram_config
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
@@ -66,3 +72,27 @@ async def test_no_pack_for_a_number_that_is_no_notice(make_config: Callable[...,
                 assert await pack_facts(session, number, {}) is None
     finally:
         await world.db.close()
+
+
+async def test_the_notifier_gets_the_pack_in_chat_and_nobody_else(
+    make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    async with FakeTelegram() as fake:
+        bot = Bot(fake, telegram_config(make_config, fake), clock)
+        await bot.start()
+        try:
+            await bot.enrol(1101, "worker")
+            await bot.enrol(1102, "worker")
+            await bot.save_entry(1101, "Kotihoito laiminlyöty viikon ajan")
+            [entry] = await db_rows(bot.rt.db, Observation)
+            calls = await bot.say(1101, f"/paketti {entry.id}")
+            [document] = [c for c in calls if c.method == "sendDocument"]
+            assert str(document.chat_id) == "1101"
+            assert "valvontaviranomaiselle" in (document.params.get("caption") or "")
+            refused = await bot.say(1102, f"/paketti {entry.id}")
+            assert not [c for c in refused if c.method == "sendDocument"]
+            assert "ei ole tekemäsi" in (refused[-1].text or "")
+            audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
+            assert [a.what for a in audits] == [f"observation #{entry.id}"]
+        finally:
+            await bot.stop()

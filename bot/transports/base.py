@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.config import Config
-    from bot.router import Router
     from bot.service import Havainto
 
 log = logging.getLogger("havainto.transport")
@@ -98,6 +97,13 @@ class Transport(Protocol):
         """Whether repeating the request at once cannot help (a refusal, not an outage)."""
 
     def health(self) -> Health: ...
+
+
+class Router(Protocol):
+    """What a transport needs of ``bot.router.Router``: delivering replies (named here,
+    not imported: the router knows the transports, so no import circle)."""
+
+    async def deliver(self, outbounds: Iterable[Outbound]) -> None: ...
 
 
 @dataclass(frozen=True)

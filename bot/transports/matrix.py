@@ -78,8 +78,8 @@ from flows.events import (
 from flows.i18n import t
 
 if TYPE_CHECKING:
-    from bot.router import Router
     from bot.service import Havainto
+    from bot.transports.base import Router
 
 log = logging.getLogger("havainto.matrix")
 # matrix-nio logs an event it cannot validate with its whole content (what people

@@ -60,8 +60,8 @@ from flows.events import (
 )
 
 if TYPE_CHECKING:
-    from bot.router import Router
     from bot.service import Havainto
+    from bot.transports.base import Router
 
 log = logging.getLogger("havainto.telegram")
 # httpx (PTB's default HTTP client, still imported by PTB) logs every request URL at

@@ -35,8 +35,8 @@ from flows.events import (
 )
 
 if TYPE_CHECKING:
-    from bot.router import Router
     from bot.service import Havainto
+    from bot.transports.base import Router
 
 log = logging.getLogger("havainto.terminal")
 
