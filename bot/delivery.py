@@ -41,6 +41,7 @@ import asyncio
 import html
 import logging
 import multiprocessing
+import os
 import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -93,8 +94,19 @@ _renderer: ProcessPoolExecutor | None = None
 _renderer_lock = threading.Lock()
 
 
+def _end_with_parent() -> None:
+    """In the rendering process: exit when the bot's process is gone, however it ended.
+    A pool worker blocks reading its task queue, whose writing end it holds itself, so
+    it would outlive a bot killed with SIGKILL (and keep its log pipe open) without this."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the parent's sentinel pipe closes
+        os._exit(0)
+
+
 def _warm_renderer() -> None:
     """Load the drawing libraries once, when the rendering process starts."""
+    threading.Thread(target=_end_with_parent, name="end-with-parent", daemon=True).start()
     import digests.charts
     import digests.render  # noqa: F401
 

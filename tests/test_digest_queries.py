@@ -11,7 +11,7 @@ seeded on purpose and must never count.
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -49,6 +49,8 @@ from storage.digest_queries import monthly_summary_data, weekly_digest_data
 from storage.models import EscalationEvent, Observation
 from storage.planner import refresh_statistics
 from tests.conftest import FakeClock
+from tests.support import render_probe
+from tests.support.render_probe import probe_file, where_rendered
 
 HEL = ZoneInfo("Europe/Helsinki")
 T = TypeVar("T")
@@ -718,10 +720,10 @@ async def loop_lag_during(work: Awaitable[T]) -> tuple[T, float]:
 async def test_building_a_digest_leaves_the_event_loop_free(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``DigestDesk`` renders in a worker thread: a busy monthly summary (its chart, a long
+    """``DigestDesk`` renders in a process of its own: a busy monthly summary (its chart, a long
     text and the CSV file) never keeps the loop from answering for as long as it takes.
 
-    What is asserted is where the rendering runs (a thread other than the loop's): the
+    What is asserted is where the rendering runs (a process other than the loop's): the
     loop's lateness is printed, not asserted, because on a shared 2-core machine it
     moves with whatever else runs (it was 6-19 ms against 133-225 ms of rendering when
     measured quietly, and the whole rendering time when rendered on the loop)."""
@@ -748,21 +750,17 @@ async def test_building_a_digest_leaves_the_event_loop_free(
     render_monthly(summary, "fi")
     rendering = time.perf_counter() - started  # what the loop would be blocked for
 
-    rendered_in: list[int] = []
     original = digests_render.render_monthly
-
-    def observed(*args: Any, **kwargs: Any) -> Any:
-        rendered_in.append(threading.get_ident())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(digests_render, "render_monthly", observed)
-    loop_thread = threading.get_ident()
+    probe_file(os.getpid()).unlink(missing_ok=True)
+    monkeypatch.setattr(digests_render, "render_monthly", render_probe.render_monthly)
     rendered, lag = await loop_lag_during(desk.monthly("helsinki", "2026-11", "fi"))
+    ran_in = where_rendered(os.getpid())
+    probe_file(os.getpid()).unlink(missing_ok=True)
 
     assert len(rendered.charts) == 1 and rendered.csv is not None
     assert rendered.text == original(summary, "fi").text
     print(f"rendering {rendering * 1000:.0f} ms, the loop at most {lag * 1000:.1f} ms late")
-    assert rendered_in and all(thread != loop_thread for thread in rendered_in)
+    assert ran_in and all(pid != os.getpid() for pid, _ in ran_in)  # the rendering process
 
 
 async def test_planner_statistics_job_gives_sqlite_its_statistics(world: World) -> None:

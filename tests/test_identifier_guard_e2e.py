@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.config import Config
-from flows.i18n import t
+from flows.i18n import t, tn
 from storage.models import Draft, HeldText, Identity
 from tests.conftest import FakeClock
 from tests.support.fake_telegram import FakeTelegram
@@ -45,7 +45,7 @@ async def description_of(bot: TelegramBot, worker: Worker) -> Any:
 
 def found(lang: str, *kinds: str) -> str:
     shown = ", ".join(t(lang, f"privacy.kind.{kind}") for kind in kinds)
-    return t(lang, "privacy.found", kinds=shown)
+    return tn(lang, "privacy.found", len(kinds), kinds=shown)
 
 
 def guard_buttons(lang: str) -> list[str]:
