@@ -25,6 +25,8 @@ from tests.support import logcheck
 from tests.support.logcheck import Record
 from tests.support.synapse_harness import Synapse
 
+pytest_plugins = ("pytester",)  # tests/test_logcheck.py runs small sessions of its own
+
 PG_ADMIN_URL = os.environ.get("HAVAINTO_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 
@@ -154,6 +156,7 @@ def clock() -> FakeClock:
 
 CAPTURED_LOGS: list[Record] = []
 LOG_PROBE = "log_capture_probe"
+LOG_PROBLEMS_KEY = "havainto_log_problems"
 _LOG_PROBLEMS: list[str] = []
 
 
@@ -185,8 +188,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not any(name == "havainto.tests" and msg == LOG_PROBE for name, msg, *_ in CAPTURED_LOGS):
         _LOG_PROBLEMS.append("the session's log capture was removed: the logs were not checked")
     _LOG_PROBLEMS.extend(logcheck.problems(CAPTURED_LOGS))
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker: the controller decides
+        worker_output[LOG_PROBLEMS_KEY] = list(_LOG_PROBLEMS)
+        return
     if _LOG_PROBLEMS and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, in the controller: a worker's log findings count like our own (the
+    controller's ``pytest_sessionfinish`` runs after every worker is down)."""
+    _LOG_PROBLEMS.extend(getattr(node, "workeroutput", {}).get(LOG_PROBLEMS_KEY, []))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

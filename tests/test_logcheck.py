@@ -7,10 +7,17 @@ The check itself runs on the logs of the whole session when it finishes
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import CAPTURED_LOGS
 from tests.support import logcheck
 from tests.support.logcheck import Record
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def record(name: str, msg: str, *args: object) -> Record:
@@ -54,3 +61,48 @@ def test_identity_codes_and_secrets_are_found_in_any_logger() -> None:
 def test_the_session_capture_is_in_place() -> None:
     logging.getLogger("havainto.tests").info("capture_check")
     assert CAPTURED_LOGS[-1][:2] == ("havainto.tests", "capture_check")
+
+
+LEAKY_RUN = {
+    "conftest.py": (
+        "from tests.conftest import (  # noqa: F401 - the hooks of the real suite\n"
+        "    pytest_configure, pytest_sessionfinish, pytest_terminal_summary,\n"
+        "    pytest_testnodedown,\n"
+        ")\n"
+    ),
+    "test_leaky.py": (
+        "import logging\n"
+        "def test_clean():\n"
+        "    logging.getLogger('havainto.x').info('observation_saved id=%s', 1)\n"
+        "def test_leaks_an_identity_code():\n"
+        "    logging.getLogger('aiohttp.server').info('bad request body 131052-308T')\n"
+    ),
+}
+
+
+def leaky_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> pytest.RunResult:
+    pytester.makepyfile(**LEAKY_RUN)
+    env_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_a_leak_fails_the_session_whose_tests_all_passed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = leaky_run(pytester, monkeypatch)
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*session log check FAILED*", "*identity code*"])
+
+
+def test_a_leak_in_a_worker_process_fails_the_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pytest-xdist (.ci/run) the records are in the workers; the controller decides."""
+    result = leaky_run(pytester, monkeypatch, "-n", "2")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*session log check FAILED*", "*identity code*"])
