@@ -16,7 +16,6 @@ from tests.conftest import CAPTURED_LOGS
 from tests.support import logcheck
 from tests.support.logcheck import Record
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 
