@@ -10,136 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.config import Config, load_config
-from storage.db import Database
 from tests.support import logcheck
+from tests.support.databases import (
+    PG_ADMIN_URL,
+    TEMPLATES,
+    create_pg_database,
+    drop_pg_database,
+)
 from tests.support.logcheck import Record
 from tests.support.synapse_harness import Synapse
 
 pytest_plugins = ("pytester",)  # tests/test_logcheck.py runs small sessions of its own
 
-PG_ADMIN_URL = os.environ.get("HAVAINTO_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 
 
-def _asyncpg_dsn(url: str) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
-
-
-async def create_pg_database() -> str:
-    """A new empty database on the test server; returns its SQLAlchemy URL."""
-    name = "havainto_t_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(_asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return (
-        make_url(PG_ADMIN_URL)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
-
-
-async def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    conn = await asyncpg.connect(_asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def create_pg_database_from(template: str) -> str:
-    """A new database copied from ``template`` (``CREATE DATABASE ... TEMPLATE``)."""
-    name = "havainto_t_" + secrets.token_hex(6)
-    conn = await asyncpg.connect(_asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await conn.close()
-    return make_url(template_url(template)).set(database=name).render_as_string(False)
-
-
-def template_url(name: str) -> str:
-    return (
-        make_url(PG_ADMIN_URL)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
-
-
-class MigratedTemplates:
-    """One database per backend migrated to the newest revision, made once per test
-    process (each pytest-xdist worker has its own) and copied for every test that needs
-    a database: running the migrations cost 0.2-1 s per test. A test that needs a
-    database without the schema is marked ``@pytest.mark.unmigrated``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._sqlite: Path | None = None
-        self._pg: str | None = None
-
-    async def sqlite_copy(self, target: Path) -> str:
-        if self._sqlite is None:
-            path = self.folder / "template.db"
-            db = Database(f"sqlite+aiosqlite:///{path}")
-            await db.upgrade()
-            await db.close()  # the last connection checkpoints the WAL into the file
-            assert not path.with_name(path.name + "-wal").exists()
-            self._sqlite = path
-        shutil.copyfile(self._sqlite, target)
-        return f"sqlite+aiosqlite:///{target}"
-
-    async def pg_copy(self) -> str:
-        if self._pg is None:
-            url = await create_pg_database()
-            db = Database(url)
-            await db.upgrade()
-            await db.close()  # a template must have no connections while it is copied
-            self._pg = make_url(url).database
-        assert self._pg is not None
-        return await create_pg_database_from(self._pg)
-
-    async def drop(self) -> None:
-        if self._pg is not None:
-            await drop_pg_database(template_url(self._pg))
-
-
-@pytest.fixture(scope="session")
-def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
-    templates = MigratedTemplates(tmp_path_factory.mktemp("templates"))
-    yield templates
-    asyncio.run(templates.drop())
-
-
 @pytest.fixture(params=BACKENDS)
-async def db_url(
-    request: pytest.FixtureRequest, tmp_path: Path, migrated_templates: MigratedTemplates
-) -> AsyncIterator[str]:
-    """A fresh database on each backend, already migrated (a copy of a template) unless
-    the test is marked ``unmigrated``."""
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database on each backend, already migrated (a copy of this process's
+    template, ``tests/support/databases.py``) unless the test is marked ``unmigrated``."""
     migrated = request.node.get_closest_marker("unmigrated") is None
     if request.param == "sqlite":
         if migrated:
-            yield await migrated_templates.sqlite_copy(tmp_path / "havainto.db")
+            yield await TEMPLATES.sqlite_copy(tmp_path / "havainto.db")
         else:
             yield f"sqlite+aiosqlite:///{tmp_path / 'havainto.db'}"
         return
-    url = await (migrated_templates.pg_copy() if migrated else create_pg_database())
+    url = await (TEMPLATES.pg_copy() if migrated else create_pg_database())
     try:
         yield url
     finally:
@@ -254,6 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    asyncio.run(TEMPLATES.drop())
     if session.config.option.collectonly:
         return
     # The capture must still be in place at the end (a test could have replaced the

@@ -253,6 +253,7 @@ COMMANDS: list[list[str]] = [
 ]
 
 
+@pytest.mark.slow
 def test_every_command_reads_the_config_the_same_way(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[databse]\nurl = "sqlite:///h.db"\n{TEAM}')
@@ -322,6 +323,7 @@ def test_a_relative_sqlite_path_is_taken_from_the_config_files_folder(tmp_path: 
     assert (elsewhere / "from-env.db").exists() and not (home / "from-env.db").exists()
 
 
+@pytest.mark.slow
 def test_no_command_but_run_and_db_upgrade_starts_a_new_empty_database(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///missing.db"\n{TEAM}')

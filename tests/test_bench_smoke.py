@@ -147,6 +147,7 @@ async def test_capture_benchmark_runs_and_prints_its_figures(
     assert rows["havainto"]["vs_floor"].endswith("x")
 
 
+@pytest.mark.slow
 async def test_capture_while_digests_run(capsys: pytest.CaptureFixture[str]) -> None:
     """The capture load while the weekly digests (10 teams of the generated country) and
     the whole organisation's monthly summary are built and sent by the same bot: every

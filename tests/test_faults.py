@@ -74,6 +74,7 @@ def next_value(user: ChatUser) -> str | None:
 # --- SIGKILL with 50 open drafts ----------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_sigkill_with_50_open_drafts_loses_and_duplicates_nothing(
     fake: FakeTelegram, db_url: str, tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import nio
+import pytest
 from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -520,6 +521,7 @@ async def one_batch(
             await bot.stop()
 
 
+@pytest.mark.slow
 def test_random_matrix_events_are_handled_and_store_nothing_they_must_not(
     db_url: str,
     make_config: Callable[..., Config],

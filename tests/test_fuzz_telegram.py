@@ -1060,6 +1060,7 @@ async def one_batch(
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.slow
 def test_random_telegram_updates_are_handled_and_store_nothing_they_must_not(
     db_url: str, make_config: Callable[..., Config], tmp_path: Path
 ) -> None:

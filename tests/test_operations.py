@@ -274,6 +274,7 @@ def write_config(path: Path, database_url: str, **sections: dict[str, Any]) -> P
     return path
 
 
+@pytest.mark.unmigrated
 async def test_health_command_checks_database_and_schema_without_a_running_bot(
     tmp_path: Path, db_url: str
 ) -> None:

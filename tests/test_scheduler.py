@@ -367,6 +367,7 @@ async def test_two_runtimes_on_one_database_post_the_weekly_digest_once(
     assert len(digest_calls(fake, SWEDISH_TEAM_CHAT)) == 1
 
 
+@pytest.mark.unmigrated
 async def test_a_run_carried_over_from_apschedulers_job_store_is_still_made(
     fake: FakeTelegram, config: Config, clock: FakeClock
 ) -> None:

@@ -284,6 +284,7 @@ def telegram_posts(fake: FakeTelegram, chat: int, method: str = "sendMessage") -
 # --- the test ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_two_instances_post_every_digest_and_notice_once(
     postgresql_url: str, matrix: MatrixSide, tmp_path: Path
 ) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from bot.runtime import Runtime
 from storage.models import Draft, Identity, Invite, Observation, Person
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.support.databases import TEMPLATES, drop_pg_database
 
 SEED_VARIABLE = "HAVAINTO_TEST_SEED"
 
@@ -332,12 +332,13 @@ async def snapshot(runtime: Runtime) -> Snapshot:
 
 @asynccontextmanager
 async def fresh_database(db_url: str, folder: Path) -> AsyncIterator[str]:
-    """A new empty database on the backend of ``db_url`` (the test's own): its URL.
+    """A new migrated database on the backend of ``db_url`` (the test's own): its URL.
 
-    SQLite: a new file in ``folder``, removed afterwards; PostgreSQL: a new database
-    on the test server, dropped afterwards."""
+    SQLite: a copy of the migrated template in ``folder``, removed afterwards;
+    PostgreSQL: a new database on the test server copied from the template, dropped
+    afterwards (``tests/support/databases.py``)."""
     if db_url.startswith("postgresql"):
-        url = await create_pg_database()
+        url = await TEMPLATES.pg_copy()
         try:
             yield url
         finally:
@@ -345,7 +346,7 @@ async def fresh_database(db_url: str, folder: Path) -> AsyncIterator[str]:
         return
     path = folder / f"fuzz-{secrets.token_hex(4)}.db"
     try:
-        yield f"sqlite+aiosqlite:///{path}"
+        yield await TEMPLATES.sqlite_copy(path)
     finally:
         _remove_sqlite_files(path)
 
