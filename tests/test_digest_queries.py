@@ -11,6 +11,8 @@ seeded on purpose and must never count.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -623,11 +625,33 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     assert north.rising == [RisingRow("theme.housing", 3, 1 / 3)]  # one in September
     assert [i.region for i in north.earlier_open] == ["pohjanmaa"]
     assert north.escalated_by_theme == [] and north.shl48 == []
-    empty = await world.monthly("pohjanmaa", "2026-12")
+    empty = await world.monthly("pohjanmaa", "2026-12", now=hel(2027, 1, 4, 9))
     assert (empty.total, empty.leading, empty.rising) == (0, [], [])
     assert [i.days_open for i in empty.earlier_open] == [121]  # 1 Sep 10:10 -> 1 Jan 00:00
     attached = render_monthly(empty, "sv").csv
     assert attached is not None and attached.decode("utf-8-sig").count("\r\nearlier_open;") == 1
+
+
+async def test_days_open_count_to_now_in_a_running_month_never_past_today(world: World) -> None:
+    """An entry saved today is open 0 days in the current month's preview and CSV (it said
+    "avoinna 28 päivää": the days were counted to the end of the month)."""
+    saved = await world.obs(
+        "eva", hel(2026, 12, 3, 9), "theme.housing", escalation="escalation.leadership"
+    )
+    today = hel(2026, 12, 3, 14)
+    preview = await world.monthly("pohjanmaa", "2026-12", now=today)
+    [item] = [i for g in preview.escalated_by_theme for i in g.items]
+    assert (item.observation_id, item.days_open) == (saved, 0)
+    rendered = render_monthly(preview, "fi")
+    assert "avoinna 0 päivää" in rendered.text
+    assert rendered.csv is not None
+    [row] = list(csv.DictReader(io.StringIO(rendered.csv.decode("utf-8-sig")), delimiter=";"))
+    assert row["days_open"] == "0"
+    # Ten days later it is open 10 days; after the month, the summary counts to its end.
+    later = await world.monthly("pohjanmaa", "2026-12", now=hel(2026, 12, 13, 14))
+    assert [i.days_open for g in later.escalated_by_theme for i in g.items] == [10]
+    after = await world.monthly("pohjanmaa", "2026-12", now=hel(2027, 2, 1))
+    assert [i.days_open for g in after.escalated_by_theme for i in g.items] == [28]
 
 
 async def current_status(world: World, observation_id: int) -> str:
@@ -740,11 +764,10 @@ async def test_building_a_digest_leaves_the_event_loop_free(
                     action="Lisää resursseja.",
                 )
             )
-    desk = DigestDesk(
-        load_config(None, terminal={"enabled": "no"}), world.db, Router(), FakeClock()
-    )
+    clock = FakeClock()
+    desk = DigestDesk(load_config(None, terminal={"enabled": "no"}), world.db, Router(), clock)
     async with world.db.snapshot() as session:
-        summary = await monthly_summary_data(session, "helsinki", "2026-11", HEL)
+        summary = await monthly_summary_data(session, "helsinki", "2026-11", HEL, now=clock())
     render_monthly(summary, "fi")  # warm: matplotlib imported, fonts loaded
     started = time.perf_counter()
     render_monthly(summary, "fi")
@@ -758,7 +781,8 @@ async def test_building_a_digest_leaves_the_event_loop_free(
     probe_file(os.getpid()).unlink(missing_ok=True)
 
     assert len(rendered.charts) == 1 and rendered.csv is not None
-    assert rendered.text == original(summary, "fi").text
+    assert rendered.pdf is not None and rendered.pdf.startswith(b"%PDF")
+    assert rendered.text == original(summary, "fi", pdf=True).text
     print(f"rendering {rendering * 1000:.0f} ms, the loop at most {lag * 1000:.1f} ms late")
     assert ran_in and all(pid != os.getpid() for pid, _ in ran_in)  # the rendering process
 

@@ -557,7 +557,7 @@ def test_monthly_golden(lang: str) -> None:
     assert png.startswith(b"\x89PNG")
 
 
-def test_a_long_backlog_is_named_up_to_forty_and_attached_whole() -> None:
+def test_a_long_backlog_names_the_five_oldest_and_attaches_the_rest() -> None:
     summary = sample_monthly()
     backlog = [
         replace(
@@ -566,8 +566,8 @@ def test_a_long_backlog_is_named_up_to_forty_and_attached_whole() -> None:
         for i in range(45)
     ]
     rendered = render_monthly(replace(summary, earlier_open=backlog), "fi")
-    assert "#539 · " in rendered.text and "#540 · " not in rendered.text
-    assert "Lisäksi 5 muuta avointa nostoa, kaikki CSV-liitteessä." in rendered.text
+    assert "#504 · " in rendered.text and "#505 · " not in rendered.text
+    assert "ja 40 muuta liitteenä" in rendered.text
     assert rendered.csv is not None
     rows = list(csv.reader(io.StringIO(rendered.csv.decode("utf-8-sig")), delimiter=";"))[1:]
     assert [r[0] for r in rows].count("earlier_open") == 45
