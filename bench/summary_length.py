@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,17 @@ TELEGRAM_LIMIT = 4096
 
 
 def _pdf_pages(pdf: bytes | None) -> int:
-    if not pdf:
+    """Pages of the PDF, by poppler's ``pdfinfo`` (0 without a PDF or without pdfinfo)."""
+    if not pdf or not shutil.which("pdfinfo"):
         return 0
-    return len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
+        handle.write(pdf)
+        handle.flush()
+        info = subprocess.run(
+            ["pdfinfo", handle.name], check=True, capture_output=True, text=True
+        ).stdout
+    found = re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE)
+    return int(found[1]) if found else 0
 
 
 async def measure(url: str, region: str, month: str, lang: str) -> dict[str, Any]:
@@ -44,7 +55,7 @@ async def measure(url: str, region: str, month: str, lang: str) -> dict[str, Any
         async with db.snapshot() as session:
             data = await monthly_summary_data(session, region, month, scope_name=region.title())
         queried = time.perf_counter()
-        rendered = render_monthly(data, lang)
+        rendered = render_monthly(data, lang, pdf=True)
         done = time.perf_counter()
     finally:
         await db.close()

@@ -51,7 +51,7 @@ from digests.spreadsheet import csv_writer, safe_cell
 from flows import knowledge
 from flows.events import Choice
 from flows.i18n import label, t
-from flows.statuses import OPEN
+from flows.statuses import OPEN, status_label
 from flows.taxonomy import SHL48
 from flows.text import split_text
 
@@ -170,7 +170,7 @@ def _both(lang: str, key: str, **params: str) -> tuple[str, str]:
 
 
 def _status(lang: str, status: str) -> str:
-    return _t(lang, f"status.{status}")
+    return status_label(lang, status)
 
 
 def _ref(item_id: int) -> str:

@@ -33,6 +33,7 @@ from babel.numbers import format_percent
 
 from digests.rules import pick_quotes, ranked, rising
 from flows.i18n import label, t
+from flows.statuses import status_label
 from flows.taxonomy import TAXONOMY_VERSION
 
 if TYPE_CHECKING:
@@ -265,7 +266,7 @@ def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
             date=_day(e.observed_on, lang),
             kind=label(e.kind, lang),
             theme=label(e.theme, lang),
-            status=t(lang, f"status.{e.status}", domain=DOMAIN),
+            status=status_label(lang, e.status),
             status_code=e.status,
             response=e.response or t(lang, "report.no_response", domain=DOMAIN),
         )

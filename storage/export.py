@@ -38,8 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.periods import HELSINKI, week_of
 from digests.spreadsheet import safe_cell
-from flows import privacy
-from flows.i18n import label, t
+from flows import privacy, statuses
+from flows.i18n import label
 from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
 from flows.knowledge import position as path_position
 from flows.statuses import ESCALATION_STATUSES, OPEN
@@ -178,7 +178,7 @@ class Pseudonymiser:
 
 
 def status_label(status: str, lang: str) -> str:
-    return t(lang, f"status.{status}", domain="datacare")
+    return statuses.status_label(lang, status)
 
 
 def latest_status_column() -> Any:

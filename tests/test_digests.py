@@ -605,13 +605,21 @@ def test_no_worker_is_named_or_counted_apart() -> None:
         assert not {"person_id", "pseudonym", "actor_person_id", "worker"} & fields, cls
 
 
-def test_every_escalation_status_has_a_name_and_is_open_or_closed() -> None:
-    from flows.statuses import ESCALATION_STATUSES
+def test_every_escalation_status_has_one_name_in_every_output() -> None:
+    """A status is spelled the same in notices, digests, the report, exports and the pack:
+    one catalog names it (``flows.statuses.status_label``), no other catalog has a copy."""
+    from flows.statuses import ESCALATION_STATUSES, STATUS_DOMAIN, status_label
 
     assert OPEN_STATUSES < set(ESCALATION_STATUSES)
     for lang in LANGUAGES:
+        names = {status_label(lang, status) for status in ESCALATION_STATUSES}
+        assert len(names) == len(ESCALATION_STATUSES), lang
         for status in ESCALATION_STATUSES:
-            assert _catalog(lang, "digests").get(f"status.{status}") is not None, (lang, status)
+            assert _catalog(lang, STATUS_DOMAIN).get(f"status.{status}") is not None
+            for domain in ("digests", "datacare", "havainto", "knowledge"):
+                assert _catalog(lang, domain).get(f"status.{status}") is None, (lang, domain)
+    assert status_label("fi", "in_progress") == "Käsittelyssä"
+    assert status_label("sv", "in_progress") == "Under behandling"
 
 
 def test_every_message_exists_in_every_language() -> None:
@@ -851,7 +859,7 @@ def test_csv_is_excel_friendly_and_defuses_formulas() -> None:
     first = body[0]
     assert first["theme"] == "theme.housing"
     assert first["theme_label"] == "Asuminen ja asunnottomuus"
-    assert first["status"] == "in_progress" and first["status_label"] == "käsittelyssä"
+    assert first["status"] == "in_progress" and first["status_label"] == "Käsittelyssä"
     assert first["observed_at"] == "2026-11-03T10:00+02:00"
     assert first["proposed_action"] == "Tukiasuntoja lisää =heti, jonotusaika näkyviin."
     assert body[2]["escalation"] == "escalation.shl48" and body[2]["days_open"] == "1"

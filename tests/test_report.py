@@ -24,6 +24,7 @@ from digests.report import (
     social_report,
 )
 from flows.i18n import label, t
+from flows.statuses import status_label
 from storage.report_queries import report_figures
 from tests.support.datacare_helpers import World, seed
 
@@ -101,7 +102,7 @@ def test_model_orders_rows_and_computes_trends() -> None:
     assert report.rising[0].count == 9 and report.rising[0].previous == 3
     assert report.rising[1].change == t("fi", "report.new", domain="datacare")
     assert report.problems == 18
-    assert report.escalations[0].status == t("fi", "status.handled", domain="datacare")
+    assert report.escalations[0].status == status_label("fi", "handled") == "Käsitelty"
     assert report.escalations[1].response == t("fi", "report.no_response", domain="datacare")
 
 
