@@ -263,6 +263,7 @@ def report(
     name = region_name or (cfg.region_name(region) if region in cfg.regions else fallback)
 
     async def work(db: Any) -> int:
+        from digests.numbers import Privacy
         from digests.report import render_html, render_pdf, social_report
         from storage import audit
         from storage.report_queries import report_figures
@@ -271,7 +272,11 @@ def report(
             figures = await report_figures(session, region, name, first, last, zone)
         today = datetime.now(zone).date()
         # Charts, template and PDF in a worker thread, as everywhere: never on the event loop.
-        html = await asyncio.to_thread(lambda: render_html(social_report(figures, language, today)))
+        # Small counts as "< 5" ([privacy] min_cell): a report is read outside the teams.
+        privacy = Privacy(min_cell=cfg.privacy.min_cell)
+        html = await asyncio.to_thread(
+            lambda: render_html(social_report(figures, language, today, privacy))
+        )
         if format is ReportFormat.pdf:
             output.write_bytes(await asyncio.to_thread(render_pdf, html))
         else:
