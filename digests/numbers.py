@@ -146,9 +146,15 @@ def suppress(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> froze
     return frozenset(hidden)
 
 
-def recoverable(counts: Mapping[K, int], hidden: Iterable[K]) -> bool:
-    """Whether a hidden non-zero cell equals the total minus the shown cells (for tests and
-    for checking a rendering): true exactly when one non-zero cell is hidden."""
+def recoverable(
+    counts: Mapping[K, int], hidden: Iterable[K], min_cell: int = DEFAULT_MIN_CELL
+) -> bool:
+    """Whether a hidden non-zero cell equals the printed total minus the printed cells (for
+    tests and for checking a rendering): exactly one non-zero cell hidden while the total
+    is printed (a total below ``min_cell`` is itself hidden)."""
+    total = sum(counts.values())
+    if 0 < total < min_cell:
+        return False
     return sum(1 for key in set(hidden) if counts.get(key, 0)) == 1
 
 
