@@ -654,6 +654,41 @@ async def test_days_open_count_to_now_in_a_running_month_never_past_today(world:
     assert [i.days_open for g in after.escalated_by_theme for i in g.items] == [28]
 
 
+async def test_proposals_that_moved_in_the_month_are_in_its_summary(world: World) -> None:
+    from storage import knowledge
+
+    raised = await world.obs(
+        "anna", hel(2026, 11, 3, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    north = await world.obs(
+        "eva", hel(2026, 11, 3, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    async with world.db.transaction() as session:
+        for observation_id, text, at in (
+            (raised, "Lisää tukiasuntoja nuorille.", hel(2026, 11, 10, 9)),
+            (north, "Fler stödbostäder.", hel(2026, 11, 11, 9)),
+            (raised, "Vanha ehdotus.", hel(2026, 10, 5, 9)),
+        ):
+            made = await knowledge.create_proposal(
+                session,
+                text=text,
+                observation_id=observation_id,
+                proposer_person_id=None,
+                owner_person_id=None,
+                actor="test",
+                now=at,
+            )
+            assert made is not None
+    s = await world.monthly("helsinki", "2026-11", now=hel(2026, 12, 1, 9))
+    assert [p.text for p in s.proposals] == ["Lisää tukiasuntoja nuorille."]
+    assert "Lisää tukiasuntoja nuorille." in render_monthly(s, "fi").text
+    whole = await world.monthly(None, "2026-11", now=hel(2026, 12, 1, 9))
+    assert sorted(p.text for p in whole.proposals) == [
+        "Fler stödbostäder.",
+        "Lisää tukiasuntoja nuorille.",
+    ]
+
+
 async def current_status(world: World, observation_id: int) -> str:
     async with world.db.transaction() as session:
         row = await session.get(Observation, observation_id)
