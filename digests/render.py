@@ -226,7 +226,15 @@ def render_weekly(
     text, markup = doc.render()
     shown = [row for row in d.themes if row.count or row.average]
     chart_list: list[tuple[str, bytes]] = []
-    if d.total and shown:
+    # The chart writes each bar's number: for leadership it is drawn only when no count or
+    # average of it is hidden (a bar of a hidden count would show its size).
+    veiled = privacy.suppress and any(
+        row.code in hidden
+        or privacy.small(row.count)
+        or privacy.small(round(row.average * AVERAGE_WEEKS))
+        for row in shown
+    )
+    if d.total and shown and not veiled:
         from digests import charts  # matplotlib and Pillow: only when a chart is drawn
 
         week_no = _int(number, lang)
@@ -235,11 +243,8 @@ def render_weekly(
                 f"themes-{d.team_id}-{d.week}.png",
                 charts.weekly_themes_chart(
                     [label(row.code, lang) for row in shown],
-                    [0 if privacy.suppress and row.code in hidden else row.count for row in shown],
-                    [
-                        0 if privacy.small(round(row.average * AVERAGE_WEEKS)) else row.average
-                        for row in shown
-                    ],
+                    [row.count for row in shown],
+                    [row.average for row in shown],
                     title=_t(lang, "chart.weekly_title", week=week_no),
                     this_week_label=_t(lang, "chart.this_week", week=week_no),
                     average_label=_t(lang, "chart.average"),

@@ -239,6 +239,18 @@ def test_quote_rule_one_per_theme_then_fill_up() -> None:
     assert rules.pick_quotes([], 3) == []
 
 
+def test_the_same_quote_is_never_shown_twice_in_one_digest() -> None:
+    quotes = [
+        Quote("Kukaan ei soittanut takaisin.", "theme.service_access"),
+        Quote("kukaan ei  soittanut takaisin.", "theme.housing"),  # same words, other theme
+        Quote("Jonossa kuukausia.", "theme.housing"),
+    ]
+    assert [q.text for q in rules.pick_quotes(quotes, 3)] == [
+        "Kukaan ei soittanut takaisin.",
+        "Jonossa kuukausia.",
+    ]
+
+
 def test_escalations_grouped_by_theme_largest_group_first() -> None:
     items = [
         item(1, "escalation.leadership", "theme.violence", hel(2026, 11, 1), StatusInfo("open"), 1),
