@@ -1,6 +1,7 @@
 """How long the monthly summary is: messages, characters, CSV rows, PDF pages, time.
 
     python -m bench.summary_length --rows 100000 [--region helsinki] [--month 2026-11]
+    python -m bench.summary_length --rows 20000 --url postgresql://.../db   # a data set made
 
 Generates the data set on first use (``bench.generate``, kept in ``bench/data/``),
 builds the monthly summary of one region the way the scheduler does
@@ -83,12 +84,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--region", default="helsinki")
     parser.add_argument("--month", default="2026-11")
     parser.add_argument("--lang", default="fi")
+    parser.add_argument(
+        "--url", help="an existing data set of --rows rows (default: one made in bench/data/)"
+    )
     args = parser.parse_args(argv)
 
     DATA.mkdir(exist_ok=True)
     path = DATA / f"summary_{args.rows}_s{args.seed}.db"  # made by bench.generate
-    url = f"sqlite+aiosqlite:///{path}"
-    if not path.exists():
+    url = args.url or f"sqlite+aiosqlite:///{path}"
+    if args.url is None and not path.exists():
         from bench.generate import generate, upgraded
 
         asyncio.run(generate(f"sqlite:///{path}", args.rows, args.seed, progress=False))
