@@ -610,7 +610,8 @@ def _monthly_doc(
         hidden = group.theme in s.hidden_escalated
         heading = f"{label(group.theme, lang)} ({_count(len(group.items), lang, p, hidden)})"
         doc.line(heading, f"<i>{html.escape(heading)}</i>")
-        listed = group.items if budget.per_theme is None else group.items[: budget.per_theme]
+        listed = _open_first(group.items)
+        listed = listed if budget.per_theme is None else listed[: budget.per_theme]
         for item in listed:
             _monthly_item(doc, item, lang, zone_, with_theme=False, budget=budget)
         _more(doc, lang, len(group.items) - len(listed), p, hidden)
@@ -618,7 +619,8 @@ def _monthly_doc(
     doc.section(_t(lang, "monthly.shl48"))
     if not s.shl48:
         doc.line(_t(lang, "monthly.shl48_none"))
-    listed = s.shl48 if budget.shl48 is None else s.shl48[: budget.shl48]
+    listed = _open_first(s.shl48)
+    listed = listed if budget.shl48 is None else listed[: budget.shl48]
     for item in listed:
         _monthly_item(doc, item, lang, zone_, with_theme=True, budget=budget)
     _more(doc, lang, len(s.shl48) - len(listed), p, p.small(len(s.shl48)))
@@ -637,6 +639,15 @@ def _monthly_doc(
         doc.section()
         doc.line(_t(lang, "monthly.attachment_pdf" if pdf else "monthly.attachment"))
     return doc
+
+
+def _open_first(items: Sequence[EscalationItem]) -> list[EscalationItem]:
+    """What leadership must act on first: open entries, the longest open first; then the
+    closed ones in time order."""
+    return sorted(
+        items,
+        key=lambda i: (not i.status.is_open, -i.days_open if i.status.is_open else 0),
+    )
 
 
 def _more(doc: _Doc, lang: str, n: int, privacy: Privacy, hidden: bool) -> None:
