@@ -196,6 +196,7 @@ def render_weekly(
     last_day = d.end.astimezone(zone_).date() - timedelta(days=1)
     dates = format_interval(first_day, last_day, "yMMMd", locale=_locale(lang))
     doc = _Doc()
+    hidden = privacy.hidden({row.code: row.count for row in d.themes})
     title = _both(
         lang, "weekly.title", team=d.team_name, week=str(number), year=str(year), dates=dates
     )
@@ -217,7 +218,6 @@ def render_weekly(
                 workers=workers,
             )
         )
-        hidden = privacy.hidden({row.code: row.count for row in d.themes})
         _weekly_counts(doc, d, lang, privacy, hidden)
         _weekly_quotes(doc, d, lang, privacy)
         _weekly_escalations(doc, d.escalations, lang, zone_)
