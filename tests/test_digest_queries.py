@@ -654,6 +654,26 @@ async def test_days_open_count_to_now_in_a_running_month_never_past_today(world:
     assert [i.days_open for g in after.escalated_by_theme for i in g.items] == [28]
 
 
+async def test_the_team_sees_its_counts_leadership_sees_small_ones_hidden(world: World) -> None:
+    """The same week through the digest desk: for the team's chat and for an administrator's
+    preview (leadership). Neither says how many workers wrote when fewer than three did."""
+    for at in (hel(2026, 11, 17, 9), hel(2026, 11, 18, 9)):
+        await world.obs("anna", at, "theme.housing")
+    await world.obs("ben", hel(2026, 11, 19, 9), "theme.income")
+    clock = FakeClock(hel(2026, 11, 23, 9))
+    teams = [{"id": i, "name": n, "region": r, "language": lang} for i, n, r, lang in TEAMS]
+    config = load_config(None, terminal={"enabled": "no"}, teams=teams)
+    desk = DigestDesk(config, world.db, Router(), clock)
+    team = (await desk.weekly("hki-etsiva", "2026-W47")).text.splitlines()[1]
+    assert team == "Viikon aikana muutama työntekijä kirjasi 3 havaintoa."
+    leadership = await desk.weekly("hki-etsiva", "2026-W47", leadership=True)
+    assert leadership.text.splitlines()[1] == (
+        "Viikon aikana muutama työntekijä kirjasi < 5 havaintoa.".replace(" 5", "\u00a05")
+    )
+    assert "Asuminen ja asunnottomuus: <\u00a05" in leadership.text
+    assert leadership.charts == []  # its bars would show the hidden counts
+
+
 async def test_proposals_that_moved_in_the_month_are_in_its_summary(world: World) -> None:
     from storage import knowledge
 
