@@ -606,7 +606,9 @@ def _monthly_doc(
     doc.section(_t(lang, "monthly.escalated"))
     if not s.escalated_by_theme:
         doc.line(_t(lang, "monthly.escalated_none"))
-    for group in s.escalated_by_theme:
+    for index, group in enumerate(s.escalated_by_theme):
+        if index:  # a paragraph per theme: a long list is cut between themes, not inside
+            doc.section()
         hidden = group.theme in s.hidden_escalated
         heading = f"{label(group.theme, lang)} ({_count(len(group.items), lang, p, hidden)})"
         doc.line(heading, f"<i>{html.escape(heading)}</i>")
