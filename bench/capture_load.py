@@ -255,7 +255,9 @@ class RenderClock:
             try:
                 return await off_loop(function, *args)
             finally:
-                kind = "weekly" if function.__name__.endswith("weekly") else "monthly"
+                # The monthly summary is rendered through a functools.partial (its options).
+                target = getattr(function, "func", function)
+                kind = "weekly" if target.__name__.endswith("weekly") else "monthly"
                 self.times[kind].append(time.perf_counter() - started)
 
         delivery.render_off_loop = timed  # type: ignore[assignment]

@@ -193,6 +193,23 @@ class KnowledgeConfig(Section):
     news_time: str = Field(default="15:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")
 
 
+class PrivacyConfig(Section):
+    """Numbers that protect people (``digests.numbers``)."""
+
+    # A count of observations or people greater than 0 and smaller than this is shown
+    # as "< 5" to leadership, in reports and in the monthly CSV file; quotes reach them
+    # only from themes with at least this many observations in the period.
+    min_cell: int = Field(default=5, ge=2, le=100)
+
+
+class CsvConfig(Section):
+    """The dialect of every CSV file Havainto writes (export, monthly escalations)."""
+
+    # "semicolon": ';' and a UTF-8 byte order mark, what Excel with Finnish or Swedish
+    # regional settings opens as columns. "comma": ',' without a mark (RFC 4180).
+    dialect: Literal["semicolon", "comma"] = "semicolon"
+
+
 class HealthConfig(Section):
     """``GET /healthz`` on a small HTTP server of its own (off by default).
 
@@ -363,6 +380,8 @@ class Config(BaseSettings):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    csv: CsvConfig = Field(default_factory=CsvConfig)
     teams: list[TeamConfig] = Field(default_factory=lambda: [_DEMO_TEAM.model_copy(deep=True)])
     leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
     # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".

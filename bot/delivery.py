@@ -38,6 +38,7 @@ time of the bot (a runtime without digests still starts).
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import multiprocessing
@@ -170,16 +171,20 @@ def digest_parts(rendered: Rendered, limit: int, caption: str | None = None) -> 
     title = caption if caption is not None else rendered.text.split("\n", 1)[0]
     for filename, png in rendered.charts:
         parts.append(Image(png, caption=title, filename=filename))
-    if rendered.csv is not None:
-        parts.append(
-            Document(
-                rendered.csv,
-                rendered.csv_filename or "escalations.csv",
-                caption=title,
-                mime_type="text/csv",
-            )
-        )
+    parts.extend(attachments(rendered, title))
     return parts
+
+
+def attachments(rendered: Rendered, caption: str) -> list[Reply]:
+    """The files of a digest: the CSV of the escalations, the PDF of the whole summary."""
+    files: list[Reply] = []
+    if rendered.csv is not None:
+        filename = rendered.csv_filename or "escalations.csv"
+        files.append(Document(rendered.csv, filename, caption=caption, mime_type="text/csv"))
+    if rendered.pdf is not None:
+        filename = rendered.pdf_filename or "summary.pdf"
+        files.append(Document(rendered.pdf, filename, caption=caption, mime_type="application/pdf"))
+    return files
 
 
 class DigestDesk:
@@ -214,22 +219,33 @@ class DigestDesk:
         week: str,
         lang: str | None = None,
         session: AsyncSession | None = None,
+        leadership: bool = False,
     ) -> Rendered:
         """The rendered digest; inside ``session`` when the caller already has one open (a
-        second transaction next to an open write transaction would wait for it on SQLite)."""
+        second transaction next to an open write transaction would wait for it on SQLite).
+
+        For the team's chat it shows the team its own counts (never how many workers
+        wrote when fewer than three did); with ``leadership`` (an administrator's preview)
+        small counts show as "< 5" (``digests.numbers``)."""
+        from digests.numbers import Privacy
         from digests.render import render_weekly
         from storage.digest_queries import weekly_digest_data
+
+        audience = Privacy(min_cell=self.config.privacy.min_cell, suppress=leadership)
+        now = self.clock()
 
         team = self.config.team(team_id)
         if team is None:
             raise ValueError(f"unknown team {team_id!r}")
         if session is not None:
-            data = await weekly_digest_data(session, team_id, week, self.zone)
+            data = await weekly_digest_data(session, team_id, week, self.zone, now=now)
         else:
             async with self.db.snapshot() as own:  # reads only: no write lock held
-                data = await weekly_digest_data(own, team_id, week, self.zone)
+                data = await weekly_digest_data(own, team_id, week, self.zone, now=now)
         # Out of this process: drawing the chart takes longer than a reply may wait.
-        return await render_off_loop(render_weekly, data, lang or team.language, self.zone)
+        return await render_off_loop(
+            render_weekly, data, lang or team.language, self.zone, audience
+        )
 
     async def monthly(
         self,
@@ -238,17 +254,29 @@ class DigestDesk:
         lang: str,
         session: AsyncSession | None = None,
     ) -> Rendered:
+        from digests.numbers import Privacy
         from digests.render import render_monthly
         from storage.digest_queries import monthly_summary_data
 
         scope = region or None
         name = self.config.region_name(scope) if scope else None
+        audience = Privacy(min_cell=self.config.privacy.min_cell)
+        now = self.clock()
+
+        async def figures(session: AsyncSession) -> Any:
+            return await monthly_summary_data(
+                session, scope, month, self.zone, scope_name=name, now=now, audience=audience
+            )
+
         if session is not None:
-            data = await monthly_summary_data(session, scope, month, self.zone, scope_name=name)
+            data = await figures(session)
         else:
             async with self.db.snapshot() as own:
-                data = await monthly_summary_data(own, scope, month, self.zone, scope_name=name)
-        return await render_off_loop(render_monthly, data, lang, self.zone)
+                data = await figures(own)
+        # The chat text (at most two messages), the CSV and the PDF of the whole summary,
+        # out of this process (a partial of a module-level function pickles).
+        render = functools.partial(render_monthly, pdf=True, csv_dialect=self.config.csv.dialect)
+        return await render_off_loop(render, data, lang, self.zone)
 
     # --- delivering ----------------------------------------------------------------------
 
@@ -500,7 +528,10 @@ class DigestDesk:
                 log.info("preview_refused person=%s kind=weekly", member.person_id)
                 return self._say(incoming, t(lang, "preview.weekly_refused", domain=DOMAIN))
             week = week_of(today)
-            rendered = await self.weekly(member.team_id, week, lang, session)
+            # An administrator reads any team's week as leadership does.
+            rendered = await self.weekly(
+                member.team_id, week, lang, session, leadership=member.role == "admin"
+            )
             action, what = audit.DIGEST_WEEKLY, f"team={member.team_id} week={week} preview=chat"
         else:
             if member.role not in MONTH_ROLES:
@@ -522,9 +553,7 @@ class DigestDesk:
             Message(rendered.text, html=rendered.html),
         ]
         parts += [Image(png, caption=title, filename=name) for name, png in rendered.charts]
-        if rendered.csv is not None:
-            filename = rendered.csv_filename or "escalations.csv"
-            parts.append(Document(rendered.csv, filename, caption=title, mime_type="text/csv"))
+        parts += attachments(rendered, title)
         return [Outbound(incoming.transport, incoming.chat_id, part) for part in parts]
 
     @staticmethod

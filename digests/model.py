@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from digests.numbers import LEADERSHIP, Privacy
 from flows.statuses import OPEN_STATUSES
 
 # A week is compared with the average of the four weeks before it, a month with the
@@ -219,6 +220,13 @@ class RisingRow:
     code: str
     count: int
     average: float
+    # The sum the average is taken over (a small one would be given back by the average);
+    # None: the average times the months.
+    before: int | None = field(default=None, compare=False)
+
+    @property
+    def before_sum(self) -> int:
+        return self.before if self.before is not None else round(self.average * AVERAGE_MONTHS)
 
     @property
     def ratio(self) -> float | None:
@@ -258,6 +266,8 @@ class MonthlyFigures:
     themes: list[ThemeFigures] = field(default_factory=list)
     escalations: list[EscalationItem] = field(default_factory=list)
     earlier_open: list[EscalationItem] = field(default_factory=list)
+    # Proposals of the scope that moved in the month (the knowledge path), newest first.
+    proposals: list[ProposalLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -284,6 +294,13 @@ class MonthlySummary:
     escalated_by_theme: list[ThemeGroup] = field(default_factory=list)
     shl48: list[EscalationItem] = field(default_factory=list)
     earlier_open: list[EscalationItem] = field(default_factory=list)
+    proposals: list[ProposalLine] = field(default_factory=list)
+    # Who reads it and what is hidden from them (``digests.numbers``): the themes whose
+    # counts show as "< 5" (primary and secondary suppression over all themes, whose total
+    # is shown), and the themes whose number of escalations does.
+    privacy: Privacy = LEADERSHIP
+    hidden_themes: frozenset[str] = frozenset()
+    hidden_escalated: frozenset[str] = frozenset()
 
     @property
     def escalated_items(self) -> list[EscalationItem]:

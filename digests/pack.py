@@ -22,6 +22,7 @@ from babel.dates import format_date, format_datetime
 from digests.periods import HELSINKI, TimeZone, zone
 from flows import privacy
 from flows.i18n import label, t
+from flows.statuses import status_label
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -92,7 +93,7 @@ def build_pack(facts: PackFacts, lang: str, today: date, tz: TimeZone = HELSINKI
     def tt(key: str, **params: object) -> str:
         return t(lang, key, domain=DOMAIN, **params)
 
-    status = t(lang, f"status.{facts.status}", domain="datacare")
+    status = status_label(lang, facts.status)
     timeline = [PackLine(_when(facts.recorded_at, lang, tz), tt("pack.step.recorded"))]
     if facts.posted_at is not None:
         timeline.append(PackLine(_when(facts.posted_at, lang, tz), tt("pack.step.posted")))
@@ -106,7 +107,7 @@ def build_pack(facts: PackFacts, lang: str, today: date, tz: TimeZone = HELSINKI
         timeline.append(
             PackLine(
                 _when(step.at, lang, tz),
-                t(lang, f"status.{step.status}", domain="datacare"),
+                status_label(lang, step.status),
                 privacy.scrub(step.text),
             )
         )

@@ -26,39 +26,40 @@ Nothing here names or counts a worker.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from functools import lru_cache
 
 from babel.dates import format_date, format_interval, format_skeleton
-from babel.numbers import format_decimal, format_percent
 
+from digests import numbers
 from digests.model import (
+    AVERAGE_MONTHS,
+    AVERAGE_WEEKS,
     EscalationItem,
     LeaderAnswer,
     MonthlySummary,
     NewOrGrowing,
     WeeklyDigest,
 )
+from digests.numbers import TEAM, Privacy
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
-from digests.spreadsheet import safe_cell
+from digests.spreadsheet import DEFAULT_CSV_DIALECT as CSV_DEFAULT_DIALECT
+from digests.spreadsheet import csv_writer, safe_cell
 from flows import knowledge
 from flows.events import Choice
 from flows.i18n import label, t
-from flows.statuses import OPEN
+from flows.statuses import OPEN, status_label
 from flows.taxonomy import SHL48
+from flows.text import split_text
 
 DOMAIN = "digests"
 BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_FI"}
 EXCERPT_CHARS = 120  # an escalation's text in a list: enough to recognise it
 DESCRIPTION_CHARS = 600  # in the monthly summary; the CSV file has the full text
-MAX_EARLIER_LISTED = 40  # earlier open escalations named in the text; the CSV has them all
 BULLET = "• "
-CSV_DELIMITER = ";"  # what Excel expects with Finnish and Swedish regional settings
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Rendered:
     buttons: tuple[tuple[Choice, ...], ...] = ()
     # How many observations it covers (the audit trail's row count for a read-out).
     observations: int = 0
+    # The whole monthly summary as a PDF, attached to the same delivery.
+    pdf: bytes | None = None
+    pdf_filename: str | None = None
 
 
 # --- small formatting helpers ----------------------------------------------------
@@ -91,28 +95,32 @@ def _plural(lang: str, key: str, n: int) -> str:
     return _t(lang, f"{key}.{'one' if n == 1 else 'other'}", n=_int(n, lang))
 
 
-# Babel parses the locale and the pattern on every call (~0.1 ms); a weekly digest formats
-# ~80 numbers, nearly all small counts and quarter averages: remembered per language.
-@lru_cache(maxsize=4096)
 def _int(n: int, lang: str) -> str:
-    return format_decimal(n, locale=_locale(lang))
+    return numbers.number(n, lang)
 
 
-@lru_cache(maxsize=4096)
 def _decimal(x: float, lang: str) -> str:
-    # Two decimals at most: a four-week average is a multiple of 0.25 and shows exactly.
-    return format_decimal(x, format="#,##0.##", locale=_locale(lang))
+    return numbers.decimal(x, lang)
 
 
 def _signed(x: float, lang: str) -> str:
-    if round(x, 2) == 0:
-        return "±0"
-    return format_decimal(x, format="+#,##0.##;-#,##0.##", locale=_locale(lang))
+    return numbers.signed(x, lang)
 
 
 def _percent(ratio: float, lang: str, signed: bool = False) -> str:
-    pattern = "+#,##0 %;-#,##0 %" if signed else "#,##0 %"
-    return format_percent(ratio, format=pattern, locale=_locale(lang))
+    return numbers.percent(ratio, lang, signed=signed)
+
+
+def _count(n: int, lang: str, privacy: Privacy, hidden: bool = False) -> str:
+    """A count as ``privacy``'s audience sees it: the number or "< 5"."""
+    return numbers.count(n, lang, privacy, hidden)
+
+
+def _plural_count(lang: str, key: str, n: int, privacy: Privacy, hidden: bool = False) -> str:
+    """``_plural`` with the count as the audience sees it ("< 5 havaintoa")."""
+    shown = _count(n, lang, privacy, hidden)
+    form = "one" if n == 1 and shown == _int(n, lang) else "other"
+    return _t(lang, f"{key}.{form}", n=shown)
 
 
 def _day(moment: datetime, tz: tzinfo, lang: str, with_year: bool = False) -> str:
@@ -162,7 +170,7 @@ def _both(lang: str, key: str, **params: str) -> tuple[str, str]:
 
 
 def _status(lang: str, status: str) -> str:
-    return _t(lang, f"status.{status}")
+    return status_label(lang, status)
 
 
 def _ref(item_id: int) -> str:
@@ -172,14 +180,23 @@ def _ref(item_id: int) -> str:
 # --- weekly --------------------------------------------------------------------------
 
 
-def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Rendered:
-    """The weekly team digest in ``lang``. An empty week is exactly two lines."""
+def render_weekly(
+    d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI, privacy: Privacy = TEAM
+) -> Rendered:
+    """The weekly team digest in ``lang``. An empty week is exactly two lines.
+
+    ``privacy``: the team's own chat (``TEAM``, the default) sees its counts, but never
+    how many workers wrote when fewer than three did; rendered for leadership
+    (``LEADERSHIP``) small counts show as "< 5" and quotes come only from themes with
+    at least ``min_cell`` observations in the week.
+    """
     zone_ = zone(tz)
     year, number = parse_week(d.week)
     first_day = d.start.astimezone(zone_).date()
     last_day = d.end.astimezone(zone_).date() - timedelta(days=1)
     dates = format_interval(first_day, last_day, "yMMMd", locale=_locale(lang))
     doc = _Doc()
+    hidden = privacy.hidden({row.code: row.count for row in d.themes})
     title = _both(
         lang, "weekly.title", team=d.team_name, week=str(number), year=str(year), dates=dates
     )
@@ -188,23 +205,36 @@ def render_weekly(d: WeeklyDigest, lang: str, tz: TimeZone = HELSINKI) -> Render
     if d.total == 0:
         doc.line(_t(lang, "weekly.empty"))
     else:
+        workers = (
+            _t(lang, "weekly.workers.few")
+            if numbers.few_workers(d.workers, privacy)
+            else _plural_count(lang, "weekly.workers", d.workers, privacy)
+        )
         doc.line(
             _t(
                 lang,
                 "weekly.total",
-                observations=_plural(lang, "weekly.observations", d.total),
-                workers=_plural(lang, "weekly.workers", d.workers),
+                observations=_plural_count(lang, "weekly.observations", d.total, privacy),
+                workers=workers,
             )
         )
-        _weekly_counts(doc, d, lang)
-        _weekly_quotes(doc, d, lang)
+        _weekly_counts(doc, d, lang, privacy, hidden)
+        _weekly_quotes(doc, d, lang, privacy)
         _weekly_escalations(doc, d.escalations, lang, zone_)
     _weekly_answers(doc, d.answers, lang, zone_)
     _weekly_knowledge(doc, d, lang)
     text, markup = doc.render()
     shown = [row for row in d.themes if row.count or row.average]
     chart_list: list[tuple[str, bytes]] = []
-    if d.total and shown:
+    # The chart writes each bar's number: for leadership it is drawn only when no count or
+    # average of it is hidden (a bar of a hidden count would show its size).
+    veiled = privacy.suppress and any(
+        row.code in hidden
+        or privacy.small(row.count)
+        or privacy.small(round(row.average * AVERAGE_WEEKS))
+        for row in shown
+    )
+    if d.total and shown and not veiled:
         from digests import charts  # matplotlib and Pillow: only when a chart is drawn
 
         week_no = _int(number, lang)
@@ -260,47 +290,59 @@ def _weekly_knowledge(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
             doc.item(plain, html.escape(plain))
 
 
-def _weekly_counts(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
+def _weekly_counts(
+    doc: _Doc, d: WeeklyDigest, lang: str, privacy: Privacy, hidden: frozenset[str]
+) -> None:
     doc.section(_t(lang, "weekly.themes"))
     for row in d.themes:
+        count_hidden = privacy.suppress and (row.code in hidden or privacy.small(row.count))
+        before = round(row.average * AVERAGE_WEEKS)
+        # With one of the count and the average hidden, the change would give it back.
+        change = "–" if count_hidden or privacy.small(before) else _signed(row.change, lang)
         doc.item(
             _t(
                 lang,
                 "weekly.theme_row",
                 label=label(row.code, lang),
-                count=_int(row.count, lang),
-                average=_decimal(row.average, lang),
-                change=_signed(row.change, lang),
+                count=_count(row.count, lang, privacy, row.code in hidden),
+                average=numbers.average_shown(before, AVERAGE_WEEKS, lang, privacy),
+                change=change,
             )
         )
     for heading, rows in (("weekly.signals", d.signals), ("weekly.groups", d.groups)):
         if rows:
             doc.section(_t(lang, heading))
+            group_hidden = privacy.hidden({r.code: r.count for r in rows})
             for count_row in rows:
-                doc.item(f"{label(count_row.code, lang)}: {_int(count_row.count, lang)}")
+                shown = _count(count_row.count, lang, privacy, count_row.code in group_hidden)
+                doc.item(f"{label(count_row.code, lang)}: {shown}")
     if d.new_or_growing:
         doc.section(_t(lang, "weekly.new_or_growing"))
         for trend in d.new_or_growing:
-            doc.item(f"{label(trend.code, lang)}: {_trend_parts(trend, lang)}")
+            doc.item(f"{label(trend.code, lang)}: {_trend_parts(trend, lang, privacy)}")
 
 
-def _trend_parts(trend: NewOrGrowing, lang: str) -> str:
+def _trend_parts(trend: NewOrGrowing, lang: str, privacy: Privacy) -> str:
     parts = []
     if trend.new:
-        parts.append(_plural(lang, "count.new", trend.new))
+        parts.append(_plural_count(lang, "count.new", trend.new, privacy))
     if trend.growing:
-        parts.append(_plural(lang, "count.growing", trend.growing))
+        parts.append(_plural_count(lang, "count.growing", trend.growing, privacy))
     if trend.rising:
         parts.append(_t(lang, "weekly.rising"))
     return ", ".join(parts)
 
 
-def _weekly_quotes(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
-    if not d.quotes:
+def _weekly_quotes(doc: _Doc, d: WeeklyDigest, lang: str, privacy: Privacy) -> None:
+    quotes = d.quotes
+    if privacy.suppress:  # leadership: only quotes of themes with enough observations
+        allowed = numbers.quotable_themes({r.code: r.count for r in d.themes}, privacy.min_cell)
+        quotes = [quote for quote in quotes if quote.theme in allowed]
+    if not quotes:
         return
     doc.section(_t(lang, "weekly.quotes"))
     open_mark, close_mark = ("“", "”") if lang == "en" else ("”", "”")
-    for quote in d.quotes:
+    for quote in quotes:  # ``rules.pick_quotes`` chose them: the same words never twice
         text = _one_line(quote.text)
         theme = label(quote.theme, lang)
         doc.line(
@@ -354,9 +396,105 @@ def _scope(s: MonthlySummary, lang: str) -> str:
     return s.scope_name if s.region is not None else _t(lang, "monthly.whole_organisation")
 
 
-def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Rendered:
-    """The monthly escalation summary of a region or of the whole organisation."""
+@dataclass(frozen=True)
+class _Budget:
+    """How much of the escalations the chat text lists (the PDF and CSV list them all)."""
+
+    per_theme: int | None  # escalations listed under each theme (None: all)
+    excerpt: int | None  # characters of each description (0: none, None: up to 600)
+    shl48: int | None  # § 48 notices listed
+    earlier: int | None  # earlier open escalations listed
+    actions: bool = False  # proposed actions under the items
+
+
+# Tried in this order until the chat text fits in ``MAX_MESSAGES`` messages.
+CHAT_BUDGETS = (
+    _Budget(3, 160, 5, 5),
+    _Budget(3, 90, 5, 5),
+    _Budget(2, 90, 3, 3),
+    _Budget(1, 90, 3, 3),
+    _Budget(1, 0, 3, 3),
+    _Budget(0, 0, 0, 0),
+)
+FULL = _Budget(None, None, None, None, actions=True)
+MESSAGE_LIMIT = 4096  # Telegram's limit; Matrix takes more
+MAX_MESSAGES = 2
+MAX_PROPOSALS = 5
+
+
+def render_monthly(
+    s: MonthlySummary,
+    lang: str,
+    tz: TimeZone = HELSINKI,
+    *,
+    limit: int = MESSAGE_LIMIT,
+    messages: int = MAX_MESSAGES,
+    pdf: bool = False,
+    csv_dialect: str = CSV_DEFAULT_DIALECT,
+) -> Rendered:
+    """The monthly escalation summary of a region or of the whole organisation.
+
+    The chat text fits in ``messages`` messages of ``limit`` characters: totals, the
+    leading and widespread themes, what rose, proposals that moved, and at most three
+    escalations per theme ("and N more in the attached file"), fewer and shorter if it
+    must. The attached CSV lists every escalation, and with ``pdf`` the whole summary
+    (every escalation with its text) is attached as a PDF too.
+    """
     zone_ = zone(tz)
+    text = markup = ""
+    for budget in CHAT_BUDGETS:
+        text, markup = _monthly_doc(s, lang, zone_, budget, pdf).render()
+        if len(split_text(markup, limit)) <= messages:
+            break
+    rows = [("this_month", item) for item in s.escalated_items]
+    rows.extend(("earlier_open", item) for item in s.earlier_open)
+
+    scope = _scope(s, lang)
+    month = _month_name(s.month, lang)
+    scope_slug = s.region or "all"
+    chart_list: list[tuple[str, bytes]] = []
+    if s.leading:
+        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
+
+        chart_list.append(
+            (
+                f"themes-{scope_slug}-{s.month}.png",
+                charts.monthly_themes_chart(
+                    [label(row.code, lang) for row in s.leading],
+                    [_drawn(row.count, row.code, s) for row in s.leading],
+                    [row.teams for row in s.leading],
+                    title=_t(lang, "chart.monthly_title", scope=scope, month=month),
+                    count_label=_t(lang, "chart.observations"),
+                    teams_label=_t(lang, "chart.teams"),
+                ),
+            )
+        )
+    pdf_bytes = None
+    if pdf:
+        full_markup = _monthly_doc(s, lang, zone_, FULL, pdf).render()[1]
+        pdf_bytes = monthly_pdf(full_markup, lang, title=text.split("\n", 1)[0], charts=chart_list)
+    return Rendered(
+        text=text,
+        html=markup,
+        charts=chart_list,
+        csv=escalations_csv(rows, lang, zone_, dialect=csv_dialect) if rows else None,
+        csv_filename=f"escalations-{scope_slug}-{s.month}.csv" if rows else None,
+        pdf=pdf_bytes,
+        pdf_filename=f"summary-{scope_slug}-{s.month}.pdf" if pdf_bytes else None,
+        observations=s.total,
+    )
+
+
+def _drawn(n: int, code: str, s: MonthlySummary) -> int:
+    """A bar's length in a chart: a hidden count is drawn as 0 (its number is not shown)."""
+    return 0 if s.privacy.suppress and (code in s.hidden_themes or s.privacy.small(n)) else n
+
+
+def _monthly_doc(
+    s: MonthlySummary, lang: str, zone_: tzinfo, budget: _Budget, pdf: bool = False
+) -> _Doc:
+    """The summary's text with the escalations listed as ``budget`` allows."""
+    p = s.privacy
     month = _month_name(s.month, lang)
     scope = _scope(s, lang)
     doc = _Doc()
@@ -365,14 +503,18 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
     doc.line(title[0], f"<b>{title[1]}</b>")
 
     doc.section(_t(lang, "monthly.totals"))
+    doc.item(_t(lang, "monthly.total_observations", n=_count(s.total, lang, p)))
+    # Teams are units the organisation names itself, not people: their number is shown.
+    doc.item(_t(lang, "monthly.total_teams", n=_int(s.teams, lang)))
     for key, n in (
-        ("monthly.total_observations", s.total),
-        ("monthly.total_teams", s.teams),
         ("monthly.total_workers", s.workers),
         ("monthly.total_escalated", s.escalated),
         ("monthly.total_shl48", s.shl48_count),
     ):
-        doc.item(_t(lang, key, n=_int(n, lang)))
+        doc.item(_t(lang, key, n=_count(n, lang, p)))
+
+    def theme_count(n: int, code: str) -> str:
+        return _count(n, lang, p, hidden=code in s.hidden_themes)
 
     if s.leading:
         doc.section(_t(lang, "monthly.leading"))
@@ -383,7 +525,7 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
                     "monthly.leading_row",
                     rank=str(rank),
                     label=label(row.code, lang),
-                    count=_int(row.count, lang),
+                    count=theme_count(row.count, row.code),
                 )
             )
     if s.spread:
@@ -396,7 +538,13 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
                     rank=str(rank),
                     label=label(spread.code, lang),
                     teams=_plural(lang, "count.teams", spread.teams),
-                    observations=_plural(lang, "count.observations", spread.count),
+                    observations=_plural_count(
+                        lang,
+                        "count.observations",
+                        spread.count,
+                        p,
+                        hidden=spread.code in s.hidden_themes,
+                    ),
                 )
             )
 
@@ -411,80 +559,103 @@ def render_monthly(s: MonthlySummary, lang: str, tz: TimeZone = HELSINKI) -> Ren
     if not s.rising:
         doc.line(_t(lang, "monthly.rising_none"))
     for rising in s.rising:
-        ratio = rising.ratio
-        change = (
-            _t(lang, "monthly.rising_new")
-            if ratio is None
-            else _percent(ratio - 1, lang, signed=True)
-        )
-        doc.item(
-            _t(
+        count_hidden = p.suppress and (rising.code in s.hidden_themes or p.small(rising.count))
+        average = numbers.average_shown(rising.before_sum, AVERAGE_MONTHS, lang, p)
+        if count_hidden or p.small(rising.before_sum):
+            # The change with one of its two numbers would give the other back.
+            row_text = _t(
+                lang,
+                "monthly.rising_row_few",
+                label=label(rising.code, lang),
+                count=theme_count(rising.count, rising.code),
+                average=average,
+            )
+        else:
+            ratio = rising.ratio
+            change = (
+                _t(lang, "monthly.rising_new")
+                if ratio is None
+                else _percent(ratio - 1, lang, signed=True)
+            )
+            row_text = _t(
                 lang,
                 "monthly.rising_row",
                 label=label(rising.code, lang),
-                count=_int(rising.count, lang),
-                average=_decimal(rising.average, lang),
+                count=theme_count(rising.count, rising.code),
+                average=average,
                 change=change,
             )
-        )
+        doc.item(row_text)
+
+    if s.proposals:
+        doc.section(_t(lang, "monthly.proposals"))
+        for proposal in s.proposals[:MAX_PROPOSALS]:
+            doc.item(
+                _t(
+                    lang,
+                    "monthly.proposal_row",
+                    number=str(proposal.id),
+                    status=knowledge.status_label(lang, proposal.status),
+                    text=_one_line(proposal.text, EXCERPT_CHARS),
+                )
+            )
+        if len(s.proposals) > MAX_PROPOSALS:
+            more = len(s.proposals) - MAX_PROPOSALS
+            doc.line(_t(lang, "monthly.proposals_more", n=_int(more, lang)))
 
     doc.section(_t(lang, "monthly.escalated"))
     if not s.escalated_by_theme:
         doc.line(_t(lang, "monthly.escalated_none"))
-    for group in s.escalated_by_theme:
-        heading = f"{label(group.theme, lang)} ({_int(len(group.items), lang)})"
+    for index, group in enumerate(s.escalated_by_theme):
+        if index:  # a paragraph per theme: a long list is cut between themes, not inside
+            doc.section()
+        hidden = group.theme in s.hidden_escalated
+        heading = f"{label(group.theme, lang)} ({_count(len(group.items), lang, p, hidden)})"
         doc.line(heading, f"<i>{html.escape(heading)}</i>")
-        for item in group.items:
-            _monthly_item(doc, item, lang, zone_, with_theme=False, describe=True)
+        listed = _open_first(group.items)
+        listed = listed if budget.per_theme is None else listed[: budget.per_theme]
+        for item in listed:
+            _monthly_item(doc, item, lang, zone_, with_theme=False, budget=budget)
+        _more(doc, lang, len(group.items) - len(listed), p, hidden)
 
     doc.section(_t(lang, "monthly.shl48"))
     if not s.shl48:
         doc.line(_t(lang, "monthly.shl48_none"))
-    for item in s.shl48:
-        _monthly_item(doc, item, lang, zone_, with_theme=True, describe=True)
+    listed = _open_first(s.shl48)
+    listed = listed if budget.shl48 is None else listed[: budget.shl48]
+    for item in listed:
+        _monthly_item(doc, item, lang, zone_, with_theme=True, budget=budget)
+    _more(doc, lang, len(s.shl48) - len(listed), p, p.small(len(s.shl48)))
 
     doc.section(_t(lang, "monthly.earlier_open"))
     if not s.earlier_open:
         doc.line(_t(lang, "monthly.earlier_none"))
-    for item in s.earlier_open[:MAX_EARLIER_LISTED]:
-        _monthly_item(doc, item, lang, zone_, with_theme=True, describe=False, with_year=True)
-    if len(s.earlier_open) > MAX_EARLIER_LISTED:
-        more = len(s.earlier_open) - MAX_EARLIER_LISTED
-        doc.line(_t(lang, "monthly.earlier_more", n=_int(more, lang)))
-
-    rows = [("this_month", item) for item in s.escalated_items]
-    rows.extend(("earlier_open", item) for item in s.earlier_open)
-    if rows:
-        doc.section()
-        doc.line(_t(lang, "monthly.attachment"))
-    text, markup = doc.render()
-
-    scope_slug = s.region or "all"
-    chart_list: list[tuple[str, bytes]] = []
-    if s.leading:
-        from digests import charts  # matplotlib and Pillow: only when a chart is drawn
-
-        chart_list.append(
-            (
-                f"themes-{scope_slug}-{s.month}.png",
-                charts.monthly_themes_chart(
-                    [label(row.code, lang) for row in s.leading],
-                    [row.count for row in s.leading],
-                    [row.teams for row in s.leading],
-                    title=_t(lang, "chart.monthly_title", scope=scope, month=month),
-                    count_label=_t(lang, "chart.observations"),
-                    teams_label=_t(lang, "chart.teams"),
-                ),
-            )
+    listed = s.earlier_open if budget.earlier is None else s.earlier_open[: budget.earlier]
+    for item in listed:
+        _monthly_item(
+            doc, item, lang, zone_, with_theme=True, budget=_Budget(0, 0, 0, 0), with_year=True
         )
-    return Rendered(
-        text=text,
-        html=markup,
-        charts=chart_list,
-        csv=escalations_csv(rows, lang, zone_) if rows else None,
-        csv_filename=f"escalations-{scope_slug}-{s.month}.csv" if rows else None,
-        observations=s.total,
+    _more(doc, lang, len(s.earlier_open) - len(listed), p, p.small(len(s.earlier_open)))
+
+    if s.escalated_items or s.earlier_open:
+        doc.section()
+        doc.line(_t(lang, "monthly.attachment_pdf" if pdf else "monthly.attachment"))
+    return doc
+
+
+def _open_first(items: Sequence[EscalationItem]) -> list[EscalationItem]:
+    """What leadership must act on first: open entries, the longest open first; then the
+    closed ones in time order."""
+    return sorted(
+        items,
+        key=lambda i: (not i.status.is_open, -i.days_open if i.status.is_open else 0),
     )
+
+
+def _more(doc: _Doc, lang: str, n: int, privacy: Privacy, hidden: bool) -> None:
+    """ "and N more in the attached file", N as the audience may see it."""
+    if n > 0:
+        doc.line(_t(lang, "monthly.more_in_file", n=_count(n, lang, privacy, hidden)))
 
 
 def _days(item: EscalationItem, lang: str) -> str:
@@ -499,7 +670,7 @@ def _monthly_item(
     tz: tzinfo,
     *,
     with_theme: bool,
-    describe: bool,
+    budget: _Budget,
     with_year: bool = False,
 ) -> None:
     parts = [
@@ -513,15 +684,58 @@ def _monthly_item(
         parts.append(_status(lang, item.status.status))
     parts.append(_days(item, lang))
     head = " · ".join(parts)
-    description = _one_line(item.description or "", DESCRIPTION_CHARS) if describe else ""
+    chars = DESCRIPTION_CHARS if budget.excerpt is None else budget.excerpt
+    description = _one_line(item.description or "", chars) if chars else ""
     plain = f"{head} — {description}" if description else head
     markup = f"<b>{html.escape(head)}</b>" + (
         f" — {html.escape(description)}" if description else ""
     )
     doc.item(plain, markup)
-    if describe and item.action:
+    if budget.actions and item.action:
         action = _t(lang, "monthly.action", action=_one_line(item.action, DESCRIPTION_CHARS))
         doc.line(f"   {action}", f"   <i>{html.escape(action)}</i>")
+
+
+# --- PDF -----------------------------------------------------------------------------
+
+
+def monthly_pdf(
+    markup: str, lang: str, *, title: str, charts: Sequence[tuple[str, bytes]] = ()
+) -> bytes:
+    """The whole summary (the chat HTML subset, every escalation listed) as an A4 PDF."""
+    import base64
+
+    from weasyprint import HTML
+
+    sections = []
+    for section in markup.split("\n\n"):
+        lines = "".join(f"<p>{line}</p>" for line in section.split("\n"))
+        sections.append(f"<section>{lines}</section>")
+    images = "".join(
+        f'<img alt="" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+        for _, png in charts
+    )
+    page = (
+        f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_PDF_STYLE}</style></head><body>"
+        f"{sections[0] if sections else ''}{images}{''.join(sections[1:])}</body></html>"
+    )
+    pdf = HTML(string=page).write_pdf()
+    assert pdf is not None
+    return bytes(pdf)
+
+
+_PDF_STYLE = """
+@page { size: A4; margin: 16mm 16mm 18mm 16mm;
+  @bottom-right { content: counter(page) " / " counter(pages); font-size: 8pt; color: #666; } }
+body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 9.5pt;
+  line-height: 1.35; color: #1b1b1b; }
+section { margin: 0 0 4mm 0; }
+section:first-child { font-size: 14pt; color: #1f5f8b; }
+p { margin: 0 0 1mm 0; }
+b { color: #1f5f8b; }
+img { width: 100%; margin: 2mm 0 4mm 0; }
+"""
 
 
 # --- CSV -----------------------------------------------------------------------------
@@ -558,9 +772,13 @@ def _local_iso(moment: datetime | None, tz: tzinfo) -> str:
 
 
 def escalations_csv(
-    rows: Iterable[tuple[str, EscalationItem]], lang: str, tz: TimeZone = HELSINKI
+    rows: Iterable[tuple[str, EscalationItem]],
+    lang: str,
+    tz: TimeZone = HELSINKI,
+    dialect: str = CSV_DEFAULT_DIALECT,
 ) -> bytes:
-    """Escalated observations as CSV for Excel: UTF-8 with BOM, ``;``, codes and labels.
+    """Escalated observations as CSV, codes and labels, in the CSV ``dialect``
+    (``digests.spreadsheet``; default ``;`` and UTF-8 with BOM, for Excel).
 
     Free text goes through ``digests.spreadsheet.safe_cell``: no cell runs as a formula.
 
@@ -569,7 +787,7 @@ def escalations_csv(
     """
     zone_ = zone(tz)
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, delimiter=CSV_DELIMITER, lineterminator="\r\n")
+    writer = csv_writer(buffer, dialect)
     writer.writerow(CSV_COLUMNS)
     for listed_as, item in rows:
         writer.writerow(
@@ -593,10 +811,10 @@ def escalations_csv(
                 item.status.status,
                 _status(lang, item.status.status),
                 _local_iso(item.status.at, zone_),
-                str(item.days_open),
+                numbers.machine(item.days_open),
                 safe_cell(item.description or ""),
                 safe_cell(item.action or ""),
                 safe_cell(item.status.text or ""),
             ]
         )
-    return buffer.getvalue().encode("utf-8-sig")
+    return buffer.getvalue().encode("utf-8")

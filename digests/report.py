@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from babel.dates import format_date
-from babel.numbers import format_percent
 
+from digests import numbers
+from digests.numbers import LEADERSHIP, Privacy
 from digests.rules import pick_quotes, ranked, rising
 from flows.i18n import label, t
+from flows.statuses import status_label
 from flows.taxonomy import TAXONOMY_VERSION
 
 if TYPE_CHECKING:
@@ -110,7 +112,8 @@ class ReportFigures:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a figures table: a code, its label and counts."""
+    """One line of a figures table: a code, its label and counts (``*_text``: as printed,
+    "< 5" for a hidden count; ``drawn``: the bar in a chart, 0 for a hidden count)."""
 
     code: str
     label: str
@@ -118,6 +121,10 @@ class Row:
     share: str
     previous: int | None = None
     change: str = ""
+    count_text: str = ""
+    previous_text: str = ""
+    drawn: int = 0
+    previous_drawn: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class Rising:
     count: int
     previous: int
     change: str
+    count_text: str = ""
+    previous_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,22 +186,29 @@ class Report:
     escalations: list[EscalationItem]
     quotes: list[Quote]
     charts: dict[str, Chart] = field(default_factory=dict)
+    # Every count as printed ("2 973", "< 5"): the tiles and notes of the template.
+    shown: dict[str, str] = field(default_factory=dict)
+    # Months and their counts as drawn (a hidden count is drawn as 0).
+    monthly_drawn: list[tuple[date, int]] = field(default_factory=list)
 
     def text(self, key: str, **params: object) -> str:
         """A fixed text of the report in its language (used by the template)."""
         return t(self.lang, key, domain=DOMAIN, **params)
 
 
-def _share(count: int, total: int, lang: str) -> str:
-    return format_percent(count / total, locale=lang) if total else "–"
+def _share(count: int, total: int, lang: str, hidden: bool = False) -> str:
+    # A hidden count's share would give it back (times the total): not printed.
+    if hidden or not total:
+        return "–"
+    return numbers.percent(count / total, lang)
 
 
-def _change(count: int, previous: int, lang: str) -> str:
+def _change(count: int, previous: int, lang: str, hidden: bool = False) -> str:
+    if hidden:  # with one of its two counts hidden, the change would give it back
+        return "–"
     if previous == 0:
         return t(lang, "report.new", domain=DOMAIN) if count else "–"
-    change = (count - previous) / previous
-    # The locale's own percent format (non-breaking space in fi and sv), with a sign.
-    return ("+" if change >= 0 else "") + format_percent(change, locale=lang)
+    return numbers.percent((count - previous) / previous, lang, signed=True)
 
 
 def _rows(
@@ -200,22 +216,41 @@ def _rows(
     total: int,
     lang: str,
     previous: Mapping[str, int] | None = None,
+    privacy: Privacy = LEADERSHIP,
 ) -> list[Row]:
-    """Rows for every code with a count (now or before), ranked by the count now."""
+    """Rows for every code with a count (now or before), ranked by the count now; hidden
+    counts decided on the whole distribution (its total is printed) and on the previous
+    period's (whose total is printed too)."""
     before_counts = previous or {}
     shown = [c for c in {*counts, *before_counts} if counts.get(c) or before_counts.get(c)]
+    hidden_now = privacy.hidden({c: counts.get(c, 0) for c in shown})
+    hidden_before = privacy.hidden({c: before_counts.get(c, 0) for c in shown})
     rows = []
     for code in ranked(shown, lambda c: c, lambda c: counts.get(c, 0)):
         count = counts.get(code, 0)
         before = previous.get(code, 0) if previous is not None else None
+        now_hidden = code in hidden_now or privacy.small(count)
+        before_hidden = code in hidden_before or privacy.small(before or 0)
         rows.append(
             Row(
                 code=code,
                 label=label(code, lang),
                 count=count,
-                share=_share(count, total, lang),
+                share=_share(count, total, lang, now_hidden),
                 previous=before,
-                change=_change(count, before, lang) if before is not None else "",
+                change=(
+                    _change(count, before, lang, now_hidden or before_hidden)
+                    if before is not None
+                    else ""
+                ),
+                count_text=numbers.count(count, lang, privacy, now_hidden),
+                previous_text=(
+                    numbers.count(before, lang, privacy, before_hidden)
+                    if before is not None
+                    else ""
+                ),
+                drawn=0 if now_hidden else count,
+                previous_drawn=0 if before_hidden or before is None else before,
             )
         )
     return rows
@@ -235,7 +270,7 @@ class _Phenomenon:
         return self.before
 
 
-def _rising(figures: ReportFigures, lang: str) -> list[Rising]:
+def _rising(figures: ReportFigures, lang: str, privacy: Privacy = LEADERSHIP) -> list[Rising]:
     """The (theme, signal) pairs that grew most against the previous period."""
     pairs = (
         _Phenomenon(pair, count, figures.previous_combos.get(pair, 0))
@@ -247,7 +282,11 @@ def _rising(figures: ReportFigures, lang: str) -> list[Rising]:
             signal=label(p.code[1], lang),
             count=p.count,
             previous=p.before,
-            change=_change(p.count, p.before, lang),
+            change=_change(
+                p.count, p.before, lang, privacy.small(p.count) or privacy.small(p.before)
+            ),
+            count_text=numbers.count(p.count, lang, privacy),
+            previous_text=numbers.count(p.before, lang, privacy),
         )
         for p in rising(pairs, RISING_MIN_COUNT, RISING_RATIO)[:MAX_RISING]
     ]
@@ -257,15 +296,23 @@ def _day(day: date, lang: str) -> str:
     return format_date(day, "d.M.yyyy", locale=lang)
 
 
-def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
-    """The report model in ``lang`` (fi, sv or en) from the counted figures."""
+def build_report(
+    figures: ReportFigures, lang: str, today: date, privacy: Privacy = LEADERSHIP
+) -> Report:
+    """The report model in ``lang`` (fi, sv or en) from the counted figures.
+
+    A printed report is read by decision makers: counts below ``privacy.min_cell`` show as
+    "< 5" with secondary suppression in every table whose total is printed, and quotes
+    come only from themes with at least ``min_cell`` observations in the period.
+    """
+    quotable = numbers.quotable_themes(figures.themes, privacy.min_cell)
     escalations = [
         EscalationItem(
             number=e.observation_id,
             date=_day(e.observed_on, lang),
             kind=label(e.kind, lang),
             theme=label(e.theme, lang),
-            status=t(lang, f"status.{e.status}", domain=DOMAIN),
+            status=status_label(lang, e.status),
             status_code=e.status,
             response=e.response or t(lang, "report.no_response", domain=DOMAIN),
         )
@@ -283,9 +330,22 @@ def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
             ),
         )
         for q in pick_quotes(
-            sorted(figures.quotes, key=lambda q: q.observed_on, reverse=True), MAX_QUOTES
+            sorted(
+                (q for q in figures.quotes if not privacy.suppress or q.theme in quotable),
+                key=lambda q: q.observed_on,
+                reverse=True,
+            ),
+            MAX_QUOTES,
         )
     ]
+    problems = figures.total - figures.good_practices
+    # Problems and good practices add up to the printed total: hidden together if one is.
+    polarity = privacy.hidden({"problems": problems, "good_practices": figures.good_practices})
+    monthly_hidden = privacy.hidden({month: n for month, n in figures.monthly})
+
+    def shown(n: int, hidden: bool = False) -> str:
+        return numbers.count(n, lang, privacy, hidden)
+
     return Report(
         lang=lang,
         title=t(lang, "report.title", domain=DOMAIN),
@@ -306,19 +366,36 @@ def build_report(figures: ReportFigures, lang: str, today: date) -> Report:
         ),
         total=figures.total,
         previous_total=figures.previous_total,
-        problems=figures.total - figures.good_practices,
+        problems=problems,
         good_practices=figures.good_practices,
         escalated=figures.escalated,
         shl48=figures.shl48,
         teams=figures.teams,
         workers=figures.workers,
         marked_growing=figures.marked_growing,
-        themes=_rows(figures.themes, figures.total, lang, previous=figures.previous_themes),
-        signals=_rows(figures.signals, figures.total, lang),
-        groups=_rows(figures.groups, figures.total, lang),
-        rising=_rising(figures, lang),
+        themes=_rows(
+            figures.themes, figures.total, lang, previous=figures.previous_themes, privacy=privacy
+        ),
+        signals=_rows(figures.signals, figures.total, lang, privacy=privacy),
+        groups=_rows(figures.groups, figures.total, lang, privacy=privacy),
+        rising=_rising(figures, lang, privacy),
         escalations=escalations,
         quotes=quotes,
+        shown={
+            "total": shown(figures.total),
+            "previous_total": shown(figures.previous_total),
+            "problems": shown(problems, "problems" in polarity),
+            "good_practices": shown(figures.good_practices, "good_practices" in polarity),
+            "escalated": shown(figures.escalated),
+            "shl48": shown(figures.shl48),
+            "teams": numbers.number(figures.teams, lang),
+            "workers": shown(figures.workers),
+            "marked_growing": shown(figures.marked_growing),
+        },
+        monthly_drawn=[
+            (month, 0 if month in monthly_hidden or privacy.small(n) else n)
+            for month, n in figures.monthly
+        ],
     )
 
 
@@ -341,14 +418,14 @@ def _themes_chart(report: Report) -> Chart:
     positions = range(len(rows))
     axes.barh(
         [p + 0.2 for p in positions],
-        [r.count for r in rows][::-1],
+        [r.drawn for r in rows][::-1],
         height=0.4,
         color="#1f5f8b",
         label=report.text("report.chart.this_period"),
     )
     axes.barh(
         [p - 0.2 for p in positions],
-        [r.previous or 0 for r in rows][::-1],
+        [r.previous_drawn for r in rows][::-1],
         height=0.4,
         color="#a9c4d9",
         label=report.text("report.chart.previous_period"),
@@ -365,7 +442,7 @@ def _signals_chart(report: Report) -> Chart:
     rows = report.signals
     figure = Figure(figsize=(7.0, 0.42 * max(len(rows), 2) + 0.6))
     axes = figure.subplots()
-    axes.barh([r.label for r in rows][::-1], [r.count for r in rows][::-1], color="#b5533c")
+    axes.barh([r.label for r in rows][::-1], [r.drawn for r in rows][::-1], color="#b5533c")
     axes.tick_params(axis="y", labelsize=8)
     _tidy(axes)
     return Chart(report.text("report.chart.signals"), _png_uri(figure))
@@ -403,7 +480,7 @@ def draw_charts(report: Report, figures: ReportFigures) -> None:
     if report.signals:
         report.charts["signals"] = _signals_chart(report)
     if len(figures.monthly) > 1:
-        report.charts["monthly"] = _monthly_chart(report, figures.monthly)
+        report.charts["monthly"] = _monthly_chart(report, report.monthly_drawn)
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -435,8 +512,10 @@ def render_pdf(html: str) -> bytes:
     return bytes(pdf)
 
 
-def social_report(figures: ReportFigures, lang: str, today: date) -> Report:
+def social_report(
+    figures: ReportFigures, lang: str, today: date, privacy: Privacy = LEADERSHIP
+) -> Report:
     """Build the report and draw its charts: what ``render_html`` needs."""
-    report = build_report(figures, lang, today)
+    report = build_report(figures, lang, today, privacy)
     draw_charts(report, figures)
     return report

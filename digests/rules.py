@@ -45,6 +45,8 @@ from digests.model import (
     WeeklyFigures,
     is_rising,
 )
+from digests.numbers import LEADERSHIP as LEADERSHIP_AUDIENCE
+from digests.numbers import Privacy
 from flows.taxonomy import DIMENSIONS, LEADERSHIP, SHL48
 
 WEEKLY_QUOTES = 3  # quotes in a weekly digest
@@ -118,8 +120,15 @@ QuotedT = TypeVar("QuotedT", bound=Quoted)
 
 def pick_quotes(newest_first: Iterable[QuotedT], limit: int) -> list[QuotedT]:
     """Up to ``limit`` quotes: the newest of each theme first (newest first), then the newest
-    of the rest. Equal quotes are shown once; blank ones never."""
-    candidates = [quote for quote in newest_first if quote.text.strip()]
+    of the rest. The same words are shown once (whatever their theme, case or spacing);
+    blank ones never."""
+    candidates: list[QuotedT] = []
+    seen: set[str] = set()
+    for quote in newest_first:
+        words = " ".join(quote.text.split()).casefold()
+        if words and words not in seen:
+            seen.add(words)
+            candidates.append(quote)
     picked: list[QuotedT] = []
     themes: set[str] = set()
     for quote in candidates:  # one per theme...
@@ -201,12 +210,17 @@ def monthly_summary(
     min_count: int = RISING_MIN_COUNT,
     ratio: float = RISING_RATIO,
     leading: int = LEADING,
+    privacy: Privacy = LEADERSHIP_AUDIENCE,
 ) -> MonthlySummary:
     """A month: the leading and the most widespread themes, what rose against the average of
     the three months before, and the escalations (leadership by theme, § 48, earlier open).
+
+    What ``privacy``'s audience sees as "< 5" is decided on all themes at once
+    (``digests.numbers``), so the top lists hide what the whole distribution hides.
     """
     reported = [SpreadRow(t.code, t.teams, t.count) for t in f.themes if t.count]
-    averages = [RisingRow(t.code, t.count, t.before / AVERAGE_MONTHS) for t in f.themes]
+    averages = [RisingRow(t.code, t.count, t.before / AVERAGE_MONTHS, t.before) for t in f.themes]
+    escalated_by_theme = by_theme(i for i in f.escalations if i.escalation == LEADERSHIP)
     return MonthlySummary(
         region=f.region,
         scope_name=f.scope_name,
@@ -224,7 +238,11 @@ def monthly_summary(
         rising=rising(averages, min_count, ratio),
         min_count=min_count,
         ratio=ratio,
-        escalated_by_theme=by_theme(i for i in f.escalations if i.escalation == LEADERSHIP),
+        escalated_by_theme=escalated_by_theme,
         shl48=[i for i in f.escalations if i.escalation == SHL48],
         earlier_open=list(f.earlier_open),
+        proposals=list(f.proposals),
+        privacy=privacy,
+        hidden_themes=privacy.hidden({t.code: t.count for t in f.themes}),
+        hidden_escalated=privacy.hidden({g.theme: len(g.items) for g in escalated_by_theme}),
     )

@@ -9,9 +9,50 @@ the spreadsheet shows the text and hides the quote mark.
 Used by every CSV file Havainto writes: the escalations of the monthly summary
 (``digests.render.escalations_csv``) and the data export
 (``storage.export.write_csv``). Pure and light: no imports of our own.
+
+One CSV dialect for all of them (``[csv] dialect``): ``semicolon``, the default, is
+``;`` with a UTF-8 byte order mark, what Excel with Finnish or Swedish regional
+settings opens as columns; ``comma`` is RFC 4180 (``,``, no mark). Lines end in
+CRLF either way, and counts are plain digits.
 """
 
 from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from typing import IO, Any
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    delimiter: str
+    bom: bool
+
+
+CSV_DIALECTS = {
+    "semicolon": CsvDialect(";", bom=True),
+    "comma": CsvDialect(",", bom=False),
+}
+DEFAULT_CSV_DIALECT = "semicolon"
+BOM = "\ufeff"
+
+
+def csv_dialect(name: str) -> CsvDialect:
+    """The dialect called ``name``; ValueError for an unknown one."""
+    try:
+        return CSV_DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown CSV dialect {name!r}: semicolon or comma") from None
+
+
+def csv_writer(out: IO[str], dialect: str = DEFAULT_CSV_DIALECT) -> Any:
+    """A ``csv.writer`` for ``dialect`` on ``out``, the byte order mark written first when
+    the dialect has one."""
+    chosen = csv_dialect(dialect)
+    if chosen.bom:
+        out.write(BOM)
+    return csv.writer(out, delimiter=chosen.delimiter, lineterminator="\r\n")
+
 
 FORMULA_START: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 

@@ -46,7 +46,7 @@ from babel.dates import format_datetime
 
 from flows.events import Alert, Choice, Message, Outbound
 from flows.i18n import label, t
-from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, OPEN
+from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, OPEN, status_label
 from flows.taxonomy import ESCALATED_CODES, SHL48
 
 DOMAIN = "escalation"
@@ -547,7 +547,7 @@ def _channel_press(state: Notice | None, event: Pressed, now: datetime, rules: R
     lang, minutes, number = actor.language, rules.minutes, state.number
     if press.action == "st":
         assert press.status is not None
-        status = _t(lang, f"status.{press.status}")
+        status = status_label(lang, press.status)
         opened = OpenWindow(
             Window(NEW, "status", actor.person, place.transport, place.chat_id, now, press.status),
             _t(lang, "esc.status_prompt", number=number, status=status, minutes=minutes),
@@ -632,11 +632,11 @@ def _record_status(
     ]
     if shown := new.editable_posts():
         effects.append(Refresh(shown))
-    saved = _t(lang, "esc.status_saved", number=number, status=_t(lang, f"status.{status}"))
+    saved = _t(lang, "esc.status_saved", number=number, status=status_label(lang, status))
     effects.append(_close_prompt(window, place, saved))
     if (reporter := state.reporter) is not None:
         wlang = reporter.language
-        body = _t(wlang, "esc.worker_status", number=number, status=_t(wlang, f"status.{status}"))
+        body = _t(wlang, "esc.worker_status", number=number, status=status_label(wlang, status))
         if text:
             body += "\n" + _t(wlang, "esc.worker_status_text", text=text)
         effects.append(Send(reporter.say(body)))
@@ -949,7 +949,7 @@ def notice(facts: NoticeFacts, lang: str) -> Message:
         buttons.append((Choice(_t(lang, "button.acknowledge"), f"{PREFIX}:ack:{number}"),))
     buttons.append(
         tuple(
-            Choice(_t(lang, f"status.{code}"), f"{PREFIX}:st:{code}:{number}")
+            Choice(status_label(lang, code), f"{PREFIX}:st:{code}:{number}")
             for code in ANSWER_STATUSES
         )
     )

@@ -10,6 +10,8 @@ each language live in the message catalogs (``status.<word>``). Every layer
 
 from __future__ import annotations
 
+from flows.i18n import t
+
 OPEN = "open"
 ACKNOWLEDGED = "acknowledged"
 IN_PROGRESS = "in_progress"
@@ -30,3 +32,13 @@ ESCALATION_STATUSES: tuple[str, ...] = (
 OPEN_STATUSES: frozenset[str] = frozenset({OPEN, ACKNOWLEDGED, IN_PROGRESS})
 # The statuses a leader sets with a button under a notice (acknowledging has its own).
 ANSWER_STATUSES: tuple[str, ...] = (IN_PROGRESS, DECIDED, NO_ACTION)
+
+
+# The catalog that names the statuses; every output (notices, digests, the social report,
+# exports, the escalation pack) takes the name from here, so it is spelled the same.
+STATUS_DOMAIN = "escalation"
+
+
+def status_label(lang: str, status: str) -> str:
+    """The name of an escalation status in ``lang`` ("Käsittelyssä", "Under behandling")."""
+    return t(lang, f"status.{status}", domain=STATUS_DOMAIN)

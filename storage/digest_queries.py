@@ -17,8 +17,9 @@ observations) come back to Python.
 
 Withdrawn observations never count. An observation's escalation status is
 its newest ``escalation_events`` row before ``as_of`` (``open`` when it has
-none); ``as_of`` defaults to the end of the period so that the same period
-always gives the same digest.
+none); ``as_of`` defaults to the end of the period, or to now while the period
+is still running (a preview), so that the same past period always gives the
+same digest and "days open" never counts past today.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select
@@ -50,6 +51,8 @@ from digests.model import (
     WeeklyDigest,
     WeeklyFigures,
 )
+from digests.numbers import LEADERSHIP as LEADERSHIP_AUDIENCE
+from digests.numbers import Privacy
 from digests.periods import (
     HELSINKI,
     TimeZone,
@@ -89,6 +92,12 @@ def _count_if(condition: ColumnElement[bool]) -> Any:
 
 def _days(start: datetime, end: datetime) -> int:
     return max((end - start).days, 0)
+
+
+def reporting_moment(end: datetime, now: datetime | None = None) -> datetime:
+    """The moment a period's statuses and days open are read at: its end, or now while
+    it is still running (never a moment in the future)."""
+    return min(end, now or datetime.now(UTC))
 
 
 async def _statuses(
@@ -203,12 +212,15 @@ async def weekly_digest_data(
     tz: TimeZone = HELSINKI,
     *,
     as_of: datetime | None = None,
+    now: datetime | None = None,
 ) -> WeeklyDigest:
     """Everything the weekly digest of ``team_id`` for ISO week ``week`` says.
 
     ``as_of`` (default: the end of the week) is the moment escalation statuses are read at.
     """
-    digest = rules.weekly_digest(await weekly_figures(session, team_id, week, tz, as_of=as_of))
+    digest = rules.weekly_digest(
+        await weekly_figures(session, team_id, week, tz, as_of=as_of, now=now)
+    )
     return await _with_knowledge(session, digest)
 
 
@@ -245,6 +257,7 @@ async def weekly_figures(
     tz: TimeZone = HELSINKI,
     *,
     as_of: datetime | None = None,
+    now: datetime | None = None,
 ) -> WeeklyFigures:
     """The counts and rows of ``team_id``'s ISO week ``week`` (and of the weeks before it
     the averages are taken over); ``as_of`` as in ``weekly_digest_data``."""
@@ -253,7 +266,7 @@ async def weekly_figures(
         raise LookupError(f"unknown team {team_id!r}")
     start, end = iso_week_bounds(week, tz)
     history_start, _ = iso_week_bounds(shift_week(week, -AVERAGE_WEEKS), tz)
-    as_of = as_of or end
+    as_of = as_of or reporting_moment(end, now)
     of_team = [Observation.team_id == team_id, _live()]
     this_week = [*of_team, _in_period(start, end)]
 
@@ -462,18 +475,25 @@ async def monthly_summary_data(
     *,
     scope_name: str | None = None,
     as_of: datetime | None = None,
+    now: datetime | None = None,
     min_count: int = RISING_MIN_COUNT,
     ratio: float = RISING_RATIO,
     leading: int = rules.LEADING,
+    audience: Privacy = LEADERSHIP_AUDIENCE,
 ) -> MonthlySummary:
     """The monthly summary of ``region`` (None: the whole organisation) for ``month``.
 
     Rising: at least ``min_count`` observations this month and at least ``ratio``
     times the average of the previous three months. ``as_of`` (default: the end of
-    the month) is the moment statuses and days open are read at.
+    the month, or now during it) is the moment statuses and days open are read at.
+    ``audience`` is what its readers may see of small counts (``digests.numbers``).
     """
-    figures = await monthly_figures(session, region, month, tz, scope_name=scope_name, as_of=as_of)
-    return rules.monthly_summary(figures, min_count=min_count, ratio=ratio, leading=leading)
+    figures = await monthly_figures(
+        session, region, month, tz, scope_name=scope_name, as_of=as_of, now=now
+    )
+    return rules.monthly_summary(
+        figures, min_count=min_count, ratio=ratio, leading=leading, privacy=audience
+    )
 
 
 async def monthly_figures(
@@ -484,13 +504,14 @@ async def monthly_figures(
     *,
     scope_name: str | None = None,
     as_of: datetime | None = None,
+    now: datetime | None = None,
 ) -> MonthlyFigures:
     """The counts and rows of ``region``'s (None: the whole organisation's) ``month`` and
     of the months before it the averages are taken over; ``as_of`` as in
     ``monthly_summary_data``."""
     start, end = month_bounds(month, tz)
     history_start, _ = month_bounds(shift_month(month, -AVERAGE_MONTHS), tz)
-    as_of = as_of or end
+    as_of = as_of or reporting_moment(end, now)
     names = {team_id: name for team_id, name in await session.execute(select(Team.id, Team.name))}
     scope = [_scope_filter(region, names), _live()]
     this_month = [*scope, _in_period(start, end)]
@@ -534,6 +555,12 @@ async def monthly_figures(
         names,
     )
     earlier_open = await _earlier_open(session, region, start, as_of, names)
+    from storage import knowledge
+
+    proposals = [
+        ProposalLine(p.id, p.status, privacy.scrub(p.text) or "", p.body)
+        for p in await knowledge.moved_proposals(session, region, start, min(end, as_of))
+    ]
 
     return MonthlyFigures(
         region=region,
@@ -550,4 +577,5 @@ async def monthly_figures(
         themes=themes,
         escalations=items,
         earlier_open=earlier_open,
+        proposals=proposals,
     )

@@ -23,7 +23,6 @@ drawing library).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -37,9 +36,9 @@ from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.periods import HELSINKI, week_of
-from digests.spreadsheet import safe_cell
-from flows import privacy
-from flows.i18n import label, t
+from digests.spreadsheet import DEFAULT_CSV_DIALECT, csv_writer, safe_cell
+from flows import privacy, statuses
+from flows.i18n import label
 from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
 from flows.knowledge import position as path_position
 from flows.statuses import ESCALATION_STATUSES, OPEN
@@ -178,7 +177,7 @@ class Pseudonymiser:
 
 
 def status_label(status: str, lang: str) -> str:
-    return t(lang, f"status.{status}", domain="datacare")
+    return statuses.status_label(lang, status)
 
 
 def latest_status_column() -> Any:
@@ -387,9 +386,15 @@ async def write_jsonl(records: AsyncIterator[ExportRecord], out: IO[str]) -> int
     return count
 
 
-async def write_csv(records: AsyncIterator[ExportRecord], out: IO[str]) -> int:
-    """RFC 4180 CSV with a header row of the schema's field names; returns the record count."""
-    writer = csv.writer(out, lineterminator="\r\n")
+async def write_csv(
+    records: AsyncIterator[ExportRecord], out: IO[str], dialect: str = DEFAULT_CSV_DIALECT
+) -> int:
+    """CSV with a header row of the schema's field names; returns the record count.
+
+    ``dialect`` (``digests.spreadsheet``, one for every CSV file): ``semicolon`` (the
+    default: ``;`` and a UTF-8 byte order mark, for Excel with Finnish or Swedish regional
+    settings) or ``comma`` (RFC 4180)."""
+    writer = csv_writer(out, dialect)
     writer.writerow(FIELDS)
     count = 0
     async for record in records:

@@ -853,3 +853,20 @@ async def weekly_section(
     )
     linked = [view for pid in linked_ids if (view := await phenomenon_view(session, pid))]
     return open_views, list(proposals), linked
+
+
+async def moved_proposals(
+    session: AsyncSession, region: str | None, start: datetime, end: datetime, limit: int = 50
+) -> list[Proposal]:
+    """The proposals of ``region`` (None: every region) that moved in [start, end), the most
+    recently moved first: for the monthly summary."""
+    moved_ids = select(ProposalEvent.proposal_id).where(
+        ProposalEvent.created_at >= start, ProposalEvent.created_at < end
+    )
+    query = select(Proposal).where(Proposal.id.in_(moved_ids))
+    if region is not None:
+        query = query.where(Proposal.region == region)
+    rows = await session.execute(
+        query.order_by(Proposal.updated_at.desc(), Proposal.id.desc()).limit(limit)
+    )
+    return list(rows.scalars().all())

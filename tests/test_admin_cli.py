@@ -108,8 +108,10 @@ def world_of(op: Operator) -> World:
 
 
 def test_export_formats_and_their_audit_rows(operator: Operator, tmp_path: Path) -> None:
+    # The default dialect: ';' and a byte order mark, what Excel in Finland opens as columns.
     out = operator("export", "--format", "csv", "--lang", "sv", "--actor", "planner")
-    rows = list(csv.DictReader(io.StringIO(out)))
+    assert out.startswith("\ufeffid;")
+    rows = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff")), delimiter=";"))
     assert list(rows[0]) == list(FIELDS) and len(rows) == 8
     assert rows[0]["labels_language"] == "sv"
     kallio = next(r for r in rows if r["area"] == "kallio")
@@ -195,7 +197,10 @@ def test_revoke_a_person_keeps_their_entries(operator: Operator) -> None:
     # Revoking by number works too.
     operator("people", "revoke", str(world.people["cecilia"].person_id))
     # Their entries remain, under an export pseudonym.
-    rows = list(csv.DictReader(io.StringIO(operator("export", "--format", "csv"))))
+    # The other dialect by option: RFC 4180, no byte order mark.
+    out = operator("export", "--format", "csv", "--csv-dialect", "comma")
+    assert out.startswith("id,")
+    rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 8
     ben_line = next(
         line for line in operator("people", "list").splitlines() if ben.pseudonym in line

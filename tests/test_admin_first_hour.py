@@ -313,7 +313,7 @@ def test_a_relative_sqlite_path_is_taken_from_the_config_files_folder(tmp_path: 
     result = havainto(
         "export", "--format", "csv", "--actor", "kim", "-c", str(config), cwd=elsewhere
     )
-    assert ok(result).startswith("id,")
+    assert ok(result).startswith("\ufeffid;")
     assert not (elsewhere / "havainto.db").exists()
     assert "kim" in ok(havainto("audit", "-c", str(config), cwd=home))  # the same database
 

@@ -496,7 +496,9 @@ async def test_a_regions_summary_reaches_its_own_leadership_chat_only(
     assert TEAM_NAMES["hki-etsiva"] in texts[""] and TEAM_NAMES["vaasa-uppsok"] in texts[""]
     # The escalated entries (CSV): exactly the region's own rows.
     for region, chat in REGION_CHATS.items():
-        [document] = [c for c in chat_texts(fake, chat) if c.method == "sendDocument"]
+        # The CSV of the escalations, then the PDF of the whole summary.
+        document, pdf = [c for c in chat_texts(fake, chat) if c.method == "sendDocument"]
+        assert pdf.files["document"].startswith(b"%PDF")
         rows = list(
             csv.DictReader(
                 io.StringIO(document.files["document"].decode("utf-8-sig")), delimiter=";"

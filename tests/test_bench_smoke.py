@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench import capture_load, digests_scale, export_scale, generate
+from bench import capture_load, digests_scale, export_scale, generate, summary_length
 from storage.db import Database
 from storage.models import EscalationEvent, Observation, Person, Team
 from tests.conftest import BACKENDS
@@ -93,6 +93,21 @@ async def test_digest_benchmark_runs_and_prints_its_figures(
     assert cells[1] == "20 000"
     assert int(cells[2].replace(" ", "")) > 0  # observations in the busiest team's week
     assert re.fullmatch(r"[\d.]+ \([\d.]+\)", cells[3])  # weekly digest: median (cold)
+
+
+async def test_summary_length_benchmark_runs_and_the_summary_fits_in_two_messages(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _generated(db_url)
+    argv = ["--url", db_url, "--rows", str(SMOKE_ROWS)]
+    await asyncio.to_thread(summary_length.main, argv)
+    out = capsys.readouterr().out
+    assert "### Monthly summary length" in out
+    row = next(line for line in out.splitlines() if line.startswith("| 20,000"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "helsinki, 2026-11"
+    assert 1 <= int(cells[2]) <= 2  # messages at Telegram's 4096 characters
+    assert int(cells[5]) > 0 and int(cells[7]) == 2  # CSV rows; the CSV and the PDF
 
 
 async def test_export_benchmark_runs_and_prints_its_figures(

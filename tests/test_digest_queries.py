@@ -11,6 +11,8 @@ seeded on purpose and must never count.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -623,11 +625,88 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     assert north.rising == [RisingRow("theme.housing", 3, 1 / 3)]  # one in September
     assert [i.region for i in north.earlier_open] == ["pohjanmaa"]
     assert north.escalated_by_theme == [] and north.shl48 == []
-    empty = await world.monthly("pohjanmaa", "2026-12")
+    empty = await world.monthly("pohjanmaa", "2026-12", now=hel(2027, 1, 4, 9))
     assert (empty.total, empty.leading, empty.rising) == (0, [], [])
     assert [i.days_open for i in empty.earlier_open] == [121]  # 1 Sep 10:10 -> 1 Jan 00:00
     attached = render_monthly(empty, "sv").csv
     assert attached is not None and attached.decode("utf-8-sig").count("\r\nearlier_open;") == 1
+
+
+async def test_days_open_count_to_now_in_a_running_month_never_past_today(world: World) -> None:
+    """An entry saved today is open 0 days in the current month's preview and CSV (it said
+    "avoinna 28 päivää": the days were counted to the end of the month)."""
+    saved = await world.obs(
+        "eva", hel(2026, 12, 3, 9), "theme.housing", escalation="escalation.leadership"
+    )
+    today = hel(2026, 12, 3, 14)
+    preview = await world.monthly("pohjanmaa", "2026-12", now=today)
+    [item] = [i for g in preview.escalated_by_theme for i in g.items]
+    assert (item.observation_id, item.days_open) == (saved, 0)
+    rendered = render_monthly(preview, "fi")
+    assert "avoinna 0 päivää" in rendered.text
+    assert rendered.csv is not None
+    [row] = list(csv.DictReader(io.StringIO(rendered.csv.decode("utf-8-sig")), delimiter=";"))
+    assert row["days_open"] == "0"
+    # Ten days later it is open 10 days; after the month, the summary counts to its end.
+    later = await world.monthly("pohjanmaa", "2026-12", now=hel(2026, 12, 13, 14))
+    assert [i.days_open for g in later.escalated_by_theme for i in g.items] == [10]
+    after = await world.monthly("pohjanmaa", "2026-12", now=hel(2027, 2, 1))
+    assert [i.days_open for g in after.escalated_by_theme for i in g.items] == [28]
+
+
+async def test_the_team_sees_its_counts_leadership_sees_small_ones_hidden(world: World) -> None:
+    """The same week through the digest desk: for the team's chat and for an administrator's
+    preview (leadership). Neither says how many workers wrote when fewer than three did."""
+    for at in (hel(2026, 11, 17, 9), hel(2026, 11, 18, 9)):
+        await world.obs("anna", at, "theme.housing")
+    await world.obs("ben", hel(2026, 11, 19, 9), "theme.income")
+    clock = FakeClock(hel(2026, 11, 23, 9))
+    teams = [{"id": i, "name": n, "region": r, "language": lang} for i, n, r, lang in TEAMS]
+    config = load_config(None, terminal={"enabled": "no"}, teams=teams)
+    desk = DigestDesk(config, world.db, Router(), clock)
+    team = (await desk.weekly("hki-etsiva", "2026-W47")).text.splitlines()[1]
+    assert team == "Viikon aikana muutama työntekijä kirjasi 3 havaintoa."
+    leadership = await desk.weekly("hki-etsiva", "2026-W47", leadership=True)
+    assert leadership.text.splitlines()[1] == (
+        "Viikon aikana muutama työntekijä kirjasi < 5 havaintoa.".replace(" 5", "\u00a05")
+    )
+    assert "Asuminen ja asunnottomuus: <\u00a05" in leadership.text
+    assert leadership.charts == []  # its bars would show the hidden counts
+
+
+async def test_proposals_that_moved_in_the_month_are_in_its_summary(world: World) -> None:
+    from storage import knowledge
+
+    raised = await world.obs(
+        "anna", hel(2026, 11, 3, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    north = await world.obs(
+        "eva", hel(2026, 11, 3, 10), "theme.housing", escalation="escalation.leadership"
+    )
+    async with world.db.transaction() as session:
+        for observation_id, text, at in (
+            (raised, "Lisää tukiasuntoja nuorille.", hel(2026, 11, 10, 9)),
+            (north, "Fler stödbostäder.", hel(2026, 11, 11, 9)),
+            (raised, "Vanha ehdotus.", hel(2026, 10, 5, 9)),
+        ):
+            made = await knowledge.create_proposal(
+                session,
+                text=text,
+                observation_id=observation_id,
+                proposer_person_id=None,
+                owner_person_id=None,
+                actor="test",
+                now=at,
+            )
+            assert made is not None
+    s = await world.monthly("helsinki", "2026-11", now=hel(2026, 12, 1, 9))
+    assert [p.text for p in s.proposals] == ["Lisää tukiasuntoja nuorille."]
+    assert "Lisää tukiasuntoja nuorille." in render_monthly(s, "fi").text
+    whole = await world.monthly(None, "2026-11", now=hel(2026, 12, 1, 9))
+    assert sorted(p.text for p in whole.proposals) == [
+        "Fler stödbostäder.",
+        "Lisää tukiasuntoja nuorille.",
+    ]
 
 
 async def current_status(world: World, observation_id: int) -> str:
@@ -740,11 +819,10 @@ async def test_building_a_digest_leaves_the_event_loop_free(
                     action="Lisää resursseja.",
                 )
             )
-    desk = DigestDesk(
-        load_config(None, terminal={"enabled": "no"}), world.db, Router(), FakeClock()
-    )
+    clock = FakeClock()
+    desk = DigestDesk(load_config(None, terminal={"enabled": "no"}), world.db, Router(), clock)
     async with world.db.snapshot() as session:
-        summary = await monthly_summary_data(session, "helsinki", "2026-11", HEL)
+        summary = await monthly_summary_data(session, "helsinki", "2026-11", HEL, now=clock())
     render_monthly(summary, "fi")  # warm: matplotlib imported, fonts loaded
     started = time.perf_counter()
     render_monthly(summary, "fi")
@@ -758,7 +836,8 @@ async def test_building_a_digest_leaves_the_event_loop_free(
     probe_file(os.getpid()).unlink(missing_ok=True)
 
     assert len(rendered.charts) == 1 and rendered.csv is not None
-    assert rendered.text == original(summary, "fi").text
+    assert rendered.pdf is not None and rendered.pdf.startswith(b"%PDF")
+    assert rendered.text == original(summary, "fi", pdf=True).text
     print(f"rendering {rendering * 1000:.0f} ms, the loop at most {lag * 1000:.1f} ms late")
     assert ran_in and all(pid != os.getpid() for pid, _ in ran_in)  # the rendering process
 

@@ -239,6 +239,18 @@ def test_quote_rule_one_per_theme_then_fill_up() -> None:
     assert rules.pick_quotes([], 3) == []
 
 
+def test_the_same_quote_is_never_shown_twice_in_one_digest() -> None:
+    quotes = [
+        Quote("Kukaan ei soittanut takaisin.", "theme.service_access"),
+        Quote("kukaan ei  soittanut takaisin.", "theme.housing"),  # same words, other theme
+        Quote("Jonossa kuukausia.", "theme.housing"),
+    ]
+    assert [q.text for q in rules.pick_quotes(quotes, 3)] == [
+        "Kukaan ei soittanut takaisin.",
+        "Jonossa kuukausia.",
+    ]
+
+
 def test_escalations_grouped_by_theme_largest_group_first() -> None:
     items = [
         item(1, "escalation.leadership", "theme.violence", hel(2026, 11, 1), StatusInfo("open"), 1),
@@ -557,7 +569,7 @@ def test_monthly_golden(lang: str) -> None:
     assert png.startswith(b"\x89PNG")
 
 
-def test_a_long_backlog_is_named_up_to_forty_and_attached_whole() -> None:
+def test_a_long_backlog_names_the_five_oldest_and_attaches_the_rest() -> None:
     summary = sample_monthly()
     backlog = [
         replace(
@@ -566,8 +578,8 @@ def test_a_long_backlog_is_named_up_to_forty_and_attached_whole() -> None:
         for i in range(45)
     ]
     rendered = render_monthly(replace(summary, earlier_open=backlog), "fi")
-    assert "#539 · " in rendered.text and "#540 · " not in rendered.text
-    assert "Lisäksi 5 muuta avointa nostoa, kaikki CSV-liitteessä." in rendered.text
+    assert "#504 · " in rendered.text and "#505 · " not in rendered.text
+    assert "ja 40 muuta liitteenä" in rendered.text
     assert rendered.csv is not None
     rows = list(csv.reader(io.StringIO(rendered.csv.decode("utf-8-sig")), delimiter=";"))[1:]
     assert [r[0] for r in rows].count("earlier_open") == 45
@@ -605,13 +617,21 @@ def test_no_worker_is_named_or_counted_apart() -> None:
         assert not {"person_id", "pseudonym", "actor_person_id", "worker"} & fields, cls
 
 
-def test_every_escalation_status_has_a_name_and_is_open_or_closed() -> None:
-    from flows.statuses import ESCALATION_STATUSES
+def test_every_escalation_status_has_one_name_in_every_output() -> None:
+    """A status is spelled the same in notices, digests, the report, exports and the pack:
+    one catalog names it (``flows.statuses.status_label``), no other catalog has a copy."""
+    from flows.statuses import ESCALATION_STATUSES, STATUS_DOMAIN, status_label
 
     assert OPEN_STATUSES < set(ESCALATION_STATUSES)
     for lang in LANGUAGES:
+        names = {status_label(lang, status) for status in ESCALATION_STATUSES}
+        assert len(names) == len(ESCALATION_STATUSES), lang
         for status in ESCALATION_STATUSES:
-            assert _catalog(lang, "digests").get(f"status.{status}") is not None, (lang, status)
+            assert _catalog(lang, STATUS_DOMAIN).get(f"status.{status}") is not None
+            for domain in ("digests", "datacare", "havainto", "knowledge"):
+                assert _catalog(lang, domain).get(f"status.{status}") is None, (lang, domain)
+    assert status_label("fi", "in_progress") == "Käsittelyssä"
+    assert status_label("sv", "in_progress") == "Under behandling"
 
 
 def test_every_message_exists_in_every_language() -> None:
@@ -851,7 +871,7 @@ def test_csv_is_excel_friendly_and_defuses_formulas() -> None:
     first = body[0]
     assert first["theme"] == "theme.housing"
     assert first["theme_label"] == "Asuminen ja asunnottomuus"
-    assert first["status"] == "in_progress" and first["status_label"] == "käsittelyssä"
+    assert first["status"] == "in_progress" and first["status_label"] == "Käsittelyssä"
     assert first["observed_at"] == "2026-11-03T10:00+02:00"
     assert first["proposed_action"] == "Tukiasuntoja lisää =heti, jonotusaika näkyviin."
     assert body[2]["escalation"] == "escalation.shl48" and body[2]["days_open"] == "1"

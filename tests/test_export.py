@@ -56,6 +56,27 @@ async def export_text(world: World, fmt: str, **filters: Any) -> str:
     return out.getvalue()
 
 
+def read_csv(text: str) -> list[dict[str, str]]:
+    """Rows of a CSV file in the default dialect (';' after a UTF-8 byte order mark)."""
+    assert text.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";"))
+
+
+async def test_one_csv_dialect_for_every_csv_file_and_the_other_by_option(world: World) -> None:
+    """The export and the monthly escalations file share the dialect (``[csv] dialect``)."""
+    from digests.render import escalations_csv
+
+    comma = io.StringIO()
+    async with world.db.transaction() as session:
+        await write_csv(iter_records(session), comma, "comma")
+    assert comma.getvalue().startswith("id,") and "\ufeff" not in comma.getvalue()
+    semicolon = await export_text(world, "csv")
+    assert len(read_csv(semicolon)) == len(list(csv.DictReader(io.StringIO(comma.getvalue()))))
+    monthly = escalations_csv([], "fi").decode("utf-8")
+    assert monthly.startswith("\ufefflisted_as;observation_id;")
+    assert escalations_csv([], "fi", dialect="comma").decode("utf-8").startswith("listed_as,")
+
+
 async def records(world: World, **filters: Any) -> list[ExportRecord]:
     async with world.db.transaction() as session:
         return [r async for r in iter_records(session, **filters)]
@@ -86,7 +107,8 @@ async def test_csv_round_trip_matches_jsonl(world: World) -> None:
     text = io.StringIO()
     async with world.db.transaction() as session:
         await write_csv(iter_records(session, pseudonymise=salt), text)
-    rows = list(csv.DictReader(io.StringIO(text.getvalue())))
+    assert text.getvalue().startswith("\ufeffid;")  # the default dialect
+    rows = read_csv(text.getvalue())
     assert list(rows[0].keys()) == list(export_schema()["properties"])
     expected = [r.model_dump(mode="json") for r in await records(world, pseudonymise=salt)]
     assert len(rows) == len(expected) == 8
@@ -228,7 +250,7 @@ async def test_an_obfuscated_hetu_in_an_old_row_is_scrubbed_from_the_csv(world: 
             quote=f"Mun hetu on {hidden}",
         ),
     )
-    rows = list(csv.DictReader(io.StringIO(await export_text(world, "csv"))))
+    rows = read_csv(await export_text(world, "csv"))
     row = next(r for r in rows if r["id"] == str(world.observations["obfuscated"]))
     assert row["description"] == "Asiakas [HETU] ohjattiin pois."
     assert row["quote"] == "Mun hetu on [HETU]"

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import re
+import subprocess
 import tempfile
 import unicodedata
 from datetime import UTC, datetime
@@ -180,6 +181,16 @@ class Chat:
         return found
 
 
+def pdf_text(pdf: bytes) -> str:
+    """The text of a PDF (poppler's pdftotext; the test needs it, as the report tests do)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "summary.pdf"
+        path.write_bytes(pdf)
+        return subprocess.run(
+            ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
+        ).stdout
+
+
 async def scenario(config_path: Path, typed: dict[str, str]) -> list[str]:
     config = load_config(config_path)
     runtime = await build_runtime(config, terminal=False)
@@ -227,6 +238,8 @@ async def scenario(config_path: Path, typed: dict[str, str]) -> list[str]:
         found += [rendered.text, rendered.html or ""]
         if rendered.csv is not None:
             found.append(rendered.csv.decode("utf-8-sig", "replace"))
+        if rendered.pdf is not None:  # the whole monthly summary, every escalation's text
+            found.append(pdf_text(rendered.pdf))
     async with runtime.db.transaction() as session:
         for table in Base.metadata.sorted_tables:
             for row in (await session.execute(select(table))).all():

@@ -14,6 +14,7 @@ from markupsafe import escape
 from PIL import Image, ImageStat
 
 from bot.config import Config
+from digests.numbers import Privacy
 from digests.report import (
     EscalationLine,
     QuoteLine,
@@ -24,6 +25,7 @@ from digests.report import (
     social_report,
 )
 from flows.i18n import label, t
+from flows.statuses import status_label
 from storage.report_queries import report_figures
 from tests.support.datacare_helpers import World, seed
 
@@ -86,7 +88,8 @@ def plain(text: str) -> str:
 
 
 def test_model_orders_rows_and_computes_trends() -> None:
-    report = build_report(figures(), "fi", date(2026, 7, 1))
+    # The arithmetic, with nothing hidden (what is hidden: test_small_counts_are_hidden...).
+    report = build_report(figures(), "fi", date(2026, 7, 1), Privacy(suppress=False))
     assert [r.code for r in report.themes] == ["theme.housing", "theme.income", "theme.violence"]
     housing, income, violence = report.themes
     assert housing.label == label("theme.housing", "fi")
@@ -101,8 +104,35 @@ def test_model_orders_rows_and_computes_trends() -> None:
     assert report.rising[0].count == 9 and report.rising[0].previous == 3
     assert report.rising[1].change == t("fi", "report.new", domain="datacare")
     assert report.problems == 18
-    assert report.escalations[0].status == t("fi", "status.handled", domain="datacare")
+    assert report.escalations[0].status == status_label("fi", "handled") == "Käsitelty"
     assert report.escalations[1].response == t("fi", "report.no_response", domain="datacare")
+
+
+def test_small_counts_are_hidden_and_cannot_be_worked_back() -> None:
+    report = build_report(figures(teams=7), "fi", date(2026, 7, 1))
+    housing, income, violence = report.themes
+    # Before: violence 2 is small; housing 6, the next-smallest, is hidden with it, so the
+    # printed previous total (10) minus income (8) is the sum of two hidden counts.
+    assert (plain(violence.previous_text), plain(housing.previous_text)) == ("< 5", "< 5")
+    assert income.previous_text == "8" and plain(housing.change) == "–"
+    assert (housing.count_text, housing.previous_drawn, housing.drawn) == ("12", 0, 12)
+    # Income-queues, 2 now and none before: its count and its change are not printed.
+    assert plain(report.rising[1].count_text) == "< 5" and report.rising[1].change == "–"
+    # Good practices 2: hidden, and problems (18 of 20) with it.
+    assert plain(report.shown["good_practices"]) == plain(report.shown["problems"]) == "< 5"
+    assert plain(report.shown["marked_growing"]) == "< 5"
+    assert report.shown["workers"] == "5" and report.shown["total"] == "20"
+    # Every month has 3 or 4: all hidden, and drawn as nothing.
+    assert all(n == 0 for _, n in report.monthly_drawn)
+    html = render_html(report)
+    assert ">2<" not in html and ">18<" not in html and "< 5" in plain(html).replace("&lt;", "<")
+    # A quote of a theme with fewer than five observations is left out.
+    few = build_report(
+        figures(quotes=[QuoteLine("Ei apua.", "theme.violence", date(2026, 4, 2))]),
+        "fi",
+        date(2026, 7, 1),
+    )
+    assert few.quotes == []
 
 
 def test_rising_and_quotes_follow_the_digest_rules() -> None:

@@ -376,7 +376,7 @@ async def digests_posted_once(fake: FakeTelegram, matrix: MatrixSide, db: Databa
     for channel, (_, _, chat, title) in CHANNELS.items():
         texts = [c for c in telegram_posts(fake, chat) if title in (c.text or "")]
         assert len(texts) == 1, [c.text for c in texts]
-        assert len(telegram_posts(fake, chat, "sendDocument")) == 1
+        assert len(telegram_posts(fake, chat, "sendDocument")) == 2  # the CSV and the PDF
         room = matrix.rooms[channel]
         notices = [
             e
@@ -384,7 +384,7 @@ async def digests_posted_once(fake: FakeTelegram, matrix: MatrixSide, db: Databa
             if e["content"]["body"].startswith(title) and "\n" in e["content"]["body"]
         ]
         assert len(notices) == 1
-        assert len(await matrix.messages(room, "m.file")) == 1
+        assert len(await matrix.messages(room, "m.file")) == 2  # the CSV and the PDF
 
 
 def _where(key: str, matrix: MatrixSide) -> list[str]:

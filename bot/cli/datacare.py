@@ -56,6 +56,11 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
 
 
+class CsvDialectName(StrEnum):
+    semicolon = "semicolon"
+    comma = "comma"
+
+
 class ReportFormat(StrEnum):
     html = "html"
     pdf = "pdf"
@@ -85,6 +90,14 @@ def export(
     schema: Annotated[
         bool, typer.Option("--schema", help="Print the JSON Schema of a record and stop.")
     ] = False,
+    csv_dialect: Annotated[
+        CsvDialectName | None,
+        typer.Option(
+            "--csv-dialect",
+            help="semicolon (';' and a UTF-8 BOM, for Excel in Finland) or comma (RFC 4180); "
+            "default: [csv] dialect of the config, semicolon.",
+        ),
+    ] = None,
     actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -108,6 +121,7 @@ def export(
             "an XLSX file is binary: give --output FILE", param_hint="--output"
         )
 
+    dialect = csv_dialect.value if csv_dialect is not None else cfg.csv.dialect
     what = (
         f"format={format.value} lang={lang.value} from={since or '*'} to={until or '*'} "
         f"team={team or '*'} region={region or '*'} "
@@ -169,8 +183,10 @@ def export(
                                 open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
                             )
                         )
-                        writer = write_csv if format is ExportFormat.csv else write_jsonl
-                        await writer(records, out)
+                        if format is ExportFormat.csv:
+                            await write_csv(records, out, dialect)
+                        else:
+                            await write_jsonl(records, out)
                     if output == "-":
                         sys.stdout.flush()  # a closed pipe shows here, not after "completed"
             state = audit.COMPLETED
@@ -247,6 +263,7 @@ def report(
     name = region_name or (cfg.region_name(region) if region in cfg.regions else fallback)
 
     async def work(db: Any) -> int:
+        from digests.numbers import Privacy
         from digests.report import render_html, render_pdf, social_report
         from storage import audit
         from storage.report_queries import report_figures
@@ -255,7 +272,11 @@ def report(
             figures = await report_figures(session, region, name, first, last, zone)
         today = datetime.now(zone).date()
         # Charts, template and PDF in a worker thread, as everywhere: never on the event loop.
-        html = await asyncio.to_thread(lambda: render_html(social_report(figures, language, today)))
+        # Small counts as "< 5" ([privacy] min_cell): a report is read outside the teams.
+        privacy = Privacy(min_cell=cfg.privacy.min_cell)
+        html = await asyncio.to_thread(
+            lambda: render_html(social_report(figures, language, today, privacy))
+        )
         if format is ReportFormat.pdf:
             output.write_bytes(await asyncio.to_thread(render_pdf, html))
         else:

@@ -170,6 +170,10 @@ def _show(rendered: Any, out: Path) -> None:
         path = out / (rendered.csv_filename or "escalations.csv")
         path.write_bytes(rendered.csv)
         typer.echo(f"[csv] {path}")
+    if getattr(rendered, "pdf", None) is not None:
+        path = out / (rendered.pdf_filename or "summary.pdf")
+        path.write_bytes(rendered.pdf)
+        typer.echo(f"[pdf] {path}")
 
 
 def _report(outcomes: list[Any]) -> int:

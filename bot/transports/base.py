@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from flows.events import Choice, Incoming, Message, Outbound, match_choice
+from flows.text import split_text
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -148,45 +149,3 @@ def answer_by_number(choices: list[Choice], typed: str) -> Choice | None:
     """The option a typed answer names on a platform without buttons: its number in the
     list (1-based) or its label, in any case."""
     return match_choice(choices, typed)
-
-
-def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
-    """Split ``text`` into pieces of at most ``limit`` characters, or ``limit`` units of
-    ``measure`` (Telegram passes UTF-16 code units: an emoji is two).
-
-    Paragraph boundaries (blank lines) are preferred, then line breaks, then
-    spaces; only a single word longer than the limit is cut inside.
-    """
-    if measure(text) <= limit:
-        return [text]
-    pieces: list[str] = []
-    rest = text
-    while measure(rest) > limit:
-        fit = _fitting(rest, limit, measure)
-        window = rest[: fit + 1]
-        cut = -1
-        for separator in ("\n\n", "\n", " "):
-            cut = window.rfind(separator)
-            if cut > 0:
-                break
-        if cut <= 0:
-            pieces.append(rest[:fit])
-            rest = rest[fit:]
-            continue
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip("\n ")
-    if rest.strip():
-        pieces.append(rest)
-    return [p for p in pieces if p.strip()]
-
-
-def _fitting(text: str, limit: int, measure: Callable[[str], int]) -> int:
-    """How many characters from the start of ``text`` fit in ``limit`` units (at least one)."""
-    low, high = 1, min(len(text), limit)  # every character is at least one unit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if measure(text[:middle]) <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return low

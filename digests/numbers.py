@@ -1,0 +1,177 @@
+"""Numbers that protect people: one format per language and small-cell suppression.
+
+Every count a digest, summary, report or CSV file shows goes through this
+module, so there is one rule for each of these questions:
+
+* **How is a number written?** ``number``: "2 973" (a no-break space between
+  thousands) in Finnish and Swedish text, "2,973" in English; ``decimal`` and
+  ``percent`` the same way. Machine files (the CSV files, JSONL) write plain
+  digits (``machine``).
+* **Which counts are hidden?** A count of observations (or of people) that is
+  greater than 0 and smaller than ``min_cell`` (``[privacy] min_cell``,
+  default 5) may point at a client or a worker when shown to leadership or
+  printed in a report: it is shown as "< 5" (``count``).
+* **Can a hidden count be worked back from a total?** Not by subtraction:
+  ``suppress`` applies *secondary suppression* to a group of counts whose total
+  is shown. When exactly one cell of the group is hidden, the next-smallest
+  non-zero cell is hidden too, so "total minus the shown cells" is the sum of
+  at least two hidden cells, never one of them. (A zero is shown as 0: it
+  names nobody.)
+* **How many workers wrote?** Below ``few_workers`` (3) a team digest says "a
+  few workers" instead of the number (``few_workers``; the text is the
+  renderer's).
+* **Which quotes may leadership read?** Only those of a theme with at least
+  ``min_cell`` observations in the period (``quotable_themes``).
+
+What is hidden is decided here on whole distributions (all themes, all
+signals), before a renderer takes the first few rows of one, so a top-five
+list hides the same cells as the full table.
+
+Pure: Babel only, no imports of our own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeVar
+
+from babel.numbers import format_decimal, format_percent
+
+DEFAULT_MIN_CELL = 5
+FEW_WORKERS = 3
+
+# The Babel locale of each language's numbers: Finnish and Swedish group thousands with a
+# no-break space and use a decimal comma; English uses "2,973" and "1.5".
+NUMBER_LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """How much of the numbers an audience may see.
+
+    ``min_cell``: counts 1..min_cell-1 are hidden when ``suppress`` is on (leadership,
+    reports, their CSV files). A team's own weekly digest has ``suppress`` off: the team
+    sees how many observations it made itself, but never how many of its workers wrote
+    when fewer than ``few_workers`` did.
+    """
+
+    min_cell: int = DEFAULT_MIN_CELL
+    suppress: bool = True
+    few_workers: int = FEW_WORKERS
+
+    def small(self, n: int) -> bool:
+        """Whether ``n`` is a count this audience must not see."""
+        return self.suppress and 0 < n < self.min_cell
+
+    def hidden(self, counts: Mapping[K, int]) -> frozenset[K]:
+        """The cells of a group with a shown total that this audience sees as "< 5"."""
+        return suppress(counts, self.min_cell) if self.suppress else frozenset()
+
+
+LEADERSHIP = Privacy()
+TEAM = Privacy(suppress=False)
+
+
+def _locale(lang: str) -> str:
+    return NUMBER_LOCALES.get(lang, NUMBER_LOCALES["fi"])
+
+
+# Babel parses the locale and the pattern on every call (~0.1 ms): remembered per language.
+@lru_cache(maxsize=4096)
+def number(n: int, lang: str) -> str:
+    """A whole number in running text of ``lang``: "2 973" (fi, sv), "2,973" (en)."""
+    return format_decimal(n, locale=_locale(lang))
+
+
+@lru_cache(maxsize=4096)
+def decimal(x: float, lang: str) -> str:
+    """At most two decimals: "2,5" (fi, sv), "2.5" (en)."""
+    return format_decimal(x, format="#,##0.##", locale=_locale(lang))
+
+
+def signed(x: float, lang: str) -> str:
+    """A change with its sign; "±0" for none."""
+    if round(x, 2) == 0:
+        return "±0"
+    return format_decimal(x, format="+#,##0.##;-#,##0.##", locale=_locale(lang))
+
+
+def percent(ratio: float, lang: str, signed: bool = False) -> str:
+    """A share or change in percent: "150 %" (fi, sv), "150%" (en); with a sign if asked."""
+    if lang == "en":
+        pattern = "+#,##0%;-#,##0%" if signed else "#,##0%"
+    else:
+        pattern = "+#,##0\u00a0%;-#,##0\u00a0%" if signed else "#,##0\u00a0%"
+    return format_percent(ratio, format=pattern, locale=_locale(lang))
+
+
+def machine(n: int) -> str:
+    """A count in a machine file (CSV, JSONL): plain digits, no grouping."""
+    return str(n)
+
+
+def below(min_cell: int, lang: str) -> str:
+    """What a hidden count shows: "< 5" in every language (the number in its format)."""
+    return f"<\u00a0{number(min_cell, lang)}"
+
+
+def count(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False) -> str:
+    """A count for ``privacy``'s audience: the number, or "< 5" when it is small or ``hidden``
+    (hidden by secondary suppression)."""
+    if privacy.suppress and (hidden or privacy.small(n)):
+        return below(privacy.min_cell, lang)
+    return number(n, lang)
+
+
+def suppress(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> frozenset[K]:
+    """The cells of a group to hide, when the group's total is shown.
+
+    Primary: every count in 1..min_cell-1. Secondary: when exactly one cell is hidden
+    that way, the smallest other non-zero cell (ties by key order of ``counts``) is
+    hidden too, so that no hidden count equals the total minus the shown ones. With
+    no other non-zero cell the lone cell is the whole total, which is then itself below
+    ``min_cell`` and hidden where it is shown (``count``).
+    """
+    hidden = {key for key, n in counts.items() if 0 < n < min_cell}
+    if len(hidden) == 1:
+        others = [
+            (n, i, key) for i, (key, n) in enumerate(counts.items()) if n and key not in hidden
+        ]
+        if others:
+            hidden.add(min(others, key=lambda entry: (entry[0], entry[1]))[2])
+    return frozenset(hidden)
+
+
+def recoverable(
+    counts: Mapping[K, int], hidden: Iterable[K], min_cell: int = DEFAULT_MIN_CELL
+) -> bool:
+    """Whether a hidden non-zero cell equals the printed total minus the printed cells (for
+    tests and for checking a rendering): exactly one non-zero cell hidden while the total
+    is printed (a total below ``min_cell`` is itself hidden)."""
+    total = sum(counts.values())
+    if 0 < total < min_cell:
+        return False
+    return sum(1 for key in set(hidden) if counts.get(key, 0)) == 1
+
+
+def quotable_themes(theme_counts: Mapping[str, int], min_cell: int = DEFAULT_MIN_CELL) -> set[str]:
+    """The themes whose quotes leadership and reports may show: at least ``min_cell``
+    observations in the period."""
+    return {theme for theme, n in theme_counts.items() if n >= min_cell}
+
+
+def few_workers(n: int, privacy: Privacy) -> bool:
+    """Whether a number of workers is shown as "a few workers" (fewer than 3, more than 0)."""
+    return 0 < n < privacy.few_workers
+
+
+def average_shown(total: int, periods: int, lang: str, privacy: Privacy) -> str:
+    """The average of ``total`` over ``periods`` earlier periods; when ``total`` is a small
+    count the average would give it back (times ``periods``), so it shows as "< 1,25"."""
+    if privacy.small(total):
+        return f"<\u00a0{decimal(privacy.min_cell / periods, lang)}"
+    return decimal(total / periods, lang)
