@@ -53,7 +53,7 @@ from flows.events import (
 )
 from flows.i18n import LANGUAGES, normalise_language, t, tn
 from flows.taxonomy import TAXONOMY_VERSION
-from storage import enrolment_guard, held, repo
+from storage import enrolment_guard, held, knowledge, repo
 from storage.db import Database
 from storage.models import Observation
 
@@ -868,6 +868,7 @@ class Havainto:
             session, member.person_id, limit=own.PAGE + 1, offset=offset
         )
         entries, more = found[: own.PAGE], len(found) > own.PAGE
+        positions = await knowledge.positions(session, entries)
         drafts: list[own.OpenDraft] = []
         if offset == 0:
             row = await repo.load_draft(session, member.person_id)
@@ -887,6 +888,7 @@ class Havainto:
                 theme=entry.theme,
                 text=entry.description or "",
                 editable=self._editable(entry, turn.now),
+                position=positions.get(entry.id),
             )
             for entry in entries
         ]

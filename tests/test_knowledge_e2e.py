@@ -148,6 +148,12 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
     assert "muutama" in path  # two confirmers: "a few", never the exact small count
     assert "20 lisäpaikkaa" in path
+    # /omat marks the entry with where it stands now.
+    await bot.say(WORKER, "/omat")
+    own_line = next(
+        line for line in last_text(bot, WORKER).splitlines() if line.startswith(f"#{entry.id}")
+    )
+    assert "[päätetty]" in own_line
     await bot.say(OTHER, f"/missa {entry.id}")  # a confirmer of its phenomenon sees it too
     assert "Päätös tehty" in last_text(bot, OTHER)
     await bot.enrol(OUTSIDER, "worker", name="Olli")
