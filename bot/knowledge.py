@@ -72,7 +72,68 @@ class KnowledgeDesk:
         service.after_save.append(self.on_saved)
         service.private_handlers.append(self.on_event)
         service.group_handlers.append(self.on_event)
+        service.me_too_candidates = self.candidates
+        service.me_too_confirm = self.confirm_at_capture
         self._alert = service.alert
+
+    # --- "me too" at capture time ---------------------------------------------------------
+
+    async def candidates(
+        self, session: AsyncSession, member: repo.Member, now: datetime
+    ) -> tuple[rules.Candidate, ...]:
+        """Open phenomena of the worker's team and region, and the team's entries of the
+        last 30 days by others: what a new text is compared with (in ``flows.capture``)."""
+        team = self.config.team(member.team_id)
+        if team is None:
+            return ()
+        found = await knowledge.candidates(
+            session, team_id=team.id, region=team.region, person_id=member.person_id, now=now
+        )
+        return tuple(found)
+
+    async def confirm_at_capture(
+        self, session: AsyncSession, member: repo.Member, kind: str, number: int, now: datetime
+    ) -> Message | None:
+        """Record "me too" for the phenomenon or entry a worker chose instead of a new
+        entry; the short reply, or None when it can no longer be confirmed."""
+        lang = member.language
+        if kind == "phenomenon":
+            phenomenon = await knowledge.get_phenomenon(session, number)
+            if (
+                phenomenon is None
+                or phenomenon.status != rules.PHENOMENON_OPEN
+                or not self._sees(member, phenomenon.team_id, phenomenon.region)
+            ):
+                return None
+            added = await knowledge.confirm(
+                session,
+                person_id=member.person_id,
+                team_id=member.team_id,
+                kind=rules.ME_TOO,
+                phenomenon_id=number,
+                now=now,
+            )
+            key = "knowledge.metoo.thanks" if added else "knowledge.metoo.already"
+        else:
+            entry = await repo.get_observation(session, number)
+            if (
+                entry is None
+                or entry.team_id != member.team_id
+                or entry.withdrawn_at is not None
+                or entry.person_id == member.person_id
+            ):
+                return None
+            added = await knowledge.confirm(
+                session,
+                person_id=member.person_id,
+                team_id=member.team_id,
+                kind=rules.ME_TOO,
+                observation_id=number,
+                now=now,
+            )
+            key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
+        log.info("me_too_at_capture %s=%s added=%s", kind, number, added)
+        return Message(_t(lang, key, number=number))
 
     # --- events ----------------------------------------------------------------------
 

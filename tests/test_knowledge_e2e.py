@@ -19,6 +19,7 @@ from digests.periods import HELSINKI, week_of
 from storage.models import (
     AuditEvent,
     Confirmation,
+    Draft,
     Observation,
     Phenomenon,
     Proposal,
@@ -27,7 +28,7 @@ from storage.models import (
 from tests.conftest import FakeClock
 from tests.support.db import rows as db_rows
 from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, texts_to
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, keyboard
 from tests.support.telegram import telegram_config
 
 WORKER, OTHER, THIRD, LEAD, LEADER, OUTSIDER = 1201, 1202, 1203, 2201, 3201, 1299
@@ -190,3 +191,48 @@ async def test_a_me_too_button_in_the_team_chat_answers_the_presser_alone(bot: B
     assert pair.kind == "pair" and pair.observation_id == entry.id
     assert LEADER_CHAT  # the leadership channel saw nothing of it
     assert texts_to(bot.fake.sent, LEADER_CHAT) == []
+
+
+async def test_me_too_at_capture_is_one_tap_from_the_suggestion(bot: Bot) -> None:
+    await bot.save_entry(
+        WORKER, "Nuori aikuinen ilman hätämajoitusta pakkasyönä", "escalation.none"
+    )
+    [entry] = await rows(bot, Observation)
+    await bot.say(LEAD, f"/ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta pakkasöinä")
+    [phenomenon] = await rows(bot, Phenomenon)
+
+    # Another worker types the same matter in other words: before the theme question the
+    # bot asks whether it is the same thing.
+    await bot.say(OTHER, "Taas nuori aikuinen ilman hätämajoitusta, pakkasyö ja yömaja täynnä")
+    asked = bot.fake.bot_messages(OTHER)[-1]
+    assert "Kuulostaa samalta" in asked["text"] and f"#{phenomenon.id}" in asked["text"]
+    assert "Maija" not in asked["text"] and "Liisa" not in asked["text"]  # never who reported
+    labels = [label for row in keyboard(asked) for label, _ in row]
+    assert labels[-1] == "Ei, uusi havainto" and all("minäkin" in x for x in labels[:-1])
+    # One tap: a confirmation, no new observation, no draft left open.
+    mark = bot.fake.mark()
+    await bot.press_value(OTHER, f"p{phenomenon.id}")
+    reply = texts_to(bot.fake.sent[mark:], OTHER)
+    assert any("Kirjattu: minäkin" in text for text in reply)
+    [confirmation] = await rows(bot, Confirmation)
+    assert confirmation.phenomenon_id == phenomenon.id and confirmation.kind == "me_too"
+    assert len(await rows(bot, Observation)) == 1
+    assert await rows(bot, Draft) == []
+    actions = [a.action for a in await rows(bot, AuditEvent)]
+    assert "confirmation.add" in actions
+
+    # A third worker says it is new: the flow goes on to the theme and saves an entry.
+    await bot.say(THIRD, "Nuori aikuinen ilman hätämajoitusta pakkasyönä, eri paikassa")
+    await bot.press_value(THIRD, "new")
+    assert bot.fake.bot_messages(THIRD)[-1]["text"].startswith("Mihin teemaan")
+    for value in (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+        "frequency.recurring",
+        "escalation.none",
+        "save",
+    ):
+        await bot.press_value(THIRD, value)
+    assert len(await rows(bot, Observation)) == 2
+    assert len(await rows(bot, Confirmation)) == 1

@@ -95,6 +95,7 @@ async def quick_entry(worker: Worker, text: str, escalation: str = "escalation.n
     """One text and six taps; returns the saved entry's number."""
     lang = worker.lang
     await worker.say(text)
+    await worker.new_if_asked()
     for code in ("theme.housing", "group.youth", "signal.queues", "frequency.recurring"):
         await worker.tap(label(code, lang))
     await worker.tap(label(escalation, lang))
@@ -443,6 +444,7 @@ async def test_cancel_with_command_and_button(bot: TelegramBot) -> None:
 
 async def quick_entry_until_summary(worker: Worker, text: str) -> None:
     await worker.say(text)
+    await worker.new_if_asked()
     for code in ("theme.housing", "group.youth", "signal.queues", "frequency.single"):
         await worker.tap(label(code, "fi"))
     await worker.tap(label("escalation.none", "fi"))
