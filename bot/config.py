@@ -147,7 +147,7 @@ class ScheduleConfig(Section):
     monthly_time: str = "09:00"
     # A run missed while the bot was down still happens when it is back within this time.
     misfire_grace_minutes: int = Field(default=360, ge=1)
-    # How often unsent § 48 notices are re-posted and due reminders sent.
+    # How often unsent § 29 notices are re-posted and due reminders sent.
     escalation_check_minutes: int = Field(default=10, ge=1)
     # Failed digest deliveries: first retry after this, doubling up to the maximum.
     retry_backoff_minutes: float = Field(default=5.0, gt=0)
@@ -173,9 +173,9 @@ class ScheduleConfig(Section):
 
 
 class EscalationConfig(Section):
-    """SHL § 48 notices and leaders' answers."""
+    """Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers."""
 
-    # An unacknowledged § 48 notice is posted again to the leadership channel this often.
+    # An unacknowledged § 29 notice is posted again to the leadership channel this often.
     reminder_hours: float = Field(default=24.0, gt=0)
     # Show the reporter's pseudonym on notices; by default only team and entry number
     # (protection from retaliation).
@@ -286,7 +286,7 @@ class TeamConfig(HasChats):
     areas: list[AreaConfig] = Field(
         default_factory=list, examples=[[{"id": "kallio", "name": "Kallio"}]]
     )
-    # The leadership channel responsible for this team (SHL § 48 notices, escalations).
+    # The leadership channel responsible for this team (§ 29 notices, escalations).
     leadership: str = Field(default="", examples=["hki-johto"])
     # Quiet workers of this team get one nudge (see [reminders]); false turns it off.
     nudge: bool = True

@@ -1,4 +1,5 @@
-"""SHL § 48 notices and leaders' answers: the I/O around ``flows.escalation``.
+"""Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers:
+the I/O around ``flows.escalation``.
 
 What the desk does, and every decision it takes, is in ``flows.escalation``: the
 notice, who may press what where, the reply windows, the relays between the
@@ -553,7 +554,7 @@ class EscalationDesk:
     # --- the scheduled check -----------------------------------------------------------------
 
     async def check(self) -> int:
-        """Re-post notices that never got through and remind about unacknowledged § 48 notices.
+        """Re-post notices that never got through and remind about unacknowledged § 29 notices.
 
         Returns how many messages were attempted.
         """

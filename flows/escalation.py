@@ -791,7 +791,7 @@ def _reporter_text(state: Notice | None, event: Typed, now: datetime, rules: Rul
 
 
 def _tick(state: Notice | None, event: Tick, now: datetime, rules: Rules) -> Step:
-    """Remind about an unacknowledged § 48 notice every ``reminder_hours``."""
+    """Remind about an unacknowledged § 29 notice every ``reminder_hours``."""
     if state is None or state.withdrawn or state.acknowledged is not None:
         return Step(state)
     every = timedelta(hours=rules.reminder_hours)

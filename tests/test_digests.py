@@ -592,7 +592,7 @@ def test_monthly_for_the_whole_organisation_with_nothing_escalated() -> None:
     rendered = render_monthly(summary, "en")
     assert rendered.text.splitlines()[0] == "Monthly summary · whole organisation · February 2026"
     assert "No observations were raised to leadership this month." in rendered.text
-    assert "No SHL § 48 notifications this month." in rendered.text
+    assert "No notices of a grievance (Supervision Act § 29) this month." in rendered.text
     assert "No earlier escalations are open." in rendered.text
     assert "No rising phenomena." in rendered.text
     assert rendered.csv is None and rendered.charts == []

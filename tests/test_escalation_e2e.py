@@ -62,10 +62,10 @@ async def test_shl48_reaches_the_leaders_at_once_without_the_reporter(bot: Bot) 
     # The notice went out while the Save was being handled: at once, not on a schedule.
     [notice] = [c for c in calls if str(c.chat_id) == str(LEADER_CHAT)]
     latency = notice.time - bot.pushed_at
-    print(f"§ 48 notice in the leaders' chat {latency * 1000:.0f} ms after the Save tap")
+    print(f"§ 29 notice in the leaders' chat {latency * 1000:.0f} ms after the Save tap")
     assert latency < 5.0
     assert notice.method == "sendMessage"
-    assert f"#{number}" in (notice.text or "") and "48" in (notice.text or "")
+    assert f"#{number}" in (notice.text or "") and "valvontalaki 29 §" in (notice.text or "")
     assert "Helsingin etsivät" in (notice.text or "")
     assert "Asuminen" in (notice.text or "") and DESCRIPTION in (notice.text or "")
     assert buttons(notice) == [
@@ -283,7 +283,7 @@ async def test_a_notice_that_failed_is_posted_again(bot: Bot, clock: FakeClock) 
     mark = bot.fake.mark()
     assert await bot.rt.escalations.check() == 1
     [notice] = [c for c in bot.fake.sent[mark:] if str(c.chat_id) == str(LEADER_CHAT)]
-    assert "48" in (notice.text or "")
+    assert "valvontalaki 29 §" in (notice.text or "")
     [row] = await rows(bot, Notification)
     assert row.sent_at is not None and row.message_ref == str(notice.message_id)
     clock.advance(minutes=3)
@@ -319,7 +319,7 @@ async def test_a_correction_to_shl48_is_notified_once(bot: Bot) -> None:
         await bot.press_value(WORKER, value)
     calls = await bot.press_value(WORKER, "save")
     [notice] = texts_to(calls, LEADER_CHAT)
-    assert f"#{entry.id}" in notice and "48" in notice
+    assert f"#{entry.id}" in notice and "valvontalaki 29 §" in notice
     # Correcting it once more (still § 48) posts nothing new.
     await bot.say(WORKER, "/omat")
     await bot.press(WORKER, f"own:edit:{entry.id}")
@@ -365,5 +365,5 @@ async def test_the_same_status_twice_edits_nothing_and_posts_no_copy(bot: Bot) -
     # The second identical status leaves the notice as it is ("message is not modified"):
     # no second copy of the notice is posted instead.
     posted = [c for c in calls if c.method == "sendMessage" and str(c.chat_id) == str(LEADER_CHAT)]
-    assert not any("48" in (c.text or "") for c in posted)
+    assert not any("valvontalaki 29 §" in (c.text or "") for c in posted)
     assert [e.status for e in await rows(bot, EscalationEvent)] == ["decided", "decided"]
