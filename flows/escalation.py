@@ -46,6 +46,7 @@ from babel.dates import format_datetime
 
 from flows.events import Alert, Choice, Message, Outbound
 from flows.i18n import label, t
+from flows.knowledge import notice_buttons
 from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
 
@@ -954,6 +955,7 @@ def notice(facts: NoticeFacts, lang: str) -> Message:
         )
     )
     buttons.append((Choice(_t(lang, "button.ask_reporter"), f"{PREFIX}:ask:{number}"),))
+    buttons.append(notice_buttons(lang, number))
     return Message(
         "\n".join(plain for plain, _ in lines),
         tuple(buttons),

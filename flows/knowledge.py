@@ -439,6 +439,36 @@ def news_text(lang: str, news: Sequence[PathNews]) -> Message:
     return Message("\n".join(out))
 
 
+def notice_buttons(lang: str, entry: int) -> tuple[Choice, ...]:
+    """Under an escalated entry's notice in the leadership channel: "Make this a
+    phenomenon" (``kp:mk:N``) and "Link to a phenomenon" (``kp:ln:N``)."""
+    return (
+        Choice(_t(lang, "knowledge.notice.make"), f"{PREFIX}:mk:{entry}"),
+        Choice(_t(lang, "knowledge.notice.link"), f"{PREFIX}:ln:{entry}"),
+    )
+
+
+LINK_CHOICES = 6  # open phenomena offered under "Link to a phenomenon", likeliest first
+
+
+def link_question(lang: str, entry: int, found: Sequence[Candidate]) -> Message:
+    """Which open phenomenon observation #``entry`` joins: one button each (``kp:lk:N:P``)."""
+    if not found:
+        return Message(_t(lang, "knowledge.notice.none_open"))
+    rows = tuple(
+        (Choice(f"#{c.id} {_short(c.text)}", f"{PREFIX}:lk:{entry}:{c.id}"),) for c in found
+    )
+    return Message(_t(lang, "knowledge.notice.choose", number=entry), rows)
+
+
+def rank_for_link(text: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Open phenomena for "Link to a phenomenon": the ones that sound like ``text`` first,
+    then the rest as given (most recently moved first), at most ``LINK_CHOICES``."""
+    alike = suggest(text, candidates, limit=LINK_CHOICES)
+    rest = [c for c in candidates if c not in alike]
+    return [*alike, *rest][:LINK_CHOICES]
+
+
 def me_too_button(lang: str, phenomenon: int) -> Choice:
     return Choice(
         _t(lang, "knowledge.metoo.button", number=phenomenon), f"{PREFIX}:me:{phenomenon}"

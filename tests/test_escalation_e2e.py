@@ -74,6 +74,8 @@ async def test_shl48_reaches_the_leaders_at_once_without_the_reporter(bot: Bot) 
         f"esc:st:decided:{number}",
         f"esc:st:no_action:{number}",
         f"esc:ask:{number}",
+        f"kp:mk:{number}",  # "Make a phenomenon" / "Link to a phenomenon" (bot.knowledge)
+        f"kp:ln:{number}",
     ]
     # Not the reporter: no pseudonym, no Telegram id, no name.
     [person] = await rows(bot, Person, Person.role == "worker")

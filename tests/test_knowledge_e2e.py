@@ -22,6 +22,7 @@ from storage.models import (
     Draft,
     Observation,
     Phenomenon,
+    PhenomenonLink,
     Proposal,
     ProposalEvent,
 )
@@ -236,3 +237,52 @@ async def test_me_too_at_capture_is_one_tap_from_the_suggestion(bot: Bot) -> Non
         await bot.press_value(THIRD, value)
     assert len(await rows(bot, Observation)) == 2
     assert len(await rows(bot, Confirmation)) == 1
+
+
+async def test_a_leader_makes_and_links_phenomena_from_the_notice_buttons(bot: Bot) -> None:
+    await bot.save_entry(WORKER, "Nuori ilman hätämajoitusta pakkasyönä", "escalation.leadership")
+    [entry] = await rows(bot, Observation)
+    notice = [c for c in bot.fake.messages_to(LEADER_CHAT) if c.reply_markup][-1]
+    assert {f"kp:mk:{entry.id}", f"kp:ln:{entry.id}"} <= set(buttons(notice))
+    labels = [label for row in keyboard(notice) for label, _ in row]
+    assert "Tee ilmiö" in labels and "Liitä ilmiöön" in labels
+
+    # A worker may not (answered to them alone); nothing is asked or stored.
+    calls = await bot.press(OTHER, f"kp:mk:{entry.id}", chat_id=LEADER_CHAT)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]
+    assert "vastaava" in str(calls[0].params)
+    await bot.say(OTHER, "Oma ilmiö", chat_id=LEADER_CHAT)
+    assert await rows(bot, Phenomenon) == []
+
+    # The leader: one tap and one typed line.
+    await bot.press(LEADER, f"kp:mk:{entry.id}", chat_id=LEADER_CHAT)
+    assert "nimi" in last_text(bot, LEADER_CHAT)
+    await bot.say(LEADER, "Nuoret aikuiset ilman hätämajoitusta pakkasöinä", chat_id=LEADER_CHAT)
+    [phenomenon] = await rows(bot, Phenomenon)
+    assert phenomenon.title == "Nuoret aikuiset ilman hätämajoitusta pakkasöinä"
+    assert f"#{phenomenon.id}" in last_text(bot, LEADER_CHAT)
+    # The name is asked once: the next text in the channel makes nothing.
+    await bot.say(LEADER, "Kiitos kaikille", chat_id=LEADER_CHAT)
+    assert len(await rows(bot, Phenomenon)) == 1
+
+    # A second escalated entry joins it with two taps: "Link to a phenomenon", then which.
+    await bot.save_entry(
+        OTHER, "Taas nuori ilman hätämajoitusta, yömaja täynnä", "escalation.leadership"
+    )
+    second = max(e.id for e in await rows(bot, Observation))
+    await bot.press(LEADER, f"kp:ln:{second}", chat_id=LEADER_CHAT)
+    question = bot.fake.messages_to(LEADER_CHAT)[-1]
+    assert buttons(question) == [f"kp:lk:{second}:{phenomenon.id}"]
+    await bot.press(LEADER, f"kp:lk:{second}:{phenomenon.id}", chat_id=LEADER_CHAT)
+    assert f"#{second}" in last_text(bot, LEADER_CHAT)
+    links = await rows(bot, PhenomenonLink)
+    assert sorted(link.observation_id for link in links) == [entry.id, second]
+    audit = [(a.action, a.actor) for a in await rows(bot, AuditEvent)]
+    made = [actor for action, actor in audit if action == "phenomenon.create"]
+    linked = [actor for action, actor in audit if action == "phenomenon.link"]
+    assert len(made) == 1 and len(linked) == 2 and all(a.startswith("person:") for a in linked)
+    # A forged link to a phenomenon that does not exist changes nothing.
+    await bot.act(
+        lambda: bot.fake.press(LEADER, f"kp:lk:{second}:999", chat_id=LEADER_CHAT, strict=False)
+    )
+    assert len(await rows(bot, PhenomenonLink)) == 2
