@@ -586,6 +586,8 @@ class KnowledgeDesk:
             return await self._me_too(session, incoming, member, numbers[0], None, now)
         if kind == "mee" and numbers:
             return await self._me_too_entry(session, incoming, member, numbers[0], now)
+        if kind == "pack" and numbers and incoming.is_private:
+            return await self._pack(session, incoming, member, str(numbers[0]), now)
         if kind in ("mk", "ln", "lk") and numbers:
             return await self._notice_choice(session, incoming, member, kind, parts, now)
         if kind in ("mv", "body", "today") and numbers and len(parts) >= 3:

@@ -46,8 +46,8 @@ from babel.dates import format_datetime
 
 from flows.events import Alert, Choice, Message, Outbound
 from flows.i18n import label, t
-from flows.knowledge import notice_buttons
-from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, OPEN
+from flows.knowledge import notice_buttons, pack_offer
+from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, NO_ACTION, OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
 
 DOMAIN = "escalation"
@@ -612,6 +612,12 @@ def _close_prompt(window: Window, place: Place, text: str) -> Send:
     return _say(place, text, {"edit": window.prompt_ref} if window.prompt_ref else None)
 
 
+def not_remedied(escalation: str, status: str) -> bool:
+    """A notice of a grievance (valvontalaki § 29) closed with "no action": the grievance
+    was not remedied, and its notifier may take it to the supervisory authority."""
+    return escalation == SHL48 and status == NO_ACTION
+
+
 def _record_status(
     state: Notice, window: Window, person: int, place: Place, text: str | None, now: datetime
 ) -> Step:
@@ -640,7 +646,12 @@ def _record_status(
         body = _t(wlang, "esc.worker_status", number=number, status=_t(wlang, f"status.{status}"))
         if text:
             body += "\n" + _t(wlang, "esc.worker_status_text", text=text)
-        effects.append(Send(reporter.say(body)))
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if not_remedied(state.escalation, status):
+            offer, button = pack_offer(wlang, number)
+            body += "\n\n" + offer
+            rows = (button,)
+        effects.append(Send(reporter.say(body, *rows)))
     return Step(new, tuple(effects))
 
 

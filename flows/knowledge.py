@@ -469,6 +469,16 @@ def rank_for_link(text: str, candidates: Sequence[Candidate]) -> list[Candidate]
     return [*alike, *rest][:LINK_CHOICES]
 
 
+def pack_offer(lang: str, entry: int) -> tuple[str, tuple[Choice, ...]]:
+    """For the notifier of a § 29 notice that was not remedied: a line saying they may take
+    it to the supervisory authority, and the button that makes the escalation pack
+    (``kp:pack:N``, the same as ``/paketti N``)."""
+    return (
+        _t(lang, "pack.offer", number=entry),
+        (Choice(_t(lang, "pack.button", number=entry), f"{PREFIX}:pack:{entry}"),),
+    )
+
+
 def me_too_button(lang: str, phenomenon: int) -> Choice:
     return Choice(
         _t(lang, "knowledge.metoo.button", number=phenomenon), f"{PREFIX}:me:{phenomenon}"
