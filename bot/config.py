@@ -175,8 +175,14 @@ class ScheduleConfig(Section):
 class EscalationConfig(Section):
     """Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers."""
 
+    # An unacknowledged § 29 notice is first posted again when this many working days
+    # (Mon-Fri) have passed since it was posted, then every ``reminder_hours``.
+    acknowledge_days: int = Field(default=1, ge=0)
     # An unacknowledged § 29 notice is posted again to the leadership channel this often.
     reminder_hours: float = Field(default=24.0, gt=0)
+    # A § 29 notice with no recorded measure (a status) this many days after it was posted
+    # reminds the leaders once and tells its notifier once where it stands.
+    measures_days: int = Field(default=14, ge=1)
     # Show the reporter's pseudonym on notices; by default only team and entry number
     # (protection from retaliation).
     show_reporter: bool = False

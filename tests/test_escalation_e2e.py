@@ -158,6 +158,41 @@ async def test_reminders_every_24_hours_stop_after_acknowledgement(
     assert row.reminders == 2
 
 
+async def test_no_measure_in_fourteen_days_tells_the_leaders_and_the_notifier_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    number, _ = await save_shl48(bot)
+    desk = bot.rt.escalations
+    assert desk is not None
+    await bot.press(LEADER, f"esc:ack:{number}", chat_id=LEADER_CHAT)
+    mark = bot.fake.mark()
+    clock.advance(days=13, hours=23)
+    assert await desk.check() == 0
+    clock.advance(hours=1)
+    assert await desk.check() == 2  # one to the channel, one to the notifier
+    [to_leaders] = texts_to(bot.fake.sent[mark:], LEADER_CHAT)
+    assert f"#{number}" in to_leaders and "14 päivässä" in to_leaders
+    [to_notifier] = [c for c in bot.fake.sent[mark:] if str(c.chat_id) == str(WORKER)]
+    assert "kuittasi" in (to_notifier.text or "") and WORKER_NAME not in to_leaders
+    assert buttons(to_notifier) == [f"kp:pack:{number}"]
+    # Once, even as time goes on; the stored claim says so.
+    clock.advance(days=5)
+    assert await desk.check() == 0
+    [row] = await rows(bot, Notification)
+    assert row.measures_reminded_at is not None
+    # A measure recorded in time means no such reminder at all.
+    await bot.save_entry(WORKER, "Toinen ilmoitus: yöhoito laiminlyöty")
+    second = max(e.id for e in await rows(bot, Observation))
+    calls = await bot.press(LEADER, f"esc:st:in_progress:{second}", chat_id=LEADER_CHAT)
+    [prompt] = [c for c in calls if str(c.chat_id) == str(LEADER_CHAT)]
+    [without] = buttons(prompt)
+    await bot.press(LEADER, without, chat_id=LEADER_CHAT, message_id=prompt.message_id)
+    clock.advance(days=15)
+    mark = bot.fake.mark()
+    await desk.check()
+    assert not [t for t in texts_to(bot.fake.sent[mark:], LEADER_CHAT) if f"#{second}" in t]
+
+
 async def test_status_with_text_reaches_the_worker(bot: Bot, clock: FakeClock) -> None:
     number, _ = await save_shl48(bot)
     calls = await bot.press(LEADER, f"esc:st:in_progress:{number}", chat_id=LEADER_CHAT)
