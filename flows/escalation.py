@@ -833,9 +833,17 @@ def working_days_after(moment: datetime, days: int, zone: str) -> datetime:
     return local
 
 
+def first_reminder(sent_at: datetime, rules: Rules) -> datetime:
+    """When an unacknowledged notice is first reminded: ``acknowledge_days`` working days
+    after it was posted, and never before ``reminder_hours`` (0 working days: as before)."""
+    every = timedelta(hours=rules.reminder_hours)
+    return max(working_days_after(sent_at, rules.acknowledge_days, rules.zone), sent_at + every)
+
+
 def _tick(state: Notice | None, event: Tick, now: datetime, rules: Rules) -> Step:
     """The deadlines of a § 29 notice. Unacknowledged: reminded once ``acknowledge_days``
-    working days have passed since it was posted, then every ``reminder_hours``. With no
+    working days have passed since it was posted (``first_reminder``), then every
+    ``reminder_hours``. With no
     measure (status) recorded ``measures_days`` after posting: the leaders are reminded and
     the notifier told where it stands, once."""
     if state is None or state.withdrawn:
@@ -851,14 +859,12 @@ def _tick(state: Notice | None, event: Tick, now: datetime, rules: Rules) -> Ste
             and (
                 now - post.last_reminded >= every
                 if post.last_reminded is not None
-                else now >= working_days_after(post.sent_at, rules.acknowledge_days, rules.zone)
+                else now >= first_reminder(post.sent_at, rules)
             )
             and (event.transports is None or post.transport in event.transports)
         )
         if due:
-            assert post.sent_at is not None
-            hours = round((now - post.sent_at) / timedelta(hours=1))
-            effects.append(Remind(post, hours))
+            effects.append(Remind(post, rules.reminder_hours))
             post = replace(post, last_reminded=now, reminders=post.reminders + 1)
         posts.append(post)
     new = replace(state, posts=tuple(posts))

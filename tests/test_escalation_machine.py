@@ -596,7 +596,7 @@ def test_the_first_reminder_waits_one_working_day_over_a_weekend() -> None:
     assert go(state, desk.Tick(), saturday).effects == ()
     assert go(state, desk.Tick(), monday - timedelta(minutes=1)).effects == ()
     step = go(state, desk.Tick(), monday)
-    assert step.effects == (desk.Remind(replace(POSTED, sent_at=friday), 72),)
+    assert step.effects == (desk.Remind(replace(POSTED, sent_at=friday), 24.0),)
     # Then every reminder_hours, as before.
     assert step.state is not None
     assert go(step.state, desk.Tick(), monday + timedelta(hours=23)).effects == ()
