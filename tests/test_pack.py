@@ -133,5 +133,12 @@ async def test_a_notice_not_remedied_offers_its_notifier_the_pack_by_a_button(
             assert str(document.chat_id) == "1101"
             audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
             assert [a.what for a in audits] == [f"observation #{notice}"]
+            # The same button pressed by anybody else gives nothing (a forged press).
+            await bot.enrol(1102, "worker")
+            calls = await bot.act(lambda: fake.press(1102, f"kp:pack:{notice}", strict=False))
+            assert not [c for c in calls if c.method == "sendDocument"]
+            assert any("ei ole tekemäsi" in (c.text or "") for c in calls)
+            audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
+            assert len(audits) == 1
         finally:
             await bot.stop()
