@@ -147,7 +147,7 @@ class ScheduleConfig(Section):
     monthly_time: str = "09:00"
     # A run missed while the bot was down still happens when it is back within this time.
     misfire_grace_minutes: int = Field(default=360, ge=1)
-    # How often unsent § 48 notices are re-posted and due reminders sent.
+    # How often unsent § 29 notices are re-posted and due reminders sent.
     escalation_check_minutes: int = Field(default=10, ge=1)
     # Failed digest deliveries: first retry after this, doubling up to the maximum.
     retry_backoff_minutes: float = Field(default=5.0, gt=0)
@@ -173,10 +173,17 @@ class ScheduleConfig(Section):
 
 
 class EscalationConfig(Section):
-    """SHL § 48 notices and leaders' answers."""
+    """Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers."""
 
-    # An unacknowledged § 48 notice is posted again to the leadership channel this often.
+    # An unacknowledged § 29 notice is first posted again when this many working days
+    # (Mon-Fri) have passed since it was posted (and at least ``reminder_hours``), then
+    # every ``reminder_hours``. 0: after ``reminder_hours``, weekends or not.
+    acknowledge_days: int = Field(default=1, ge=0)
+    # An unacknowledged § 29 notice is posted again to the leadership channel this often.
     reminder_hours: float = Field(default=24.0, gt=0)
+    # A § 29 notice with no recorded measure (a status) this many days after it was posted
+    # reminds the leaders once and tells its notifier once where it stands.
+    measures_days: int = Field(default=14, ge=1)
     # Show the reporter's pseudonym on notices; by default only team and entry number
     # (protection from retaliation).
     show_reporter: bool = False
@@ -303,7 +310,7 @@ class TeamConfig(HasChats):
     areas: list[AreaConfig] = Field(
         default_factory=list, examples=[[{"id": "kallio", "name": "Kallio"}]]
     )
-    # The leadership channel responsible for this team (SHL § 48 notices, escalations).
+    # The leadership channel responsible for this team (§ 29 notices, escalations).
     leadership: str = Field(default="", examples=["hki-johto"])
     # Quiet workers of this team get one nudge (see [reminders]); false turns it off.
     nudge: bool = True

@@ -1,4 +1,5 @@
-"""SHL § 48 notices and leaders' answers: the I/O around ``flows.escalation``.
+"""Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers:
+the I/O around ``flows.escalation``.
 
 What the desk does, and every decision it takes, is in ``flows.escalation``: the
 notice, who may press what where, the reply windows, the relays between the
@@ -95,6 +96,8 @@ class EscalationDesk:
             reply_window=timedelta(minutes=settings.reply_window_minutes),
             reminder_hours=settings.reminder_hours,
             zone=self.config.timezone,
+            acknowledge_days=settings.acknowledge_days,
+            measures_days=settings.measures_days,
         )
 
     def channel_for_team(self, team_id: str) -> LeadershipChannelConfig | None:
@@ -261,6 +264,7 @@ class EscalationDesk:
                 if r.kind == "question" and r.answered_at is not None
             ),
             withdrawn=entry.withdrawn_at is not None,
+            measures_reminded=any(r.measures_reminded_at is not None for r in rows),
         )
 
     def _post(self, row: Notification) -> desk.Post:
@@ -400,6 +404,9 @@ class EscalationDesk:
                 post.id,
                 post.reminders + 1,
             )
+        elif isinstance(effect, desk.RemindMeasures):
+            if not await esc.claim_measures_reminder(session, entry.id, now):
+                return False
         elif isinstance(effect, desk.AddPost):
             post = effect.post
             row = await esc.add_notification(
@@ -553,7 +560,7 @@ class EscalationDesk:
     # --- the scheduled check -----------------------------------------------------------------
 
     async def check(self) -> int:
-        """Re-post notices that never got through and remind about unacknowledged § 48 notices.
+        """Re-post notices that never got through and remind about unacknowledged § 29 notices.
 
         Returns how many messages were attempted.
         """
@@ -564,7 +571,12 @@ class EscalationDesk:
         async with self.db.transaction() as session:
             for row in await esc.claim_unsent_notifications(session, now, NOTICE_LEASE, here):
                 out += await self._repost(session, row)
-            for number in await esc.reminder_candidates(session, desk.REMINDED, here):
+            numbers = set(await esc.reminder_candidates(session, desk.REMINDED, here))
+            posted_before = now - timedelta(days=self.rules.measures_days)
+            numbers |= set(
+                await esc.measures_candidates(session, desk.REMINDED, posted_before, here)
+            )
+            for number in sorted(numbers):
                 out += await self.run(session, number, tick, now) or []
         return await self._send_all(out)
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("havainto.knowledge")
 
 PENDING = "knowledge:move"
+PENDING_TITLE = "knowledge:title"  # a lead or leader pressed "Make a phenomenon": its name
 PAIR_DAYS = 7
 
 
@@ -72,7 +73,68 @@ class KnowledgeDesk:
         service.after_save.append(self.on_saved)
         service.private_handlers.append(self.on_event)
         service.group_handlers.append(self.on_event)
+        service.me_too_candidates = self.candidates
+        service.me_too_confirm = self.confirm_at_capture
         self._alert = service.alert
+
+    # --- "me too" at capture time ---------------------------------------------------------
+
+    async def candidates(
+        self, session: AsyncSession, member: repo.Member, now: datetime
+    ) -> tuple[rules.Candidate, ...]:
+        """Open phenomena of the worker's team and region, and the team's entries of the
+        last 30 days by others: what a new text is compared with (in ``flows.capture``)."""
+        team = self.config.team(member.team_id)
+        if team is None:
+            return ()
+        found = await knowledge.candidates(
+            session, team_id=team.id, region=team.region, person_id=member.person_id, now=now
+        )
+        return tuple(found)
+
+    async def confirm_at_capture(
+        self, session: AsyncSession, member: repo.Member, kind: str, number: int, now: datetime
+    ) -> Message | None:
+        """Record "me too" for the phenomenon or entry a worker chose instead of a new
+        entry; the short reply, or None when it can no longer be confirmed."""
+        lang = member.language
+        if kind == "phenomenon":
+            phenomenon = await knowledge.get_phenomenon(session, number)
+            if (
+                phenomenon is None
+                or phenomenon.status != rules.PHENOMENON_OPEN
+                or not self._sees(member, phenomenon.team_id, phenomenon.region)
+            ):
+                return None
+            added = await knowledge.confirm(
+                session,
+                person_id=member.person_id,
+                team_id=member.team_id,
+                kind=rules.ME_TOO,
+                phenomenon_id=number,
+                now=now,
+            )
+            key = "knowledge.metoo.thanks" if added else "knowledge.metoo.already"
+        else:
+            entry = await repo.get_observation(session, number)
+            if (
+                entry is None
+                or entry.team_id != member.team_id
+                or entry.withdrawn_at is not None
+                or entry.person_id == member.person_id
+            ):
+                return None
+            added = await knowledge.confirm(
+                session,
+                person_id=member.person_id,
+                team_id=member.team_id,
+                kind=rules.ME_TOO,
+                observation_id=number,
+                now=now,
+            )
+            key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
+        log.info("me_too_at_capture %s=%s added=%s", kind, number, added)
+        return Message(_t(lang, key, number=number))
 
     # --- events ----------------------------------------------------------------------
 
@@ -352,6 +414,20 @@ class KnowledgeDesk:
             return self._say(incoming, _t(lang, "knowledge.phenomenon.gone", entry=number))
         if not self._may_shape(member, entry.team_id, entry.region):
             return self._say(incoming, _t(lang, "knowledge.phenomenon.not_allowed"))
+        return await self._make(session, incoming, member, entry, title, now)
+
+    async def _make(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        entry: Observation,
+        title: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        """A phenomenon of ``entry`` named ``title``, with the entry linked (both audited)."""
+        lang = member.language
+        number = entry.id
         team = self.config.team(entry.team_id)
         row = await knowledge.create_phenomenon(
             session,
@@ -392,9 +468,23 @@ class KnowledgeDesk:
             return self._say(incoming, _t(lang, "knowledge.phenomenon.link_usage"))
         entry_number, phenomenon_number = parsed[0]
         entry = await repo.get_observation(session, entry_number)
-        phenomenon = await knowledge.get_phenomenon(session, phenomenon_number)
         if entry is None or entry.withdrawn_at is not None:
             return self._say(incoming, _t(lang, "knowledge.phenomenon.gone", entry=entry_number))
+        return await self._link_entry(session, incoming, member, entry, phenomenon_number, now)
+
+    async def _link_entry(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        entry: Observation,
+        phenomenon_number: int,
+        now: datetime,
+    ) -> list[Outbound]:
+        """Link ``entry`` to phenomenon ``phenomenon_number`` if the member may shape both."""
+        lang = member.language
+        entry_number = entry.id
+        phenomenon = await knowledge.get_phenomenon(session, phenomenon_number)
         if phenomenon is None:
             return self._say(
                 incoming, _t(lang, "knowledge.proposal.gone", number=phenomenon_number)
@@ -496,6 +586,10 @@ class KnowledgeDesk:
             return await self._me_too(session, incoming, member, numbers[0], None, now)
         if kind == "mee" and numbers:
             return await self._me_too_entry(session, incoming, member, numbers[0], now)
+        if kind == "pack" and numbers and incoming.is_private:
+            return await self._pack(session, incoming, member, str(numbers[0]), now)
+        if kind in ("mk", "ln", "lk") and numbers:
+            return await self._notice_choice(session, incoming, member, kind, parts, now)
         if kind in ("mv", "body", "today") and numbers and len(parts) >= 3:
             return await self._move_choice(
                 session, incoming, member, kind, numbers[0], parts[3] if len(parts) > 3 else "", now
@@ -503,8 +597,58 @@ class KnowledgeDesk:
         log.warning("choice_refused person=%s kind=knowledge", member.person_id)
         return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
 
-    def _pending_key(self, member: repo.Member, incoming: Incoming) -> str:
-        return f"{PENDING}:{member.person_id}:{incoming.transport}:{incoming.chat_id}"
+    def _pending_key(self, member: repo.Member, incoming: Incoming, what: str = PENDING) -> str:
+        return f"{what}:{member.person_id}:{incoming.transport}:{incoming.chat_id}"
+
+    # --- "Make a phenomenon" / "Link to a phenomenon" under an escalated entry's notice ---
+
+    async def _notice_choice(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        kind: str,
+        parts: list[str],
+        now: datetime,
+    ) -> list[Outbound]:
+        """The buttons ``kp:mk:N`` (ask for a name), ``kp:ln:N`` (offer the open phenomena)
+        and ``kp:lk:N:P`` (link), authorised like /ilmio and /liita."""
+        lang = member.language
+        number = int(parts[2])
+        entry = await repo.get_observation(session, number)
+        if entry is None or entry.withdrawn_at is not None:
+            return [
+                self._say_alone(
+                    incoming, member, _t(lang, "knowledge.phenomenon.gone", entry=number)
+                )
+            ]
+        if not self._may_shape(member, entry.team_id, entry.region):
+            log.warning("notice_shape_refused id=%s person=%s", number, member.person_id)
+            return [self._say_alone(incoming, member, _t(lang, "knowledge.phenomenon.not_allowed"))]
+        title_key = self._pending_key(member, incoming, PENDING_TITLE)
+        if kind == "mk":
+            await repo.set_state(session, self._pending_key(member, incoming), "")
+            await repo.set_state(session, title_key, f"{now.isoformat()}|{number}")
+            return self._say(incoming, _t(lang, "knowledge.notice.ask_title", number=number))
+        if kind == "ln":
+            team_id = entry.team_id if member.role == "lead" else None
+            views = await knowledge.list_phenomena(
+                session,
+                region=entry.region,
+                team_id=team_id,
+                status=rules.PHENOMENON_OPEN,
+                limit=100,
+            )
+            if member.role == "lead":
+                views = [v for v in views if v.team_id == entry.team_id]
+            pool = [rules.Candidate("phenomenon", v.id, v.title) for v in views]
+            found = rules.rank_for_link(entry.description or "", pool)
+            question = rules.link_question(lang, number, found)
+            return [Outbound(incoming.transport, incoming.chat_id, question)]
+        target = parts[3] if len(parts) > 3 else ""
+        if not target.isdigit() or not 0 < int(target) < 2**31:
+            return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
+        return await self._link_entry(session, incoming, member, entry, int(target), now)
 
     async def _move_choice(
         self,
@@ -563,6 +707,7 @@ class KnowledgeDesk:
         ]
         question = rules.move_question(lang, draft, bodies) if note is None else None
         if question is not None:
+            await repo.set_state(session, self._pending_key(member, incoming, PENDING_TITLE), "")
             await repo.set_state(session, key, f"{now.isoformat()}|{draft.to_text()}")
             return [Outbound(incoming.transport, incoming.chat_id, question)]
         await repo.set_state(session, key, "")
@@ -613,6 +758,10 @@ class KnowledgeDesk:
         text: str,
         now: datetime,
     ) -> list[Outbound] | None:
+        title_key = self._pending_key(member, incoming, PENDING_TITLE)
+        waiting = await self._pending(session, title_key, now)
+        if waiting is not None and waiting.isdigit():
+            return await self._title_text(session, incoming, member, int(waiting), text, now)
         key = self._pending_key(member, incoming)
         draft = rules.MoveDraft.from_text(await self._pending(session, key, now))
         if draft is None:
@@ -639,6 +788,30 @@ class KnowledgeDesk:
         if need == "note":
             return await self._advance(session, incoming, member, row, draft, text.strip(), now)
         return None
+
+    async def _title_text(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        number: int,
+        text: str,
+        now: datetime,
+    ) -> list[Outbound]:
+        """The name typed after "Make a phenomenon": the phenomenon is made, the entry linked."""
+        lang = member.language
+        title = " ".join(text.split())
+        if len(title) > rules.TITLE_MAX:
+            return self._say(
+                incoming, _t(lang, "knowledge.notice.title_too_long", limit=rules.TITLE_MAX)
+            )
+        await repo.set_state(session, self._pending_key(member, incoming, PENDING_TITLE), "")
+        entry = await repo.get_observation(session, number)
+        if entry is None or entry.withdrawn_at is not None:
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.gone", entry=number))
+        if not self._may_shape(member, entry.team_id, entry.region):  # e.g. the role changed
+            return self._say(incoming, _t(lang, "knowledge.phenomenon.not_allowed"))
+        return await self._make(session, incoming, member, entry, title, now)
 
     # --- the workers' news -------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from bot.inflight import InFlight
 from bot.spool import Spool, is_unavailable, spool_path
 from digests.periods import is_working_day
 from flows import capture, commands, own, textguard
-from flows.capture import Area, Discard, FlowContext, Keep, Save
+from flows.capture import Area, Confirm, Discard, FlowContext, Keep, Save
 from flows.events import (
     Alert,
     Choice,
@@ -52,8 +52,9 @@ from flows.events import (
     TextIn,
 )
 from flows.i18n import LANGUAGES, normalise_language, t, tn
+from flows.knowledge import Candidate
 from flows.taxonomy import TAXONOMY_VERSION
-from storage import enrolment_guard, held, repo
+from storage import enrolment_guard, held, knowledge, repo
 from storage.db import Database
 from storage.models import Observation
 
@@ -67,6 +68,10 @@ SavedHook = Callable[[AsyncSession, Observation, repo.Member], Awaitable[list[Ou
 EventHandler = Callable[
     [AsyncSession, Incoming, "repo.Member | None", datetime], Awaitable[list[Outbound] | None]
 ]
+# "Me too" at capture time (the knowledge desk): what a worker might confirm instead of a
+# new entry, and recording that confirmation (its reply, or None when the target is gone).
+CandidatesHook = Callable[[AsyncSession, "repo.Member", datetime], Awaitable[tuple[Candidate, ...]]]
+ConfirmHook = Callable[[AsyncSession, "repo.Member", str, int, datetime], Awaitable[Message | None]]
 
 HELP_COMMANDS = commands.words("help")
 LANGUAGE_COMMANDS = commands.words("language")
@@ -135,6 +140,8 @@ class Havainto:
         self.group_handlers: list[EventHandler] = []
         # Private chats of enrolled people: tried in order before commands and the flow.
         self.private_handlers: list[EventHandler] = []
+        self.me_too_candidates: CandidatesHook | None = None
+        self.me_too_confirm: ConfirmHook | None = None
         self._locks: weakref.WeakValueDictionary[tuple[str, str], _Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -868,6 +875,7 @@ class Havainto:
             session, member.person_id, limit=own.PAGE + 1, offset=offset
         )
         entries, more = found[: own.PAGE], len(found) > own.PAGE
+        positions = await knowledge.positions(session, entries)
         drafts: list[own.OpenDraft] = []
         if offset == 0:
             row = await repo.load_draft(session, member.person_id)
@@ -887,6 +895,7 @@ class Havainto:
                 theme=entry.theme,
                 text=entry.description or "",
                 editable=self._editable(entry, turn.now),
+                position=positions.get(entry.id),
             )
             for entry in entries
         ]
@@ -1029,6 +1038,7 @@ class Havainto:
         turn: _Turn,
         last_codes: tuple[str, str, str] | None = None,
         kept_drafts: int = 0,
+        candidates: tuple[Candidate, ...] = (),
     ) -> FlowContext:
         return FlowContext(
             lang=turn.lang,
@@ -1039,6 +1049,7 @@ class Havainto:
             default_area=member.default_area,
             last_codes=last_codes,
             kept_drafts=kept_drafts,
+            candidates=candidates,
         )
 
     async def _flow_ctx(
@@ -1054,8 +1065,31 @@ class Havainto:
                 turn,
                 await repo.last_codes(session, member.person_id),
                 await repo.count_kept_drafts(session, member.person_id),
+                await self._candidates(session, member, turn, draft),
             )
         return self._ctx(member, turn)
+
+    async def _candidates(
+        self, session: AsyncSession, member: repo.Member, turn: _Turn, draft: capture.Draft | None
+    ) -> tuple[Candidate, ...]:
+        """What a new entry's first text might confirm; read only when that text can come
+        (a new draft, or one still waiting for its text) and the worker is in a team."""
+        if self.me_too_candidates is None or self.config.team(member.team_id) is None:
+            return ()
+        event = turn.incoming.event
+        text_coming = isinstance(event, TextIn) or (
+            isinstance(event, CommandIn)
+            and event.name in capture.NEW_COMMANDS
+            and bool(event.args.strip())
+        )
+        waiting = draft is None or (
+            draft.step is capture.Step.DESCRIPTION
+            and not draft.editing
+            and draft.observation_id is None
+        )
+        if not (text_coming and waiting):
+            return ()
+        return await self.me_too_candidates(session, member, turn.now)
 
     async def _run_flow(
         self, session: AsyncSession, turn: _Turn, member: repo.Member
@@ -1084,6 +1118,8 @@ class Havainto:
         out = turn.reply(*result.replies)
         if isinstance(result.effect, Save):
             return out + await self._save(session, turn, member, result.effect.draft)
+        if isinstance(result.effect, Confirm):
+            return out + await self._confirm(session, turn, member, result.effect, ctx)
         if isinstance(result.effect, Keep):
             await repo.keep_draft(
                 session,
@@ -1102,6 +1138,29 @@ class Havainto:
         elif result.draft != draft:
             await self._store(session, turn, member, result.draft)
         return out
+
+    async def _confirm(
+        self,
+        session: AsyncSession,
+        turn: _Turn,
+        member: repo.Member,
+        effect: Confirm,
+        ctx: FlowContext,
+    ) -> list[Outbound]:
+        """ "Yes, me too" at capture time: a confirmation instead of a new entry; should its
+        target be gone meanwhile, the draft goes on as a new observation."""
+        reply = None
+        if self.me_too_confirm is not None:
+            reply = await self.me_too_confirm(session, member, effect.kind, effect.number, turn.now)
+        if reply is None:
+            going_on = capture.decline_suggestion(effect.draft, ctx)
+            assert going_on.draft is not None
+            await self._store(session, turn, member, going_on.draft)
+            gone = Message(t(turn.lang, "knowledge.suggest.gone", domain="knowledge"))
+            return turn.reply(gone, *going_on.replies)
+        await repo.delete_draft(session, member.person_id)
+        log.info("me_too_at_capture person=%s kind=%s", member.person_id, effect.kind)
+        return turn.reply(reply, *await self._drafts_waiting(session, member, turn))
 
     async def _drafts_waiting(
         self, session: AsyncSession, member: repo.Member, turn: _Turn

@@ -280,8 +280,12 @@ def _weekly_knowledge(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
     if d.open_phenomena:
         doc.section(kt("knowledge.digest.open"))
         for view in d.open_phenomena:
+            # Fewer than three confirmers are "a few", never the exact small count.
+            few = knowledge.count_label(view.confirmations) is None
             plain = kt(
-                "knowledge.digest.phenomenon_line",
+                "knowledge.digest.phenomenon_line_few"
+                if few
+                else "knowledge.digest.phenomenon_line",
                 number=view.id,
                 title=view.title,
                 observations=_int(view.observations, lang),

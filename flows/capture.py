@@ -8,7 +8,10 @@ never touches a network, a database or an event loop, so every transport runs
 the same flow and the tests can drive it with plain function calls.
 
 The shortest path is one text and six taps: text -> theme -> group -> signal ->
-how common -> escalation -> Save.
+how common -> escalation -> Save. When the text sounds like an open phenomenon or a
+recent team entry the host passed in (``FlowContext.candidates``), the flow first asks
+"the same thing?": one tap on "Yes, me too" ends the draft with a ``Confirm`` effect
+(a confirmation, not a new observation); "No, a new observation" goes on to the theme.
 
 Every prompt carries a sequence number inside its buttons' payloads
 (``d:<draft key>:<seq>:<value>``); a press whose key is not the worker's open
@@ -19,6 +22,7 @@ forged buttons change nothing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +34,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 
 from flows import commands, taxonomy, when
+from flows import knowledge as kp
 from flows.events import (
     Alert,
     Choice,
@@ -75,6 +80,7 @@ class Step(StrEnum):
     WHEN = "when"
     RESUME = "resume"
     NEW_TEXT = "new_text"
+    SAME = "same"  # "sounds like #4 - the same thing?", between the text and the theme
 
 
 # The main path, in order. Each coded step stores its value in the draft field of the same name.
@@ -140,6 +146,9 @@ class FlowContext:
     default_area: str | None = None  # the worker's usual area (/alue), filled into new drafts
     last_codes: tuple[str, str, str] | None = None  # theme, group, signal of the last entry
     kept_drafts: int = 0  # the worker's other open drafts, kept aside
+    # What the worker could confirm instead of a new entry (open phenomena, recent team
+    # entries); the host reads them only for a new text, and only for a worker in a team.
+    candidates: tuple[kp.Candidate, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -180,6 +189,7 @@ class Draft:
     back_step: Step | None = None  # where an interrupting question returns to once answered
     resume_step: Step | None = None  # the step a RESUME question ("continue?") returns to
     observation_id: int | None = None  # correcting an entry that is already saved
+    suggestions: str | None = None  # JSON: the "me too" candidates the SAME step offers
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,7 +237,18 @@ class Keep:
     draft: Draft
 
 
-Effect = Save | Discard | Keep
+@dataclass(frozen=True)
+class Confirm:
+    """Effect: the worker said "me too": record a confirmation of ``kind`` (``phenomenon``
+    or ``observation``) ``number`` instead of saving ``draft``, which ends. Should the
+    target be gone meanwhile, ``decline_suggestion(draft, ctx)`` goes on to the theme."""
+
+    draft: Draft
+    kind: str
+    number: int
+
+
+Effect = Save | Discard | Keep | Confirm
 
 
 @dataclass(frozen=True)
@@ -399,8 +420,52 @@ def _accept_text(draft: Draft, step: Step, text: str, ctx: FlowContext) -> Resul
         return _with_reprompt(draft, ctx, problem, "text_rejected", at=step)
     # The text was screened for identifiers where it entered (flows.textguard).
     updated = _set(draft, TEXT_STEPS[step], text.strip())
+    found = _suggestions_for(updated, step, ctx)
+    if found:
+        stored = json.dumps([[c.kind, c.id, c.text, c.count] for c in found])
+        result = _prompt(_after_answer(replace(updated, suggestions=stored)), Step.SAME, ctx)
+        return Result(result.draft, result.replies, note="me_too_suggested")
     result = _prompt(_after_answer(updated), _next_step(updated, step), ctx)
     return Result(result.draft, result.replies, note="text_accepted")
+
+
+def _suggestions_for(draft: Draft, step: Step, ctx: FlowContext) -> list[kp.Candidate]:
+    """The "me too" candidates to offer for a new entry's first text (none for a correction,
+    an edit or a text given later)."""
+    if (
+        step is not Step.DESCRIPTION
+        or not ctx.candidates
+        or draft.editing
+        or draft.observation_id is not None
+        or draft.theme is not None
+    ):
+        return []
+    return kp.suggest(draft.description or "", ctx.candidates)
+
+
+def _stored_suggestions(draft: Draft) -> list[kp.Candidate]:
+    try:
+        items = json.loads(draft.suggestions or "[]")
+        return [kp.Candidate(str(k), int(n), str(text), int(c)) for k, n, text, c in items]
+    except (TypeError, ValueError):
+        return []
+
+
+def _same_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
+    """ "Yes, me too" for one of the suggestions, or "No, a new observation"."""
+    if value == kp.NEW_VALUE:
+        return decline_suggestion(draft, ctx)
+    chosen = next((c for c in _stored_suggestions(draft) if kp.suggestion_value(c) == value), None)
+    if chosen is None:
+        return _stale(draft, ctx)
+    return Result(None, [], Confirm(draft, chosen.kind, chosen.id), note="me_too")
+
+
+def decline_suggestion(draft: Draft, ctx: FlowContext) -> Result:
+    """Go on with ``draft`` as a new observation, at the theme question."""
+    updated = replace(draft, suggestions=None)
+    result = _prompt(updated, _next_step(updated, Step.DESCRIPTION), ctx)
+    return Result(result.draft, result.replies, note="me_too_declined")
 
 
 def _choose(draft: Draft, value: str, ctx: FlowContext) -> Result:
@@ -547,6 +612,7 @@ _MENU_HANDLERS = {
     Step.WHEN: _when_choice,
     Step.RESUME: _resume_choice,
     Step.NEW_TEXT: _new_text_choice,
+    Step.SAME: _same_choice,
 }
 
 
@@ -743,6 +809,9 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
             rows += ((_button(draft, t(lang, "button.keep_and_new"), "keep"),),)
         rows += ((_button(draft, t(lang, "button.discard"), "discard"),),)
         return Message(t(lang, "ask.resume"), rows)
+    if step is Step.SAME:
+        found = _stored_suggestions(draft)
+        return kp.suggestion_message(lang, found, lambda value: _button(draft, "", value).data)
     if step is Step.NEW_TEXT:
         open_text = short_text(draft.description)
         new_text = short_text(draft.pending_text)

@@ -46,7 +46,8 @@ from babel.dates import format_datetime
 
 from flows.events import Alert, Choice, Message, Outbound
 from flows.i18n import label, t
-from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, OPEN, status_label
+from flows.knowledge import notice_buttons, pack_offer
+from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, NO_ACTION, OPEN, status_label
 from flows.taxonomy import ESCALATED_CODES, SHL48
 
 DOMAIN = "escalation"
@@ -235,6 +236,7 @@ class Notice:
     windows: tuple[Window, ...] = ()  # texts still awaited (expired ones included)
     questions: tuple[Question, ...] = ()
     withdrawn: bool = False
+    measures_reminded: bool = False  # the "no measure recorded" reminder was made
 
     def posted_at(self, transport: str, chat_id: str) -> bool:
         return any((p.transport, p.chat_id) == (transport, chat_id) for p in self.posts)
@@ -341,6 +343,10 @@ class Rules:
     reply_window: timedelta = timedelta(minutes=60)
     reminder_hours: float = 24.0
     zone: str = "Europe/Helsinki"
+    # The first reminder of an unacknowledged notice: this many working days after posting.
+    acknowledge_days: int = 1
+    # No measure (status) recorded this many days after posting: leaders and notifier told.
+    measures_days: int = 14
 
     @property
     def minutes(self) -> int:
@@ -409,6 +415,12 @@ class Remind:
 
 
 @dataclass(frozen=True)
+class RemindMeasures:
+    """Claim the one "no measure recorded" reminder of the notice (fails when another
+    process made it); the messages to the leaders and the notifier follow as ``Send``."""
+
+
+@dataclass(frozen=True)
 class AddPost:
     """Store a post; ``send``: this process posts it now (the rest are left unclaimed
     for an instance that runs their transport)."""
@@ -448,7 +460,16 @@ def _note(event: str, level: Level = "info", **fields: int | str | None) -> Note
 
 
 Effect = (
-    Acknowledge | SetStatus | OpenWindow | CloseWindow | Remind | AddPost | Refresh | Send | Note
+    Acknowledge
+    | SetStatus
+    | OpenWindow
+    | CloseWindow
+    | Remind
+    | RemindMeasures
+    | AddPost
+    | Refresh
+    | Send
+    | Note
 )
 
 
@@ -611,6 +632,12 @@ def _close_prompt(window: Window, place: Place, text: str) -> Send:
     return _say(place, text, {"edit": window.prompt_ref} if window.prompt_ref else None)
 
 
+def not_remedied(escalation: str, status: str) -> bool:
+    """A notice of a grievance (valvontalaki § 29) closed with "no action": the grievance
+    was not remedied, and its notifier may take it to the supervisory authority."""
+    return escalation == SHL48 and status == NO_ACTION
+
+
 def _record_status(
     state: Notice, window: Window, person: int, place: Place, text: str | None, now: datetime
 ) -> Step:
@@ -639,7 +666,12 @@ def _record_status(
         body = _t(wlang, "esc.worker_status", number=number, status=status_label(wlang, status))
         if text:
             body += "\n" + _t(wlang, "esc.worker_status_text", text=text)
-        effects.append(Send(reporter.say(body)))
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if not_remedied(state.escalation, status):
+            offer, button = pack_offer(wlang, number)
+            body += "\n\n" + offer
+            rows = (button,)
+        effects.append(Send(reporter.say(body, *rows)))
     return Step(new, tuple(effects))
 
 
@@ -790,26 +822,92 @@ def _reporter_text(state: Notice | None, event: Typed, now: datetime, rules: Rul
 # --- the notice's own life -------------------------------------------------------------
 
 
+def working_days_after(moment: datetime, days: int, zone: str) -> datetime:
+    """``moment`` moved on by ``days`` working days (Monday to Friday), same local time."""
+    local = moment.astimezone(ZoneInfo(zone))
+    counted = 0
+    while counted < days:
+        local += timedelta(days=1)
+        if local.weekday() < 5:
+            counted += 1
+    return local
+
+
+def first_reminder(sent_at: datetime, rules: Rules) -> datetime:
+    """When an unacknowledged notice is first reminded: ``acknowledge_days`` working days
+    after it was posted, and never before ``reminder_hours`` (0 working days: as before)."""
+    every = timedelta(hours=rules.reminder_hours)
+    return max(working_days_after(sent_at, rules.acknowledge_days, rules.zone), sent_at + every)
+
+
 def _tick(state: Notice | None, event: Tick, now: datetime, rules: Rules) -> Step:
-    """Remind about an unacknowledged § 48 notice every ``reminder_hours``."""
-    if state is None or state.withdrawn or state.acknowledged is not None:
+    """The deadlines of a § 29 notice. Unacknowledged: reminded once ``acknowledge_days``
+    working days have passed since it was posted (``first_reminder``), then every
+    ``reminder_hours``. With no
+    measure (status) recorded ``measures_days`` after posting: the leaders are reminded and
+    the notifier told where it stands, once."""
+    if state is None or state.withdrawn:
         return Step(state)
     every = timedelta(hours=rules.reminder_hours)
     posts: list[Post] = []
     effects: list[Effect] = []
     for post in state.posts:
-        last = post.last_reminded or post.sent_at
         due = (
-            post.kind in REMINDED
-            and last is not None
-            and now - last >= every
+            state.acknowledged is None
+            and post.kind in REMINDED
+            and post.sent_at is not None
+            and (
+                now - post.last_reminded >= every
+                if post.last_reminded is not None
+                else now >= first_reminder(post.sent_at, rules)
+            )
             and (event.transports is None or post.transport in event.transports)
         )
         if due:
             effects.append(Remind(post, rules.reminder_hours))
             post = replace(post, last_reminded=now, reminders=post.reminders + 1)
         posts.append(post)
-    return Step(replace(state, posts=tuple(posts)), tuple(effects))
+    new = replace(state, posts=tuple(posts))
+    if measures_due(state, now, rules):
+        new = replace(new, measures_reminded=True)
+        effects += _measures_reminder(state, event, now, rules)
+    return Step(new, tuple(effects))
+
+
+def measures_due(state: Notice, now: datetime, rules: Rules) -> bool:
+    """Whether the notice waited ``measures_days`` for a measure and nobody was told yet."""
+    sent = [p.sent_at for p in state.posts if p.sent_at is not None and p.kind in REMINDED]
+    return (
+        not state.measures_reminded
+        and state.escalation in REMINDED
+        and state.status in (OPEN, ACKNOWLEDGED)
+        and bool(sent)
+        and now - min(sent) >= timedelta(days=rules.measures_days)
+    )
+
+
+def _measures_reminder(state: Notice, event: Tick, now: datetime, rules: Rules) -> list[Effect]:
+    number, days = state.number, rules.measures_days
+    effects: list[Effect] = [RemindMeasures()]
+    for post in state.posts:
+        if event.transports is None or post.transport in event.transports:
+            text = _t(post.language, "esc.measures_due", number=number, days=days)
+            effects.append(Send(Outbound(post.transport, post.chat_id, Message(text))))
+    if (reporter := state.reporter) is not None:
+        wlang = reporter.language
+        if state.acknowledged is not None:
+            where = _t(
+                wlang,
+                "esc.measures_state.acknowledged",
+                when=when(state.acknowledged.at, rules.zone, wlang),
+            )
+        else:
+            where = _t(wlang, "esc.measures_state.open")
+        body = _t(wlang, "esc.measures_worker", number=number, state=where, days=days)
+        offer, button = pack_offer(wlang, number)
+        effects.append(Send(reporter.say(f"{body}\n\n{offer}", button)))
+    effects.append(_note("escalation_measures_due", id=number, days=days))
+    return effects
 
 
 def _escalate(state: Notice | None, event: Escalate) -> Step:
@@ -954,6 +1052,7 @@ def notice(facts: NoticeFacts, lang: str) -> Message:
         )
     )
     buttons.append((Choice(_t(lang, "button.ask_reporter"), f"{PREFIX}:ask:{number}"),))
+    buttons.append(notice_buttons(lang, number))
     return Message(
         "\n".join(plain for plain, _ in lines),
         tuple(buttons),

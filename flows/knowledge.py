@@ -16,7 +16,7 @@ the CLI ask these functions what a fact means and which move is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -171,7 +171,7 @@ class Candidate:
     kind: str  # "phenomenon" or "observation"
     id: int
     text: str
-    count: int = 0  # observations + confirmations in the last 30 days
+    count: int = 0  # a phenomenon's observations + confirmations (an entry: 1)
 
 
 def suggest(
@@ -439,31 +439,96 @@ def news_text(lang: str, news: Sequence[PathNews]) -> Message:
     return Message("\n".join(out))
 
 
+def notice_buttons(lang: str, entry: int) -> tuple[Choice, ...]:
+    """Under an escalated entry's notice in the leadership channel: "Make this a
+    phenomenon" (``kp:mk:N``) and "Link to a phenomenon" (``kp:ln:N``)."""
+    return (
+        Choice(_t(lang, "knowledge.notice.make"), f"{PREFIX}:mk:{entry}"),
+        Choice(_t(lang, "knowledge.notice.link"), f"{PREFIX}:ln:{entry}"),
+    )
+
+
+LINK_CHOICES = 6  # open phenomena offered under "Link to a phenomenon", likeliest first
+
+
+def link_question(lang: str, entry: int, found: Sequence[Candidate]) -> Message:
+    """Which open phenomenon observation #``entry`` joins: one button each (``kp:lk:N:P``)."""
+    if not found:
+        return Message(_t(lang, "knowledge.notice.none_open"))
+    rows = tuple(
+        (Choice(f"#{c.id} {_short(c.text)}", f"{PREFIX}:lk:{entry}:{c.id}"),) for c in found
+    )
+    return Message(_t(lang, "knowledge.notice.choose", number=entry), rows)
+
+
+def rank_for_link(text: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Open phenomena for "Link to a phenomenon": the ones that sound like ``text`` first,
+    then the rest as given (most recently moved first), at most ``LINK_CHOICES``."""
+    alike = suggest(text, candidates, limit=LINK_CHOICES)
+    rest = [c for c in candidates if c not in alike]
+    return [*alike, *rest][:LINK_CHOICES]
+
+
+def pack_offer(lang: str, entry: int) -> tuple[str, tuple[Choice, ...]]:
+    """For the notifier of a § 29 notice that was not remedied: a line saying they may take
+    it to the supervisory authority, and the button that makes the escalation pack
+    (``kp:pack:N``, the same as ``/paketti N``)."""
+    return (
+        _t(lang, "pack.offer", number=entry),
+        (Choice(_t(lang, "pack.button", number=entry), f"{PREFIX}:pack:{entry}"),),
+    )
+
+
 def me_too_button(lang: str, phenomenon: int) -> Choice:
     return Choice(
         _t(lang, "knowledge.metoo.button", number=phenomenon), f"{PREFIX}:me:{phenomenon}"
     )
 
 
-def suggestion_choices(lang: str, found: Sequence[Candidate]) -> tuple[tuple[Choice, ...], ...]:
-    """Buttons for "me too" suggestions after a worker's text: one per match, then "new"."""
-    rows = [
-        (
+def suggestion_label(lang: str, candidate: Candidate) -> str:
+    """How a suggestion is named: kind, number, a short title and, for a phenomenon, how
+    many observations and confirmations it has (fewer than three: "a few")."""
+    title = _short(candidate.text)
+    if candidate.kind != "phenomenon":
+        return _t(lang, "knowledge.suggest.observation", number=candidate.id, title=title)
+    shown = count_label(candidate.count)
+    if shown is None:
+        return _t(lang, "knowledge.suggest.phenomenon_few", number=candidate.id, title=title)
+    return _t(lang, "knowledge.suggest.phenomenon", number=candidate.id, title=title, count=shown)
+
+
+def suggestion_value(candidate: Candidate) -> str:
+    """The value a "yes, me too" answer carries: ``p4`` (phenomenon) or ``o12`` (entry)."""
+    return f"{candidate.kind[0]}{candidate.id}"
+
+
+NEW_VALUE = "new"
+
+
+def suggestion_message(
+    lang: str, found: Sequence[Candidate], payload: Callable[[str], str]
+) -> Message:
+    """ "Sounds like #4 '...' (7) – the same thing?" with "Yes, me too" for each match and
+    "No, a new observation". ``payload`` turns an answer's value (``suggestion_value`` or
+    ``NEW_VALUE``) into the button's data, so the asking conversation owns its buttons."""
+    if len(found) == 1:
+        [only] = found
+        text = _t(lang, "knowledge.suggest.one", what=suggestion_label(lang, only))
+        yes = [Choice(_t(lang, "knowledge.suggest.yes"), payload(suggestion_value(only)))]
+    else:
+        lines = [_t(lang, "knowledge.suggest.many")]
+        lines += [f"{index}. {suggestion_label(lang, c)}" for index, c in enumerate(found, 1)]
+        text = "\n".join(lines)
+        yes = [
             Choice(
-                _t(
-                    lang,
-                    f"knowledge.suggest.{candidate.kind}",
-                    number=candidate.id,
-                    title=_short(candidate.text),
-                    count=candidate.count,
-                ),
-                f"{PREFIX}:same:{candidate.kind[0]}{candidate.id}",
-            ),
-        )
-        for candidate in found
-    ]
-    rows.append((Choice(_t(lang, "knowledge.suggest.new"), f"{PREFIX}:same:new"),))
-    return tuple(rows)
+                _t(lang, f"knowledge.suggest.yes_{c.kind}", number=c.id),
+                payload(suggestion_value(c)),
+            )
+            for c in found
+        ]
+    rows = tuple((choice,) for choice in yes)
+    new = Choice(_t(lang, "knowledge.suggest.new"), payload(NEW_VALUE))
+    return Message(text, (*rows, (new,)))
 
 
 def _short(text: str, limit: int = 48) -> str:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from flows.events import Alert, Choice, Message
 from flows.i18n import label, t
+from flows.knowledge import position_marker
 
 PREFIX = "own"
 SHORT = 60  # characters of an entry's text shown in the list
@@ -34,6 +35,7 @@ class OwnEntry:
     theme: str
     text: str
     editable: bool  # still within the correction window, not withdrawn
+    position: str | None = None  # its step on the knowledge path (flows.knowledge.PATH)
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,10 @@ def listing(
     editable = False
     for entry in entries:
         short = _short(entry.text)
-        lines.append(f"#{entry.number} · {entry.when} · {label(entry.theme, lang)} · {short}")
+        marker = f" · [{position_marker(lang, entry.position)}]" if entry.position else ""
+        lines.append(
+            f"#{entry.number} · {entry.when} · {label(entry.theme, lang)}{marker} · {short}"
+        )
         if entry.editable:
             editable = True
             rows.append(

@@ -272,6 +272,49 @@ async def claim_reminder(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def measures_candidates(
+    session: AsyncSession,
+    kinds: Collection[str],
+    posted_before: datetime,
+    transports: Collection[str] | None = None,
+) -> list[int]:
+    """The observations with a notice of ``kinds`` posted before ``posted_before`` (on
+    ``transports`` only if given), not withdrawn, whose leaders were not yet reminded that
+    no measure was recorded: ``flows.escalation`` decides which are due."""
+    result = await session.execute(
+        select(Notification.observation_id)
+        .join(Observation, Observation.id == Notification.observation_id)
+        .where(
+            Notification.kind.in_(list(kinds)),
+            Notification.sent_at.is_not(None),
+            Notification.sent_at <= posted_before,
+            Notification.measures_reminded_at.is_(None),
+            Observation.withdrawn_at.is_(None),
+            *_on(transports),
+        )
+        .distinct()
+        .order_by(Notification.observation_id)
+    )
+    return list(result.scalars().all())
+
+
+async def claim_measures_reminder(
+    session: AsyncSession, observation_id: int, now: datetime
+) -> bool:
+    """Claim the one "no measure recorded" reminder of an entry's notice: one conditional
+    update of all its posts, so of two processes only one reminds."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.observation_id == observation_id,
+            Notification.measures_reminded_at.is_(None),
+        )
+        .values(measures_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def _on(transports: Collection[str] | None) -> list[ColumnElement[bool]]:
     return [] if transports is None else [Notification.transport.in_(list(transports))]
 

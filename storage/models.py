@@ -314,6 +314,9 @@ class Notification(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(index=True)
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     last_reminded_at: Mapped[datetime | None]
+    # When the leaders were reminded that no measure was recorded (``measures_days``); the
+    # same on every post of the entry: that reminder is made once per notice.
+    measures_reminded_at: Mapped[datetime | None]
     reminders: Mapped[int] = mapped_column(Integer, default=0)
 
 

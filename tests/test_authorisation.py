@@ -167,6 +167,8 @@ class Matrix:
         user = USERS[role]
         calls = await self.bot.say(user, self.text(role))
         asked = [c for c in calls if c.reply_markup and str(c.chat_id) == str(user)]
+        if asked and self.bot.offers_me_too(user):
+            await self.bot.press_value(user, "new")  # "the same thing?" - no, a new entry
         if asked:
             for value in (
                 "theme.housing",

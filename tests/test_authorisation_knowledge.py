@@ -10,6 +10,10 @@ Actions:
 * ``move``: pressing a proposal's *Presented* button: leaders of the region and admins.
 * ``metoo``: ``/minakin P``: every enrolled, not revoked person.
 * ``where``: ``/missa N`` on someone else's entry they did not confirm: nobody.
+* ``notice_make``: *Tee ilmiö* under an escalated entry's notice in the leadership
+  channel, then the name as the next message: like ``/ilmio`` (leads, leaders, admins).
+* ``notice_link``: *Liitä ilmiöön* -> the phenomenon's button (``kp:lk:N:P``): like
+  ``/liita`` (leads, leaders, admins).
 """
 
 from __future__ import annotations
@@ -24,23 +28,39 @@ from sqlalchemy import select
 from bot.config import Config
 from storage import knowledge, repo
 from storage.admin import revoke_person
-from storage.models import Confirmation, Observation, Phenomenon, Proposal, ProposalEvent
+from storage.models import (
+    Confirmation,
+    Observation,
+    Phenomenon,
+    PhenomenonLink,
+    Proposal,
+    ProposalEvent,
+)
 from tests.conftest import FakeClock
 from tests.support.escalation_helpers import Bot
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, keyboard
 from tests.support.telegram import telegram_config
 
 A, R = "allowed", "refused"
 ROLES = ("worker", "lead", "leader", "admin", "unenrolled", "revoked")
-ACTIONS = ("phenomenon", "foreign", "propose", "move", "metoo", "where")
+ACTIONS = (
+    "phenomenon",
+    "foreign",
+    "propose",
+    "move",
+    "metoo",
+    "where",
+    "notice_make",
+    "notice_link",
+)
 MATRIX: dict[str, tuple[str, ...]] = {
-    #            phenomenon foreign propose move metoo where
-    "worker": (R, R, R, R, A, R),
-    "lead": (A, R, A, R, A, R),
-    "leader": (A, R, A, A, A, R),
-    "admin": (A, A, A, A, A, R),
-    "unenrolled": (R, R, R, R, R, R),
-    "revoked": (R, R, R, R, R, R),
+    #            phenomenon foreign propose move metoo where notice_make notice_link
+    "worker": (R, R, R, R, A, R, R, R),
+    "lead": (A, R, A, R, A, R, A, A),
+    "leader": (A, R, A, A, A, R, A, A),
+    "admin": (A, A, A, A, A, R, A, A),
+    "unenrolled": (R, R, R, R, R, R, R, R),
+    "revoked": (R, R, R, R, R, R, R, R),
 }
 USERS = {"worker": 1101, "lead": 2101, "leader": 3101, "admin": 4101, "unenrolled": 9101}
 USERS["revoked"] = 5101
@@ -53,6 +73,7 @@ class World:
         self.entry_id = 0
         self.foreign_id = 0
         self.phenomenon_id = 0
+        self.raised_id = 0
 
     async def setup(self) -> None:
         for role in ("worker", "lead", "leader", "admin", "revoked"):
@@ -66,21 +87,28 @@ class World:
             await revoke_person(session, revoked.pseudonym, "test", self.bot.clock())
         await self.bot.save_entry(REPORTER, "Yömaja täynnä jo iltakahdeksalta", "escalation.none")
         await self.bot.save_entry(SWEDE, "Härbärget fullt redan klockan åtta", "escalation.none")
+        await self.bot.save_entry(
+            REPORTER, "Asumispalvelu jätti nuoren ilman tukea", "escalation.leadership"
+        )
         entries = await self.rows(Observation)
         self.entry_id, self.foreign_id = entries[0].id, entries[1].id
+        self.raised_id = entries[2].id
+        self.phenomenon_id = await self.new_phenomenon("Yömajat täynnä")
+
+    async def new_phenomenon(self, title: str) -> int:
         async with self.bot.rt.db.transaction() as session:
             row = await knowledge.create_phenomenon(
                 session,
                 region="helsinki",
                 team_id="hki-etsiva",
                 theme="theme.housing",
-                title="Yömajat täynnä",
+                title=title,
                 language="fi",
                 actor_person_id=None,
                 actor="test",
                 now=self.bot.clock(),
             )
-            self.phenomenon_id = row.id
+            return row.id
 
     async def enrol(self, user: int, team: str, role: str, lang: str = "fi") -> None:
         self.bot.fake.user(user, first_name="Testi", language_code=lang)
@@ -136,6 +164,30 @@ class World:
         before = len(await self.rows(Confirmation))
         await self.bot.say(USERS[role], f"/minakin {self.phenomenon_id}")
         return A if len(await self.rows(Confirmation)) == before + 1 else R
+
+    async def notice_make(self, role: str) -> str:
+        notice = next(
+            m
+            for m in reversed(self.bot.fake.bot_messages(-2001))
+            if any(d == f"kp:mk:{self.raised_id}" for row in keyboard(m) for _, d in row)
+        )
+        before = await self.phenomena()
+        await self.bot.press(
+            USERS[role], f"kp:mk:{self.raised_id}", chat_id=-2001, message_id=notice["message_id"]
+        )
+        await self.bot.say(USERS[role], f"Ilmiö ilmoituksesta ({role})", chat_id=-2001)
+        return A if await self.phenomena() == before + 1 else R
+
+    async def notice_link(self, role: str) -> str:
+        target = await self.new_phenomenon(f"Liitettävä ({role})")
+        await self.bot.act(
+            lambda: self.bot.fake.press(
+                USERS[role], f"kp:lk:{self.raised_id}:{target}", chat_id=-2001, strict=False
+            )
+        )
+        async with self.bot.rt.db.transaction() as session:
+            linked = await session.get(PhenomenonLink, self.raised_id)
+        return A if linked is not None and linked.phenomenon_id == target else R
 
     async def where(self, role: str) -> str:
         calls = await self.bot.say(USERS[role], f"/missa {self.entry_id}")

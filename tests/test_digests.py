@@ -34,6 +34,7 @@ from digests.model import (
     LeaderAnswer,
     MonthlySummary,
     NewOrGrowing,
+    PhenomenonLine,
     Quote,
     RisingRow,
     SpreadRow,
@@ -604,7 +605,7 @@ def test_monthly_for_the_whole_organisation_with_nothing_escalated() -> None:
     rendered = render_monthly(summary, "en")
     assert rendered.text.splitlines()[0] == "Monthly summary · whole organisation · February 2026"
     assert "No observations were raised to leadership this month." in rendered.text
-    assert "No SHL § 48 notifications this month." in rendered.text
+    assert "No notices of a grievance (Supervision Act § 29) this month." in rendered.text
     assert "No earlier escalations are open." in rendered.text
     assert "No rising phenomena." in rendered.text
     assert rendered.csv is None and rendered.charts == []
@@ -882,3 +883,21 @@ def test_csv_is_excel_friendly_and_defuses_formulas() -> None:
     values = dict(zip(CSV_COLUMNS, row, strict=True))
     assert values["description"] == '\'=HYPERLINK("http://x")'
     assert values["proposed_action"] == "'-1"
+
+
+def test_open_phenomena_show_fewer_than_three_confirmers_as_a_few() -> None:
+    lines = [
+        PhenomenonLine(4, "Yömajat täynnä", 6, 2),
+        PhenomenonLine(5, "Kotihoidon käynnit lyhyet", 3, 7),
+    ]
+    digest = replace(sample_weekly(), open_phenomena=lines)
+    for lang, few, many in (
+        ("fi", "muutama vahvistus", "7 vahvistusta"),
+        ("sv", "några bekräftelser", "7 bekräftelser"),
+        ("en", "a few confirmations", "7 confirmations"),
+    ):
+        text = render_weekly(digest, lang).text
+        first = next(line for line in text.splitlines() if "Yömajat täynnä" in line)
+        second = next(line for line in text.splitlines() if "Kotihoidon käynnit" in line)
+        assert few in first and "2" not in first.split(":", 1)[1], first
+        assert many in second, second

@@ -62,10 +62,10 @@ async def test_shl48_reaches_the_leaders_at_once_without_the_reporter(bot: Bot) 
     # The notice went out while the Save was being handled: at once, not on a schedule.
     [notice] = [c for c in calls if str(c.chat_id) == str(LEADER_CHAT)]
     latency = notice.time - bot.pushed_at
-    print(f"§ 48 notice in the leaders' chat {latency * 1000:.0f} ms after the Save tap")
+    print(f"§ 29 notice in the leaders' chat {latency * 1000:.0f} ms after the Save tap")
     assert latency < 5.0
     assert notice.method == "sendMessage"
-    assert f"#{number}" in (notice.text or "") and "48" in (notice.text or "")
+    assert f"#{number}" in (notice.text or "") and "valvontalaki 29 §" in (notice.text or "")
     assert "Helsingin etsivät" in (notice.text or "")
     assert "Asuminen" in (notice.text or "") and DESCRIPTION in (notice.text or "")
     assert buttons(notice) == [
@@ -74,6 +74,8 @@ async def test_shl48_reaches_the_leaders_at_once_without_the_reporter(bot: Bot) 
         f"esc:st:decided:{number}",
         f"esc:st:no_action:{number}",
         f"esc:ask:{number}",
+        f"kp:mk:{number}",  # "Make a phenomenon" / "Link to a phenomenon" (bot.knowledge)
+        f"kp:ln:{number}",
     ]
     # Not the reporter: no pseudonym, no Telegram id, no name.
     [person] = await rows(bot, Person, Person.role == "worker")
@@ -154,6 +156,41 @@ async def test_reminders_every_24_hours_stop_after_acknowledgement(
     assert texts_to(bot.fake.sent[mark:], LEADER_CHAT) == []
     [row] = await rows(bot, Notification)
     assert row.reminders == 2
+
+
+async def test_no_measure_in_fourteen_days_tells_the_leaders_and_the_notifier_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    number, _ = await save_shl48(bot)
+    desk = bot.rt.escalations
+    assert desk is not None
+    await bot.press(LEADER, f"esc:ack:{number}", chat_id=LEADER_CHAT)
+    mark = bot.fake.mark()
+    clock.advance(days=13, hours=23)
+    assert await desk.check() == 0
+    clock.advance(hours=1)
+    assert await desk.check() == 2  # one to the channel, one to the notifier
+    [to_leaders] = texts_to(bot.fake.sent[mark:], LEADER_CHAT)
+    assert f"#{number}" in to_leaders and "14 päivässä" in to_leaders
+    [to_notifier] = [c for c in bot.fake.sent[mark:] if str(c.chat_id) == str(WORKER)]
+    assert "kuittasi" in (to_notifier.text or "") and WORKER_NAME not in to_leaders
+    assert buttons(to_notifier) == [f"kp:pack:{number}"]
+    # Once, even as time goes on; the stored claim says so.
+    clock.advance(days=5)
+    assert await desk.check() == 0
+    [row] = await rows(bot, Notification)
+    assert row.measures_reminded_at is not None
+    # A measure recorded in time means no such reminder at all.
+    await bot.save_entry(WORKER, "Toinen ilmoitus: yöhoito laiminlyöty")
+    second = max(e.id for e in await rows(bot, Observation))
+    calls = await bot.press(LEADER, f"esc:st:in_progress:{second}", chat_id=LEADER_CHAT)
+    [prompt] = [c for c in calls if str(c.chat_id) == str(LEADER_CHAT)]
+    [without] = buttons(prompt)
+    await bot.press(LEADER, without, chat_id=LEADER_CHAT, message_id=prompt.message_id)
+    clock.advance(days=15)
+    mark = bot.fake.mark()
+    await desk.check()
+    assert not [t for t in texts_to(bot.fake.sent[mark:], LEADER_CHAT) if f"#{second}" in t]
 
 
 async def test_status_with_text_reaches_the_worker(bot: Bot, clock: FakeClock) -> None:
@@ -283,7 +320,7 @@ async def test_a_notice_that_failed_is_posted_again(bot: Bot, clock: FakeClock) 
     mark = bot.fake.mark()
     assert await bot.rt.escalations.check() == 1
     [notice] = [c for c in bot.fake.sent[mark:] if str(c.chat_id) == str(LEADER_CHAT)]
-    assert "48" in (notice.text or "")
+    assert "valvontalaki 29 §" in (notice.text or "")
     [row] = await rows(bot, Notification)
     assert row.sent_at is not None and row.message_ref == str(notice.message_id)
     clock.advance(minutes=3)
@@ -319,7 +356,7 @@ async def test_a_correction_to_shl48_is_notified_once(bot: Bot) -> None:
         await bot.press_value(WORKER, value)
     calls = await bot.press_value(WORKER, "save")
     [notice] = texts_to(calls, LEADER_CHAT)
-    assert f"#{entry.id}" in notice and "48" in notice
+    assert f"#{entry.id}" in notice and "valvontalaki 29 §" in notice
     # Correcting it once more (still § 48) posts nothing new.
     await bot.say(WORKER, "/omat")
     await bot.press(WORKER, f"own:edit:{entry.id}")
@@ -365,5 +402,5 @@ async def test_the_same_status_twice_edits_nothing_and_posts_no_copy(bot: Bot) -
     # The second identical status leaves the notice as it is ("message is not modified"):
     # no second copy of the notice is posted instead.
     posted = [c for c in calls if c.method == "sendMessage" and str(c.chat_id) == str(LEADER_CHAT)]
-    assert not any("48" in (c.text or "") for c in posted)
+    assert not any("valvontalaki 29 §" in (c.text or "") for c in posted)
     assert [e.status for e in await rows(bot, EscalationEvent)] == ["decided", "decided"]

@@ -584,3 +584,58 @@ def test_random_sequences_stay_valid_and_relay_only_where_meant(data: st.DataObj
         check_step(world, before, step, who, marker)
         world.store(step, tracked)
         check_state(world.state)
+
+
+# --- deadlines: acknowledge in working days, measures within measures_days ----------------
+
+
+def test_the_first_reminder_waits_one_working_day_over_a_weekend() -> None:
+    friday = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # Friday 16:00 in Helsinki
+    state = notice(posts=(replace(POSTED, sent_at=friday),))
+    saturday, monday = friday + timedelta(days=1), friday + timedelta(days=3)
+    assert go(state, desk.Tick(), saturday).effects == ()
+    assert go(state, desk.Tick(), monday - timedelta(minutes=1)).effects == ()
+    step = go(state, desk.Tick(), monday)
+    assert step.effects == (desk.Remind(replace(POSTED, sent_at=friday), 24.0),)
+    # Then every reminder_hours, as before.
+    assert step.state is not None
+    assert go(step.state, desk.Tick(), monday + timedelta(hours=23)).effects == ()
+    assert len(go(step.state, desk.Tick(), monday + timedelta(hours=24)).effects) == 1
+    # Two working days: Tuesday.
+    two = replace(RULES, acknowledge_days=2)
+    assert desk.advance(state, desk.Tick(), monday, two).effects == ()
+    assert desk.advance(state, desk.Tick(), monday + timedelta(days=1), two).effects != ()
+    assert desk.working_days_after(friday, 1, "Europe/Helsinki").weekday() == 0
+
+
+def test_no_measure_in_fourteen_days_reminds_the_leaders_and_tells_the_notifier_once() -> None:
+    acknowledged = go(notice(), press("esc:ack:7")).state
+    assert acknowledged is not None
+    later = NOW + timedelta(days=14)
+    assert go(acknowledged, desk.Tick(), later - timedelta(minutes=1)).effects == ()
+    step = go(acknowledged, desk.Tick(), later)
+    assert desk.RemindMeasures() in step.effects
+    [to_leaders] = texts_to(step, "-2001")
+    assert to_leaders == fi("esc.measures_due", number=7, days=14)
+    [to_notifier] = [o.reply for o in sent(step) if o.chat_id == "1101"]
+    assert isinstance(to_notifier, Message)
+    assert "kuittasi" in to_notifier.text and "14 päivässä" in to_notifier.text
+    assert [c.data for c in to_notifier.flat_choices()] == ["kp:pack:7"]
+    # Once: the state remembers it, and the host's claim guards two processes.
+    assert step.state is not None and step.state.measures_reminded
+    assert go(step.state, desk.Tick(), later + timedelta(days=3)).effects == ()
+    # Not yet acknowledged: the notifier hears that too; the acknowledge reminder comes along.
+    unacknowledged = go(notice(), desk.Tick(), later)
+    [told] = texts_to(unacknowledged, "1101")
+    assert "ei ole vielä kuitattu" in told
+    assert any(isinstance(e, desk.Remind) for e in unacknowledged.effects)
+
+
+def test_a_recorded_measure_or_a_raise_has_no_measures_deadline() -> None:
+    later = NOW + timedelta(days=30)
+    for status in ("in_progress", "decided", "no_action"):
+        state = notice(status=status, acknowledged=desk.Acknowledgement(3, NOW))
+        assert go(state, desk.Tick(), later).effects == ()
+    raised = notice(escalation=LEADERSHIP, posts=(replace(POSTED, kind=LEADERSHIP),))
+    assert go(raised, desk.Tick(), later).effects == ()
+    assert go(notice(withdrawn=True), desk.Tick(), later).effects == ()

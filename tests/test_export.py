@@ -290,3 +290,26 @@ async def test_an_export_in_progress_does_not_hold_back_a_workers_entry(world: W
 
 async def count_observations(session: Any) -> int:
     return int((await session.execute(select(func.count(Observation.id)))).scalar_one())
+
+
+async def test_the_knowledge_path_columns_are_in_the_schema_and_the_records(world: World) -> None:
+    properties = export_schema()["properties"]
+    for name in ("phenomenon_id", "proposal_status", "path_position"):
+        assert name in properties, name
+    assert set(properties["path_position"]["enum"]) == {
+        "recorded",
+        "in_digest",
+        "phenomenon",
+        "raised",
+        "presented",
+        "decided",
+        "closed",
+    }
+    check = validator()
+    for line in (await export_text(world, "jsonl")).splitlines():
+        record = json.loads(line)
+        check.validate(record)
+        assert record["path_position"] in properties["path_position"]["enum"]
+        bad = record | {"path_position": "somewhere"}
+        with pytest.raises(jsonschema.ValidationError):
+            check.validate(bad)

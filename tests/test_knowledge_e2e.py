@@ -19,15 +19,17 @@ from digests.periods import HELSINKI, week_of
 from storage.models import (
     AuditEvent,
     Confirmation,
+    Draft,
     Observation,
     Phenomenon,
+    PhenomenonLink,
     Proposal,
     ProposalEvent,
 )
 from tests.conftest import FakeClock
 from tests.support.db import rows as db_rows
 from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, texts_to
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, keyboard
 from tests.support.telegram import telegram_config
 
 WORKER, OTHER, THIRD, LEAD, LEADER, OUTSIDER = 1201, 1202, 1203, 2201, 3201, 1299
@@ -148,6 +150,12 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
     assert "muutama" in path  # two confirmers: "a few", never the exact small count
     assert "20 lisäpaikkaa" in path
+    # /omat marks the entry with where it stands now.
+    await bot.say(WORKER, "/omat")
+    own_line = next(
+        line for line in last_text(bot, WORKER).splitlines() if line.startswith(f"#{entry.id}")
+    )
+    assert "[päätetty]" in own_line
     await bot.say(OTHER, f"/missa {entry.id}")  # a confirmer of its phenomenon sees it too
     assert "Päätös tehty" in last_text(bot, OTHER)
     await bot.enrol(OUTSIDER, "worker", name="Olli")
@@ -184,3 +192,97 @@ async def test_a_me_too_button_in_the_team_chat_answers_the_presser_alone(bot: B
     assert pair.kind == "pair" and pair.observation_id == entry.id
     assert LEADER_CHAT  # the leadership channel saw nothing of it
     assert texts_to(bot.fake.sent, LEADER_CHAT) == []
+
+
+async def test_me_too_at_capture_is_one_tap_from_the_suggestion(bot: Bot) -> None:
+    await bot.save_entry(
+        WORKER, "Nuori aikuinen ilman hätämajoitusta pakkasyönä", "escalation.none"
+    )
+    [entry] = await rows(bot, Observation)
+    await bot.say(LEAD, f"/ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta pakkasöinä")
+    [phenomenon] = await rows(bot, Phenomenon)
+
+    # Another worker types the same matter in other words: before the theme question the
+    # bot asks whether it is the same thing.
+    await bot.say(OTHER, "Taas nuori aikuinen ilman hätämajoitusta, pakkasyö ja yömaja täynnä")
+    asked = bot.fake.bot_messages(OTHER)[-1]
+    assert "Kuulostaa samalta" in asked["text"] and f"#{phenomenon.id}" in asked["text"]
+    assert "Maija" not in asked["text"] and "Liisa" not in asked["text"]  # never who reported
+    labels = [label for row in keyboard(asked) for label, _ in row]
+    assert labels[-1] == "Ei, uusi havainto" and all("minäkin" in x for x in labels[:-1])
+    # One tap: a confirmation, no new observation, no draft left open.
+    mark = bot.fake.mark()
+    await bot.press_value(OTHER, f"p{phenomenon.id}")
+    reply = texts_to(bot.fake.sent[mark:], OTHER)
+    assert any("Kirjattu: minäkin" in text for text in reply)
+    [confirmation] = await rows(bot, Confirmation)
+    assert confirmation.phenomenon_id == phenomenon.id and confirmation.kind == "me_too"
+    assert len(await rows(bot, Observation)) == 1
+    assert await rows(bot, Draft) == []
+    actions = [a.action for a in await rows(bot, AuditEvent)]
+    assert "confirmation.add" in actions
+
+    # A third worker says it is new: the flow goes on to the theme and saves an entry.
+    await bot.say(THIRD, "Nuori aikuinen ilman hätämajoitusta pakkasyönä, eri paikassa")
+    await bot.press_value(THIRD, "new")
+    assert bot.fake.bot_messages(THIRD)[-1]["text"].startswith("Mihin teemaan")
+    for value in (
+        "theme.housing",
+        "group.youth",
+        "signal.queues",
+        "frequency.recurring",
+        "escalation.none",
+        "save",
+    ):
+        await bot.press_value(THIRD, value)
+    assert len(await rows(bot, Observation)) == 2
+    assert len(await rows(bot, Confirmation)) == 1
+
+
+async def test_a_leader_makes_and_links_phenomena_from_the_notice_buttons(bot: Bot) -> None:
+    await bot.save_entry(WORKER, "Nuori ilman hätämajoitusta pakkasyönä", "escalation.leadership")
+    [entry] = await rows(bot, Observation)
+    notice = [c for c in bot.fake.messages_to(LEADER_CHAT) if c.reply_markup][-1]
+    assert {f"kp:mk:{entry.id}", f"kp:ln:{entry.id}"} <= set(buttons(notice))
+    labels = [label for row in keyboard(notice) for label, _ in row]
+    assert "Tee ilmiö" in labels and "Liitä ilmiöön" in labels
+
+    # A worker may not (answered to them alone); nothing is asked or stored.
+    calls = await bot.press(OTHER, f"kp:mk:{entry.id}", chat_id=LEADER_CHAT)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]
+    assert "vastaava" in str(calls[0].params)
+    await bot.say(OTHER, "Oma ilmiö", chat_id=LEADER_CHAT)
+    assert await rows(bot, Phenomenon) == []
+
+    # The leader: one tap and one typed line.
+    await bot.press(LEADER, f"kp:mk:{entry.id}", chat_id=LEADER_CHAT)
+    assert "nimi" in last_text(bot, LEADER_CHAT)
+    await bot.say(LEADER, "Nuoret aikuiset ilman hätämajoitusta pakkasöinä", chat_id=LEADER_CHAT)
+    [phenomenon] = await rows(bot, Phenomenon)
+    assert phenomenon.title == "Nuoret aikuiset ilman hätämajoitusta pakkasöinä"
+    assert f"#{phenomenon.id}" in last_text(bot, LEADER_CHAT)
+    # The name is asked once: the next text in the channel makes nothing.
+    await bot.say(LEADER, "Kiitos kaikille", chat_id=LEADER_CHAT)
+    assert len(await rows(bot, Phenomenon)) == 1
+
+    # A second escalated entry joins it with two taps: "Link to a phenomenon", then which.
+    await bot.save_entry(
+        OTHER, "Taas nuori ilman hätämajoitusta, yömaja täynnä", "escalation.leadership"
+    )
+    second = max(e.id for e in await rows(bot, Observation))
+    await bot.press(LEADER, f"kp:ln:{second}", chat_id=LEADER_CHAT)
+    question = bot.fake.messages_to(LEADER_CHAT)[-1]
+    assert buttons(question) == [f"kp:lk:{second}:{phenomenon.id}"]
+    await bot.press(LEADER, f"kp:lk:{second}:{phenomenon.id}", chat_id=LEADER_CHAT)
+    assert f"#{second}" in last_text(bot, LEADER_CHAT)
+    links = await rows(bot, PhenomenonLink)
+    assert sorted(link.observation_id for link in links) == [entry.id, second]
+    audit = [(a.action, a.actor) for a in await rows(bot, AuditEvent)]
+    made = [actor for action, actor in audit if action == "phenomenon.create"]
+    linked = [actor for action, actor in audit if action == "phenomenon.link"]
+    assert len(made) == 1 and len(linked) == 2 and all(a.startswith("person:") for a in linked)
+    # A forged link to a phenomenon that does not exist changes nothing.
+    await bot.act(
+        lambda: bot.fake.press(LEADER, f"kp:lk:{second}:999", chat_id=LEADER_CHAT, strict=False)
+    )
+    assert len(await rows(bot, PhenomenonLink)) == 2

@@ -1,8 +1,9 @@
 """The knowledge path on Matrix, against a real Synapse with the real matrix-nio client.
 
 A worker's entry -> the team lead makes it a phenomenon (``!ilmio``) -> another worker says
-``!minäkin`` -> a leader proposes in the leadership room and moves the proposal with
-reactions and one typed decision -> both workers hear of it once; ``!missa`` shows the path.
+``!minäkin``, a third types the same matter and answers "the same thing?" with ``1`` -> a
+leader proposes in the leadership room and moves the proposal with reactions and one typed
+decision -> the three workers hear of it once; ``!missa`` shows the path.
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ async def test_the_knowledge_path_over_matrix(
     await other.send(other_room, f"!minäkin {phenomenon.id}")
     assert "minäkin" in (await other.reply(other_room)).body
 
+    # "Me too" at capture time: a third worker types the same matter, is asked "the same
+    # thing?" and answers with one number: a confirmation, not a new entry.
+    third = await peer(synapse, bot_account.user_id)
+    third_room = await third.open_dm()
+    await enrol(runtime, third, third_room)
+    await third.send(third_room, "Taas nuori aikuinen ilman hätämajoitusta pakkasyönä")
+    assert "Kuulostaa samalta" in (await third.reply(third_room)).body
+    await third.send(third_room, "1")
+    assert "Kirjattu: minäkin" in (await third.reply(third_room)).body
+    assert len(await observations(runtime)) == 1
+
     # In the leadership room: propose, present (body, day), decide (typed).
     await leader.send(channel.room_id, f"!ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja")
     await leader.replies(channel.room_id, 2)  # "recorded" and the card
@@ -117,12 +129,12 @@ async def test_the_knowledge_path_over_matrix(
     )
 
     assert runtime.knowledge is not None
-    assert await runtime.knowledge.send_news() == 2
-    for someone, dm in ((worker, room), (other, other_room)):
+    assert await runtime.knowledge.send_news() == 3
+    for someone, dm in ((worker, room), (other, other_room), (third, third_room)):
         news = await someone.reply(dm)
         assert "20 lisäpaikkaa tammikuusta" in news.body
     await worker.send(room, f"!missa {entry.id}")
     path = (await worker.reply(room)).body
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
-    for person in (leader, lead, worker, other):
+    for person in (leader, lead, worker, other, third):
         await person.client.close()

@@ -127,3 +127,25 @@ def test_answering_the_confirmation_closes_it() -> None:
     second = own.advance(first.pending, own.Press("del", 8), "fi", "k2")
     stale = own.advance(second.pending, own.Press("delyes", 7, "k1"), "fi", "k3")
     assert stale.action == "refuse" and stale.pending == own.Pending(8, "k2")
+
+
+def test_each_entry_shows_its_place_on_the_knowledge_path() -> None:
+    entries = [
+        own.OwnEntry(3, "3.12. 14:02", "theme.housing", "Yösuoja täynnä", True, "decided"),
+        own.OwnEntry(2, "2.12. 10:00", "theme.housing", "Jono", False, "recorded"),
+    ]
+    for lang, decided, recorded in (
+        ("fi", "päätetty", "kirjattu"),
+        ("sv", None, None),
+        ("en", None, None),
+    ):
+        lines = own.listing(entries, lang, "24").text.splitlines()
+        first = next(line for line in lines if line.startswith("#3"))
+        second = next(line for line in lines if line.startswith("#2"))
+        assert f"[{t(lang, 'knowledge.marker.decided', domain='knowledge')}]" in first
+        assert f"[{t(lang, 'knowledge.marker.recorded', domain='knowledge')}]" in second
+        if decided is not None:
+            assert f"[{decided}]" in first and f"[{recorded}]" in second
+    # Without a known position the line has no marker.
+    plain = own.listing([entry(1)], "fi", "24").text
+    assert "[" not in plain

@@ -15,7 +15,7 @@ from storage.pack import pack_facts
 from tests.conftest import FakeClock
 from tests.support.datacare_helpers import HETU, add, add_status, observation, seed
 from tests.support.db import rows as db_rows
-from tests.support.escalation_helpers import Bot
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.telegram import telegram_config
 
@@ -94,5 +94,51 @@ async def test_the_notifier_gets_the_pack_in_chat_and_nobody_else(
             assert "ei ole tekemäsi" in (refused[-1].text or "")
             audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
             assert [a.what for a in audits] == [f"observation #{entry.id}"]
+        finally:
+            await bot.stop()
+
+
+async def test_a_notice_not_remedied_offers_its_notifier_the_pack_by_a_button(
+    make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    async with FakeTelegram() as fake:
+        bot = Bot(fake, telegram_config(make_config, fake), clock)
+        await bot.start()
+        try:
+            await bot.enrol(1101, "worker")
+            await bot.enrol(3101, "leader")
+            await bot.save_entry(1101, "Kotihoito laiminlyöty viikon ajan")
+            await bot.save_entry(1101, "Jono päihdehoitoon viikkoja", "escalation.leadership")
+            notice, raised = sorted(e.id for e in await db_rows(bot.rt.db, Observation))
+            # "No action" on a notice of a grievance: it was not remedied.
+            for number in (notice, raised):
+                data = f"esc:st:no_action:{number}"
+                [posted] = [m for m in fake.bot_messages(LEADER_CHAT) if data in buttons(m)]
+                calls = await bot.press(
+                    3101, data, chat_id=LEADER_CHAT, message_id=posted["message_id"]
+                )
+                [prompt] = [c for c in calls if str(c.chat_id) == str(LEADER_CHAT)]
+                await bot.press(
+                    3101, buttons(prompt)[0], chat_id=LEADER_CHAT, message_id=prompt.message_id
+                )
+            told = [m for m in fake.bot_messages(1101) if "Ei toimenpiteitä" in m["text"]]
+            assert len(told) == 2
+            offered = [buttons(m) for m in told]
+            assert [f"kp:pack:{notice}"] in offered  # the § 29 notice: one button
+            assert all(f"kp:pack:{raised}" not in b for b in offered)  # a raise: none
+            [with_offer] = [m for m in told if buttons(m)]
+            assert "Lupa- ja valvontavirasto" in with_offer["text"]
+            calls = await bot.press(1101, f"kp:pack:{notice}", message_id=with_offer["message_id"])
+            [document] = [c for c in calls if c.method == "sendDocument"]
+            assert str(document.chat_id) == "1101"
+            audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
+            assert [a.what for a in audits] == [f"observation #{notice}"]
+            # The same button pressed by anybody else gives nothing (a forged press).
+            await bot.enrol(1102, "worker")
+            calls = await bot.act(lambda: fake.press(1102, f"kp:pack:{notice}", strict=False))
+            assert not [c for c in calls if c.method == "sendDocument"]
+            assert any("ei ole tekemäsi" in (c.text or "") for c in calls)
+            audits = await db_rows(bot.rt.db, AuditEvent, AuditEvent.action == "escalation.pack")
+            assert len(audits) == 1
         finally:
             await bot.stop()

@@ -367,7 +367,9 @@ async def test_language_switch_and_help(service: Havainto) -> None:
     assert chat.texts() == [t("sv", "svc.language_set")]
     await chat.send(CommandIn("apua"))
     assert chat.texts() == [t("sv", "svc.help", **commands.shown("sv"))]
-    assert len(t("sv", "svc.help", **commands.shown("sv")).splitlines()) == 5
+    help_lines = t("sv", "svc.help", **commands.shown("sv")).splitlines()
+    assert len(help_lines) == 6  # with the notice of a grievance (tillsynslagen 29 §)
+    assert any("tidigare 48 § socialvårdslagen" in line for line in help_lines)
     await chat.send(CommandIn("unknown"))
     assert chat.texts() == [t("sv", "svc.unknown_command", **commands.shown("sv"))]
     await chat.send(TextIn("Observation på svenska"))

@@ -219,7 +219,8 @@ def base_config(db_url: str, matrix: MatrixSide) -> dict[str, Any]:
             for channel, (region, lang, chat, _) in CHANNELS.items()
         ],
         "schedule": {"send_retries": 2, "send_retry_seconds": 0.1},
-        "escalation": {"reminder_hours": REMINDER_SECONDS / 3600},
+        # The first reminder after reminder_hours, not after a working day.
+        "escalation": {"reminder_hours": REMINDER_SECONDS / 3600, "acknowledge_days": 0},
     }
 
 

@@ -18,7 +18,7 @@ changes move nothing: 08:00 stays 08:00 local):
   ``digests.periods.first_working_day``). A daily check rather than a computed
   date keeps the trigger a plain cron whose stored run a restart can compare.
 - ``escalation_check``: every ``schedule.escalation_check_minutes``: reminders
-  for unacknowledged § 48 notices and re-posts of notices that did not get through.
+  for unacknowledged § 29 notices and re-posts of notices that did not get through.
 - ``delivery_retries``: every few minutes: failed digest deliveries that are due.
 - ``draft_reminders``: idle drafts.
 - ``shift_reminders``: every 5 minutes on weekdays: the end-of-shift prompts that are due
@@ -37,7 +37,7 @@ A run missed while the bot was down is made once within
 ``bot.runtime.scheduler``. Instances that run different transports (one Telegram, one
 Matrix) each post on their own: the job's deliveries on another transport are handed
 over and taken by that instance's ``delivery_retries`` run (``bot.delivery``), and
-§ 48 notices and reminders by its ``escalation_check`` (``bot.escalation``).
+§ 29 notices and reminders by its ``escalation_check`` (``bot.escalation``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ real PTB ``Application`` polling ``tests.support.fake_telegram.FakeTelegram`` ov
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -111,8 +112,11 @@ class Bot:
     async def save_entry(
         self, user_id: int, text: str, escalation: str = "escalation.shl48"
     ) -> list[SentCall]:
-        """Quick capture: one text and six taps; returns the calls of the final Save."""
+        """Quick capture: one text and six taps; returns the calls of the final Save.
+        When the text sounds like something the team saw already, "No, a new observation"."""
         await self.say(user_id, text)
+        if self.offers_me_too(user_id):
+            await self.press_value(user_id, "new")
         for value in (
             "theme.housing",
             "group.youth",
@@ -122,6 +126,13 @@ class Bot:
         ):
             await self.press_value(user_id, value)
         return await self.press_value(user_id, "save")
+
+    def offers_me_too(self, user_id: int) -> bool:
+        """Whether the bot's last message to the user asks "the same thing?" (flows.capture)."""
+        messages = self.fake.bot_messages(user_id)
+        if not messages:
+            return False
+        return any(re.search(r"^d:\w+:\d+:[po]\d+$", data or "") for data in buttons(messages[-1]))
 
 
 def texts_to(calls: list[SentCall], chat_id: int) -> list[str]:

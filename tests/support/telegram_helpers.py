@@ -41,6 +41,7 @@ from telegram.ext import ContextTypes, TypeHandler
 from bot.config import Config
 from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
+from flows.i18n import t
 from storage.models import Base
 from tests.support.fake_telegram import FakeTelegram, SentCall, keyboard
 
@@ -322,6 +323,14 @@ class Worker:
 
     def labels(self) -> list[str]:
         return [label for label, _ in self.current_keyboard()[1]]
+
+    async def new_if_asked(self) -> None:
+        """When the bot asks whether the text is the same as something the team saw
+        ("me too" at capture time), answer "No, a new observation"."""
+        new = t(self.lang, "knowledge.suggest.new", domain="knowledge")
+        messages = self.fake.bot_messages(self.chat_id)
+        if messages and any(label == new for row in keyboard(messages[-1]) for label, _ in row):
+            await self.tap(new)
 
     def data_for(self, label: str) -> str:
         for text, data in self.current_keyboard()[1]:
