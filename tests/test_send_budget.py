@@ -133,8 +133,8 @@ async def test_telegram_limits_are_the_defaults(db_url: str) -> None:
         waits = [await budget.take("-77") for _ in range(GROUP_WINDOW.limit)]
     finally:
         await db.close()
-    assert budget.group.limit == 20 and budget.group.period == pytest.approx(60.05)
-    assert budget.token.limit == 30 and budget.token.period == pytest.approx(1.05)
+    assert budget.group.limit == 20 and budget.group.period == pytest.approx(60.1)
+    assert budget.token.limit == 30 and budget.token.period == pytest.approx(1.1)
     assert max(waits) < 1.0  # twenty to one group at once: Telegram allows that burst
 
 
