@@ -72,10 +72,11 @@ async def run_once(
 async def _burst(
     fake: FakeTelegram, config: dict[str, Any], instances: int, private: int, to_group: int
 ) -> dict[str, Any]:
-    processes = []
-    for index in range(instances):
-        processes.append(
-            await asyncio.create_subprocess_exec(
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for index in range(instances):
+            # One after the other: instances starting at once race to sync the teams.
+            process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "tests.support.burst_process",
@@ -89,9 +90,7 @@ async def _burst(
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
-        )
-    try:
-        for process in processes:
+            processes.append(process)
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), 120)
             if line.strip() != b"ready":
