@@ -77,7 +77,7 @@ def group_scope(chat_id: str) -> str:
 def wait_for_slot(times: Sequence[float], now: float, window: Window) -> float:
     """Seconds until a send fits ``window`` after the sends at ``times`` (oldest
     first); 0 when one fits now."""
-    recent = [t for t in times if t > now - window.period]
+    recent = sorted(t for t in times if t > now - window.period)
     if len(recent) < window.limit:
         return 0.0
     # The send that must leave the window for one more to fit.
@@ -102,6 +102,11 @@ class _LocalWindows:
         for scope, window in scopes.items():
             self.times[scope] = [*_recent(self.times.get(scope, []), now, window), now]
         return 0.0, now
+
+    def pause(self, scopes: dict[str, Window], seconds: float) -> None:
+        until = time.time() + seconds
+        for scope, window in scopes.items():
+            self.times[scope] = [until - window.period] * window.limit
 
 
 class _Missing(Exception):
@@ -218,6 +223,37 @@ class DatabaseSendBudget:
             result = await session.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
             return float(result.scalar_one())
         return time.time()  # SQLite: one machine, and the write lock is held
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram answered 429 ``retry_after`` ``seconds``: no instance takes a slot of the
+        token for that long (the token's window is filled up to then)."""
+        scopes = {TOKEN_SCOPE: self.token}
+        try:
+            async with self.db.transaction() as session:
+                try:
+                    await self._pause_in(session, seconds)
+                except _Missing:
+                    pass  # nobody has sent yet: nothing to hold back
+        except Exception as error:
+            self._note_outage(error)
+            self._local.pause(scopes, seconds)
+
+    async def _pause_in(self, session: AsyncSession, seconds: float) -> None:
+        window = self.token
+        locked = select(SendBudget.times).where(SendBudget.scope == TOKEN_SCOPE).with_for_update()
+        stored = (await session.execute(locked)).scalar_one_or_none()
+        if stored is None:
+            raise _Missing([TOKEN_SCOPE])
+        now = await self._now(session)
+        until = now + seconds
+        held = sorted(
+            [*_recent(json.loads(stored), now, window)] + [until - window.period] * window.limit
+        )
+        await session.execute(
+            update(SendBudget)
+            .where(SendBudget.scope == TOKEN_SCOPE)
+            .values(times=json.dumps(held[-window.limit :]))
+        )
 
     def _note_outage(self, error: Exception) -> None:
         now = time.monotonic()

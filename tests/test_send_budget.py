@@ -182,3 +182,33 @@ async def test_migration_0015_send_budget_both_ways(db_url: str) -> None:
         assert waited < 1.0
     finally:
         await db.close()
+
+
+async def test_a_pause_holds_back_every_user_of_the_token(db_url: str) -> None:
+    """After a 429 one instance pauses the token: the other's next send waits for it, a
+    group send too; the budget is whole again afterwards."""
+    dbs = [Database(db_url), Database(db_url)]
+    first, second = (DatabaseSendBudget(db, margin=0.0) for db in dbs)
+    try:
+        await first.take(None)  # the token's row exists
+        await first.pause(1.0)
+        _, waited = await second.take_slot(None)
+        assert 0.8 < waited < 3.0
+        _, waited = await second.take_slot("-9")
+        assert waited < 0.5  # the pause is over; the group's own window is free
+        waits = await asyncio.gather(*(first.take(None) for _ in range(20)))
+        assert max(waits) < 1.0
+    finally:
+        for db in dbs:
+            await db.close()
+
+
+async def test_a_pause_before_any_send_and_without_the_database(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    budget = DatabaseSendBudget(db, margin=0.0)
+    try:
+        await budget.pause(0.6)  # the database is away: this process holds back
+        _, waited = await budget.take_slot(None)
+    finally:
+        await db.close()
+    assert 0.4 < waited < 2.0

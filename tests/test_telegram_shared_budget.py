@@ -196,3 +196,29 @@ def test_shared_budget_default_follows_the_database() -> None:
     assert not config("sqlite:///havainto.db").shared_send_budget
     assert config("sqlite:///havainto.db", shared_budget=True).shared_send_budget
     assert not config("postgresql://db/h", shared_budget=False).shared_send_budget
+
+
+async def test_a_429_to_one_instance_holds_back_the_other(
+    make_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    """Instance a is answered 429 retry_after 2: instance b's next message waits for the
+    pause too (through the shared budget) instead of meeting the same refusal."""
+    runtimes = await instances(make_config, fake, shared=True)
+    a, b = (runtime.transports[0] for runtime in runtimes)
+    try:
+        await b.send_tracked(Outbound("telegram", "7002", Message("before")))
+        fake.fail_next("sendMessage", 429, retry_after=2, times=1, chat_id=7001)
+        refused = asyncio.create_task(a.send_tracked(Outbound("telegram", "7001", Message("a"))))
+        for _ in range(500):  # the 429 was answered ...
+            if fake.failed:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # ... and a has stored its pause of 2.1 s
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await b.send_tracked(Outbound("telegram", "7002", Message("b")))
+        assert loop.time() - started > 1.2
+        await asyncio.wait_for(refused, 10)
+    finally:
+        await close(runtimes)
+    assert texts(fake) == Counter({"before": 1, "a": 1, "b": 1})

@@ -78,6 +78,10 @@ class SendBudget(Protocol):
 
     async def take(self, group_chat: str | None) -> float: ...
 
+    async def pause(self, seconds: float) -> None:
+        """The platform refused a message for sending too fast (Telegram's 429 with
+        ``retry_after``): no instance sends on the account for ``seconds``."""
+
 
 class Transport(Protocol):
     """A chat platform. One module per platform under ``bot/transports/``."""

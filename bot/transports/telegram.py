@@ -137,8 +137,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     Like ``AIORateLimiter``: a request that names a ``chat_id`` (every message sent or
     edited; not ``getUpdates`` or ``answerCallbackQuery``) takes a slot of the token's
     budget first, and of the chat's own when the chat is a group or channel; a 429
-    ``RetryAfter`` pauses every request of this instance for ``retry_after`` + 0.1 s and
-    the request is tried again, ``max_retries`` times at most (a request's own
+    ``RetryAfter`` pauses every request of this instance for ``retry_after`` + 0.1 s (and,
+    through the budget, every message of the other instances) and the request is tried
+    again, ``max_retries`` times at most (a request's own
     ``rate_limit_args`` overrides it), then the error is raised.
     """
 
@@ -184,6 +185,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 pause = _seconds(error) + 0.1
                 log.info("rate_limited endpoint=%s retry_in=%.1fs", endpoint, pause)
                 self._retry_after_event.clear()
+                await self.budget.pause(pause)  # the other instances hold back too
                 await asyncio.sleep(pause)
             finally:
                 self._retry_after_event.set()
