@@ -23,6 +23,9 @@ milliseconds after its slot was taken, and two requests do not travel equally fa
 (on a busy machine the difference passed 50 ms in tests). So the token's budget is 30
 sends per 1.1 s, about 27 a second.
 
+``pause`` holds the token back for every instance after Telegram answered 429 with
+``retry_after`` (it fills the token's window up to then).
+
 When the database cannot be reached the budget falls back to the same windows kept in
 this process (logged), so a database outage never stops replies; only the sharing
 is lost until it is back.
