@@ -134,6 +134,13 @@ class DatabaseSendBudget:
         self.group = Window(group.limit, group.period + margin)
         self._local = _LocalWindows()
         self._outage_logged_at: float | None = None
+        self._gates: dict[str | None, asyncio.Lock] = {}
+
+    def _gate(self, group_chat: str | None) -> asyncio.Lock:
+        gate = self._gates.get(group_chat)
+        if gate is None:
+            gate = self._gates[group_chat] = asyncio.Lock()
+        return gate
 
     def scopes(self, group_chat: str | None) -> dict[str, Window]:
         """The scopes one send takes a slot in, in lock order (sorted by name)."""
@@ -153,11 +160,15 @@ class DatabaseSendBudget:
         scopes = self.scopes(group_chat)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while True:
-            wait, at = await self._try(scopes)
-            if wait <= 0:
-                break
-            await asyncio.sleep(max(wait, MIN_SLEEP_S))
+        # Within this instance the takers of one kind (private chats; one group) queue in
+        # turn, so a burst of hundreds costs the database one try at a time, not hundreds
+        # each time a slot frees. A group waiting for its minute does not hold up others.
+        async with self._gate(group_chat):
+            while True:
+                wait, at = await self._try(scopes)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(max(wait, MIN_SLEEP_S))
         waited = loop.time() - started
         if waited >= SLOW_WAIT_S:
             log.info(

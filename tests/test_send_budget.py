@@ -212,3 +212,31 @@ async def test_a_pause_before_any_send_and_without_the_database(tmp_path: Path) 
     finally:
         await db.close()
     assert 0.4 < waited < 2.0
+
+
+async def test_a_burst_tries_the_database_about_once_per_send(db_url: str) -> None:
+    """Forty sends asked for at once in one instance queue there: the database is tried
+    about once per send plus once per wait, not by every waiter whenever a slot frees
+    (which would be 40 + 30 + 20 + 10 tries here); a group's queue is its own."""
+    db = Database(db_url)
+    budget = DatabaseSendBudget(db, token=Window(10, 0.5), group=Window(2, 5.0), margin=0.0)
+    tries = 0
+    real_try = budget._try
+
+    async def counted(scopes: dict[str, Window]) -> tuple[float, float]:
+        nonlocal tries
+        tries += 1
+        return await real_try(scopes)
+
+    budget._try = counted  # type: ignore[method-assign]
+    try:
+        group_waiting = asyncio.gather(*(budget.take_slot("-3") for _ in range(3)))
+        slots = await asyncio.gather(*(budget.take_slot(None) for _ in range(40)))
+        assert not group_waiting.done()  # its third send waits 5 s; private sends did not
+        group_waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await group_waiting
+    finally:
+        await db.close()
+    assert most_in_window([at for at, _ in slots], 0.5) <= 10
+    assert tries < 60, tries
