@@ -48,9 +48,11 @@ process of its own, the fake and the workers in this one):
 
 ``--rate-limit on`` (production, the default) keeps PTB's ``AIORateLimiter`` at
 Telegram's 30 messages/s and 20/min per group, as ``bot.transports.telegram``
-configures it, and the fake answers 429 with ``retry_after`` past those limits
-like Telegram (``tests.support.fake_telegram``, flood limit); rejections are
-counted. ``--rate-limit off`` lifts both, to measure the code's headroom.
+configures it (on PostgreSQL the real bot uses the shared send budget instead, as
+``havainto run`` does there), and the fake answers 429 with ``retry_after`` past
+those limits like Telegram (``tests.support.fake_telegram``, flood limit);
+rejections are counted. ``--rate-limit off`` lifts both (and turns the shared budget
+off), to measure the code's headroom.
 
 **Capture while digests run** (``--digests``): the bot's database is a copy of a
 generated national data set (``bench.generate``: 500 teams, 22 regions;
@@ -803,6 +805,9 @@ async def run_variant(
             "teams": _teams(pool),
             "terminal": {"enabled": "no"},
         }
+        if point.limiter == "off":
+            # The lifted AIORateLimiter (_lift_rate_limit), not the shared send budget.
+            settings["telegram"]["shared_budget"] = False
         if point.digests is not None:
             settings["teams"] = _national_teams(point.digests["seed"])
             settings["leadership"] = [

@@ -59,6 +59,11 @@ class TelegramConfig(Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: str = Field(default="", examples=["a-long-random-secret_123"])
+    # Telegram's flood limits (30 messages/s per token, 20/min per group) counted in the
+    # database for every instance on this token (storage/send_budget.py). Unset: on
+    # with PostgreSQL (the multi-instance database), off with SQLite, where each
+    # instance keeps PTB's in-process limiter.
+    shared_budget: bool | None = None
 
     @property
     def enabled(self) -> bool:
@@ -424,6 +429,14 @@ class Config(BaseSettings):
 
     def body(self, body_id: str) -> BodyConfig | None:
         return next((body for body in self.bodies if body.id == body_id), None)
+
+    @property
+    def shared_send_budget(self) -> bool:
+        """Whether Telegram's flood limits are counted in the database for every instance
+        (``telegram.shared_budget``; unset: on with PostgreSQL, off with SQLite)."""
+        if self.telegram.shared_budget is not None:
+            return self.telegram.shared_budget
+        return self.database.url.startswith(("postgresql", "postgres:"))
 
     @field_validator("teams")
     @classmethod

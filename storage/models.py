@@ -556,3 +556,21 @@ class PathNotice(Base):
     step: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+# --- the shared send budget (migration 0015) ------------------------------------------------
+
+
+class SendBudget(Base):
+    """The recent sends of one scope of a chat platform's flood limit, shared by every
+    instance that uses the same bot token (``storage.send_budget``).
+
+    ``scope`` is ``"token"`` for the whole token or ``"chat:<id>"`` for one group chat;
+    ``times`` the send times (seconds since the epoch, the database's clock) that are
+    still inside the scope's window, a JSON list, oldest first.
+    """
+
+    __tablename__ = "send_budget"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    times: Mapped[str] = mapped_column(Text)

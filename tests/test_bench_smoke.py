@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench import capture_load, digests_scale, export_scale, generate, summary_length
+from bench import capture_load, digests_scale, export_scale, generate, shared_budget, summary_length
 from storage.db import Database
 from storage.models import EscalationEvent, Observation, Person, Team
 from tests.conftest import BACKENDS
+from tests.support.databases import PG_ADMIN_URL
 
 SMOKE_ROWS = 20_000
 
@@ -181,3 +182,19 @@ async def test_capture_while_digests_run(capsys: pytest.CaptureFixture[str]) -> 
     [digests] = _rows(out, "Digests built and sent during the capture load")
     assert digests[1] == "havainto + digests" and digests[2] == "10", out
     assert digests[-1] == "sent:11", out  # ten weekly digests and one monthly summary
+
+
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="instances share PostgreSQL (HAVAINTO_TEST_DATABASE_URL)"
+)
+async def test_shared_budget_benchmark_runs_and_prints_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await shared_budget.main(["--instances", "2", "--private", "10", "--to-group", "5"])
+    out = capsys.readouterr().out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 2 |")]
+    assert [row[1].strip() for row in rows] == ["shared", "per instance"], out
+    for row in rows:
+        assert row[2].strip() == "30 / 30 (30 distinct)", out  # nothing lost or doubled
+    assert rows[0][7].strip() == "0 / 0", out  # shared: no 429
+    assert int(rows[0][5]) <= 30 and int(rows[0][6]) <= 20, out

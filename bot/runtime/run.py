@@ -26,6 +26,7 @@ from bot.spool import SpoolReplayer, is_unavailable
 from bot.transports.base import TransportContext
 from storage import repo
 from storage.db import Database
+from storage.send_budget import DatabaseSendBudget
 
 log = logging.getLogger("havainto.app")
 
@@ -45,7 +46,14 @@ async def build_runtime(
     runtime.digests.install(service)
     runtime.knowledge = KnowledgeDesk(config, db, router, clock)
     runtime.knowledge.install(service)
-    context = TransportContext(config, service, router, DatabaseState(db), healthz_handler(runtime))
+    budget = None
+    if config.telegram.enabled and config.shared_send_budget:
+        # One budget for every instance on this token (the default with PostgreSQL).
+        budget = DatabaseSendBudget(db)
+        log.info("send_budget shared=yes")
+    context = TransportContext(
+        config, service, router, DatabaseState(db), healthz_handler(runtime), budget
+    )
     for registration in registry.REGISTRY.values():
         wanted = registration.enabled(config)
         if registration.name == registry.TERMINAL and terminal is not None:

@@ -51,7 +51,9 @@ def enabled(config: Config) -> list[Registration]:
 def _telegram(ctx: TransportContext) -> Transport:
     from bot.transports.telegram import TelegramTransport
 
-    transport = TelegramTransport(ctx.config.telegram, ctx.service, ctx.router)
+    transport = TelegramTransport(
+        ctx.config.telegram, ctx.service, ctx.router, send_budget=ctx.send_budget
+    )
     if ctx.healthz is not None:
         transport.web_routes.append(("GET", "/healthz", ctx.healthz))
     return transport

@@ -34,6 +34,7 @@ WebHandler = Callable[["web.Request"], Awaitable["web.Response"]]
 __all__ = [
     "CannotEdit",
     "Health",
+    "SendBudget",
     "StateStore",
     "Transport",
     "TransportContext",
@@ -64,6 +65,23 @@ class StateStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
     async def set_many(self, values: dict[str, str]) -> None: ...
+
+
+class SendBudget(Protocol):
+    """A platform's flood limits shared by every instance that sends with one account (one
+    bot token): the runtime hands in one kept in the database (``storage.send_budget``).
+
+    ``take`` returns when one more message may be sent without passing a limit, and
+    counts it: ``group_chat`` names a group or channel (limited per chat as well), None
+    is a private chat (limited only by the account's overall budget). It waits with
+    ``asyncio.sleep`` while no slot is free, and returns the seconds it waited.
+    """
+
+    async def take(self, group_chat: str | None) -> float: ...
+
+    async def pause(self, seconds: float) -> None:
+        """The platform refused a message for sending too fast (Telegram's 429 with
+        ``retry_after``): no instance sends on the account for ``seconds``."""
 
 
 class Transport(Protocol):
@@ -117,6 +135,8 @@ class TransportContext:
     state: StateStore
     #: The ``GET /healthz`` handler, for a transport that runs a web server.
     healthz: WebHandler | None = None
+    #: Flood limits shared with the other instances (None: each instance limits itself).
+    send_budget: SendBudget | None = None
 
 
 Deliver = Callable[[list[Outbound]], Awaitable[None]]

@@ -5,12 +5,16 @@ handler below turns one kind of update into a neutral event for
 ``Havainto.handle`` and sends the replies back. Conversation state is not kept
 in PTB (no ``ConversationHandler``): it lives in the database, shared by every
 transport and every instance. ``AIORateLimiter`` retries 429 answers with the
-``retry_after`` Telegram gives. ``telegram.base_url`` points the bot at another
+``retry_after`` Telegram gives; with several instances on one token the runtime
+hands in a ``SendBudget`` kept in the database and ``SharedRateLimiter`` asks it
+before each message instead. ``telegram.base_url`` points the bot at another
 Bot API server, such as the fake one the tests run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,11 +32,19 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit, ParseMode
-from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, TelegramError
+from telegram.error import (
+    BadRequest,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    BaseRateLimiter,
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
@@ -61,7 +73,7 @@ from flows.events import (
 
 if TYPE_CHECKING:
     from bot.service import Havainto
-    from bot.transports.base import Router
+    from bot.transports.base import Router, SendBudget
 
 log = logging.getLogger("havainto.telegram")
 # httpx (PTB's default HTTP client, still imported by PTB) logs every request URL at
@@ -102,12 +114,99 @@ MEDIA = (
 )
 
 
+#: How often a request is tried again after a 429 ``RetryAfter`` (PTB's ``max_retries``).
+MAX_RETRIES = 5
+ApiResult = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+def group_of(chat_id: object) -> str | None:
+    """The chat a request is limited in as a group, as PTB's ``AIORateLimiter`` decides
+    it: a negative chat id (a group, supergroup or channel) or an ``@channel`` name;
+    None for a private chat."""
+    with contextlib.suppress(ValueError, TypeError):
+        chat_id = int(chat_id)  # type: ignore[call-overload]
+    if (isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str):
+        return str(chat_id)
+    return None
+
+
+class SharedRateLimiter(BaseRateLimiter[int]):
+    """PTB's rate limiter (``telegram.ext.BaseRateLimiter``) on a ``SendBudget`` shared by
+    every instance on the token, instead of ``AIORateLimiter``'s counters in this process.
+
+    Like ``AIORateLimiter``: a request that names a ``chat_id`` (every message sent or
+    edited; not ``getUpdates`` or ``answerCallbackQuery``) takes a slot of the token's
+    budget first, and of the chat's own when the chat is a group or channel; a 429
+    ``RetryAfter`` pauses every request of this instance for ``retry_after`` + 0.1 s (and,
+    through the budget, every message of the other instances) and the request is tried
+    again, ``max_retries`` times at most (a request's own
+    ``rate_limit_args`` overrides it), then the error is raised.
+    """
+
+    def __init__(self, budget: SendBudget, max_retries: int = 0) -> None:
+        self.budget = budget
+        self.max_retries = max_retries
+        self._retry_after_event = asyncio.Event()
+        self._retry_after_event.set()
+
+    async def initialize(self) -> None:
+        """Nothing to open: the budget lives as long as the runtime's database."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Awaitable[ApiResult]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> ApiResult:
+        max_retries = rate_limit_args or self.max_retries
+        chat_id = data.get("chat_id")
+        group = group_of(chat_id) if chat_id is not None else None
+        for attempt in range(max_retries + 1):
+            try:
+                await self._retry_after_event.wait()
+                if chat_id is not None:
+                    await self.budget.take(group)
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                if attempt == max_retries:
+                    log.warning(
+                        "rate_limited endpoint=%s retries=%d retry_after=%.0fs",
+                        endpoint,
+                        max_retries,
+                        _seconds(error),
+                    )
+                    raise
+                pause = _seconds(error) + 0.1
+                log.info("rate_limited endpoint=%s retry_in=%.1fs", endpoint, pause)
+                self._retry_after_event.clear()
+                await self.budget.pause(pause)  # the other instances hold back too
+                await asyncio.sleep(pause)
+            finally:
+                self._retry_after_event.set()
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _seconds(error: RetryAfter) -> float:
+    # As AIORateLimiter reads it: the public ``retry_after`` warns that its type will change.
+    return error._retry_after.total_seconds()
+
+
 def build_application(
-    config: TelegramConfig, on_contact: Callable[[], None] | None = None
+    config: TelegramConfig,
+    on_contact: Callable[[], None] | None = None,
+    send_budget: SendBudget | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """The PTB application with our rate limiter and Bot API address.
 
-    ``on_contact`` is called whenever the Bot API answered a request.
+    ``on_contact`` is called whenever the Bot API answered a request. With a
+    ``send_budget`` (shared by the instances on this token) requests are limited by it
+    (``SharedRateLimiter``), otherwise by PTB's ``AIORateLimiter`` in this process.
     """
 
     def noted() -> None:
@@ -119,7 +218,11 @@ def build_application(
         .token(config.token)
         .base_url(config.base_url)
         .base_file_url(config.base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=5))
+        .rate_limiter(
+            SharedRateLimiter(send_budget, max_retries=MAX_RETRIES)
+            if send_budget is not None
+            else AIORateLimiter(max_retries=MAX_RETRIES)
+        )
         .concurrent_updates(True)
         .request(
             AiohttpRequest(
@@ -164,12 +267,18 @@ class TelegramTransport:
     text_limit = MessageLimit.MAX_TEXT_LENGTH
     finished = None
 
-    def __init__(self, config: TelegramConfig, service: Havainto, router: Router) -> None:
+    def __init__(
+        self,
+        config: TelegramConfig,
+        service: Havainto,
+        router: Router,
+        send_budget: SendBudget | None = None,
+    ) -> None:
         self.config = config
         self.service = service
         self.router = router
         self.last_contact: datetime | None = None
-        self.app = build_application(config, self._contacted)
+        self.app = build_application(config, self._contacted, send_budget)
         # Extra routes on the webhook server, e.g. GET /healthz (added before start()).
         self.web_routes: list[tuple[str, str, WebHandler]] = []
         self.webhook_port: int = config.webhook_port
