@@ -70,14 +70,23 @@ def _member(row: Any) -> Member | None:
 
 
 async def sync_teams(session: AsyncSession, teams: Iterable[tuple[str, str, str, str]]) -> None:
-    """Mirror the configured teams (id, name, region, language) into the database."""
-    for team_id, name, region, language in teams:
-        row = await session.get(Team, team_id)
-        if row is None:
-            session.add(Team(id=team_id, name=name, region=region, language=language))
-        else:
-            row.name, row.region, row.language = name, region, language
-    await session.flush()
+    """Mirror the configured teams (id, name, region, language) into the database.
+
+    One upsert: instances starting at the same moment on an empty database each insert
+    the teams, and the later one updates them instead of failing on the primary key."""
+    rows = [
+        {"id": team_id, "name": name, "region": region, "language": language}
+        for team_id, name, region, language in teams
+    ]
+    if not rows:
+        return
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Team).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Team.id],
+        set_={name: statement.excluded[name] for name in ("name", "region", "language")},
+    )
+    await session.execute(statement)
 
 
 # --- people and enrolment ------------------------------------------------------------

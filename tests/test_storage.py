@@ -26,6 +26,7 @@ from storage.models import (
     Observation,
     Person,
     ProcessedEvent,
+    Team,
 )
 from tests.conftest import FakeClock
 from tests.support.db import count
@@ -397,3 +398,31 @@ async def test_revoked_worker_is_refused(service: Havainto, clock: FakeClock) ->
     await chat.send(TextIn("Vielä yksi"))
     assert chat.texts() == [t("fi", "svc.revoked")]
     assert await count(service.db, Draft) == 0
+
+
+async def test_instances_starting_together_mirror_the_teams_once(db_url: str) -> None:
+    """Two instances starting at the same moment both mirror the configured teams: the
+    later one updates the rows instead of failing on the primary key (it did on
+    PostgreSQL), and the newest names win."""
+    first, second = Database(db_url), Database(db_url)
+    teams = [("t1", "Tiimi 1", "r1", "fi"), ("t2", "Team 2", "r1", "sv")]
+    renamed = [("t1", "Tiimi yksi", "r1", "fi"), ("t2", "Team 2", "r2", "sv")]
+    arrived = asyncio.Event()
+
+    async def mirror(db: Database, rows: list[tuple[str, str, str, str]], wait: bool) -> None:
+        async with db.transaction() as session:
+            if wait:
+                await arrived.wait()  # both transactions are open before either writes
+            else:
+                arrived.set()
+            await repo.sync_teams(session, rows)
+
+    try:
+        await asyncio.gather(mirror(first, teams, True), mirror(second, renamed, False))
+        await mirror(first, renamed, False)
+        async with first.transaction() as session:
+            stored = (await session.execute(select(Team.id, Team.name, Team.region))).all()
+        assert sorted(stored) == [("t1", "Tiimi yksi", "r1"), ("t2", "Team 2", "r2")]
+    finally:
+        await first.close()
+        await second.close()
