@@ -100,6 +100,7 @@ from bench.common import (
     remove_sqlite,
     verdict,
 )
+from flows.knowledge import NEW_VALUE
 from tests.support.fake_telegram import MESSAGE_METHODS, FakeTelegram, SentCall
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -531,6 +532,8 @@ def _value(data: str) -> str:
 def choose(options: list[str], rng: random.Random) -> str:
     """The button a worker presses: Save, no escalation, else a weighted code."""
     values = {_value(d): d for d in options}
+    if NEW_VALUE in values:  # "is this the same as #N?": no, a new observation
+        return values[NEW_VALUE]
     if "save" in values:
         return values["save"]
     if "escalation.none" in values:
@@ -580,20 +583,24 @@ class Load:
         anything: Callable[[SentCall], bool] = lambda c: True  # noqa: E731
         reply: SentCall | None = None
         try:
-            for step in range(STEPS):
+            # A text and six taps; one tap more when the bot asks whether the text is the
+            # same as a recent entry ("me too"), which a worker logging a new one declines.
+            for step in range(STEPS + 1):
                 if step:
                     await asyncio.sleep(rng.expovariate(1 / self.think))
-                last = step == STEPS - 1
+                pressed = None if reply is None else _buttons(reply)
+                if pressed is not None and not pressed:
+                    self.run.failures["no_buttons"] += 1
+                    return
+                data = None if pressed is None else choose(pressed, rng)
+                last = data is not None and _value(data) == "save"
                 future = self.fake.expect(user, anything if last else has_buttons)
                 pushed = time.monotonic()
-                if reply is None:
+                if data is None:
                     self.fake.send_text(user, rng.choice(TEXTS))
                 else:
-                    options = _buttons(reply)
-                    if not options:
-                        self.run.failures["no_buttons"] += 1
-                        return
-                    self.fake.press(user, choose(options, rng), message_id=reply.message_id)
+                    assert reply is not None
+                    self.fake.press(user, data, message_id=reply.message_id)
                 try:
                     reply = await asyncio.wait_for(future, REPLY_TIMEOUT)
                 except TimeoutError:
@@ -608,6 +615,8 @@ class Load:
                         self.run.failures["not_saved"] += 1
                     else:
                         self.run.entries += 1
+                    return
+            self.run.failures["not_saved"] += 1  # no Save offered within the steps
         finally:
             self.free.append(user)
 

@@ -49,6 +49,7 @@ from flows.events import (
     Reprompt,
     TextIn,
 )
+from flows.knowledge import NEW_VALUE
 from storage.models import Base
 
 SEED = int(os.environ.get("HAVAINTO_TEST_SEED") or random.SystemRandom().randrange(2**32))
@@ -156,15 +157,30 @@ class Chat:
         self.out += replies
         return replies
 
-    async def press(self, user: str, ending: str) -> list[Outbound]:
+    def _button(self, user: str, ending: str) -> str | None:
         for outbound in reversed(self.out):
             reply = outbound.reply
             message = reply.message if isinstance(reply, Reprompt) else reply
             if outbound.chat_id == user and isinstance(message, Message):
                 for choice in message.flat_choices():
                     if choice.data.endswith(ending):
-                        return await self.send(user, ChoiceIn(choice.data))
-        raise AssertionError(f"no button ending {ending!r}")
+                        return choice.data
+        return None
+
+    def offers(self, user: str, ending: str) -> bool:
+        """Whether the user's latest question has a button ending ``ending``."""
+        last = next((o for o in reversed(self.out) if o.chat_id == user), None)
+        reply = None if last is None else last.reply
+        message = reply.message if isinstance(reply, Reprompt) else reply
+        return isinstance(message, Message) and any(
+            c.data.endswith(ending) for c in message.flat_choices()
+        )
+
+    async def press(self, user: str, ending: str) -> list[Outbound]:
+        data = self._button(user, ending)
+        if data is None:
+            raise AssertionError(f"no button ending {ending!r}")
+        return await self.send(user, ChoiceIn(data))
 
     def texts(self) -> list[str]:
         found: list[str] = []
@@ -206,6 +222,8 @@ async def scenario(config_path: Path, typed: dict[str, str]) -> list[str]:
     await chat.press("1", ":save")
     # The team lead's quick capture.
     await chat.send("2", CommandIn("uusi", typed["lead"]))
+    if chat.offers("2", ":" + NEW_VALUE):  # "the same as #1?" (me too): no, a new one
+        await chat.press("2", ":" + NEW_VALUE)
     for value in ("theme.income", "group.other", "signal.criteria", "frequency.new"):
         await chat.press("2", value)
     await chat.press("2", "escalation.none")
