@@ -106,15 +106,7 @@ class KnowledgeDesk:
                 or not self._sees(member, phenomenon.team_id, phenomenon.region)
             ):
                 return None
-            added = await knowledge.confirm(
-                session,
-                person_id=member.person_id,
-                team_id=member.team_id,
-                kind=rules.ME_TOO,
-                phenomenon_id=number,
-                now=now,
-            )
-            key = "knowledge.metoo.thanks" if added else "knowledge.metoo.already"
+            target, thanks = {"phenomenon_id": number}, "knowledge.metoo.thanks"
         else:
             entry = await repo.get_observation(session, number)
             if (
@@ -124,15 +116,16 @@ class KnowledgeDesk:
                 or entry.person_id == member.person_id
             ):
                 return None
-            added = await knowledge.confirm(
-                session,
-                person_id=member.person_id,
-                team_id=member.team_id,
-                kind=rules.ME_TOO,
-                observation_id=number,
-                now=now,
-            )
-            key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
+            target, thanks = {"observation_id": number}, "knowledge.metoo.thanks_entry"
+        added = await knowledge.confirm(
+            session,
+            person_id=member.person_id,
+            team_id=member.team_id,
+            kind=rules.ME_TOO,
+            now=now,
+            **target,
+        )
+        key = thanks if added else "knowledge.metoo.already"
         log.info("me_too_at_capture %s=%s added=%s", kind, number, added)
         return Message(_t(lang, key, number=number))
 

@@ -238,14 +238,25 @@ async def reminder_candidates(
 ) -> list[int]:
     """The observations with a posted, unacknowledged notice of ``kinds`` (on ``transports``
     only if given) that is not withdrawn: ``flows.escalation`` decides which are due."""
+    return await _posted_notices(session, kinds, transports, Notification.acknowledged_at.is_(None))
+
+
+async def _posted_notices(
+    session: AsyncSession,
+    kinds: Collection[str],
+    transports: Collection[str] | None,
+    *where: ColumnElement[bool],
+) -> list[int]:
+    """The observations, not withdrawn, with a posted notice of ``kinds`` (on
+    ``transports`` only if given) that also meets ``where``."""
     result = await session.execute(
         select(Notification.observation_id)
         .join(Observation, Observation.id == Notification.observation_id)
         .where(
             Notification.kind.in_(list(kinds)),
             Notification.sent_at.is_not(None),
-            Notification.acknowledged_at.is_(None),
             Observation.withdrawn_at.is_(None),
+            *where,
             *_on(transports),
         )
         .distinct()
@@ -281,21 +292,13 @@ async def measures_candidates(
     """The observations with a notice of ``kinds`` posted before ``posted_before`` (on
     ``transports`` only if given), not withdrawn, whose leaders were not yet reminded that
     no measure was recorded: ``flows.escalation`` decides which are due."""
-    result = await session.execute(
-        select(Notification.observation_id)
-        .join(Observation, Observation.id == Notification.observation_id)
-        .where(
-            Notification.kind.in_(list(kinds)),
-            Notification.sent_at.is_not(None),
-            Notification.sent_at <= posted_before,
-            Notification.measures_reminded_at.is_(None),
-            Observation.withdrawn_at.is_(None),
-            *_on(transports),
-        )
-        .distinct()
-        .order_by(Notification.observation_id)
+    return await _posted_notices(
+        session,
+        kinds,
+        transports,
+        Notification.sent_at <= posted_before,
+        Notification.measures_reminded_at.is_(None),
     )
-    return list(result.scalars().all())
 
 
 async def claim_measures_reminder(
