@@ -265,7 +265,14 @@ class DigestDesk:
 
         async def figures(session: AsyncSession) -> Any:
             return await monthly_summary_data(
-                session, scope, month, self.zone, scope_name=name, now=now, audience=audience
+                session,
+                scope,
+                month,
+                self.zone,
+                scope_name=name,
+                now=now,
+                audience=audience,
+                region_names=self.config.regions,
             )
 
         if session is not None:
