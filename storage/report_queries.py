@@ -22,7 +22,7 @@ from digests.report import EscalationLine, QuoteLine, ReportFigures
 from flows.privacy import scrub
 from flows.statuses import OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
-from storage.export import latest_status_column, local_bounds
+from storage.export import local_bounds
 from storage.models import EscalationEvent, Observation
 
 MARKED_GROWING = ("frequency.growing", "frequency.new")
@@ -134,7 +134,7 @@ async def _escalations(
             Observation.observed_at,
             Observation.escalation,
             Observation.theme,
-            latest_status_column(),
+            Observation.escalation_status,
             latest_text,
         )
         .where(where, Observation.escalation.in_(ESCALATED_CODES))
