@@ -119,9 +119,11 @@ async def test_export_benchmark_runs_and_prints_its_figures(
     out = capsys.readouterr().out
     assert "### Export to CSV" in out
     rows = [line for line in out.splitlines() if line.startswith(("| sqlite", "| postgresql"))]
-    assert [r.split("|")[3].strip() for r in rows] == ["baseline", "havainto"]
+    assert [r.split("|")[3].strip() for r in rows] == ["floor", "havainto", "bare"]
     written = {r.split("|")[4].strip() for r in rows}
     assert len(written) == 1 and int(written.pop().replace(" ", "")) > SMOKE_ROWS * 0.99
+    # The floor did exactly the export's work: the two CSV files are the same bytes.
+    assert rows[1].split("|")[8].strip() == "yes"
 
 
 def _rows(out: str, title: str) -> list[list[str]]:
