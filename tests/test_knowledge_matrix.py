@@ -28,6 +28,7 @@ from tests.test_matrix_e2e import (
     matrix_section,
     observations,
     peer,
+    save_by_numbers,
     start,
 )
 from tests.test_matrix_e2e import bot_account as bot_account
@@ -78,13 +79,7 @@ async def test_the_knowledge_path_over_matrix(
     worker = await peer(synapse, bot_account.user_id)
     room = await worker.open_dm()
     await enrol(runtime, worker, room)
-    await worker.send(room, "Nuori aikuinen ilman hätämajoitusta pakkasyönä")
-    for answer in ("1", "1", "1", "1", "1"):  # theme, group, signal, novelty, no escalation
-        await worker.reply(room)
-        await worker.send(room, answer)
-    await worker.reply(room)  # the summary
-    await worker.send(room, "1")
-    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+    await save_by_numbers(worker, room, "Nuori aikuinen ilman hätämajoitusta pakkasyönä")
     [entry] = await observations(runtime)
 
     await lead.send(lead_dm, f"!ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta")
@@ -164,13 +159,7 @@ async def test_the_buttons_under_a_notice_over_matrix(
     worker = await peer(synapse, bot_account.user_id)
     room = await worker.open_dm()
     await enrol(runtime, worker, room)
-    await worker.send(room, "Asiakkaan kotihoito laiminlyöty viikon ajan")
-    for answer in ("1", "1", "1", "1", "3"):  # ... escalation: a notice of a grievance
-        await worker.reply(room)
-        await worker.send(room, answer)
-    await worker.reply(room)  # the summary
-    await worker.send(room, "1")
-    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+    await save_by_numbers(worker, room, "Asiakkaan kotihoito laiminlyöty viikon ajan", "3")
     [entry] = await observations(runtime)
 
     notice = await leader.reply(channel.room_id)
