@@ -24,7 +24,7 @@ from flows.privacy import scrub
 from flows.statuses import OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
 from storage.digest_queries import active_workers, activity
-from storage.export import latest_status_column, local_bounds
+from storage.export import local_bounds
 from storage.models import EscalationEvent, Observation, Team
 
 MARKED_GROWING = ("frequency.growing", "frequency.new")
@@ -170,7 +170,7 @@ async def _escalations(
             Observation.observed_at,
             Observation.escalation,
             Observation.theme,
-            latest_status_column(),
+            Observation.escalation_status,
             latest_text,
         )
         .where(where, Observation.escalation.in_(ESCALATED_CODES))
