@@ -15,6 +15,11 @@ So the cost follows the rows in the period, not the size of the table; only
 grouped counts and the few rows a digest lists (quotes, escalated
 observations) come back to Python.
 
+Rates per active worker-week (``activity``): a worker is active in an ISO week
+when they recorded an observation observed in it or confirmed one in it; one
+grouped ``UNION ALL`` over observations and confirmations counts the distinct
+workers per period and per ISO week cell, so only counts come back.
+
 Withdrawn observations never count. An observation's escalation status is
 its newest ``escalation_events`` row before ``as_of`` (``open`` when it has
 none); ``as_of`` defaults to the end of the period, or to now while the period
