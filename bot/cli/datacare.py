@@ -349,8 +349,9 @@ def report(
         if figures.escalations:
             rows = appendix_rows(figures.escalations)
             appendix_path.write_bytes(appendix_csv(rows, language, cfg.csv.dialect))
+        where = f"{scope.kind}={scope.id}" if scope.id else f"scope={scope.key}"
         what = (
-            f"scope={scope.key} from={first} to={last} format={format.value} "
+            f"{where} from={first} to={last} format={format.value} "
             f"lang={language} output={output.name}"
         )
         await _audited(db, audit.REPORT, actor, what, figures.total, output)
@@ -413,6 +414,11 @@ def report_notes(
     written_by = role or ("lead" if team is not None else "leader" if region else "admin")
     if written_by not in rules.AUTHOR_ROLES:
         raise typer.BadParameter("lead, leader or admin", param_hint="--role")
+    cfg = load(config)
+    try:
+        scope = report_scope(cfg, team=team, region=region, lang=lang.value if lang else None)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--team" if team else "--region") from None
     try:
         raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -423,11 +429,6 @@ def report_notes(
             f"{len(text)} characters; at most {rules.NOTE_MAX} (a page of the report)",
             param_hint="--file",
         )
-    cfg = load(config)
-    try:
-        scope = report_scope(cfg, team=team, region=region, lang=lang.value if lang else None)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--team" if team else "--region") from None
     target = scope.target(named.label, scope.language)
 
     async def work(db: Any) -> int:
