@@ -21,6 +21,11 @@ from flows.taxonomy import TAXONOMY_VERSION
 MAX_PAGES = 8
 
 
+def pdf_text(pdf: Path, *options: str) -> str:
+    command = ["pdftotext", *options, str(pdf), "-"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
 async def test_a_100000_row_region_month_fits_on_eight_pages(tmp_path: Path) -> None:
     path = tmp_path / "bench.db"
     await generate(f"sqlite:///{path}", 100_000, 1, progress=False)
@@ -42,11 +47,6 @@ async def test_a_100000_row_region_month_fits_on_eight_pages(tmp_path: Path) -> 
     if shutil.which("pdftotext"):
         pdf = tmp_path / "report.pdf"
         pdf.write_bytes(result["pdf"])
-        first = subprocess.run(
-            ["pdftotext", "-l", "1", str(pdf), "-"], check=True, capture_output=True, text=True
-        ).stdout
-        everything = subprocess.run(
-            ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
-        ).stdout
+        first, everything = pdf_text(pdf, "-l", "1"), pdf_text(pdf)
         assert TAXONOMY_VERSION not in first and "taksonomi" not in first.casefold()
         assert TAXONOMY_VERSION in everything.split("Tietoja raportista", 1)[1]
