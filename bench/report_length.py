@@ -78,15 +78,17 @@ async def measure(
     region: str | None = None,
     team: str | None = None,
     today: date | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the report of ``region`` (or ``team``) for ``period``; its size and times."""
+    """Build the report of ``region`` (or ``team``) for ``period``; its size and times.
+    ``overrides``: config sections beside the teams (``bodies``, ``regions``)."""
     from bot.reports import file_names, gather_figures, report_scope
     from digests.numbers import Privacy
     from digests.report import printed_report
     from digests.report_periods import parse_report_period
     from storage.db import Database
 
-    cfg = await config_of(url)
+    cfg = await config_of(url, **(overrides or {}))
     scope = report_scope(cfg, team=team, region=region, lang=lang)
     named = parse_report_period(period)
     _, appendix_name = file_names(scope.language, scope, named.label)
