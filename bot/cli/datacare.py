@@ -3,7 +3,9 @@
     havainto export --format csv|xlsx|jsonl [--from D] [--to D] [--team T] [--region R]
                     [--lang fi|sv|en] [--output FILE|-]      observations in comparable codes
     havainto export --schema                                 the JSON Schema of one record
-    havainto report --region R --from D --to D --format html|pdf --output FILE [--lang]
+    havainto report (--region R | --team T | --organisation) (--period P | --from D --to D)
+                    --format html|pdf --output FILE [--lang] [--appendix FILE]
+    havainto report notes (--region R | --team T | --organisation) --period P --file F
     havainto audit [--since D]                               the audit trail
     havainto teams list                                      teams and their figures
     havainto retention run                                   what the daily job does, now
