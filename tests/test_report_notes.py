@@ -357,3 +357,46 @@ async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bo
     page = render_html(build_report(year, "fi", DUE.date()))
     assert "Tiimi näki saman." in page and "Tiimin vastaava, 11.1.2027 (jakso 2026)" in page
     assert "Asunnottomuus kasvoi syksyllä." in page
+
+
+async def test_the_real_scheduler_makes_a_missed_report_once_across_restarts(
+    make_config: Callable[..., Config],
+) -> None:
+    """Down when ``social_reports`` fell due (30 minutes ago, within the grace time): the
+    first start makes the report, a second start does not make it again."""
+    from zoneinfo import ZoneInfo
+
+    from bot.runtime.jobs import build_scheduler
+    from tests.support.scheduling import stored_runs, went_down
+
+    clock = FakeClock(DUE)
+    async with FakeTelegram() as fake:
+        config = telegram_config(make_config, fake, reports=REPORTS[:1])
+        at = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+        config.schedule.monthly_time = at.astimezone(ZoneInfo(config.timezone)).strftime("%H:%M")
+        driver = Bot(fake, config, clock)
+        await driver.start(poll=False)
+        try:
+            await went_down(driver.rt, {"social_reports": at})
+        finally:
+            await driver.stop()
+        for restart in range(2):
+            driver = Bot(fake, config, clock)
+            await driver.start(poll=False)
+            try:
+                scheduler = build_scheduler(driver.rt)
+                driver.rt.scheduler = scheduler
+                await scheduler.start()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 30
+                while restart == 0 and len(posted(fake, LEADERS)) < 2:
+                    assert loop.time() < deadline, fake.describe()
+                    await asyncio.sleep(0.1)
+                if restart == 1:
+                    await asyncio.sleep(1.0)  # a second start must not post again
+                assert await driver.rt.jobs.wait_idle(30)
+                stored = (await stored_runs(driver.rt.db))["social_reports"]
+                assert stored.next_run_time is not None and stored.next_run_time > at
+            finally:
+                await driver.stop()
+        assert [c.method for c in posted(fake, LEADERS)] == ["sendDocument", "sendMessage"]
