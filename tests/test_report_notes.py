@@ -330,10 +330,19 @@ async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bo
         told = [c.text or "" for c in calls if str(c.chat_id) == str(who)]
         assert told and "tiimin vastaava tai alueen johto" in told[0]
     assert len(await rows(bot.rt.db, ReportNote)) == 2
+    # A hetu in a reply is removed before anything stores it (the service's guard).
+    await bot.say(
+        LEADER,
+        f"Lisäys: asiakas {HETU} mainittiin.",
+        chat_id=LEADERS,
+        reply_to_message=bot.fake.message(LEADERS, int(prompt.message_id or 0)),
+    )
+    guarded = (await rows(bot.rt.db, ReportNote))[-1]
+    assert HETU not in guarded.text and "[HETU]" in guarded.text
     # Ordinary talk in the channel is not taken for conclusions.
     assert await bot.say(LEADER, "Hyvää huomenta", chat_id=LEADERS) == []
     events = [e for e in await rows(bot.rt.db, AuditEvent) if e.action == REPORT_NOTE]
-    assert len(events) == 2 and all(e.actor.startswith("person:") for e in events)
+    assert len(events) == 3 and all(e.actor.startswith("person:") for e in events)
     # The next report of the region prints them, with the role and the date.
     from bot.reports import gather_figures, report_scope
     from digests.report import build_report, render_html

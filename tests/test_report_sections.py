@@ -391,3 +391,16 @@ async def test_section_figures_from_the_database(
     # Early support has one observation: its good practice is not described for leadership.
     assert "Yömajasta" not in section(html, "practices")
     assert "< 5" in plain(section(html, "practices"))
+
+
+def test_every_message_of_the_report_sections_is_in_finnish_swedish_and_english() -> None:
+    from flows.i18n import LANGUAGES, _catalog
+
+    keys = {str(m.id) for m in _catalog("fi", "socialreport") if m.id}
+    assert len(keys) > 40
+    for lang in LANGUAGES:
+        catalog = _catalog(lang, "socialreport")
+        assert {str(m.id) for m in catalog if m.id} == keys, lang
+        for key in keys:
+            message = catalog.get(key)
+            assert message is not None and message.string, (lang, key)
