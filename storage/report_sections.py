@@ -166,7 +166,7 @@ async def section_figures(
         .limit(PRACTICES_CONSIDERED)
     )
     practices = [
-        PracticeLine(scrub(text), theme, at.astimezone(zone).date())
+        PracticeLine(scrub(text) or "", theme, at.astimezone(zone).date())
         for text, theme, at in practice_rows
     ]
     areas = {
