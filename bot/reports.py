@@ -13,13 +13,16 @@ the scheduled reports (``[[reports]]``) and the conclusions leaders write in cha
   The PDF is drawn and printed in the rendering process, never on the event loop.
 * A lead or leader who **replies** to the posted report (the PDF or the prompt) writes
   its conclusions: ``flows.conclusions`` decides, this desk stores them
-  (``storage.report_notes``, audited) and answers. The posts are remembered by their
+  (``storage.report_notes``, audited), answers, and posts the report again with the
+  conclusions in it (made in the rendering process once the note is committed; not
+  through the ledger: each reply makes its own edited report). The posts are remembered by their
   platform message ids (``Router.sent_hooks``, ``track = report:...``) in the bot's
   state table, so the reply names the report it is about.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -224,6 +227,7 @@ class ReportDesk:
         self.digests = digests
         self.zone = ZoneInfo(config.timezone)
         self._alert: Callable[[Incoming, repo.Member | None, str], Outbound] | None = None
+        self._updates: set[asyncio.Task[None]] = set()
 
     def install(self, service: Havainto) -> None:
         service.group_handlers.append(self.on_group_event)
@@ -308,8 +312,11 @@ class ReportDesk:
         return self._build(scope, named, lang)
 
     def _build(
-        self, scope: ReportScope, period: ReportPeriod, lang: str
+        self, scope: ReportScope, period: ReportPeriod, lang: str, updated: bool = False
     ) -> Callable[[], Awaitable[list[Reply]]]:
+        """The parts of a posted report: the PDF, the appendix, the prompt; ``updated``: the
+        PDF alone, made again after conclusions were written."""
+
         async def build() -> list[Reply]:
             from digests.numbers import Privacy
             from digests.report import printed_report
@@ -326,7 +333,7 @@ class ReportDesk:
             async with self.db.transaction() as session:
                 what = (
                     f"scope={scope.key} period={period.label} lang={lang} "
-                    f"pages={printed.pages} scheduled"
+                    f"pages={printed.pages} {'updated' if updated else 'scheduled'}"
                 )
                 await audit.record(
                     session, "scheduler", audit.REPORT, what, figures.total, self.clock()
@@ -334,8 +341,11 @@ class ReportDesk:
             log.info(
                 "report_built scope=%s period=%s pages=%s", scope.key, period.label, printed.pages
             )
-            caption = _t(lang, "delivery.caption", scope=scope.name, period=period.label)
+            key = "delivery.updated_caption" if updated else "delivery.caption"
+            caption = _t(lang, key, scope=scope.name, period=period.label)
             parts: list[Reply] = [Document(printed.pdf, pdf_name, caption, "application/pdf")]
+            if updated:
+                return parts
             if printed.appendix is not None:
                 appendix_caption = _t(
                     lang, "delivery.appendix_caption", scope=scope.name, period=period.label
@@ -408,7 +418,57 @@ class ReportDesk:
         log.info("conclusions_saved id=%s scope=%s period=%s", row, target.scope_key, period.label)
         name = scope_name(self.config, target.scope_kind, target.scope_id, lang)
         message = rules.saved_message(lang, name, period.label, row)
+        self._start_update(target, incoming.transport, incoming.chat_id, row)
         return [Outbound(incoming.transport, incoming.chat_id, message)]
+
+    # --- the edited report: made again with the conclusions just written ----------------------
+
+    def _start_update(
+        self, target: rules.NoteTarget, transport: str, chat_id: str, note: int
+    ) -> None:
+        task = asyncio.create_task(self._post_updated(target, transport, chat_id, note))
+        self._updates.add(task)
+        task.add_done_callback(self._updates.discard)
+
+    async def _post_updated(
+        self, target: rules.NoteTarget, transport: str, chat_id: str, note: int
+    ) -> None:
+        """Post the report again, with the conclusions of note ``note``, once the event's
+        transaction that stores it has committed (waited for, up to 10 s)."""
+        from storage.models import ReportNote
+
+        try:
+            for _ in range(100):
+                async with self.db.snapshot() as session:
+                    if await session.get(ReportNote, note) is not None:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                log.warning("report_update_skipped note=%s reason=not_stored", note)
+                return
+            scope = scope_from_key(self.config, target.scope_key)
+            if scope is None:
+                return
+            period = parse_report_period(target.period)
+            parts = await self._build(scope, period, target.language, updated=True)()
+            meta = self._meta(scope, period.label, target.language)
+            for part in parts:
+                await self.router.send_retrying(Outbound(transport, chat_id, part, dict(meta)))
+            log.info("report_updated note=%s scope=%s period=%s", note, scope.key, period.label)
+        except Exception as error:
+            log.warning("report_update_failed note=%s error=%s", note, type(error).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the edited reports being made (tests; a graceful stop)."""
+        while self._updates:
+            await asyncio.gather(*list(self._updates), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop making edited reports (a stop: the conclusions are stored already)."""
+        for task in list(self._updates):
+            task.cancel()
+        if self._updates:
+            await asyncio.gather(*self._updates, return_exceptions=True)
 
     @staticmethod
     async def add(

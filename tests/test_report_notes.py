@@ -6,6 +6,8 @@ restart and with two runtimes on one database. SQLite and PostgreSQL (``db_url``
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -289,7 +291,16 @@ async def rows_of(config: Config, model: type[Any]) -> list[Any]:
         await db.close()
 
 
-async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bot) -> None:
+def pdf_text(pdf: bytes, folder: Path) -> str:
+    path = folder / "edited.pdf"
+    path.write_bytes(pdf)
+    command = ["pdftotext", str(path), "-"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(
+    bot: Bot, tmp_path: Path
+) -> None:
     await social_report_job(bot.rt)
     pdf, prompt, team_pdf, _ = posted(bot.fake, LEADERS)
     text = "Asunnottomuus kasvoi syksyllä.\n\nEsitämme lisää hätämajoitusta."
@@ -301,6 +312,16 @@ async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bo
     )
     [saved] = [c.text or "" for c in calls if str(c.chat_id) == str(LEADERS)]
     assert "Johtopäätökset tallennettu" in saved and "Helsinki, 2026-H2" in saved
+    # The edited report follows: the PDF made again with the conclusions in it.
+    mark = len(bot.fake.sent)
+    await bot.rt.reports.drain()
+    [edited] = [c for c in bot.fake.sent[mark:] if c.method == "sendDocument"]
+    assert str(edited.chat_id) == str(LEADERS)
+    assert "Sosiaalinen raportti johtopäätöksineen: Helsinki, 2026-H2" in (edited.text or "")
+    [data] = edited.files.values()
+    assert data.startswith(b"%PDF")
+    if shutil.which("pdftotext"):
+        assert "Asunnottomuus kasvoi syksyllä." in pdf_text(data, tmp_path)
     [note] = await rows(bot.rt.db, ReportNote)
     assert (note.scope_kind, note.scope_id, note.period, note.author_role) == (
         "region", "helsinki", "2026-H2", "leader",
@@ -313,6 +334,7 @@ async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bo
         chat_id=LEADERS,
         reply_to_message=bot.fake.message(LEADERS, int(team_pdf.message_id or 0)),
     )
+    await bot.rt.reports.drain()
     notes = await rows(bot.rt.db, ReportNote)
     assert [(n.scope_kind, n.author_role) for n in notes] == [
         ("region", "leader"),
@@ -337,6 +359,7 @@ async def test_a_reply_to_the_posted_report_is_stored_as_its_conclusions(bot: Bo
         chat_id=LEADERS,
         reply_to_message=bot.fake.message(LEADERS, int(prompt.message_id or 0)),
     )
+    await bot.rt.reports.drain()
     guarded = (await rows(bot.rt.db, ReportNote))[-1]
     assert HETU not in guarded.text and "[HETU]" in guarded.text
     # Ordinary talk in the channel is not taken for conclusions.

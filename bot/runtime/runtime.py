@@ -124,6 +124,8 @@ class Runtime:
             await self.health_server.stop()
         if self.escalations is not None:
             await self.escalations.close()  # its quick retries use the database
+        if self.reports is not None:
+            await self.reports.close()  # an edited report being made uses the database
         await self.db.close()
         log.info("stopped")
 
