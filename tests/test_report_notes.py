@@ -158,9 +158,28 @@ async def test_notes_on_the_command_line_are_printed_in_the_region_and_team_repo
     team_page = team_html.read_text(encoding="utf-8")
     assert "Helsingin etsivät" in team_page and "Tiimi näki saman." in team_page
     assert "Asunnottomuus näkyi nuorissa." not in team_page
+    # The whole organisation's: its own conclusions and the regions', not the teams'.
+    org_notes = tmp_path / "org.md"
+    org_notes.write_text("Koko organisaatio: asunnottomuus on yhteinen huoli.", encoding="utf-8")
+    done = await havainto(
+        "report", "notes", "--organisation", "--period", "2026", "--file", str(org_notes),
+        "--actor", "johtaja", *config,
+    )  # fmt: skip
+    assert done.exit_code == 0 and "organisation 2026 (admin)" in done.output, done.output
+    whole = tmp_path / "whole.html"
+    made = await havainto(
+        "report", "--organisation", "--period", "2026", "--format", "html",
+        "--output", str(whole), *config,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    whole_page = whole.read_text(encoding="utf-8")
+    assert "Koko organisaatio: asunnottomuus on yhteinen huoli." in whole_page
+    assert "Asunnottomuus näkyi nuorissa." in whole_page and "Tiimi näki saman." not in whole_page
+    assert "Ylläpitäjä, " in whole_page
     reports = [e for e in await db_rows(config_file, AuditEvent) if e.action == audit.REPORT]
-    assert [e.rows for e in reports] == [3, 3]
+    assert [e.rows for e in reports] == [3, 3, 3]
     assert "region=helsinki" in reports[0].what and "team=hki-etsiva" in reports[1].what
+    assert "scope=organisation" in reports[2].what
 
 
 async def test_notes_and_report_refuse_what_is_wrong_in_a_few_words(
