@@ -404,3 +404,28 @@ def test_every_message_of_the_report_sections_is_in_finnish_swedish_and_english(
         for key in keys:
             message = catalog.get(key)
             assert message is not None and message.string, (lang, key)
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+def test_every_new_section_has_its_heading_in_each_language(lang: str) -> None:
+    sections = SectionFigures(
+        notes=[NoteLine("region", "Helsinki", "2026-H1", "leader", date(2026, 7, 9), "Teksti.")],
+        proposals=[ProposalLine(1, "Ehdotus", path.PROPOSED, "")],
+        phenomena=[PhenomenonLine(1, "Ilmiö", "theme.housing", "open", 6, 5)],
+        practice_themes={"theme.housing": 6},
+        practices=[PracticeLine("Hyvä tapa.", "theme.housing", date(2026, 5, 1))],
+        areas={"kallio": 20},
+        area_names={"kallio": "Kallio"},
+    )
+    html = render_html(build_report(figures(sections=sections), lang, TODAY))
+    for key in (
+        "section.conclusions",
+        "section.areas",
+        "section.phenomena",
+        "section.proposals",
+        "section.practices",
+        "section.colophon",
+    ):
+        assert say(lang, key) in html, (lang, key)
+    assert say(lang, "conclusions.role.leader") in html
+    assert f'<html lang="{lang}">' in html and "Hyvä tapa." in html
