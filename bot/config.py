@@ -371,6 +371,31 @@ class BodyConfig(Section):
         return name
 
 
+class ReportScheduleConfig(Section):
+    """A social report the scheduler makes after each period (``[[reports]]``).
+
+    The scope is a team (``team``), a region (``region``) or, with neither, the whole
+    organisation. After each half-year or year (``period``) has ended and ``after_days``
+    more days have passed (entries may be dated a week back), on the first working day at
+    ``schedule.monthly_time``, the report goes as a PDF (with the appendix of escalations
+    as CSV) to the ``leadership`` channel, once, through the delivery ledger.
+    """
+
+    region: str = Field(default="", examples=["helsinki"])
+    team: str = Field(default="", examples=["hki-etsiva"])
+    period: Literal["half-year", "year"] = "half-year"
+    # Empty: the leadership channel's language.
+    language: Literal["fi", "sv", "en", ""] = ""
+    leadership: str = Field(examples=["hki-johto"])
+    after_days: int = Field(default=7, ge=1, le=90)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ReportScheduleConfig:
+        if self.region and self.team:
+            raise ValueError("a report is of a region or of a team, not both")
+        return self
+
+
 class Config(BaseSettings):
     """Everything Havainto reads at start. See ``config.example.toml`` for each key."""
 
@@ -400,6 +425,9 @@ class Config(BaseSettings):
     regions: dict[str, str] = Field(default_factory=dict)
     # Bodies that decide on proposals (the knowledge path), see BodyConfig.
     bodies: list[BodyConfig] = Field(default_factory=list)
+    # Social reports made by the scheduler after each half-year or year, see
+    # ReportScheduleConfig.
+    reports: list[ReportScheduleConfig] = Field(default_factory=list)
     # Settings of further transports, one table each ([transports.signal] ...): the
     # transport's module validates its own table (bot/transports/__init__.py).
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -454,6 +482,16 @@ class Config(BaseSettings):
         for team in self.teams:
             if team.leadership and team.leadership not in known:
                 raise ValueError(f"team {team.id}: unknown leadership channel {team.leadership!r}")
+        regions = {t.region for t in self.teams}
+        teams = {t.id for t in self.teams}
+        for number, report in enumerate(self.reports, 1):
+            where = f"reports #{number}"
+            if report.leadership not in known:
+                raise ValueError(f"{where}: unknown leadership channel {report.leadership!r}")
+            if report.region and report.region not in regions:
+                raise ValueError(f"{where}: no team in region {report.region!r}")
+            if report.team and report.team not in teams:
+                raise ValueError(f"{where}: unknown team {report.team!r}")
         return self
 
     def team(self, team_id: str) -> TeamConfig | None:

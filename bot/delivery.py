@@ -202,6 +202,13 @@ class DigestDesk:
         self.router = router
         self.clock = clock
         self.zone = ZoneInfo(config.timezone)
+        # Builders of other kinds of delivery (the scheduled social report, bot.reports):
+        # kind -> (scope, period, transport, chat) -> build, for ``retry_due``.
+        self.rebuilders: dict[
+            str, Callable[[str, str, str, str], Callable[[], Awaitable[list[Reply]]] | None]
+        ] = {}
+        # What goes with each part of such a delivery: kind -> (scope, period) -> meta.
+        self.retry_meta: dict[str, Callable[[str, str], dict[str, str]]] = {}
 
     def install(self, service: Havainto) -> None:
         service.private_handlers.append(self.on_private_event)
@@ -304,8 +311,10 @@ class DigestDesk:
         transport: str,
         chat_id: str,
         build: Callable[[], Awaitable[list[Reply]]],
+        meta: dict[str, str] | None = None,
     ) -> Outcome:
-        """Post one digest under the ledger: at most once, continuing an earlier attempt."""
+        """Post one digest under the ledger: at most once, continuing an earlier attempt.
+        ``meta`` goes with every part (``Router.sent_hooks`` see a ``track``)."""
         key = ledger.delivery_key(kind, scope, period, transport, chat_id)
         async with self.db.transaction() as session:
             held = await ledger.claim(
@@ -328,7 +337,8 @@ class DigestDesk:
             return await self._failed(held, f"build:{type(error).__name__}")
         done = held.parts_sent
         for part in parts[held.parts_sent :]:
-            error_kind = await self._send_part(Outbound(transport, chat_id, part), key)
+            outbound = Outbound(transport, chat_id, part, dict(meta or {}))
+            error_kind = await self._send_part(outbound, key)
             if error_kind is not None:
                 return await self._failed(held, error_kind, done)
             done += 1
@@ -496,7 +506,10 @@ class DigestDesk:
             if build is None:
                 log.error("digest_retry_impossible kind=%s scope=%s", kind, scope)
                 continue
-            outcomes.append(await self.deliver(kind, scope, period, transport, chat_id, build))
+            meta = self.retry_meta[kind](scope, period) if kind in self.retry_meta else None
+            outcomes.append(
+                await self.deliver(kind, scope, period, transport, chat_id, build, meta)
+            )
         return outcomes
 
     def _rebuild(
@@ -510,6 +523,9 @@ class DigestDesk:
             channel = self.config.leadership_at(transport, chat_id)
             lang = channel.language if channel else "fi"
             return self._monthly_build(region, period, lang, transport)
+        rebuild = self.rebuilders.get(kind)
+        if rebuild is not None:
+            return rebuild(scope, period, transport, chat_id)
         return None
 
     # --- previews in a private chat ------------------------------------------------------

@@ -33,10 +33,18 @@ from babel.dates import format_date
 from digests import numbers
 from digests.model import Activity
 from digests.numbers import LEADERSHIP, Privacy
+from digests.report_sections import (
+    ESCALATIONS_IN_BODY,
+    AppendixRow,
+    SectionFigures,
+    Sections,
+    appendix_csv,
+    build_sections,
+)
 from digests.rules import per_worker_week, pick_quotes, ranked, rising, uses_rate
 from flows.i18n import label, t
-from flows.statuses import status_label
-from flows.taxonomy import TAXONOMY_VERSION
+from flows.statuses import OPEN_STATUSES, status_label
+from flows.taxonomy import SHL48, TAXONOMY_VERSION
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -108,6 +116,8 @@ class ReportFigures:
     shl48: int = 0
     # The comparison section: the region's active workers, the whole organisation.
     comparison: ComparisonFigures | None = None
+    # The knowledge path, conclusions, good practices and areas (digests.report_sections).
+    sections: SectionFigures = field(default_factory=SectionFigures)
 
 
 # --- the report model ------------------------------------------------------------------
@@ -195,6 +205,8 @@ class Report:
     monthly_drawn: list[tuple[date, int]] = field(default_factory=list)
     # The comparison section (``build_comparison``); None without its figures.
     comparison: Comparison | None = None
+    # Conclusions, proposals, good practices, phenomena, areas, colophon.
+    sections: Sections | None = None
 
     def text(self, key: str, **params: object) -> str:
         """A fixed text of the report in its language (used by the template)."""
@@ -526,6 +538,7 @@ def build_report(
     come only from themes with at least ``min_cell`` observations in the period.
     """
     quotable = numbers.quotable_themes(figures.themes, privacy.min_cell)
+    listed = in_body(figures.escalations)
     escalations = [
         EscalationItem(
             number=e.observation_id,
@@ -536,7 +549,7 @@ def build_report(
             status_code=e.status,
             response=e.response or t(lang, "report.no_response", domain=DOMAIN),
         )
-        for e in figures.escalations
+        for e in listed
     ]
     quotes = [
         Quote(
@@ -566,6 +579,19 @@ def build_report(
     def shown(n: int, hidden: bool = False) -> str:
         return numbers.count(n, lang, privacy, hidden)
 
+    statuses: dict[str, int] = {}
+    for e in figures.escalations:
+        statuses[e.status] = statuses.get(e.status, 0) + 1
+    sections = build_sections(
+        figures.sections,
+        figures.themes,
+        statuses,
+        len(listed),
+        lang,
+        today,
+        TAXONOMY_VERSION,
+        privacy,
+    )
     return Report(
         lang=lang,
         title=t(lang, "report.title", domain=DOMAIN),
@@ -617,7 +643,32 @@ def build_report(
             for month, n in figures.monthly
         ],
         comparison=build_comparison(figures, lang, privacy),
+        sections=sections,
     )
+
+
+def in_body(escalations: Sequence[EscalationLine]) -> list[EscalationLine]:
+    """The escalations the report's body lists (at most ``ESCALATIONS_IN_BODY``): notices
+    of a grievance still open first, then other open ones, then the newest; in date
+    order. The full list is the appendix file (``appendix_rows``)."""
+    open_first = sorted(
+        escalations,
+        key=lambda e: (
+            e.status not in OPEN_STATUSES,
+            e.kind != SHL48,
+            -e.observed_on.toordinal(),
+            -e.observation_id,
+        ),
+    )
+    chosen = open_first[:ESCALATIONS_IN_BODY]
+    return sorted(chosen, key=lambda e: (e.observed_on, e.observation_id))
+
+
+def appendix_rows(escalations: Sequence[EscalationLine]) -> list[AppendixRow]:
+    return [
+        AppendixRow(e.observation_id, e.observed_on, e.kind, e.theme, e.status, e.response)
+        for e in escalations
+    ]
 
 
 # --- charts ----------------------------------------------------------------------------
@@ -726,11 +777,45 @@ def render_html(report: Report) -> str:
 
 def render_pdf(html: str) -> bytes:
     """The same HTML printed to PDF (A4, page numbers) by WeasyPrint."""
+    return render_pdf_pages(html)[0]
+
+
+def render_pdf_pages(html: str) -> tuple[bytes, int]:
+    """The PDF and its number of pages (laid out once)."""
     from weasyprint import HTML
 
-    pdf = HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    document = HTML(string=html, base_url=str(TEMPLATES)).render()
+    pdf = document.write_pdf()
     assert pdf is not None
-    return bytes(pdf)
+    return bytes(pdf), len(document.pages)
+
+
+@dataclass(frozen=True)
+class Printed:
+    """A report as files: the PDF (and its pages), the appendix CSV (None: no escalations)."""
+
+    pdf: bytes
+    pages: int
+    appendix: bytes | None
+
+
+def printed_report(
+    figures: ReportFigures,
+    lang: str,
+    today: date,
+    privacy: Privacy = LEADERSHIP,
+    csv_dialect: str = "semicolon",
+) -> Printed:
+    """Build, draw, fill and print the report, and write its appendix: for a worker
+    process (every argument pickles)."""
+    html = render_html(social_report(figures, lang, today, privacy))
+    pdf, pages = render_pdf_pages(html)
+    appendix = (
+        appendix_csv(appendix_rows(figures.escalations), lang, csv_dialect)
+        if figures.escalations
+        else None
+    )
+    return Printed(pdf, pages, appendix)
 
 
 def social_report(

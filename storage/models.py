@@ -574,3 +574,33 @@ class SendBudget(Base):
 
     scope: Mapped[str] = mapped_column(String(128), primary_key=True)
     times: Mapped[str] = mapped_column(Text)
+
+
+# --- the conclusions of the social report (migration 0018) -----------------------------------
+
+
+class ReportNote(Base):
+    """Conclusions a lead or leader wrote for the social report of one scope and period
+    (``storage.report_notes``): the editing stage of social reporting.
+
+    ``scope_kind`` is ``team``, ``region`` or ``organisation`` and ``scope_id`` the team
+    or region id (empty for the organisation); ``period`` a label such as ``2026-H2``
+    with its first and last local day. The writer is kept as an actor (``person:ID`` in
+    chat, the operator's name on the command line) and a role; the report prints the
+    role and the date, never the actor. ``text`` passed the identifier guard.
+    """
+
+    __tablename__ = "report_notes"
+    __table_args__ = (Index("ix_report_notes_scope", "scope_kind", "scope_id", "period_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    language: Mapped[str] = mapped_column(String(8))
+    author_role: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -31,13 +31,20 @@ MARKED_GROWING = ("frequency.growing", "frequency.new")
 QUOTES_CONSIDERED = 200
 
 
-def _in(region: str, since: datetime, until: datetime) -> ColumnElement[bool]:
-    return and_(
-        Observation.region == region,
+def _in(
+    region: str | None, since: datetime, until: datetime, team: str | None = None
+) -> ColumnElement[bool]:
+    """A region's observations (a team's with ``team``; every region's with neither)."""
+    clauses = [
         Observation.withdrawn_at.is_(None),
         Observation.observed_at >= since,
         Observation.observed_at < until,
-    )
+    ]
+    if region is not None:
+        clauses.append(Observation.region == region)
+    if team is not None:
+        clauses.append(Observation.team_id == team)
+    return and_(*clauses)
 
 
 async def _counts(
@@ -66,18 +73,21 @@ def _months(start: date, end: date) -> list[date]:
 
 async def report_figures(
     session: AsyncSession,
-    region: str,
+    region: str | None,
     region_name: str,
     start: date,
     end: date,
     zone: tzinfo,
+    *,
+    team: str | None = None,
 ) -> ReportFigures:
-    """Everything the social report of ``region`` for ``start``..``end`` (inclusive) shows."""
+    """Everything the social report of ``region`` for ``start``..``end`` (inclusive) shows:
+    of one team with ``team``, of the whole organisation with ``region`` None."""
     since, until = local_bounds(start, end, zone)
     days = (end - start).days + 1
     before_since, _ = local_bounds(start - timedelta(days=days), start, zone)
-    now = _in(region, since, until)
-    before = _in(region, before_since, since)
+    now = _in(region, since, until, team)
+    before = _in(region, before_since, since, team)
 
     total = await _scalar(session, func.count(), now)
     monthly: Counter[date] = Counter()
@@ -89,7 +99,7 @@ async def report_figures(
         monthly[date(local.year, local.month, 1)] += 1
 
     return ReportFigures(
-        region=region,
+        region=team or region or "",
         region_name=region_name,
         start=start,
         end=end,

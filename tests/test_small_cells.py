@@ -24,8 +24,17 @@ from digests.model import (
 from digests.numbers import LEADERSHIP, TEAM, Privacy
 from digests.periods import iso_week_bounds, month_bounds
 from digests.render import render_monthly, render_weekly
-from digests.report import ComparisonFigures, QuoteLine, ReportFigures, build_report, render_html
+from digests.report import (
+    ComparisonFigures,
+    EscalationLine,
+    QuoteLine,
+    ReportFigures,
+    build_report,
+    render_html,
+)
+from digests.report_sections import PhenomenonLine, PracticeLine, SectionFigures
 from flows.i18n import label
+from flows.statuses import status_label
 from flows.taxonomy import DIMENSIONS, SHL48
 from flows.taxonomy import LEADERSHIP as RAISED
 from tests.support.fuzz import fuzz_seed, rerun_hint
@@ -234,6 +243,30 @@ def random_report(rng: random.Random) -> ReportFigures:
             combos[(code, signal)] = m
     months = spread_over(rng, total, [f"2026-{m:02d}" for m in range(1, 7)])
     organisation = spread_over(rng, small_heavy(rng, 40), THEMES)
+    good = rng.randint(0, total)
+    statuses = ["open", "acknowledged", "in_progress", "decided", "no_action", "handled"]
+    sections = SectionFigures(
+        phenomena=[
+            PhenomenonLine(
+                i, f"Ilmiö {i}", rng.choice(THEMES), "open", small_heavy(rng), small_heavy(rng)
+            )
+            for i in range(rng.randint(0, 8))
+        ],
+        practice_themes=spread_over(rng, good, THEMES) if good else {},
+        practices=[
+            PracticeLine(f"Käytäntö {i}", rng.choice(THEMES), date(2026, 3, 1))
+            for i in range(rng.randint(0, 10))
+        ],
+        areas=spread_over(rng, total, ["kallio", "itakeskus", "", "vuosaari"]) if total else {},
+        area_names={"kallio": "Kallio", "itakeskus": "Itäkeskus", "vuosaari": "Vuosaari"},
+    )
+    escalation_lines = [
+        EscalationLine(
+            2000 + i, date(2026, 2, 1), rng.choice([RAISED, SHL48]), rng.choice(THEMES),
+            rng.choice(statuses), None,
+        )
+        for i in range(rng.choice([0, 1, 3, 7, rng.randint(0, 40)]))
+    ]  # fmt: skip
     return ReportFigures(
         region="helsinki",
         region_name="Helsinki",
@@ -241,7 +274,7 @@ def random_report(rng: random.Random) -> ReportFigures:
         end=date(2026, 6, 30),
         total=total,
         previous_total=previous_total,
-        good_practices=rng.randint(0, total),
+        good_practices=good,
         marked_growing=rng.randint(0, total),
         teams=rng.randint(1, 9),
         workers=rng.randint(1, 12),
@@ -252,7 +285,7 @@ def random_report(rng: random.Random) -> ReportFigures:
         combos=combos,
         previous_combos={k: rng.randint(0, 3) for k in combos},
         monthly=[(date(2026, m, 1), months.get(f"2026-{m:02d}", 0)) for m in range(1, 7)],
-        escalations=[],
+        escalations=escalation_lines,
         quotes=[QuoteLine("Ei paikkaa.", rng.choice(THEMES), date(2026, 3, 1)) for _ in range(3)],
         escalated=rng.randint(0, total),
         shl48=rng.randint(0, 3),
@@ -266,6 +299,7 @@ def random_report(rng: random.Random) -> ReportFigures:
             organisation_workers=rng.choice([2, 4, 5, rng.randint(0, 60)]),
             organisation_worker_weeks=rng.randint(0, 200),
         ),
+        sections=sections,
     )
 
 
@@ -363,7 +397,23 @@ def report_counts(html_text: str) -> list[str]:
     for row in re.findall(r"<tr><td>[^#<][^<]*</td>(.*?)</tr>", text):
         cells = re.findall(r'<td class="num">([^<]*)</td>', row)
         found += [c for c in cells if "%" not in c and c not in ("–", "uusi", "")]
+    # The phenomena: observations linked and confirmations, each a count.
+    for row in re.findall(r'<tr class="phenomenon">(.*?)</tr>', text):
+        found += re.findall(r'<td class="num">([^<]*)</td>', row)
     return found
+
+
+def table_cells(html_text: str, anchor: str, nth: int = 0) -> dict[str, str]:
+    """The label -> printed count of a section's ``nth`` table (a section of
+    ``digests.report_sections``, its heading ``<h2 id=...>``), or {} without one."""
+    if f'<h2 id="{anchor}">' not in html_text:
+        return {}
+    part = html_text.split(f'<h2 id="{anchor}">', 1)[1].split("<h2 ", 1)[0]
+    tables = part.split("</table>")[:-1]
+    if len(tables) <= nth:
+        return {}
+    rows = re.findall(r'<tr><td>([^<]*)</td><td class="num">([^<]*)</td>', tables[nth])
+    return {name: value.replace("&lt;", "<") for name, value in rows}
 
 
 def hidden_cells(html_text: str, section: str) -> tuple[dict[str, str], int]:
@@ -379,7 +429,15 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
     seed = fuzz_seed()
     rng = random.Random(seed)
     hint = rerun_hint(seed)
-    checked = {"monthly": 0, "weekly": 0, "report": 0, "hidden": 0, "regions": 0}
+    checked = {
+        "monthly": 0,
+        "weekly": 0,
+        "report": 0,
+        "hidden": 0,
+        "regions": 0,
+        "tables": 0,
+        "practices": 0,
+    }
     for _ in range(DATA_SETS):
         privacy = Privacy(min_cell=rng.choice([5, 5, 5, 3, 10]))
         below = numbers.below(privacy.min_cell, "fi")
@@ -459,7 +517,35 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
             by_label = {label(code, "fi"): n for code, n in counts.items()}
             hidden = [name for name, value in printed.items() if value.startswith("<")]
             assert not numbers.recoverable(by_label, hidden, privacy.min_cell), (hint, section)
+        # The sections of digests.report_sections: areas, good practices by theme and the
+        # escalations by status are tables whose totals are printed; none gives a cell back.
+        extra = report_figures.sections
+        area_names = {"kallio": "Kallio", "itakeskus": "Itäkeskus", "vuosaari": "Vuosaari",
+                      "": "Alue ei tiedossa"}  # fmt: skip
+        statuses: dict[str, int] = {}
+        for e in report_figures.escalations:
+            statuses[status_label("fi", e.status)] = (
+                statuses.get(status_label("fi", e.status), 0) + 1
+            )
+        for anchor, nth, counts in (
+            ("areas", 0, {area_names[a]: n for a, n in extra.areas.items()}),
+            ("practices", 0, {label(c, "fi"): n for c, n in extra.practice_themes.items()}),
+            ("escalations", 0, statuses),
+        ):
+            printed = table_cells(page, anchor, nth)
+            assert set(printed) == {k for k, n in counts.items() if n}, (hint, anchor)
+            hidden = [name for name, value in printed.items() if value.startswith("<")]
+            assert not numbers.recoverable(counts, hidden, privacy.min_cell), (hint, anchor)
+            checked["tables"] += 1
+        # Good practices are described only from themes with at least min_cell entries.
+        allowed = {label(c, "fi") for c in numbers.quotable_themes(report_figures.themes,
+                                                                   privacy.min_cell)}  # fmt: skip
+        for meta in re.findall(r'<blockquote class="practice">[^<]*<span class="meta">([^<]*),',
+                               page):  # fmt: skip
+            assert meta in allowed, (hint, meta)
+            checked["practices"] += 1
         checked["report"] += 1
     print(f"checked {checked}")
     assert checked["monthly"] == checked["report"] == DATA_SETS and checked["hidden"] > 0
     assert checked["regions"] > 0
+    assert checked["tables"] == 3 * DATA_SETS

@@ -4,7 +4,8 @@
     havainto invite --team T --role worker [--expires 7d]  print an invite code
     havainto invite list | revoke CODE                  manage invite codes
     havainto export --format csv|xlsx|jsonl [...]       observations in comparable codes
-    havainto report --region R --from D --to D ...      the printable social report
+    havainto report --region R --period 2026-H2 ...     the printable social report
+    havainto report notes --region R --period P --file F  its conclusions
     havainto audit | teams list | people list|revoke    data care and administration
     havainto db upgrade                                 migrate the database
     havainto digest weekly --team T [--week W] [--send]  print (or deliver) a weekly digest

@@ -25,9 +25,9 @@ app = typer.Typer(
 app.command("run")(run.run)
 app.command("health")(run.health)
 app.command("export")(datacare.export)
-app.command("report")(datacare.report)
 app.command("audit")(datacare.audit_command)
 
+app.add_typer(datacare.report_app, name="report")
 app.add_typer(run.db_app, name="db")
 app.add_typer(people.invite_app, name="invite")
 app.add_typer(datacare.teams_app, name="teams")

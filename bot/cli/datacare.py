@@ -3,7 +3,9 @@
     havainto export --format csv|xlsx|jsonl [--from D] [--to D] [--team T] [--region R]
                     [--lang fi|sv|en] [--output FILE|-]      observations in comparable codes
     havainto export --schema                                 the JSON Schema of one record
-    havainto report --region R --from D --to D --format html|pdf --output FILE [--lang]
+    havainto report (--region R | --team T | --organisation) (--period P | --from D --to D)
+                    --format html|pdf --output FILE [--lang] [--appendix FILE]
+    havainto report notes (--region R | --team T | --organisation) --period P --file F
     havainto audit [--since D]                               the audit trail
     havainto teams list                                      teams and their figures
     havainto retention run                                   what the daily job does, now
@@ -226,50 +228,115 @@ async def _audited(
 
 # --- the social report -------------------------------------------------------------------
 
+report_app = typer.Typer(
+    help="The social report (sosiaalinen raportti), and the conclusions printed in it.",
+    invoke_without_command=True,
+)
 
+
+def _period_range(period: str | None, since: str | None, until: str | None) -> tuple[Any, Any]:
+    """``--period`` (2026-H2, 2026, 2026-11) or ``--from``/``--to``: first and last day."""
+    from digests.report_periods import parse_report_period
+
+    if period is not None:
+        if since is not None or until is not None:
+            raise typer.BadParameter(
+                "give --period or --from/--to, not both", param_hint="--period"
+            )
+        try:
+            named = parse_report_period(period)
+        except ValueError:
+            raise typer.BadParameter(
+                "use 2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month)", param_hint="--period"
+            ) from None
+        return named.start, named.end
+    if since is None or until is None:
+        raise typer.BadParameter("give --period 2026-H2, or --from and --to", param_hint="--period")
+    first, last = parse_day(since, "--from"), parse_day(until, "--to")
+    assert first is not None and last is not None
+    if last < first:
+        raise typer.BadParameter("--to is before --from", param_hint="--to")
+    return first, last
+
+
+@report_app.callback()
 def report(
-    region: Annotated[str, typer.Option(help="Region id (as in the teams' config).")],
-    since: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")],
-    until: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option(help="Region id (as in the teams' config).")] = None,
+    team: Annotated[str | None, typer.Option(help="A team's report instead of a region's.")] = None,
+    organisation: Annotated[
+        bool, typer.Option("--organisation", help="The whole organisation's report.")
+    ] = False,
+    period: Annotated[
+        str | None, typer.Option(help="2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    appendix: Annotated[
+        Path | None,
+        typer.Option(
+            help="The full list of escalations as CSV (default: beside --output, "
+            "ending -liite.csv / -bilaga.csv / -appendix.csv).",
+        ),
+    ] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="html or pdf.")] = (
         ReportFormat.pdf
     ),
     lang: Annotated[
         Language | None,
-        typer.Option("--lang", help="fi, sv or en (default: the region's first team's)."),
+        typer.Option("--lang", help="fi, sv or en (default: the team's or region's)."),
     ] = None,
     region_name: Annotated[
-        str | None, typer.Option(help="Name printed on the report (default: from the id).")
+        str | None, typer.Option(help="Name printed on the report (default: from the config).")
     ] = None,
     actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """The social report (sosiaalinen raportti) of a region for a period, as HTML or PDF."""
+    """The social report (sosiaalinen raportti) of a region, a team or the whole
+    organisation for a period, as HTML or PDF, with its escalations as an appendix CSV."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        raise typer.BadParameter("give the file to write", param_hint="--output")
+    if sum((region is not None, team is not None, organisation)) != 1:
+        raise typer.BadParameter(
+            "give one of --region R, --team T or --organisation", param_hint="--region"
+        )
+    first, last = _period_range(period, since, until)
     cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
-    first, last = parse_day(since, "--from"), parse_day(until, "--to")
-    assert first is not None and last is not None
-    if last < first:
-        raise typer.BadParameter("--to is before --from", param_hint="--to")
-    teams = [t for t in cfg.teams if t.region == region]
-    if not teams:
-        known = ", ".join(sorted({t.region for t in cfg.teams}))
-        raise typer.BadParameter(
-            f"unknown region {region!r} (known: {known})", param_hint="--region"
+    from bot.reports import report_scope
+
+    try:
+        scope = report_scope(
+            cfg,
+            team=team,
+            region=region,
+            lang=lang.value if lang else None,
+            name=region_name,
         )
-    language = lang.value if lang else teams[0].language
-    fallback = region.replace("_", " ").title()
-    name = region_name or (cfg.region_name(region) if region in cfg.regions else fallback)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--team" if team else "--region") from None
+    language = scope.language
+    from flows.i18n import t
+
+    extra = t(language, "delivery.appendix_name", domain="socialreport")
+    appendix_path = appendix or output.with_name(f"{output.stem}-{extra}.csv")
 
     async def work(db: Any) -> int:
+        from bot.reports import gather_figures
         from digests.numbers import Privacy
-        from digests.report import render_html, render_pdf, social_report
+        from digests.report import appendix_rows, render_html, render_pdf, social_report
+        from digests.report_sections import appendix_csv
         from storage import audit
-        from storage.report_queries import report_figures
 
         async with db.snapshot() as session:
-            figures = await report_figures(session, region, name, first, last, zone)
+            figures = await gather_figures(
+                session, cfg, scope, first, last, language, appendix_path.name
+            )
         today = datetime.now(zone).date()
         # Charts, template and PDF in a worker thread, as everywhere: never on the event loop.
         # Small counts as "< 5" ([privacy] min_cell): a report is read outside the teams.
@@ -281,8 +348,12 @@ def report(
             output.write_bytes(await asyncio.to_thread(render_pdf, html))
         else:
             output.write_text(html, encoding="utf-8")
+        if figures.escalations:
+            rows = appendix_rows(figures.escalations)
+            appendix_path.write_bytes(appendix_csv(rows, language, cfg.csv.dialect))
+        where = f"{scope.kind}={scope.id}" if scope.id else f"scope={scope.key}"
         what = (
-            f"region={region} from={first} to={last} format={format.value} "
+            f"{where} from={first} to={last} format={format.value} "
             f"lang={language} output={output.name}"
         )
         await _audited(db, audit.REPORT, actor, what, figures.total, output)
@@ -290,6 +361,93 @@ def report(
 
     total = run_with_db(cfg, work)
     typer.echo(f"report of {total} observations written to {output}")
+    if appendix_path.exists():
+        typer.echo(f"escalations written to {appendix_path}")
+
+
+@report_app.command("notes")
+def report_notes(
+    period: Annotated[str, typer.Option(help="2026-H1, 2026-H2, 2026 (a year) or 2026-11.")],
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", "-f", help="The conclusions (plain text or Markdown; - reads stdin)."
+        ),
+    ],
+    region: Annotated[str | None, typer.Option(help="The region's conclusions.")] = None,
+    team: Annotated[str | None, typer.Option(help="The team's conclusions.")] = None,
+    organisation: Annotated[
+        bool, typer.Option("--organisation", help="The whole organisation's conclusions.")
+    ] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(help="The writer's role, printed with the date: lead, leader or admin."),
+    ] = None,
+    lang: Annotated[
+        Language | None, typer.Option("--lang", help="The language it is written in.")
+    ] = None,
+    allow_identifiers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-identifiers",
+            help="Keep a phone number, e-mail or account number in the text (never a hetu).",
+        ),
+    ] = False,
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Store the conclusions of a team, a region or the organisation for a period; every
+    report of that scope covering the period prints them with the role and the date."""
+    from bot.cli.knowledge import _clean
+    from bot.reports import ReportDesk, report_scope
+    from digests.report_periods import parse_report_period
+    from flows import conclusions as rules
+
+    if sum((region is not None, team is not None, organisation)) != 1:
+        raise typer.BadParameter(
+            "give one of --region R, --team T or --organisation", param_hint="--region"
+        )
+    try:
+        named = parse_report_period(period)
+    except ValueError:
+        raise typer.BadParameter(
+            "use 2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month)", param_hint="--period"
+        ) from None
+    written_by = role or ("lead" if team is not None else "leader" if region else "admin")
+    if written_by not in rules.AUTHOR_ROLES:
+        raise typer.BadParameter("lead, leader or admin", param_hint="--role")
+    cfg = load(config)
+    try:
+        scope = report_scope(cfg, team=team, region=region, lang=lang.value if lang else None)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--team" if team else "--region") from None
+    try:
+        raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(f"cannot read it ({error})", param_hint="--file") from None
+    text = _clean(raw, "--file", allow_identifiers)
+    if len(text) > rules.NOTE_MAX:
+        raise typer.BadParameter(
+            f"{len(text)} characters; at most {rules.NOTE_MAX} (a page of the report)",
+            param_hint="--file",
+        )
+    target = scope.target(named.label, scope.language)
+
+    async def work(db: Any) -> int:
+        async with db.transaction() as session:
+            return await ReportDesk.add(
+                session,
+                target,
+                named,
+                text,
+                written_by,
+                actor_name(actor),
+                scope.language,
+                utc_now(),
+            )
+
+    number = run_with_db(cfg, work)
+    typer.echo(f"conclusions #{number} stored for {scope.key} {named.label} ({written_by})")
 
 
 # --- audit ---------------------------------------------------------------------------------

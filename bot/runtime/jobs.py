@@ -28,6 +28,9 @@ changes move nothing: 08:00 stays 08:00 local):
 - ``path_news`` (daily at ``knowledge.news_time``, 15:00): each worker hears, in one
   message, what moved on the knowledge path for what they recorded or confirmed
   (``bot.knowledge``).
+- ``social_reports`` (working days at ``schedule.monthly_time``, only with ``[[reports]]``):
+  each configured report of the last ended half-year or year, once it is due, to its
+  leadership channel, once (``bot.reports``).
 - ``planner_statistics`` (daily 03:45, after retention has deleted what it deletes):
   SQLite's planner statistics (``storage.planner.refresh_statistics``), without which
   the weekly digest's queries walk each team's whole history. Nothing on PostgreSQL.
@@ -83,6 +86,14 @@ async def monthly_summary_job(runtime: Runtime) -> None:
         return
     outcomes = await runtime.digests.send_monthly()
     log.info("job_done job=monthly_summaries results=%s", _summary(outcomes))
+
+
+async def social_report_job(runtime: Runtime) -> None:
+    if runtime.reports is None:
+        return
+    outcomes = await runtime.reports.send_due()
+    if outcomes:
+        log.info("job_done job=social_reports results=%s", _summary(outcomes))
 
 
 async def escalation_check_job(runtime: Runtime) -> None:
@@ -190,6 +201,15 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
         # The knowledge path: what became of their observations, to each worker once a day.
         ("path_news", cron(hour=news_hour, minute=news_minute), path_news_job),
     ]
+    if runtime.config.reports:
+        # Scheduled social reports ([[reports]]): checked each working day, delivered once.
+        table.append(
+            (
+                "social_reports",
+                cron(day_of_week="mon-fri", hour=monthly_hour, minute=monthly_minute),
+                social_report_job,
+            )
+        )
     return [ScheduledJob(job_id, trigger, partial(job, runtime)) for job_id, trigger, job in table]
 
 

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
 from bot.knowledge import KnowledgeDesk
+from bot.reports import ReportDesk
 from bot.router import Router
 from bot.runtime.health import HealthServer, healthz_handler
 from bot.runtime.jobs import build_scheduler
@@ -46,6 +47,8 @@ async def build_runtime(
     runtime.digests.install(service)
     runtime.knowledge = KnowledgeDesk(config, db, router, clock)
     runtime.knowledge.install(service)
+    runtime.reports = ReportDesk(config, db, router, clock, runtime.digests)
+    runtime.reports.install(service)
     budget = None
     if config.telegram.enabled and config.shared_send_budget:
         # One budget for every instance on this token (the default with PostgreSQL).

@@ -18,6 +18,7 @@ from bot.delivery import DigestDesk
 from bot.escalation import EscalationDesk
 from bot.inflight import InFlight
 from bot.knowledge import KnowledgeDesk
+from bot.reports import ReportDesk
 from bot.router import Router
 from bot.runtime.scheduler import JobScheduler
 from bot.service import Havainto
@@ -55,6 +56,7 @@ class Runtime:
     escalations: EscalationDesk | None = None
     knowledge: KnowledgeDesk | None = None
     digests: DigestDesk | None = None
+    reports: ReportDesk | None = None
 
     # Scheduled jobs running now (bot.runtime.jobs): a graceful shutdown waits for them.
     jobs: InFlight = field(default_factory=InFlight)
@@ -122,6 +124,8 @@ class Runtime:
             await self.health_server.stop()
         if self.escalations is not None:
             await self.escalations.close()  # its quick retries use the database
+        if self.reports is not None:
+            await self.reports.close()  # an edited report being made uses the database
         await self.db.close()
         log.info("stopped")
 
