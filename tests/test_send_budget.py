@@ -239,4 +239,6 @@ async def test_a_burst_tries_the_database_about_once_per_send(db_url: str) -> No
     finally:
         await db.close()
     assert most_in_window([at for at, _ in slots], 0.5) <= 10
-    assert tries < 60, tries
+    # Once per send (43) plus once per wait, and a few waits woken early on a busy machine
+    # (61 seen at load 9); a herd would make 100 or more.
+    assert tries < 75, tries
