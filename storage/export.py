@@ -41,6 +41,7 @@ from flows import privacy, statuses
 from flows.i18n import label
 from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
 from flows.knowledge import position as path_position
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import ESCALATION_STATUSES, OPEN
 from flows.taxonomy import (
     ESCALATION,
@@ -104,8 +105,18 @@ class ExportRecord(BaseModel):
     team: str = Field(description="Team id")
     team_name: str
     region: str = Field(description="Region (wellbeing services county) id")
+    region_code: str | None = Field(
+        default=None,
+        description="Statistics Finland's code of the wellbeing services county (01-21; 90 "
+        "the City of Helsinki), as the configuration gives it; null when it gives none",
+    )
     area: str | None = Field(description="Coarse area id (district or municipality)")
     area_name: str | None = Field(description="The area's name in the team's configuration")
+    municipality: str | None = Field(
+        default=None,
+        description="Statistics Finland's three-digit municipality number of the area "
+        "(e.g. 091 Helsinki), as the configuration gives it; null when it gives none",
+    )
     theme: str = _code("Taxonomy code, e.g. theme.housing")
     theme_label: str = _label()
     population_group: str = _code("Taxonomy code, e.g. group.youth")
@@ -281,8 +292,10 @@ async def iter_records(
     pseudonymise: Pseudonymiser | None = None,
     lang: str = "fi",
     area_names: Mapping[tuple[str, str], str] | None = None,
+    codes: OfficialCodes = NO_CODES,
 ) -> AsyncIterator[ExportRecord]:
-    """Stream the matching observations as records with labels in ``lang``."""
+    """Stream the matching observations as records with labels in ``lang``; ``codes``
+    gives the official region and municipality codes of the configuration."""
     pseudonymise = pseudonymise or Pseudonymiser()
     area_names = area_names or {}
     labels: dict[str, str] = {}
@@ -325,8 +338,10 @@ async def iter_records(
             team=row.team_id,
             team_name=row.team_name,
             region=row.region,
+            region_code=codes.region(row.region),
             area=row.area,
             area_name=area_names.get((row.team_id, row.area)) if row.area else None,
+            municipality=codes.municipality(row.team_id, row.area),
             theme=row.theme,
             theme_label=lab(row.theme),
             population_group=row.population_group,

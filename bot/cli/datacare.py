@@ -42,6 +42,7 @@ from bot.cli.common import (
     silence_stdout,
     utc_now,
 )
+from flows.official_codes import with_code
 
 
 class Language(StrEnum):
@@ -168,7 +169,14 @@ def export(
             async with db.snapshot() as session:
                 records = counted(
                     iter_records(
-                        session, start, end, team, region, lang=lang.value, area_names=areas
+                        session,
+                        start,
+                        end,
+                        team,
+                        region,
+                        lang=lang.value,
+                        area_names=areas,
+                        codes=cfg.official_codes(),
                     )
                 )
                 with ExitStack() as stack:
@@ -261,6 +269,8 @@ def report(
     language = lang.value if lang else teams[0].language
     fallback = region.replace("_", " ").title()
     name = region_name or (cfg.region_name(region) if region in cfg.regions else fallback)
+    # The county's official code beside its name ("Helsinki (90)"), where the config has it.
+    name = with_code(name, cfg.region_code(region))
 
     async def work(db: Any) -> int:
         from digests.numbers import Privacy
