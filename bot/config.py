@@ -215,6 +215,14 @@ class PrivacyConfig(Section):
     min_cell: int = Field(default=5, ge=2, le=100)
 
 
+class TaxonomyConfig(Section):
+    """Optional dimensions of an observation, on top of the codes every deployment uses."""
+
+    # The ten support needs of the Social Welfare Act (1301/2014) § 11, offered under
+    # "Add details"; off: the worker sees no such question.
+    support_needs: bool = False
+
+
 class CsvConfig(Section):
     """The dialect of every CSV file Havainto writes (export, monthly escalations)."""
 
@@ -456,6 +464,7 @@ class Config(BaseSettings):
     # Regions by the ids used in teams[].region: a display name (helsinki = "Helsinki")
     # or a table with the official code ([regions.helsinki] name = "Helsinki", code = "90").
     regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
     # Bodies that decide on proposals (the knowledge path), see BodyConfig.
     bodies: list[BodyConfig] = Field(default_factory=list)
     # Settings of further transports, one table each ([transports.signal] ...): the

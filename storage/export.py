@@ -53,6 +53,7 @@ from flows.taxonomy import (
     SERVICE_TASK,
     SIGNAL,
     SOURCE,
+    SUPPORT_NEED,
     THEME,
     Dimension,
 )
@@ -79,6 +80,7 @@ CODED: dict[str, Dimension] = {
     "task": SERVICE_TASK,
     "source": SOURCE,
     "scale": SCALE,
+    "support_need": SUPPORT_NEED,
 }
 FREE_TEXT = ("description", "quote", "action")
 
@@ -87,8 +89,11 @@ def _code(description: str) -> Any:
     return Field(description=description)
 
 
+_LABEL_TEXT = "Label of the code on the left, in labels_language"
+
+
 def _label() -> Any:
-    return Field(description="Label of the code on the left, in labels_language")
+    return Field(description=_LABEL_TEXT)
 
 
 class ExportRecord(BaseModel):
@@ -139,6 +144,12 @@ class ExportRecord(BaseModel):
     source_label: str | None = _label()
     scale: str | None = _code("How many people it concerns, e.g. scale.few")
     scale_label: str | None = _label()
+    support_need: str | None = Field(
+        default=None,
+        description="Support need of the Social Welfare Act 1301/2014 section 11, e.g. "
+        "support_need.housing (taxonomy 2026.2, where the deployment asks it); null otherwise",
+    )
+    support_need_label: str | None = Field(default=None, description=_LABEL_TEXT)
     description: str | None = Field(description="What was seen (free text)")
     quote: str | None = Field(description="The client's own words, if recorded")
     action: str | None = Field(description="Proposed action, if any")
@@ -362,6 +373,8 @@ async def iter_records(
             source_label=lab(row.source),
             scale=row.scale,
             scale_label=lab(row.scale),
+            support_need=row.support_need,
+            support_need_label=lab(row.support_need),
             # Last line of defence: no hetu leaves, even one stored before the guard.
             description=privacy.scrub(row.description),
             quote=privacy.scrub(row.quote),
