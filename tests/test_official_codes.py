@@ -258,3 +258,118 @@ def test_the_monthly_csv_has_region_code_and_municipality_columns() -> None:
 def test_the_code_is_printed_beside_the_name() -> None:
     assert with_code("Helsinki", "90") == "Helsinki (90)"
     assert with_code("Kallio", None) == "Kallio"
+
+
+# --- through the bot: the monthly summary, and the operator's commands -------------------------
+
+
+async def test_the_monthly_summary_names_the_region_with_its_code(world: World) -> None:
+    """The digest desk as the scheduler uses it: the region's name with its code in the
+    chat text, and the codes of the config in the attached CSV."""
+    from bot.delivery import DigestDesk
+    from bot.router import Router
+    from digests.render import CSV_COLUMNS
+    from tests.conftest import FakeClock
+
+    anna = world.people["anna"]
+    await add(
+        world,
+        "raised_kallio",
+        observation(anna, NOW, "helsinki", area="kallio", escalation="escalation.leadership"),
+    )
+    desk = DigestDesk(world.service.config, world.db, Router(), FakeClock(NOW))
+    rendered = await desk.monthly("helsinki", "2026-11", "fi")
+    assert "Helsinki (90)" in rendered.text.splitlines()[0], rendered.text.splitlines()[0]
+    assert rendered.csv is not None
+    rows = list(csv.reader(io.StringIO(rendered.csv.decode("utf-8-sig")), delimiter=";"))
+    body = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]]
+    assert body and {r["region_code"] for r in body} == {"90"}
+    kallio = [r for r in body if r["observation_id"] == str(world.observations["raised_kallio"])]
+    assert [r["municipality"] for r in kallio] == ["091"]
+    # A region of the plain-name form: its name alone.
+    north = await desk.monthly("pohjanmaa", "2026-11", "sv")
+    assert "Pohjanmaa" in north.text.splitlines()[0] and "(" not in north.text.splitlines()[0]
+
+
+OPERATOR_CONFIG = """
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[terminal]
+enabled = "no"
+
+[regions.helsinki]
+name = "Helsinki"
+code = "90"
+
+[regions]
+pohjanmaa = "Pohjanmaa"
+
+[[teams]]
+id = "hki-etsiva"
+name = "Helsingin etsivät"
+region = "helsinki"
+
+[[teams.areas]]
+id = "kallio"
+name = "Kallio"
+municipality = "091"
+
+[[teams.areas]]
+id = "itakeskus"
+name = "Itäkeskus"
+
+[[teams]]
+id = "vaasa-uppsok"
+name = "Vasa uppsökande"
+region = "pohjanmaa"
+language = "sv"
+"""
+
+
+def test_the_operators_export_and_report_carry_the_codes(tmp_path: Path) -> None:
+    """``havainto export`` and ``havainto report`` as an operator types them, on a config
+    file that mixes the table form and the plain-name form of [regions]."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    path = tmp_path / "havainto.toml"
+    path.write_text(OPERATOR_CONFIG.format(db=tmp_path / "h.db"), encoding="utf-8")
+    config = load_config(path)
+    assert config.region_label("helsinki") == "Helsinki (90)"
+    assert config.region_label("pohjanmaa") == "Pohjanmaa"
+
+    async def prepare() -> None:
+        world = await seed(config, NOW)
+        await world.db.close()
+
+    asyncio.run(prepare())
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, [*args, "-c", str(path)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = run("export", "--format", "csv", "--csv-dialect", "comma")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {(r["region"], r["region_code"]) for r in rows} == {
+        ("helsinki", "90"),
+        ("pohjanmaa", ""),
+    }
+    assert {r["municipality"] for r in rows if r["area"] == "kallio"} == {"091"}
+    html = tmp_path / "r.html"
+    run(
+        "report", "--region", "helsinki", "--from", "2026-10-01", "--to", "2026-11-30",
+        "--format", "html", "--output", str(html), "--lang", "en",
+    )  # fmt: skip
+    assert "Helsinki (90)" in html.read_text(encoding="utf-8")
+    run(
+        "report", "--region", "pohjanmaa", "--from", "2026-10-01", "--to", "2026-11-30",
+        "--format", "html", "--output", str(html),
+    )  # fmt: skip
+    text = html.read_text(encoding="utf-8")
+    assert "Pohjanmaa" in text and "Pohjanmaa (" not in text
