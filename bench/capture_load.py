@@ -555,6 +555,7 @@ class Load:
         self.window: tuple[float, float] = (math.inf, math.inf)
         self.tasks: set[asyncio.Task[None]] = set()
         self.replies: list[float] = []
+        self.pushed: list[float] = []  # when each update of run.latencies was pushed
 
     def in_window(self, moment: float) -> bool:
         return self.window[0] <= moment < self.window[1]
@@ -609,6 +610,7 @@ class Load:
                 self.run.updates_all += 1
                 if self.in_window(pushed):
                     self.run.latencies.append(reply.time - pushed)
+                    self.pushed.append(pushed)
                 self.replies.append(reply.time)
                 if last:
                     if self.run.saved is not None and "#" not in (reply.text or ""):

@@ -1,12 +1,13 @@
 """How long the monthly summary is: messages, characters, CSV rows, PDF pages, time.
 
-    python -m bench.summary_length --rows 100000 [--region helsinki] [--month 2026-11]
+    python -m bench.summary_length --rows 100000 [--region helsinki|all] [--month 2026-11]
     python -m bench.summary_length --rows 20000 --url postgresql://.../db   # a data set made
 
 Generates the data set on first use (``bench.generate``, kept in ``bench/data/``),
 builds the monthly summary of one region the way the scheduler does
 (``monthly_summary_data``, ``render_monthly``, then ``bot.delivery.digest_parts`` at
-Telegram's 4096-character limit) and prints one Markdown table: the text messages
+Telegram's 4096-character limit; ``--region all``: the whole organisation's summary,
+with its regions side by side) and prints one Markdown table: the text messages
 and their characters, the rows of the attached CSV, the pages of the attached PDF
 and the time each step took. Paste it into ``bench/RESULTS.md``.
 """
@@ -43,18 +44,26 @@ def _pdf_pages(pdf: bytes | None) -> int:
     return int(found[1]) if found else 0
 
 
-async def measure(url: str, region: str, month: str, lang: str) -> dict[str, Any]:
+async def measure(url: str, region: str | None, month: str, lang: str) -> dict[str, Any]:
+    from bench.generate import REGIONS
     from bot.delivery import digest_parts
     from digests.render import render_monthly
     from flows.events import Document, Message
     from storage.db import Database
     from storage.digest_queries import monthly_summary_data
 
+    names = {region_id: name for region_id, name, _, _ in REGIONS}
     db = Database(url)
     try:
         started = time.perf_counter()
         async with db.snapshot() as session:
-            data = await monthly_summary_data(session, region, month, scope_name=region.title())
+            data = await monthly_summary_data(
+                session,
+                region,
+                month,
+                scope_name=names.get(region, region) if region else None,
+                region_names=names,
+            )
         queried = time.perf_counter()
         rendered = render_monthly(data, lang, pdf=True)
         done = time.perf_counter()
@@ -81,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.summary_length", description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--region", default="helsinki")
+    parser.add_argument(
+        "--region", default="helsinki", help="a region's id, or all: the whole organisation"
+    )
     parser.add_argument("--month", default="2026-11")
     parser.add_argument("--lang", default="fi")
     parser.add_argument(
@@ -97,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
 
         asyncio.run(generate(f"sqlite:///{path}", args.rows, args.seed, progress=False))
         asyncio.run(upgraded(f"sqlite:///{path}"))
-    result = asyncio.run(measure(url, args.region, args.month, args.lang))
+    region = None if args.region == "all" else args.region
+    result = asyncio.run(measure(url, region, args.month, args.lang))
     print(f"commit {git_commit()} · {machine_summary()} · load {load_average()}\n")
     table = Table(
         "Monthly summary length",

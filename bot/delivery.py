@@ -266,7 +266,15 @@ class DigestDesk:
 
         async def figures(session: AsyncSession) -> Any:
             return await monthly_summary_data(
-                session, scope, month, self.zone, scope_name=name, now=now, audience=audience
+                session,
+                scope,
+                month,
+                self.zone,
+                scope_name=name,
+                now=now,
+                audience=audience,
+                # Side by side, each region with its official code: "Helsinki (90)".
+                region_names={r: self.config.region_label(r) for r in self.config.regions},
             )
 
         if session is not None:

@@ -37,6 +37,37 @@ def is_rising(count: int, average: float, min_count: int, ratio: float) -> bool:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """Who was active in a period and in the periods it is compared with.
+
+    A worker is active in an ISO week when they recorded an observation in it (by the
+    time it was observed, as the periods count) or confirmed one ("me too" on a
+    phenomenon or an entry, "we were two"; by the time of confirming). ``workers``:
+    the distinct active workers of the period; ``worker_weeks``: its distinct (worker,
+    ISO week) pairs, a week cut by the period's edge counting in each period it touches
+    (``digests.periods.week_cells``). ``before_workers``: the distinct active workers of
+    each earlier period compared with (four weeks, three months, or the one previous
+    period of a report), oldest first; ``before_worker_weeks``: their worker-weeks
+    together. Numbers of people only: nothing here names or counts per worker.
+    """
+
+    workers: int = 0
+    worker_weeks: int = 0
+    before_workers: tuple[int, ...] = ()
+    before_worker_weeks: int = 0
+
+    @property
+    def periods(self) -> int:
+        """How many earlier periods the comparison is made over."""
+        return len(self.before_workers)
+
+    @property
+    def known(self) -> bool:
+        """Whether anything was counted (a digest built without the activity has none)."""
+        return bool(self.worker_weeks or self.before_worker_weeks or self.before_workers)
+
+
+@dataclass(frozen=True)
 class CountRow:
     """A code and how many observations carry it."""
 
@@ -82,6 +113,9 @@ class StatusInfo:
     status: str
     at: datetime | None = None
     text: str | None = None
+    # The first status other than "open" before the reporting moment: when a leader first
+    # acknowledged (or otherwise acted on) the notice. None while nobody has.
+    acknowledged_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_open(self) -> bool:
@@ -157,6 +191,8 @@ class WeeklyFigures:
     quotes: list[Quote] = field(default_factory=list)
     escalations: list[EscalationItem] = field(default_factory=list)
     answers: list[LeaderAnswer] = field(default_factory=list)
+    # The team's active workers this week and in each of the four weeks before.
+    activity: Activity = field(default_factory=Activity)
 
 
 @dataclass(frozen=True)
@@ -183,6 +219,12 @@ class WeeklyDigest:
     open_phenomena: list[PhenomenonLine] = field(default_factory=list)
     moved_proposals: list[ProposalLine] = field(default_factory=list)
     linked_phenomena: list[PhenomenonLine] = field(default_factory=list)
+    # Rates: the active workers, the observations of the four weeks before (for their
+    # rate), and whether "rising" compared rates (the active workers changed by more
+    # than 20 %, ``digests.rules.uses_rate``) instead of counts.
+    activity: Activity = field(default_factory=Activity)
+    before_total: int = 0
+    rate_basis: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,6 +266,10 @@ class RisingRow:
     # The sum the average is taken over (a small one would be given back by the average);
     # None: the average times the months.
     before: int | None = field(default=None, compare=False)
+    # Observations per active worker-week now and in the months before, set when
+    # "rising" compared rates (``digests.rules.uses_rate``); None otherwise.
+    rate: float | None = field(default=None, compare=False)
+    before_rate: float | None = field(default=None, compare=False)
 
     @property
     def before_sum(self) -> int:
@@ -240,6 +286,39 @@ class ThemeGroup:
 
     theme: str
     items: list[EscalationItem]
+
+
+@dataclass(frozen=True)
+class RegionFigures:
+    """One region's month, counted for the whole organisation's summary: observations,
+    per theme, and its active workers and worker-weeks (``Activity``)."""
+
+    region: str
+    name: str
+    total: int
+    workers: int
+    worker_weeks: int
+    themes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    """A region side by side with the others (``region`` None: the whole organisation).
+
+    ``top_themes``: its leading themes that may be named (``digests.rules``);
+    ``open``: escalations and notices still open at the reporting moment (raised in the
+    month or before); ``acknowledged``: the notices of the month acknowledged by then,
+    ``median_days`` the median of their days from saving to the first acknowledgement."""
+
+    region: str | None
+    name: str
+    total: int
+    workers: int
+    worker_weeks: int
+    top_themes: tuple[str, ...] = ()
+    open: int = 0
+    acknowledged: int = 0
+    median_days: float | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +348,10 @@ class MonthlyFigures:
     earlier_open: list[EscalationItem] = field(default_factory=list)
     # Proposals of the scope that moved in the month (the knowledge path), newest first.
     proposals: list[ProposalLine] = field(default_factory=list)
+    # Active workers of the month and of each of the three months before.
+    activity: Activity = field(default_factory=Activity)
+    # The whole organisation's summary: every region's month (empty for a region's).
+    regions: list[RegionFigures] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -302,6 +385,17 @@ class MonthlySummary:
     privacy: Privacy = LEADERSHIP
     hidden_themes: frozenset[str] = frozenset()
     hidden_escalated: frozenset[str] = frozenset()
+    # Rates: the active workers, the observations of the three months before (for their
+    # rate), and whether "rising" compared rates instead of counts.
+    activity: Activity = field(default_factory=Activity)
+    before_total: int = 0
+    rate_basis: bool = False
+    # The whole organisation's summary: the regions side by side and the organisation as a
+    # last row; the regions whose observation counts or open notices show as "< 5".
+    regions: list[RegionRow] = field(default_factory=list)
+    organisation: RegionRow | None = None
+    hidden_region_totals: frozenset[str] = frozenset()
+    hidden_region_open: frozenset[str] = frozenset()
     # The configuration's official region and municipality codes, for the CSV file.
     codes: OfficialCodes = NO_CODES
 

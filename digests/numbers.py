@@ -22,6 +22,9 @@ module, so there is one rule for each of these questions:
   renderer's).
 * **Which quotes may leadership read?** Only those of a theme with at least
   ``min_cell`` observations in the period (``quotable_themes``).
+* **When may a rate be shown?** Observations per active worker-week (``rate``) only
+  where its count may be shown and at least ``min_cell`` workers (three in a team's
+  digest) were active: a rate and its denominator give the count back.
 
 What is hidden is decided here on whole distributions (all themes, all
 signals), before a renderer takes the first few rows of one, so a top-five
@@ -70,6 +73,12 @@ class Privacy:
     def hidden(self, counts: Mapping[K, int]) -> frozenset[K]:
         """The cells of a group with a shown total that this audience sees as "< 5"."""
         return suppress(counts, self.min_cell) if self.suppress else frozenset()
+
+    @property
+    def min_workers(self) -> int:
+        """The fewest active workers a rate may be shown for: ``min_cell`` for leadership
+        and reports, ``few_workers`` (3) in a team's own digest."""
+        return self.min_cell if self.suppress else self.few_workers
 
 
 LEADERSHIP = Privacy()
@@ -167,6 +176,30 @@ def quotable_themes(theme_counts: Mapping[str, int], min_cell: int = DEFAULT_MIN
 def few_workers(n: int, privacy: Privacy) -> bool:
     """Whether a number of workers is shown as "a few workers" (fewer than 3, more than 0)."""
     return 0 < n < privacy.few_workers
+
+
+def rate(
+    count: int,
+    worker_weeks: int,
+    workers: int,
+    lang: str,
+    privacy: Privacy,
+    hidden: bool = False,
+) -> str | None:
+    """Observations per active worker-week in running text ("1,83"; at most two decimals),
+    or None where it must not be shown.
+
+    A rate gives its count back to anyone who knows the worker-weeks (they are printed, or
+    follow from the total and its rate), so it is hidden wherever its count is: ``hidden``
+    (secondary suppression) or small. It is hidden too when fewer than
+    ``privacy.min_workers`` workers were active (fewer than ``min_cell`` for leadership,
+    fewer than three in a team's digest): it would tell how many. No worker-weeks: None.
+    """
+    if not worker_weeks or workers < privacy.min_workers:
+        return None
+    if privacy.suppress and (hidden or privacy.small(count)):
+        return None
+    return decimal(round(count / worker_weeks, 2), lang)
 
 
 def average_shown(total: int, periods: int, lang: str, privacy: Privacy) -> str:

@@ -86,6 +86,24 @@ def iso_week_bounds(week: str, tz: TimeZone = HELSINKI) -> tuple[datetime, datet
     )
 
 
+def week_cells(
+    start: datetime, end: datetime, tz: TimeZone = HELSINKI
+) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` cut at local Monday midnights: one UTC range per ISO week it touches
+    (the first and the last cut short by the period's edges). A worker-week is counted per
+    cell (``digests.rules``), so a week that a month's edge cuts counts in both months."""
+    tz_ = zone(tz)
+    cells: list[tuple[datetime, datetime]] = []
+    cursor, stop = start.astimezone(UTC), end.astimezone(UTC)
+    while cursor < stop:
+        day = cursor.astimezone(tz_).date()
+        monday = day - timedelta(days=day.weekday())
+        cut = min(_local_midnight_utc(monday + timedelta(days=7), tz_), stop)
+        cells.append((cursor, cut))
+        cursor = cut
+    return cells
+
+
 def previous_iso_week(now: datetime, tz: TimeZone = HELSINKI) -> str:
     """The ISO week before the one ``now`` falls in, in local time."""
     if now.tzinfo is None:

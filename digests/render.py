@@ -42,6 +42,8 @@ from digests.model import (
     LeaderAnswer,
     MonthlySummary,
     NewOrGrowing,
+    RegionRow,
+    RisingRow,
     WeeklyDigest,
 )
 from digests.numbers import TEAM, Privacy
@@ -219,6 +221,9 @@ def render_weekly(
                 workers=workers,
             )
         )
+        rate = _weekly_rate(d, lang, privacy)
+        if rate is not None:
+            doc.line(rate)
         _weekly_counts(doc, d, lang, privacy, hidden)
         _weekly_quotes(doc, d, lang, privacy)
         _weekly_escalations(doc, d.escalations, lang, zone_)
@@ -257,6 +262,21 @@ def render_weekly(
     return Rendered(
         text=text, html=markup, charts=chart_list, buttons=buttons, observations=d.total
     )
+
+
+def _weekly_rate(d: WeeklyDigest, lang: str, privacy: Privacy) -> str | None:
+    """Observations per active worker-week this week and in the four weeks before; None
+    when the week's rate may not be shown (``numbers.rate``: for the team, fewer than three
+    workers wrote or were active)."""
+    a = d.activity
+    workers = min(d.workers, a.workers)
+    now = numbers.rate(d.total, a.worker_weeks, workers, lang, privacy)
+    if not a.known or now is None:
+        return None
+    before = numbers.rate(
+        d.before_total, a.before_worker_weeks, max(a.before_workers, default=0), lang, privacy
+    )
+    return _t(lang, "weekly.rate", rate=now, before=before or "–")
 
 
 def _weekly_knowledge(doc: _Doc, d: WeeklyDigest, lang: str) -> None:
@@ -325,6 +345,9 @@ def _weekly_counts(
         doc.section(_t(lang, "weekly.new_or_growing"))
         for trend in d.new_or_growing:
             doc.item(f"{label(trend.code, lang)}: {_trend_parts(trend, lang, privacy)}")
+        if d.rate_basis and any(trend.rising for trend in d.new_or_growing):
+            note = _t(lang, "weekly.rising_by_rate")
+            doc.line(note, f"<i>{html.escape(note)}</i>")
 
 
 def _trend_parts(trend: NewOrGrowing, lang: str, privacy: Privacy) -> str:
@@ -410,6 +433,7 @@ class _Budget:
     shl48: int | None  # § 48 notices listed
     earlier: int | None  # earlier open escalations listed
     actions: bool = False  # proposed actions under the items
+    region_themes: int = 1  # leading themes named per region (the organisation's summary)
 
 
 # Tried in this order until the chat text fits in ``MAX_MESSAGES`` messages.
@@ -421,7 +445,7 @@ CHAT_BUDGETS = (
     _Budget(1, 0, 3, 3),
     _Budget(0, 0, 0, 0),
 )
-FULL = _Budget(None, None, None, None, actions=True)
+FULL = _Budget(None, None, None, None, actions=True, region_themes=3)
 MESSAGE_LIMIT = 4096  # Telegram's limit; Matrix takes more
 MAX_MESSAGES = 2
 MAX_PROPOSALS = 5
@@ -511,6 +535,13 @@ def _monthly_doc(
 
     doc.section(_t(lang, "monthly.totals"))
     doc.item(_t(lang, "monthly.total_observations", n=_count(s.total, lang, p)))
+    if s.activity.known:
+        a = s.activity
+        now = numbers.rate(s.total, a.worker_weeks, a.workers, lang, p)
+        before = numbers.rate(
+            s.before_total, a.before_worker_weeks, max(a.before_workers, default=0), lang, p
+        )
+        doc.item(_t(lang, "monthly.total_rate", rate=now or "–", before=before or "–"))
     # Teams are units the organisation names itself, not people: their number is shown.
     doc.item(_t(lang, "monthly.total_teams", n=_int(s.teams, lang)))
     for key, n in (
@@ -522,6 +553,9 @@ def _monthly_doc(
 
     def theme_count(n: int, code: str) -> str:
         return _count(n, lang, p, hidden=code in s.hidden_themes)
+
+    if s.regions:
+        _monthly_regions(doc, s, lang, budget)
 
     if s.leading:
         doc.section(_t(lang, "monthly.leading"))
@@ -558,7 +592,7 @@ def _monthly_doc(
     doc.section(_t(lang, "monthly.rising"))
     rule = _t(
         lang,
-        "monthly.rising_rule",
+        "monthly.rising_rule_rate" if s.rate_basis else "monthly.rising_rule",
         min_count=_int(s.min_count, lang),
         ratio=_percent(s.ratio, lang),
     )
@@ -566,6 +600,9 @@ def _monthly_doc(
     if not s.rising:
         doc.line(_t(lang, "monthly.rising_none"))
     for rising in s.rising:
+        if s.rate_basis:
+            doc.item(_rising_rate_row(s, rising, lang))
+            continue
         count_hidden = p.suppress and (rising.code in s.hidden_themes or p.small(rising.count))
         average = numbers.average_shown(rising.before_sum, AVERAGE_MONTHS, lang, p)
         if count_hidden or p.small(rising.before_sum):
@@ -648,6 +685,85 @@ def _monthly_doc(
         doc.section()
         doc.line(_t(lang, "monthly.attachment_pdf" if pdf else "monthly.attachment"))
     return doc
+
+
+def _rising_rate_row(s: MonthlySummary, rising: RisingRow, lang: str) -> str:
+    """A rising theme compared in observations per active worker-week (the active workers
+    changed by more than 20 %): its count, its rate now and before, and the change of the
+    rate. A rate is shown only where its count may be (``numbers.rate``)."""
+    p, a = s.privacy, s.activity
+    hidden = rising.code in s.hidden_themes
+    count = _count(rising.count, lang, p, hidden)
+    now = numbers.rate(rising.count, a.worker_weeks, a.workers, lang, p, hidden)
+    before_workers = max(a.before_workers, default=0)
+    before = numbers.rate(rising.before_sum, a.before_worker_weeks, before_workers, lang, p)
+    if now is None or before is None:
+        return _t(
+            lang,
+            "monthly.rising_row_rate_few",
+            label=label(rising.code, lang),
+            count=count,
+            rate=now or "–",
+            before=before or "–",
+        )
+    change = (
+        _t(lang, "monthly.rising_new")
+        if not rising.before_rate
+        else _percent((rising.rate or 0.0) / rising.before_rate - 1, lang, signed=True)
+    )
+    return _t(
+        lang,
+        "monthly.rising_row_rate",
+        label=label(rising.code, lang),
+        count=count,
+        rate=now,
+        before=before,
+        change=change,
+    )
+
+
+def _days_short(days: float, lang: str) -> str:
+    return _t(lang, "monthly.days_short", n=_decimal(round(days, 1), lang))
+
+
+def _monthly_regions(doc: _Doc, s: MonthlySummary, lang: str, budget: _Budget) -> None:
+    """The regions side by side (the whole organisation's summary), one line each and the
+    organisation last: observations, their rate per active worker-week, the leading
+    themes, escalations and notices still open, median days to acknowledge a notice.
+
+    Counts of observations and of open items are hidden on all regions together (their
+    totals are on the organisation's line); a rate wherever its count is, or where fewer
+    than ``min_cell`` workers were active; a median of fewer than ``min_cell`` notices."""
+    p = s.privacy
+    doc.section(_t(lang, "monthly.regions"))
+    legend = _t(lang, "monthly.regions_legend")
+    doc.line(legend, f"<i>{html.escape(legend)}</i>")
+    rows: list[tuple[RegionRow, str | None]] = [(row, row.region or "") for row in s.regions]
+    if s.organisation is not None:
+        rows.append((s.organisation, None))
+    for row, key in rows:
+        totals_hidden = key is not None and key in s.hidden_region_totals
+        open_hidden = key is not None and key in s.hidden_region_open
+        rate = numbers.rate(row.total, row.worker_weeks, row.workers, lang, p, totals_hidden)
+        themes = ", ".join(label(code, lang) for code in row.top_themes[: budget.region_themes])
+        days = (
+            _days_short(row.median_days, lang)
+            if row.median_days is not None and not p.small(row.acknowledged)
+            else "–"
+        )
+        name = row.name if key is not None else _t(lang, "monthly.regions_all")
+        doc.item(
+            _t(
+                lang,
+                "monthly.region_row",
+                name=name,
+                count=_count(row.total, lang, p, totals_hidden),
+                rate=rate or "–",
+                themes=themes or "–",
+                open=_count(row.open, lang, p, open_hidden),
+                days=days,
+            )
+        )
 
 
 def _open_first(items: Sequence[EscalationItem]) -> list[EscalationItem]:

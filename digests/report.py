@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 from babel.dates import format_date
 
 from digests import numbers
+from digests.model import Activity
 from digests.numbers import LEADERSHIP, Privacy
-from digests.rules import pick_quotes, ranked, rising
+from digests.rules import per_worker_week, pick_quotes, ranked, rising, uses_rate
 from flows.i18n import label, t
 from flows.statuses import status_label
 from flows.taxonomy import TAXONOMY_VERSION
@@ -105,6 +106,8 @@ class ReportFigures:
     quotes: Sequence[QuoteLine]
     escalated: int = 0
     shl48: int = 0
+    # The comparison section: the region's active workers, the whole organisation.
+    comparison: ComparisonFigures | None = None
 
 
 # --- the report model ------------------------------------------------------------------
@@ -190,6 +193,8 @@ class Report:
     shown: dict[str, str] = field(default_factory=dict)
     # Months and their counts as drawn (a hidden count is drawn as 0).
     monthly_drawn: list[tuple[date, int]] = field(default_factory=list)
+    # The comparison section (``build_comparison``); None without its figures.
+    comparison: Comparison | None = None
 
     def text(self, key: str, **params: object) -> str:
         """A fixed text of the report in its language (used by the template)."""
@@ -271,25 +276,240 @@ class _Phenomenon:
 
 
 def _rising(figures: ReportFigures, lang: str, privacy: Privacy = LEADERSHIP) -> list[Rising]:
-    """The (theme, signal) pairs that grew most against the previous period."""
+    """The (theme, signal) pairs that grew most against the previous period; in
+    observations per active worker-week when the active workers changed by more than
+    20 % (``digests.rules.uses_rate``), and then the change printed is the rate's."""
     pairs = (
         _Phenomenon(pair, count, figures.previous_combos.get(pair, 0))
         for pair, count in figures.combos.items()
     )
+    activity = figures.comparison.activity if figures.comparison is not None else None
+    by_rate = activity is not None and uses_rate(activity)
+
+    def change(p: _Phenomenon) -> str:
+        hidden = privacy.small(p.count) or privacy.small(p.before)
+        if not by_rate or activity is None or hidden or not p.before:
+            return _change(p.count, p.before, lang, hidden)
+        now = per_worker_week(p.count, activity.worker_weeks) or 0.0
+        was = per_worker_week(p.before, activity.before_worker_weeks) or 0.0
+        return numbers.percent(now / was - 1, lang, signed=True) if was else _change(1, 0, lang)
+
     return [
         Rising(
             theme=label(p.code[0], lang),
             signal=label(p.code[1], lang),
             count=p.count,
             previous=p.before,
-            change=_change(
-                p.count, p.before, lang, privacy.small(p.count) or privacy.small(p.before)
-            ),
+            change=change(p),
             count_text=numbers.count(p.count, lang, privacy),
             previous_text=numbers.count(p.before, lang, privacy),
         )
-        for p in rising(pairs, RISING_MIN_COUNT, RISING_RATIO)[:MAX_RISING]
+        for p in rising(pairs, RISING_MIN_COUNT, RISING_RATIO, activity)[:MAX_RISING]
     ]
+
+
+# --- the comparison section ("Vertailu", "Jämförelse", "Comparison") --------------------
+#
+# This period against the previous period of equal length, and the region against the
+# whole organisation, in counts and in observations per active worker-week. Its texts
+# are in the ``digests`` catalog (``comparison.*``), its template block in
+# ``templates/comparison.html.j2``.
+
+COMPARISON_DOMAIN = "digests"
+
+
+@dataclass(frozen=True)
+class ComparisonFigures:
+    """What the comparison section counts besides ``ReportFigures``: the region's active
+    workers and worker-weeks now and in the previous period (``Activity`` with one
+    earlier period), and the whole organisation's observations, per theme, active workers
+    and worker-weeks in this period."""
+
+    activity: Activity
+    organisation_total: int
+    organisation_themes: Mapping[str, int]
+    organisation_workers: int
+    organisation_worker_weeks: int
+
+
+@dataclass(frozen=True)
+class ComparisonLine:
+    """A row of the comparison: the region now, before, the change, the organisation
+    (each as printed: "< 5" and "–" for what is hidden). ``rate``: the cells are rates."""
+
+    label: str
+    now: str
+    previous: str
+    change: str
+    organisation: str
+    rate: bool = False
+
+
+@dataclass(frozen=True)
+class ComparisonTheme:
+    """A theme's count in the region and its rate per active worker-week: now, in the
+    previous period and in the whole organisation."""
+
+    code: str
+    label: str
+    count: str
+    rate: str
+    previous_rate: str
+    organisation_rate: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The comparison section in one language, ready for its template block."""
+
+    heading: str
+    intro: str
+    columns: tuple[str, ...]
+    lines: list[ComparisonLine]
+    theme_columns: tuple[str, ...]
+    themes: list[ComparisonTheme]
+    notes: list[str]
+
+
+def _ct(lang: str, key: str, **params: object) -> str:
+    return t(lang, key, domain=COMPARISON_DOMAIN, **params)
+
+
+def build_comparison(
+    figures: ReportFigures, lang: str, privacy: Privacy = LEADERSHIP
+) -> Comparison | None:
+    """The comparison section from ``figures`` (None without ``figures.comparison``).
+
+    Counts show as "< 5" as everywhere in the report (the theme counts hidden exactly as
+    in the themes table). A rate per active worker-week is hidden wherever its count is
+    and when fewer than ``min_cell`` workers were active (``numbers.rate``): with the
+    worker-weeks printed beside it, a rate gives its count back. A change is printed only
+    between two printed figures.
+    """
+    c = figures.comparison
+    if c is None:
+        return None
+    a = c.activity
+    before_workers = a.before_workers[0] if a.before_workers else 0
+
+    def count(n: int) -> str:
+        return numbers.count(n, lang, privacy)
+
+    def change(now: int, before: int) -> str:
+        return _change(now, before, lang, privacy.small(now) or privacy.small(before))
+
+    rate_now = numbers.rate(figures.total, a.worker_weeks, a.workers, lang, privacy)
+    rate_before = numbers.rate(
+        figures.previous_total, a.before_worker_weeks, before_workers, lang, privacy
+    )
+    rate_change = "–"
+    if rate_now is not None and rate_before is not None:
+        now = per_worker_week(figures.total, a.worker_weeks) or 0.0
+        was = per_worker_week(figures.previous_total, a.before_worker_weeks) or 0.0
+        rate_change = numbers.percent(now / was - 1, lang, signed=True) if was else "–"
+    organisation_rate = numbers.rate(
+        c.organisation_total,
+        c.organisation_worker_weeks,
+        c.organisation_workers,
+        lang,
+        privacy,
+    )
+    lines = [
+        ComparisonLine(
+            _ct(lang, "comparison.observations"),
+            count(figures.total),
+            count(figures.previous_total),
+            change(figures.total, figures.previous_total),
+            count(c.organisation_total),
+        ),
+        ComparisonLine(
+            _ct(lang, "comparison.workers"),
+            count(a.workers),
+            count(before_workers),
+            change(a.workers, before_workers),
+            count(c.organisation_workers),
+        ),
+        ComparisonLine(
+            _ct(lang, "comparison.worker_weeks"),
+            count(a.worker_weeks),
+            count(a.before_worker_weeks),
+            change(a.worker_weeks, a.before_worker_weeks),
+            count(c.organisation_worker_weeks),
+        ),
+        ComparisonLine(
+            _ct(lang, "comparison.rate"),
+            rate_now or "–",
+            rate_before or "–",
+            rate_change,
+            organisation_rate or "–",
+            rate=True,
+        ),
+    ]
+
+    now_counts, before_counts = figures.themes, figures.previous_themes
+    shown = [
+        code
+        for code in {*now_counts, *before_counts}
+        if now_counts.get(code) or before_counts.get(code)
+    ]
+    hidden_now = privacy.hidden({code: now_counts.get(code, 0) for code in shown})
+    hidden_before = privacy.hidden({code: before_counts.get(code, 0) for code in shown})
+    hidden_organisation = privacy.hidden(dict(c.organisation_themes))
+    themes = []
+    for code in ranked(shown, lambda code: code, lambda code: now_counts.get(code, 0)):
+        n, before = now_counts.get(code, 0), before_counts.get(code, 0)
+        everywhere = c.organisation_themes.get(code, 0)
+        themes.append(
+            ComparisonTheme(
+                code=code,
+                label=label(code, lang),
+                count=numbers.count(n, lang, privacy, code in hidden_now),
+                rate=numbers.rate(n, a.worker_weeks, a.workers, lang, privacy, code in hidden_now)
+                or "–",
+                previous_rate=numbers.rate(
+                    before,
+                    a.before_worker_weeks,
+                    before_workers,
+                    lang,
+                    privacy,
+                    code in hidden_before,
+                )
+                or "–",
+                organisation_rate=numbers.rate(
+                    everywhere,
+                    c.organisation_worker_weeks,
+                    c.organisation_workers,
+                    lang,
+                    privacy,
+                    code in hidden_organisation,
+                )
+                or "–",
+            )
+        )
+    notes = [_ct(lang, "comparison.definition", below=numbers.below(privacy.min_cell, lang))]
+    if uses_rate(a):
+        notes.append(_ct(lang, "comparison.rising_by_rate"))
+    return Comparison(
+        heading=_ct(lang, "comparison.heading"),
+        intro=_ct(lang, "comparison.intro"),
+        columns=(
+            "",
+            _ct(lang, "comparison.col.now"),
+            _ct(lang, "comparison.col.previous"),
+            _ct(lang, "comparison.col.change"),
+            _ct(lang, "comparison.col.organisation"),
+        ),
+        lines=lines,
+        theme_columns=(
+            _ct(lang, "comparison.col.theme"),
+            _ct(lang, "comparison.col.count"),
+            _ct(lang, "comparison.col.rate"),
+            _ct(lang, "comparison.col.previous_rate"),
+            _ct(lang, "comparison.col.organisation_rate"),
+        ),
+        themes=themes,
+        notes=notes,
+    )
 
 
 def _day(day: date, lang: str) -> str:
@@ -396,6 +616,7 @@ def build_report(
             (month, 0 if month in monthly_hidden or privacy.small(n) else n)
             for month, n in figures.monthly
         ],
+        comparison=build_comparison(figures, lang, privacy),
     )
 
 

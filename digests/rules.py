@@ -10,7 +10,10 @@ here; the queries in ``storage`` count and list, and decide nothing:
   themes and phenomena, groups of escalations: all ranked by it.
 * **rising** (``rising``): at least ``min_count`` now and at least ``ratio``
   times the earlier average (``digests.model.is_rising``), the largest rise
-  first. The weekly digest marks its themes with the same predicate.
+  first. The weekly digest marks its themes with the same predicate. When the
+  number of active workers changed by more than 20 % against the earlier
+  periods (``uses_rate``), the comparison is made in observations per active
+  worker-week instead (``is_rising_rate``): more workers joining is not a rise.
 * **quotes** (``pick_quotes``): newest first, one per theme while there are
   themes left, then filled up with the newest of the rest; blank ones never.
 * **grouping** (``by_theme``): escalations grouped by theme, the largest
@@ -23,7 +26,11 @@ database, no event loop, no drawing library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from fractions import Fraction
+from itertools import chain
 from typing import Any, Protocol, TypeVar
 
 from digests.model import (
@@ -32,11 +39,13 @@ from digests.model import (
     RISING_MIN_COUNT,
     RISING_RATIO,
     WEEKLY_RISING_MIN_COUNT,
+    Activity,
     CountRow,
     EscalationItem,
     MonthlyFigures,
     MonthlySummary,
     NewOrGrowing,
+    RegionRow,
     RisingRow,
     SpreadRow,
     ThemeGroup,
@@ -96,12 +105,109 @@ class Trend(Protocol):
 TrendT = TypeVar("TrendT", bound=Trend)
 
 
-def rising(rows: Iterable[TrendT], min_count: int, ratio: float) -> list[TrendT]:
-    """The rows that rose (``is_rising``): the largest rise first, then the largest count."""
+# --- rates per active worker-week -----------------------------------------------------
+
+# "Rising" compares rates when the active workers changed by more than this.
+WORKERS_CHANGED = Fraction(1, 5)
+
+
+def per_worker_week(count: int, worker_weeks: int) -> float | None:
+    """Observations per active worker-week; None without any worker-week."""
+    return count / worker_weeks if worker_weeks else None
+
+
+def workers_changed(now: int, before: Sequence[int], limit: Fraction = WORKERS_CHANGED) -> bool:
+    """Whether ``now`` active workers differ from the average of ``before`` (the active
+    workers of each earlier period) by more than ``limit`` (20 %) of that average.
+
+    Exact, in whole numbers: 19 % is no change, 21 % is, exactly 20 % is not. From nobody
+    to somebody is a change; nobody before and nobody now is not; no earlier periods at
+    all (nothing to compare with) is not either.
+    """
+    if not before:
+        return False
+    total = sum(before)
+    if total == 0:
+        return now > 0
+    return abs(now * len(before) - total) > limit * total
+
+
+def uses_rate(activity: Activity) -> bool:
+    """Whether "rising" compares observations per active worker-week instead of counts."""
+    return workers_changed(activity.workers, activity.before_workers)
+
+
+def is_rising_rate(
+    count: int,
+    worker_weeks: int,
+    before: int,
+    before_worker_weeks: int,
+    min_count: int,
+    ratio: float,
+) -> bool:
+    """``is_rising`` in rates: at least ``min_count`` observations now, and observations
+    per active worker-week at least ``ratio`` times, and more than, the rate of the earlier
+    periods (``before`` observations over ``before_worker_weeks``); any, when nobody was
+    active before. Exact fractions: no rounding decides a boundary."""
+    if count < min_count or not worker_weeks:
+        return False
+    if not before_worker_weeks:
+        return True
+    now, was = Fraction(count, worker_weeks), Fraction(before, before_worker_weeks)
+    return now >= Fraction(ratio) * was and now > was
+
+
+def _before_sum(average: float, periods: int) -> int:
+    return round(average * periods)
+
+
+def rises(
+    count: int,
+    average: float,
+    min_count: int,
+    ratio: float,
+    activity: Activity | None = None,
+) -> bool:
+    """The one "rising" predicate: in counts (``is_rising``: ``count`` against the earlier
+    periods' ``average``), or in rates when ``activity`` says the active workers changed
+    by more than 20 % (``uses_rate``)."""
+    if activity is not None and uses_rate(activity):
+        return is_rising_rate(
+            count,
+            activity.worker_weeks,
+            _before_sum(average, activity.periods),
+            activity.before_worker_weeks,
+            min_count,
+            ratio,
+        )
+    return is_rising(count, average, min_count, ratio)
+
+
+def rising(
+    rows: Iterable[TrendT],
+    min_count: int,
+    ratio: float,
+    activity: Activity | None = None,
+) -> list[TrendT]:
+    """The rows that rose (``rises``): the largest rise first (in rates when rates were
+    compared), then the largest count."""
+    if activity is not None and uses_rate(activity):
+        a = activity
+
+        def gain(r: TrendT) -> float:
+            now = per_worker_week(r.count, a.worker_weeks) or 0.0
+            was = per_worker_week(_before_sum(r.average, a.periods), a.before_worker_weeks)
+            return now - (was or 0.0)
+
+    else:
+
+        def gain(r: TrendT) -> float:
+            return r.count - r.average
+
     return ranked(
-        (r for r in rows if is_rising(r.count, r.average, min_count, ratio)),
+        (r for r in rows if rises(r.count, r.average, min_count, ratio, activity)),
         _code,
-        lambda r: r.count - r.average,
+        gain,
         _count,
     )
 
@@ -179,7 +285,7 @@ def weekly_digest(f: WeeklyFigures) -> WeeklyDigest:
     new_or_growing = []
     for row in themes:
         new, growing = f.new.get(row.code, 0), f.growing.get(row.code, 0)
-        rose = is_rising(row.count, row.average, WEEKLY_RISING_MIN_COUNT, RISING_RATIO)
+        rose = rises(row.count, row.average, WEEKLY_RISING_MIN_COUNT, RISING_RATIO, f.activity)
         if new or growing or rose:
             new_or_growing.append(NewOrGrowing(row.code, new, growing, rose))
     return WeeklyDigest(
@@ -198,6 +304,9 @@ def weekly_digest(f: WeeklyFigures) -> WeeklyDigest:
         quotes=pick_quotes(f.quotes, WEEKLY_QUOTES),
         escalations=list(f.escalations),
         answers=list(f.answers),
+        activity=f.activity,
+        before_total=sum(t.before for t in f.themes),
+        rate_basis=uses_rate(f.activity),
     )
 
 
@@ -219,8 +328,20 @@ def monthly_summary(
     (``digests.numbers``), so the top lists hide what the whole distribution hides.
     """
     reported = [SpreadRow(t.code, t.teams, t.count) for t in f.themes if t.count]
-    averages = [RisingRow(t.code, t.count, t.before / AVERAGE_MONTHS, t.before) for t in f.themes]
+    a, rate_basis = f.activity, uses_rate(f.activity)
+    averages = [
+        RisingRow(
+            t.code,
+            t.count,
+            t.before / AVERAGE_MONTHS,
+            t.before,
+            rate=per_worker_week(t.count, a.worker_weeks) if rate_basis else None,
+            before_rate=per_worker_week(t.before, a.before_worker_weeks) if rate_basis else None,
+        )
+        for t in f.themes
+    ]
     escalated_by_theme = by_theme(i for i in f.escalations if i.escalation == LEADERSHIP)
+    regions, organisation = region_rows(f, privacy)
     return MonthlySummary(
         region=f.region,
         scope_name=f.scope_name,
@@ -235,7 +356,7 @@ def monthly_summary(
         shl48_count=f.shl48_count,
         leading=ranked(reported, _code, _count)[:leading],
         spread=ranked(reported, _code, lambda r: r.teams, _count)[:leading],
-        rising=rising(averages, min_count, ratio),
+        rising=rising(averages, min_count, ratio, a),
         min_count=min_count,
         ratio=ratio,
         escalated_by_theme=escalated_by_theme,
@@ -245,4 +366,82 @@ def monthly_summary(
         privacy=privacy,
         hidden_themes=privacy.hidden({t.code: t.count for t in f.themes}),
         hidden_escalated=privacy.hidden({g.theme: len(g.items) for g in escalated_by_theme}),
+        activity=a,
+        before_total=sum(t.before for t in f.themes),
+        rate_basis=rate_basis,
+        regions=regions,
+        organisation=organisation,
+        hidden_region_totals=privacy.hidden({r.region or "": r.total for r in regions}),
+        hidden_region_open=privacy.hidden({r.region or "": r.open for r in regions}),
     )
+
+
+# --- regions side by side (the whole organisation's summary) ------------------------------
+
+REGION_THEMES = 3  # leading themes named per region (the chat text shows fewer)
+
+
+def acknowledge_days(items: Iterable[EscalationItem]) -> list[float]:
+    """Days from saving each notice to its first acknowledgement, of those acknowledged."""
+    return [
+        max((i.status.acknowledged_at - i.recorded_at).total_seconds(), 0.0) / 86400
+        for i in items
+        if i.status.acknowledged_at is not None
+    ]
+
+
+def _median(days: Sequence[float]) -> float | None:
+    return statistics.median(days) if days else None
+
+
+def region_rows(
+    f: MonthlyFigures, privacy: Privacy = LEADERSHIP_AUDIENCE
+) -> tuple[list[RegionRow], RegionRow | None]:
+    """Each region of the organisation's month side by side, by name, and the organisation.
+
+    Observations and their rate per active worker-week, the leading themes (only themes
+    with at least ``min_cell`` observations in the region are named to leadership: a
+    theme of one or two entries would point at them), escalations and notices still open
+    (raised in the month or before), and the median days to acknowledge the month's notices.
+    """
+    if f.region is not None or not f.regions:
+        return [], None
+    open_items = [i for i in chain(f.escalations, f.earlier_open) if i.status.is_open]
+    open_by_region = Counter(i.region for i in open_items)
+    days: dict[str, list[float]] = defaultdict(list)
+    for item in f.escalations:
+        days[item.region].extend(acknowledge_days([item]))
+
+    def nameable(counts: Mapping[str, int]) -> tuple[str, ...]:
+        rows = ranked_counts(counts)
+        if privacy.suppress:
+            rows = [r for r in rows if r.count >= privacy.min_cell]
+        return tuple(r.code for r in rows[:REGION_THEMES])
+
+    rows = [
+        RegionRow(
+            region=r.region,
+            name=r.name,
+            total=r.total,
+            workers=r.workers,
+            worker_weeks=r.worker_weeks,
+            top_themes=nameable(r.themes),
+            open=open_by_region.get(r.region, 0),
+            acknowledged=len(days.get(r.region, ())),
+            median_days=_median(days.get(r.region, ())),
+        )
+        for r in sorted(f.regions, key=lambda r: (r.name.casefold(), r.region))
+    ]
+    every = [d for region_days in days.values() for d in region_days]
+    organisation = RegionRow(
+        region=None,
+        name="",
+        total=f.total,
+        workers=f.activity.workers,
+        worker_weeks=f.activity.worker_weeks,
+        top_themes=nameable({t.code: t.count for t in f.themes}),
+        open=len(open_items),
+        acknowledged=len(every),
+        median_days=_median(every),
+    )
+    return rows, organisation

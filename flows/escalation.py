@@ -47,7 +47,15 @@ from babel.dates import format_datetime
 from flows.events import Alert, Choice, Message, Outbound
 from flows.i18n import label, t
 from flows.knowledge import notice_buttons, pack_offer
-from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, NO_ACTION, OPEN, status_label
+from flows.statuses import (
+    ACKNOWLEDGED,
+    ANSWER_STATUSES,
+    GRIEVANCE_ANSWER_STATUSES,
+    NO_ACTION,
+    NOT_REMEDIED,
+    OPEN,
+    status_label,
+)
 from flows.taxonomy import ESCALATED_CODES, SHL48
 
 DOMAIN = "escalation"
@@ -88,7 +96,7 @@ def parse(data: str) -> Press | None:
     action, number = parts[1], int(parts[-1])
     if action in ("ack", "ask", "nt", "ans") and len(parts) == 3:
         return Press(action, number)
-    if action == "st" and len(parts) == 4 and parts[2] in ANSWER_STATUSES:
+    if action == "st" and len(parts) == 4 and parts[2] in GRIEVANCE_ANSWER_STATUSES:
         return Press(action, number, parts[2])
     return None
 
@@ -555,6 +563,7 @@ def _channel_press(state: Notice | None, event: Pressed, now: datetime, rules: R
         or press is None
         or press.action not in ("ack", "st", "ask")
         or not escalated(state.escalation)
+        or (press.action == "st" and press.status not in answer_statuses(state.escalation))
     ):
         return _stale(
             state, actor, place, _note("escalation_choice_refused", "warning", reason="stale")
@@ -632,10 +641,17 @@ def _close_prompt(window: Window, place: Place, text: str) -> Send:
     return _say(place, text, {"edit": window.prompt_ref} if window.prompt_ref else None)
 
 
+def answer_statuses(escalation: str) -> tuple[str, ...]:
+    """The statuses a leader may set on an escalated entry: a notice of a grievance also
+    "not remedied" (valvontalaki § 29), a raise to leadership only the common three."""
+    return GRIEVANCE_ANSWER_STATUSES if escalation == SHL48 else ANSWER_STATUSES
+
+
 def not_remedied(escalation: str, status: str) -> bool:
-    """A notice of a grievance (valvontalaki § 29) closed with "no action": the grievance
-    was not remedied, and its notifier may take it to the supervisory authority."""
-    return escalation == SHL48 and status == NO_ACTION
+    """A notice of a grievance (valvontalaki § 29) closed as "not remedied", or with "no
+    action" (nothing will be done about it, so the grievance stays): its notifier may take
+    it to the supervisory authority."""
+    return escalation == SHL48 and status in (NOT_REMEDIED, NO_ACTION)
 
 
 def _record_status(
@@ -1051,6 +1067,8 @@ def notice(facts: NoticeFacts, lang: str) -> Message:
             for code in ANSWER_STATUSES
         )
     )
+    for code in answer_statuses(facts.escalation)[len(ANSWER_STATUSES) :]:  # "not remedied"
+        buttons.append((Choice(status_label(lang, code), f"{PREFIX}:st:{code}:{number}"),))
     buttons.append((Choice(_t(lang, "button.ask_reporter"), f"{PREFIX}:ask:{number}"),))
     buttons.append(notice_buttons(lang, number))
     return Message(

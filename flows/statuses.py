@@ -17,6 +17,9 @@ ACKNOWLEDGED = "acknowledged"
 IN_PROGRESS = "in_progress"
 DECIDED = "decided"
 NO_ACTION = "no_action"
+# Only for a notice of a grievance (valvontalaki 741/2023 § 29): the grievance stays; its
+# notifier may take it to the supervisory authority (the escalation pack is offered).
+NOT_REMEDIED = "not_remedied"
 HANDLED = "handled"
 
 # Every status, in the order a matter usually goes through them.
@@ -26,12 +29,15 @@ ESCALATION_STATUSES: tuple[str, ...] = (
     IN_PROGRESS,
     DECIDED,
     NO_ACTION,
+    NOT_REMEDIED,
     HANDLED,
 )
-# Still waiting for someone; decided, no_action and handled close the matter.
+# Still waiting for someone; decided, no_action, not_remedied and handled close the matter.
 OPEN_STATUSES: frozenset[str] = frozenset({OPEN, ACKNOWLEDGED, IN_PROGRESS})
 # The statuses a leader sets with a button under a notice (acknowledging has its own).
 ANSWER_STATUSES: tuple[str, ...] = (IN_PROGRESS, DECIDED, NO_ACTION)
+# A notice of a grievance has one more: "not remedied" (its own row of buttons).
+GRIEVANCE_ANSWER_STATUSES: tuple[str, ...] = (*ANSWER_STATUSES, NOT_REMEDIED)
 
 
 # The catalog that names the statuses; every output (notices, digests, the social report,

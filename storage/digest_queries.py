@@ -15,6 +15,11 @@ So the cost follows the rows in the period, not the size of the table; only
 grouped counts and the few rows a digest lists (quotes, escalated
 observations) come back to Python.
 
+Rates per active worker-week (``activity``): a worker is active in an ISO week
+when they recorded an observation observed in it or confirmed one in it; one
+grouped ``UNION ALL`` over observations and confirmations counts the distinct
+workers per period and per ISO week cell, so only counts come back.
+
 Withdrawn observations never count. An observation's escalation status is
 its newest ``escalation_events`` row before ``as_of`` (``open`` when it has
 none); ``as_of`` defaults to the end of the period, or to now while the period
@@ -25,12 +30,22 @@ same digest and "days open" never counts past today.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    distinct,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests import rules
@@ -39,6 +54,7 @@ from digests.model import (
     AVERAGE_WEEKS,
     RISING_MIN_COUNT,
     RISING_RATIO,
+    Activity,
     EscalationItem,
     LeaderAnswer,
     MonthlyFigures,
@@ -46,6 +62,7 @@ from digests.model import (
     PhenomenonLine,
     ProposalLine,
     Quote,
+    RegionFigures,
     StatusInfo,
     ThemeFigures,
     WeeklyDigest,
@@ -60,11 +77,12 @@ from digests.periods import (
     month_bounds,
     shift_month,
     shift_week,
+    week_cells,
 )
 from flows import privacy
 from flows.statuses import OPEN, OPEN_STATUSES
 from flows.taxonomy import ESCALATED_CODES, LEADERSHIP, SHL48
-from storage.models import EscalationEvent, Observation, Team
+from storage.models import Confirmation, EscalationEvent, Observation, Team
 
 # The newest quotes of a week that ``digests.rules.pick_quotes`` chooses from: plenty for
 # one per theme, and a bound on what a busy team's week reads.
@@ -121,8 +139,15 @@ async def _statuses(
             .order_by(EscalationEvent.created_at, EscalationEvent.id)
         )
         for observation_id, status, created_at, text in rows:
+            first = latest.get(observation_id)
+            acknowledged = first.acknowledged_at if first is not None else None
+            if acknowledged is None and status != OPEN:
+                acknowledged = created_at
             latest[observation_id] = StatusInfo(
-                status=status, at=created_at, text=privacy.scrub(text)
+                status=status,
+                at=created_at,
+                text=privacy.scrub(text),
+                acknowledged_at=acknowledged,
             )
     return latest
 
@@ -200,6 +225,97 @@ async def _escalation_items(
             )
         )
     return items
+
+
+# --- active workers and worker-weeks ------------------------------------------------------
+
+
+def _cell(column: Any, cells: Sequence[tuple[datetime, datetime]]) -> Any:
+    """Which of the contiguous ``cells`` a moment falls in, as its index (the caller keeps
+    the moment inside them)."""
+    return case(
+        *((column < end, literal_column(str(i))) for i, (_, end) in enumerate(cells)),
+        else_=literal_column(str(len(cells) - 1)),
+    )
+
+
+async def active_workers(
+    session: AsyncSession,
+    cells: Sequence[tuple[datetime, datetime]],
+    *,
+    team_id: str | None = None,
+    region: str | None = None,
+    team_ids: Iterable[str] | None = None,
+    by_region: bool = False,
+) -> dict[tuple[int, str], int]:
+    """The distinct active workers of each of the contiguous ``cells`` (and region, with
+    ``by_region``; else the region is ""), keyed by the cell's index.
+
+    Active: recorded an observation observed in the cell (withdrawn ones never count) or
+    confirmed something in it ("me too", "we were two": ``confirmations.created_at``).
+    Scope: one team, one region (its teams' confirmations), or ``team_ids`` (the whole
+    organisation, sent as values so that each team's index range is read). One grouped
+    query over both tables: only the counts come back.
+    """
+    if not cells:
+        return {}
+    since, until = cells[0][0], cells[-1][1]
+    seen = [_live(), _in_period(since, until)]
+    confirmed = [Confirmation.created_at >= since, Confirmation.created_at < until]
+    if team_id is not None:
+        seen.append(Observation.team_id == team_id)
+        confirmed.append(Confirmation.team_id == team_id)
+    elif region is not None:
+        seen.append(Observation.region == region)
+        confirmed.append(Team.region == region)
+    elif team_ids is not None:
+        seen.append(Observation.team_id.in_(sorted(team_ids)))
+    observed = [_cell(Observation.observed_at, cells).label("cell"), Observation.person_id]
+    confirming = [_cell(Confirmation.created_at, cells).label("cell"), Confirmation.person_id]
+    if by_region:
+        observed.append(Observation.region.label("region"))
+        confirming.append(Team.region.label("region"))
+    both = union_all(
+        select(*observed).where(*seen),
+        select(*confirming).join(Team, Team.id == Confirmation.team_id).where(*confirmed),
+    ).subquery()
+    keys = [both.c.cell, *([both.c.region] if by_region else [])]
+    rows = await session.execute(
+        select(*keys, func.count(distinct(both.c.person_id))).group_by(*keys)
+    )
+    return {(int(row[0]), str(row[1]) if by_region else ""): int(row[-1]) for row in rows}
+
+
+async def activity(
+    session: AsyncSession,
+    periods: Sequence[tuple[datetime, datetime]],
+    tz: TimeZone = HELSINKI,
+    **scope: Any,
+) -> Activity:
+    """The ``Activity`` of the last of the contiguous ``periods``, against the ones before
+    it (oldest first): distinct active workers per period, and worker-weeks (distinct
+    workers per ISO week cell, ``digests.periods.week_cells``) summed per period.
+    ``scope`` as in ``active_workers``."""
+    cells: list[tuple[datetime, datetime]] = []
+    owner: list[int] = []
+    for index, (start, end) in enumerate(periods):
+        for cell in week_cells(start, end, tz):
+            cells.append(cell)
+            owner.append(index)
+    per_period = await active_workers(session, periods, **scope)
+    per_cell = (
+        per_period if cells == list(periods) else await active_workers(session, cells, **scope)
+    )
+    worker_weeks = [0] * len(periods)
+    for (index, _), n in per_cell.items():
+        worker_weeks[owner[index]] += n
+    workers = [per_period.get((i, ""), 0) for i in range(len(periods))]
+    return Activity(
+        workers=workers[-1],
+        worker_weeks=worker_weeks[-1],
+        before_workers=tuple(workers[:-1]),
+        before_worker_weeks=sum(worker_weeks[:-1]),
+    )
 
 
 # --- the weekly team digest ------------------------------------------------------------
@@ -316,6 +432,8 @@ async def weekly_figures(
             growing[theme] += n
 
     quotes = await _weekly_quotes(session, this_week)
+    weeks = [iso_week_bounds(shift_week(week, -n), tz) for n in range(AVERAGE_WEEKS, 0, -1)]
+    active = await activity(session, [*weeks, (start, end)], tz, team_id=team_id)
 
     escalations = await _escalation_items(
         session,
@@ -367,6 +485,7 @@ async def weekly_figures(
         quotes=quotes,
         escalations=escalations,
         answers=answers,
+        activity=active,
     )
 
 
@@ -480,6 +599,7 @@ async def monthly_summary_data(
     ratio: float = RISING_RATIO,
     leading: int = rules.LEADING,
     audience: Privacy = LEADERSHIP_AUDIENCE,
+    region_names: Mapping[str, str] | None = None,
 ) -> MonthlySummary:
     """The monthly summary of ``region`` (None: the whole organisation) for ``month``.
 
@@ -489,7 +609,14 @@ async def monthly_summary_data(
     ``audience`` is what its readers may see of small counts (``digests.numbers``).
     """
     figures = await monthly_figures(
-        session, region, month, tz, scope_name=scope_name, as_of=as_of, now=now
+        session,
+        region,
+        month,
+        tz,
+        scope_name=scope_name,
+        as_of=as_of,
+        now=now,
+        region_names=region_names,
     )
     return rules.monthly_summary(
         figures, min_count=min_count, ratio=ratio, leading=leading, privacy=audience
@@ -505,10 +632,12 @@ async def monthly_figures(
     scope_name: str | None = None,
     as_of: datetime | None = None,
     now: datetime | None = None,
+    region_names: Mapping[str, str] | None = None,
 ) -> MonthlyFigures:
     """The counts and rows of ``region``'s (None: the whole organisation's) ``month`` and
     of the months before it the averages are taken over; ``as_of`` as in
-    ``monthly_summary_data``."""
+    ``monthly_summary_data``. For the whole organisation every region's month too (its
+    display name from ``region_names``, else its id), to be set side by side."""
     start, end = month_bounds(month, tz)
     history_start, _ = month_bounds(shift_month(month, -AVERAGE_MONTHS), tz)
     as_of = as_of or reporting_moment(end, now)
@@ -561,6 +690,16 @@ async def monthly_figures(
         ProposalLine(p.id, p.status, privacy.scrub(p.text) or "", p.body)
         for p in await knowledge.moved_proposals(session, region, start, min(end, as_of))
     ]
+    months = [month_bounds(shift_month(month, -n), tz) for n in range(AVERAGE_MONTHS, 0, -1)]
+    in_scope: dict[str, Any] = (
+        {"region": region} if region is not None else {"team_ids": list(names)}
+    )
+    active = await activity(session, [*months, (start, end)], tz, **in_scope)
+    regions = (
+        await _regions(session, start, end, tz, list(names), region_names or {})
+        if region is None
+        else []
+    )
 
     return MonthlyFigures(
         region=region,
@@ -578,4 +717,45 @@ async def monthly_figures(
         escalations=items,
         earlier_open=earlier_open,
         proposals=proposals,
+        activity=active,
+        regions=regions,
     )
+
+
+async def _regions(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    tz: TimeZone,
+    team_ids: list[str],
+    region_names: Mapping[str, str],
+) -> list[RegionFigures]:
+    """Every region of the organisation in ``[start, end)``: observations per theme, the
+    distinct active workers and the worker-weeks (regions without any included)."""
+    regions = sorted({row[0] for row in await session.execute(select(Team.region).distinct())})
+    themes: dict[str, dict[str, int]] = {r: {} for r in regions}
+    rows = await session.execute(
+        select(Observation.region, Observation.theme, func.count())
+        .where(_scope_filter(None, team_ids), _live(), _in_period(start, end))
+        .group_by(Observation.region, Observation.theme)
+    )
+    for region_, theme, n in rows:
+        themes.setdefault(region_, {})[theme] = int(n)
+    scope: dict[str, Any] = {"team_ids": team_ids, "by_region": True}
+    workers = await active_workers(session, [(start, end)], **scope)
+    weeks: dict[str, int] = defaultdict(int)
+    for (_, region_), n in (
+        await active_workers(session, week_cells(start, end, tz), **scope)
+    ).items():
+        weeks[region_] += n
+    return [
+        RegionFigures(
+            region=r,
+            name=region_names.get(r, r),
+            total=sum(themes[r].values()),
+            workers=workers.get((0, r), 0),
+            worker_weeks=weeks.get(r, 0),
+            themes=themes[r],
+        )
+        for r in sorted(themes)
+    ]

@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.periods import HELSINKI, week_of
@@ -59,7 +59,6 @@ from flows.taxonomy import (
 )
 from storage.models import (
     Delivery,
-    EscalationEvent,
     Observation,
     PhenomenonLink,
     Proposal,
@@ -202,45 +201,18 @@ def status_label(status: str, lang: str) -> str:
     return statuses.status_label(lang, status)
 
 
-def latest_status_column() -> Any:
-    """A correlated subquery: the newest escalation event's status of the observation row."""
-    return (
-        select(EscalationEvent.status)
-        .where(EscalationEvent.observation_id == Observation.id)
-        .order_by(EscalationEvent.created_at.desc(), EscalationEvent.id.desc())
-        .limit(1)
-        .correlate(Observation)
-        .scalar_subquery()
-    )
-
-
-def _proposal_rank_column() -> Any:
-    """The furthest proposal status of the row's observation or its phenomenon, as a rank
-    (1 = proposed ... in ``PROPOSAL_STATUSES`` order; NULL without a proposal)."""
+def _proposal_rank(key: Any) -> Any:
+    """The furthest proposal status per ``key`` (a Proposal column) as a rank (1 = proposed
+    ... in ``PROPOSAL_STATUSES`` order): one grouped pass over the (few) proposals."""
     rank = case(
         {status: index + 1 for index, status in enumerate(PROPOSAL_STATUSES)},
         value=Proposal.status,
     )
-    linked = (
-        select(PhenomenonLink.phenomenon_id)
-        .where(PhenomenonLink.observation_id == Observation.id)
-        .correlate(Observation)
-        .scalar_subquery()
-    )
     return (
-        select(func.max(rank))
-        .where(or_(Proposal.observation_id == Observation.id, Proposal.phenomenon_id == linked))
-        .correlate(Observation)
-        .scalar_subquery()
-    )
-
-
-def _phenomenon_column() -> Any:
-    return (
-        select(PhenomenonLink.phenomenon_id)
-        .where(PhenomenonLink.observation_id == Observation.id)
-        .correlate(Observation)
-        .scalar_subquery()
+        select(key.label("key"), func.max(rank).label("rank"))
+        .where(key.is_not(None))
+        .group_by(key)
+        .subquery()
     )
 
 
@@ -262,15 +234,23 @@ def observations_query(
 ) -> Select[Any]:
     """Matching, not withdrawn observations in id order, with team name and latest status."""
     # Plain rows, not ORM objects: a large export pays for no identity map or instrumentation.
+    # The escalation status is the column the triggers keep (migration 0005); the phenomenon
+    # and the furthest proposal (of the entry or of its phenomenon) are outer joins, not a
+    # subquery per row.
+    own = _proposal_rank(Proposal.observation_id)
+    shared = _proposal_rank(Proposal.phenomenon_id)
+    own_rank, shared_rank = func.coalesce(own.c.rank, 0), func.coalesce(shared.c.rank, 0)
     query = (
         select(
             *Observation.__table__.columns,
             Team.name.label("team_name"),
-            latest_status_column().label("latest_status"),
-            _phenomenon_column().label("phenomenon_id"),
-            _proposal_rank_column().label("proposal_rank"),
+            PhenomenonLink.phenomenon_id.label("phenomenon_id"),
+            case((own_rank >= shared_rank, own_rank), else_=shared_rank).label("proposal_rank"),
         )
         .join(Team, Team.id == Observation.team_id)
+        .outerjoin(PhenomenonLink, PhenomenonLink.observation_id == Observation.id)
+        .outerjoin(own, own.c.key == Observation.id)
+        .outerjoin(shared, shared.c.key == PhenomenonLink.phenomenon_id)
         .where(Observation.withdrawn_at.is_(None))
         .order_by(Observation.id)
     )
@@ -322,74 +302,76 @@ async def iter_records(
     digested = await digested_weeks(session)
     query = observations_query(since, until, team, region).execution_options(yield_per=1000)
     result = await session.stream(query)
-    async for row in result:
-        escalated = row.escalation != NOT_ESCALATED
-        status = (row.latest_status or OPEN) if escalated else None
-        proposal = PROPOSAL_STATUSES[row.proposal_rank - 1] if row.proposal_rank else None
-        in_digest = (
-            bool(digested)
-            and (
-                row.team_id,
-                week_of(row.observed_at.astimezone(HELSINKI).date()),
+    # A partition at a time: one hop into the driver per 1,000 rows, not one per row.
+    async for partition in result.partitions():
+        for row in partition:
+            escalated = row.escalation != NOT_ESCALATED
+            status = (row.escalation_status or OPEN) if escalated else None
+            proposal = PROPOSAL_STATUSES[row.proposal_rank - 1] if row.proposal_rank else None
+            in_digest = (
+                bool(digested)
+                and (
+                    row.team_id,
+                    week_of(row.observed_at.astimezone(HELSINKI).date()),
+                )
+                in digested
             )
-            in digested
-        )
-        position = path_position(
-            PathFacts(
-                in_digest=in_digest,
-                phenomenon=row.phenomenon_id is not None,
-                raised=escalated,
+            position = path_position(
+                PathFacts(
+                    in_digest=in_digest,
+                    phenomenon=row.phenomenon_id is not None,
+                    raised=escalated,
+                    proposal_status=proposal,
+                )
+            )
+            yield ExportRecord(
+                id=row.id,
+                observed_at=row.observed_at,
+                recorded_at=row.recorded_at,
+                team=row.team_id,
+                team_name=row.team_name,
+                region=row.region,
+                region_code=codes.region(row.region),
+                area=row.area,
+                area_name=area_names.get((row.team_id, row.area)) if row.area else None,
+                municipality=codes.municipality(row.team_id, row.area),
+                theme=row.theme,
+                theme_label=lab(row.theme),
+                population_group=row.population_group,
+                population_group_label=lab(row.population_group),
+                signal=row.signal,
+                signal_label=lab(row.signal),
+                frequency=row.frequency,
+                frequency_label=lab(row.frequency),
+                escalation=row.escalation,
+                escalation_label=lab(row.escalation),
+                escalation_status=status,
+                escalation_status_label=status_label(status, lang) if status else None,
+                polarity=row.polarity,
+                polarity_label=lab(row.polarity),
+                task=row.task,
+                task_label=lab(row.task),
+                source=row.source,
+                source_label=lab(row.source),
+                scale=row.scale,
+                scale_label=lab(row.scale),
+                support_need=row.support_need,
+                support_need_label=lab(row.support_need),
+                # Last line of defence: no hetu leaves, even one stored before the guard.
+                description=privacy.scrub(row.description),
+                quote=privacy.scrub(row.quote),
+                action=privacy.scrub(row.action),
+                text_erased=row.text_erased_at is not None,
+                worker=pseudonymise(row.person_id),
+                transport=row.transport,
+                language=row.language,
+                labels_language=lang,  # type: ignore[arg-type]  # validated by pydantic
+                flow_version=row.flow_version,
+                taxonomy_version=row.taxonomy_version,
+                phenomenon_id=row.phenomenon_id,
                 proposal_status=proposal,
+                path_position=position,
             )
-        )
-        yield ExportRecord(
-            id=row.id,
-            observed_at=row.observed_at,
-            recorded_at=row.recorded_at,
-            team=row.team_id,
-            team_name=row.team_name,
-            region=row.region,
-            region_code=codes.region(row.region),
-            area=row.area,
-            area_name=area_names.get((row.team_id, row.area)) if row.area else None,
-            municipality=codes.municipality(row.team_id, row.area),
-            theme=row.theme,
-            theme_label=lab(row.theme),
-            population_group=row.population_group,
-            population_group_label=lab(row.population_group),
-            signal=row.signal,
-            signal_label=lab(row.signal),
-            frequency=row.frequency,
-            frequency_label=lab(row.frequency),
-            escalation=row.escalation,
-            escalation_label=lab(row.escalation),
-            escalation_status=status,
-            escalation_status_label=status_label(status, lang) if status else None,
-            polarity=row.polarity,
-            polarity_label=lab(row.polarity),
-            task=row.task,
-            task_label=lab(row.task),
-            source=row.source,
-            source_label=lab(row.source),
-            scale=row.scale,
-            scale_label=lab(row.scale),
-            support_need=row.support_need,
-            support_need_label=lab(row.support_need),
-            # Last line of defence: no hetu leaves, even one stored before the guard.
-            description=privacy.scrub(row.description),
-            quote=privacy.scrub(row.quote),
-            action=privacy.scrub(row.action),
-            text_erased=row.text_erased_at is not None,
-            worker=pseudonymise(row.person_id),
-            transport=row.transport,
-            language=row.language,
-            labels_language=lang,  # type: ignore[arg-type]  # validated by pydantic
-            flow_version=row.flow_version,
-            taxonomy_version=row.taxonomy_version,
-            phenomenon_id=row.phenomenon_id,
-            proposal_status=proposal,
-            path_position=position,
-        )
 
 
 # --- writers ----------------------------------------------------------------------------
@@ -424,10 +406,21 @@ async def write_csv(
     settings) or ``comma`` (RFC 4180)."""
     writer = csv_writer(out, dialect)
     writer.writerow(FIELDS)
+    # ``_csv_value`` per cell, with the work done once per column: csv writes None as ""
+    # and numbers and the JSON-mode strings as they are; only flags and free text need care.
+    flags = [
+        i for i, name in enumerate(FIELDS) if ExportRecord.model_fields[name].annotation is bool
+    ]
+    texts = [FIELDS.index(name) for name in FREE_TEXT]
     count = 0
     async for record in records:
-        values = record.model_dump(mode="json")
-        writer.writerow([_csv_value(name, values[name]) for name in FIELDS])
+        row = list(record.model_dump(mode="json").values())
+        for i in flags:
+            row[i] = _csv_value(FIELDS[i], row[i])
+        for i in texts:
+            if row[i] is not None:
+                row[i] = _csv_value(FIELDS[i], row[i])
+        writer.writerow(row)
         count += 1
     return count
 

@@ -18,12 +18,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from digests.report import EscalationLine, QuoteLine, ReportFigures
+from digests.periods import week_cells
+from digests.report import ComparisonFigures, EscalationLine, QuoteLine, ReportFigures
 from flows.privacy import scrub
 from flows.statuses import OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
-from storage.export import latest_status_column, local_bounds
-from storage.models import EscalationEvent, Observation
+from storage.digest_queries import active_workers, activity
+from storage.export import local_bounds
+from storage.models import EscalationEvent, Observation, Team
 
 MARKED_GROWING = ("frequency.growing", "frequency.new")
 QUOTES_CONSIDERED = 200
@@ -114,6 +116,40 @@ async def report_figures(
             session, func.count(), and_(now, Observation.escalation.in_(ESCALATED_CODES))
         ),
         shl48=await _scalar(session, func.count(), and_(now, Observation.escalation == SHL48)),
+        comparison=await comparison_figures(session, region, before_since, since, until, zone),
+    )
+
+
+async def comparison_figures(
+    session: AsyncSession,
+    region: str,
+    before_since: datetime,
+    since: datetime,
+    until: datetime,
+    zone: tzinfo,
+) -> ComparisonFigures:
+    """The comparison section's figures: the region's active workers and worker-weeks in
+    ``[since, until)`` and in the previous period ``[before_since, since)``, and the whole
+    organisation's observations (per theme), active workers and worker-weeks in
+    ``[since, until)``."""
+    team_ids = sorted((await session.execute(select(Team.id))).scalars())
+    everywhere = and_(
+        Observation.team_id.in_(team_ids),
+        Observation.withdrawn_at.is_(None),
+        Observation.observed_at >= since,
+        Observation.observed_at < until,
+    )
+    themes = await _counts(session, everywhere, Observation.theme)
+    workers = await active_workers(session, [(since, until)], team_ids=team_ids)
+    weeks = await active_workers(session, week_cells(since, until, zone), team_ids=team_ids)
+    return ComparisonFigures(
+        activity=await activity(
+            session, [(before_since, since), (since, until)], zone, region=region
+        ),
+        organisation_total=sum(themes.values()),
+        organisation_themes=themes,
+        organisation_workers=workers.get((0, ""), 0),
+        organisation_worker_weeks=sum(weeks.values()),
     )
 
 
@@ -134,7 +170,7 @@ async def _escalations(
             Observation.observed_at,
             Observation.escalation,
             Observation.theme,
-            latest_status_column(),
+            Observation.escalation_status,
             latest_text,
         )
         .where(where, Observation.escalation.in_(ESCALATED_CODES))

@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench import capture_load, digests_scale, export_scale, generate, shared_budget, summary_length
+from bench import (
+    capture_load,
+    digests_scale,
+    export_scale,
+    generate,
+    shared_budget,
+    summary_length,
+    webhook_pair,
+)
 from storage.db import Database
 from storage.models import EscalationEvent, Observation, Person, Team
 from tests.conftest import BACKENDS
@@ -119,9 +127,11 @@ async def test_export_benchmark_runs_and_prints_its_figures(
     out = capsys.readouterr().out
     assert "### Export to CSV" in out
     rows = [line for line in out.splitlines() if line.startswith(("| sqlite", "| postgresql"))]
-    assert [r.split("|")[3].strip() for r in rows] == ["baseline", "havainto"]
+    assert [r.split("|")[3].strip() for r in rows] == ["floor", "havainto", "bare"]
     written = {r.split("|")[4].strip() for r in rows}
     assert len(written) == 1 and int(written.pop().replace(" ", "")) > SMOKE_ROWS * 0.99
+    # The floor did exactly the export's work: the two CSV files are the same bytes.
+    assert rows[1].split("|")[8].strip() == "yes"
 
 
 def _rows(out: str, title: str) -> list[list[str]]:
@@ -198,3 +208,24 @@ async def test_shared_budget_benchmark_runs_and_prints_its_figures(
         assert row[2].strip() == "30 / 30 (30 distinct)", out  # nothing lost or doubled
     assert rows[0][7].strip() == "0 / 0", out  # shared: no 429
     assert int(rows[0][5]) <= 30 and int(rows[0][6]) <= 20, out
+
+
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="instances share PostgreSQL (HAVAINTO_TEST_DATABASE_URL)"
+)
+async def test_webhook_pair_benchmark_kills_one_instance_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two instances behind the webhook, one killed half-way: every entry saved once."""
+    args = ["--rate", "6", "--duration", "8", "--warmup", "3", "--pg-url", PG_ADMIN_URL]
+    await asyncio.to_thread(webhook_pair.main, args)
+    out = capsys.readouterr().out
+    [row] = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 6 ")]
+    cells = [cell.strip() for cell in row]
+    assert cells[1] == "two instances, one killed", out
+    served = [int(n) for n in cells[9].split(" / ")]
+    assert all(n > 0 for n in served), out  # both instances answered before the kill
+    assert (cells[11], cells[12]) == ("0", "0"), out  # none lost, none handled twice
+    saved, entries = cells[13].split("/")
+    assert saved == entries and int(entries) > 0, out
+    assert cells[15] == "none", out

@@ -33,6 +33,7 @@ from bot.router import Router
 from bot.runtime.jobs import job_table, planner_statistics_job
 from bot.transports.base import split_text
 from digests.model import (
+    Activity,
     CountRow,
     LeaderAnswer,
     NewOrGrowing,
@@ -42,13 +43,14 @@ from digests.model import (
     StatusInfo,
     ThemeRow,
 )
+from digests.numbers import Privacy
 from digests.periods import iso_week_bounds, previous_iso_week
 from digests.render import render_monthly, render_weekly
 from flows.taxonomy import THEME
 from storage import repo
 from storage.db import Database
-from storage.digest_queries import monthly_summary_data, weekly_digest_data
-from storage.models import EscalationEvent, Observation
+from storage.digest_queries import active_workers, monthly_summary_data, weekly_digest_data
+from storage.models import Confirmation, EscalationEvent, Observation
 from storage.planner import refresh_statistics
 from tests.conftest import FakeClock
 from tests.support import render_probe
@@ -343,6 +345,86 @@ async def test_weekly_figures(world: World) -> None:
     assert len(rendered.charts) == 1
 
 
+async def confirm(w: World, who: str, observation_id: int, at: datetime) -> None:
+    person_id, team_id, _ = w.people[who]
+    async with w.db.transaction() as session:
+        session.add(
+            Confirmation(
+                person_id=person_id,
+                team_id=team_id,
+                kind="me_too",
+                observation_id=observation_id,
+                created_at=at,
+            )
+        )
+
+
+async def test_active_workers_count_who_recorded_or_confirmed(world: World) -> None:
+    """A worker is active in a week when they recorded or confirmed something in it: one
+    who only said "me too" counts; a withdrawn entry, another team's worker and another
+    week's confirmation do not count for this week."""
+    first = await world.obs("anna", hel(2026, 11, 16, 9), "theme.housing")
+    await world.obs("anna", hel(2026, 11, 18, 9), "theme.housing")
+    await world.obs("ben", hel(2026, 11, 19, 9), "theme.income")
+    await world.obs("ben", hel(2026, 11, 20, 9), "theme.income", withdrawn=True)
+    await confirm(world, "cai", first, hel(2026, 11, 22, 23, 30))  # only a confirmation
+    await confirm(world, "ben", first, hel(2026, 11, 17, 9))  # ben is active anyway
+    await confirm(world, "dana", first, hel(2026, 11, 18, 9))  # another team
+    # The weeks before: anna in W44 and W46, cai's confirmation in W45 (Monday 00:10).
+    early = await world.obs("anna", hel(2026, 10, 27, 9), "theme.housing")
+    await world.obs("anna", hel(2026, 11, 10, 9), "theme.housing")
+    await confirm(world, "cai", early, hel(2026, 11, 2, 0, 10))
+    d = await world.weekly("hki-etsiva", "2026-W47")
+    assert (d.total, d.workers) == (3, 2)  # who wrote: anna and ben
+    # Active: anna, ben and cai; before: W43 none, W44 anna, W45 cai, W46 anna.
+    assert d.activity == Activity(3, 3, (0, 1, 1, 1), 3)
+    assert d.before_total == 2
+    # 3 active against 0.75 a week: the comparison is in rates.
+    assert d.rate_basis
+    text = render_weekly(d, "fi").text
+    assert "Viikon aikana muutama työntekijä kirjasi 3 havaintoa." in text
+    # Who wrote were two: the team's digest shows no rate that would tell how many.
+    assert "työntekijäviikkoa kohden" not in text
+    # The region: dana (hki-nuoret) is active in Helsinki in W47 by her confirmation.
+    async with world.db.transaction() as session:
+        week = iso_week_bounds("2026-W47")
+        region = await active_workers(session, [week], region="helsinki")
+        pohjanmaa = await active_workers(session, [week], region="pohjanmaa")
+        everyone = await active_workers(session, [week], by_region=True)
+    assert region == {(0, ""): 4}
+    assert pohjanmaa == {}
+    assert everyone == {(0, "helsinki"): 4}
+
+
+async def test_the_weekly_rate_and_rising_by_rate(world: World) -> None:
+    """Seven workers this week against three a week before: "more than usual" compares
+    observations per active worker-week, and the team sees its rate."""
+    for name in ("fay", "gus", "hal", "ida"):
+        await world.person(name, "hki-etsiva")
+    # W43–W46: anna, ben and cai each week, one housing entry each (12 in 12 worker-weeks).
+    for week in range(43, 47):
+        start, _ = iso_week_bounds(f"2026-W{week}")
+        for i, name in enumerate(("anna", "ben", "cai")):
+            await world.obs(name, start + timedelta(days=1, hours=i), "theme.housing")
+    # W47: seven workers; housing 5 (0.71 a worker-week: less than 1.0 before), income 3.
+    start, _ = iso_week_bounds("2026-W47")
+    for i, name in enumerate(("anna", "ben", "cai", "fay", "gus")):
+        await world.obs(name, start + timedelta(days=1, hours=i), "theme.housing")
+    for i, name in enumerate(("hal", "ida", "ida")):
+        await world.obs(name, start + timedelta(days=2, hours=i), "theme.income")
+    d = await world.weekly("hki-etsiva", "2026-W47")
+    assert d.activity == Activity(7, 7, (3, 3, 3, 3), 12)
+    assert d.rate_basis and d.before_total == 12
+    # By counts housing would rise (5 against 3 a week, at least 1.5 times); by rates it
+    # fell (5 in 7 worker-weeks against 12 in 12). Income: 3 against none.
+    assert d.new_or_growing == [NewOrGrowing("theme.income", 0, 0, True)]
+    text = render_weekly(d, "fi").text.replace("\u00a0", " ")
+    assert (
+        "Havaintoja aktiivista työntekijäviikkoa kohden: 1,14 (edelliset neljä viikkoa: 1)" in text
+    )
+    assert "Aktiivisten työntekijöiden määrä muuttui yli 20 %" in text
+
+
 async def test_dst_weeks_put_sunday_night_and_monday_morning_in_the_right_week(
     world: World,
 ) -> None:
@@ -563,9 +645,18 @@ async def test_monthly_figures_for_a_region(world: World) -> None:
         SpreadRow("theme.income", 1, 3),
         SpreadRow("theme.violence", 1, 2),
     ]
-    # Housing 7 against 3 / 3 = 1.0; income 3 against nothing (July is too old).
-    # Not rising: substance 4 < 1.5 x 3; violence 2 and service access 2 are under 3.
+    # Active workers: anna, ben and dana in November against 2 (anna, dana), 3 and 2
+    # (ben, dana) in August–October: 3 against 2.33 on average is +29 %, more than 20 %,
+    # so "rising" compares observations per active worker-week. Worker-weeks: November
+    # anna W44 W45 W46 W47 W49, ben W45 W46, dana W45 W46 W47 = 10; August 2 + 2,
+    # September 1 + 4 + 1, October 3 + 1 = 14.
+    assert s.activity == Activity(3, 10, (2, 3, 2), 14)
+    assert s.rate_basis and s.before_total == 19
+    # Housing 7 in 10 (0.7) against 3 in 14 (0.21); income 3 against nothing (July is
+    # too old). Not rising: substance 4 in 10 (0.4) against 9 in 14 (0.64); violence 2
+    # and service access 2 are under 3.
     assert s.rising == [RisingRow("theme.housing", 7, 1.0), RisingRow("theme.income", 3, 0.0)]
+    assert (s.rising[0].rate, s.rising[0].before_rate) == (0.7, 3 / 14)
     assert [(g.theme, [i.observation_id for i in g.items]) for g in s.escalated_by_theme] == [
         ("theme.housing", [ids["housing1"], ids["housing2"]]),
         ("theme.income", [ids["income"]]),
@@ -591,18 +682,25 @@ async def test_monthly_figures_for_a_region(world: World) -> None:
     assert later.escalated_by_theme[0].items[0].status.status == "decided"
     assert later.escalated_by_theme[0].items[0].days_open == 27  # closed 1 Dec 08:00
 
-    # A stricter rule keeps only housing; a looser one lets substance in.
+    # A stricter rule keeps only housing. A looser one (1.3) would let substance in by
+    # counts (4 against 3 a month), but not by rates: its rate fell from 0.64 to 0.4.
     strict = await world.monthly("helsinki", "2026-11", min_count=4)
     assert [r.code for r in strict.rising] == ["theme.housing"]
     loose = await world.monthly("helsinki", "2026-11", ratio=1.3)
-    assert [r.code for r in loose.rising] == [
-        "theme.housing",
-        "theme.income",
-        "theme.substance_mental",
-    ]
+    assert [r.code for r in loose.rising] == ["theme.housing", "theme.income"]
 
     rendered = render_monthly(s, "fi")
     assert rendered.text.splitlines()[0] == "Kuukausikooste · Helsinki · marraskuu 2026"
+    # Three active workers are fewer than five: leadership sees no rate (it would tell).
+    assert "• Havaintoja aktiivista työntekijäviikkoa kohden: – (kolme edellistä" in (rendered.text)
+    # With min_cell 3 the rates show, and the rising themes are listed by their rates.
+    three = await world.monthly("helsinki", "2026-11", audience=Privacy(min_cell=3))
+    text = render_monthly(three, "fi").text.replace("\u00a0", " ")
+    assert "• Havaintoja aktiivista työntekijäviikkoa kohden: 1,8 (kolme edellistä " in text
+    assert "kuukautta: 1,36)" in text
+    assert "Aktiivisten työntekijöiden määrä muuttui yli 20 %" in text
+    assert "• Asuminen ja asunnottomuus: 7 (0,7 / työntekijäviikko, aiemmin 0,21, +227 %)" in text
+    assert "(0,3 / työntekijäviikko, aiemmin 0, uusi)" in text
     assert rendered.csv is not None
     # Header, the 4 raised in November and the 3 earlier ones still open.
     assert rendered.csv.decode("utf-8-sig").count("\r\n") == 1 + 4 + 3
@@ -620,6 +718,55 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     )
     # The open September escalation of Pohjanmaa joins the organisation's list.
     assert len(whole.earlier_open) == 4
+    # The regions side by side. Pohjanmaa: eva, three in W45 (one worker-week), her
+    # September escalation still open. Helsinki: 10 worker-weeks (test above); open:
+    # housing1 (in progress), housing2 and income of November, and July, August and
+    # October from before; acknowledged: housing1 (first acted on 10 Nov 08:00, saved
+    # 3 Nov 10:10) and the § 48 notice (15 Nov 23:00, saved 22:20).
+    helsinki, north_row = whole.regions
+    assert (helsinki.region, helsinki.total, helsinki.workers, helsinki.worker_weeks) == (
+        "helsinki",
+        18,
+        3,
+        10,
+    )
+    assert helsinki.top_themes == ("theme.housing",)  # the only theme with 5 or more
+    assert (helsinki.open, helsinki.acknowledged) == (6, 2)
+    assert helsinki.median_days == pytest.approx(((6 * 24 + 21 + 50 / 60) + 40 / 60) / 2 / 24)
+    assert (north_row.region, north_row.total, north_row.workers, north_row.worker_weeks) == (
+        "pohjanmaa",
+        3,
+        1,
+        1,
+    )
+    assert (north_row.top_themes, north_row.open, north_row.median_days) == ((), 1, None)
+    assert whole.organisation is not None
+    assert (whole.organisation.total, whole.organisation.open) == (21, 7)
+    assert (whole.activity.workers, whole.activity.worker_weeks) == (4, 11)
+    # Pohjanmaa's 3 is small and Helsinki's 18 is hidden with it (the total 21 is shown);
+    # the same for the open ones (6 and 1 of 7).
+    assert whole.hidden_region_totals == whole.hidden_region_open == {"helsinki", "pohjanmaa"}
+    lines = render_monthly(whole, "en").text.replace("\u00a0", " ").split("\n\n")
+    [regions] = [block for block in lines if block.startswith("Regions side by side")]
+    assert regions.splitlines()[2:] == [
+        "• helsinki: < 5 · – · Housing and homelessness · < 5 · –",
+        "• pohjanmaa: < 5 · – · – · < 5 · –",
+        "• Whole organisation: 21 · – · Housing and homelessness · 7 · –",
+    ]
+    # Shown to an audience that may see everything, with the regions' names.
+    named = await world.monthly(
+        None,
+        "2026-11",
+        audience=Privacy(min_cell=1),
+        region_names={"helsinki": "Helsinki", "pohjanmaa": "Österbotten"},
+    )
+    lines = render_monthly(named, "fi").text.replace("\u00a0", " ").split("\n\n")
+    [regions] = [block for block in lines if block.startswith("Alueet rinnakkain")]
+    assert regions.splitlines()[2:] == [
+        "• Helsinki: 18 · 1,8 · Asuminen ja asunnottomuus · 6 · 3,5 pv",
+        "• Österbotten: 3 · 3 · Asuminen ja asunnottomuus · 1 · –",
+        "• Koko organisaatio: 21 · 1,91 · Asuminen ja asunnottomuus · 7 · 3,5 pv",
+    ]
     north = await world.monthly("pohjanmaa", "2026-11", scope_name="Österbotten")
     assert (north.total, north.teams, north.workers) == (3, 1, 1)
     assert north.rising == [RisingRow("theme.housing", 3, 1 / 3)]  # one in September

@@ -29,6 +29,7 @@ from PIL import Image
 from bot.transports.base import split_text
 from digests import charts, rules
 from digests.model import (
+    Activity,
     CountRow,
     EscalationItem,
     LeaderAnswer,
@@ -312,6 +313,9 @@ def sample_weekly() -> WeeklyDigest:
         end=end,
         total=12,
         workers=4,
+        # Five active (one only confirmed) against 4.5 a week before: counts are compared.
+        activity=Activity(5, 5, (4, 5, 4, 5), 18),
+        before_total=33,
         themes=[
             ThemeRow("theme.housing", 5, 2.5),
             ThemeRow("theme.substance_mental", 3, 3.0),
@@ -400,6 +404,9 @@ def sample_monthly() -> MonthlySummary:
         workers=31,
         escalated=3,
         shl48_count=1,
+        # 34 active against 30 a month before (+13 %): counts are compared.
+        activity=Activity(34, 120, (30, 31, 29), 350),
+        before_total=390,
         leading=[
             SpreadRow("theme.housing", 7, 40),
             SpreadRow("theme.substance_mental", 5, 30),

@@ -73,6 +73,7 @@ async def test_shl48_reaches_the_leaders_at_once_without_the_reporter(bot: Bot) 
         f"esc:st:in_progress:{number}",
         f"esc:st:decided:{number}",
         f"esc:st:no_action:{number}",
+        f"esc:st:not_remedied:{number}",  # only under a notice of a grievance
         f"esc:ask:{number}",
         f"kp:mk:{number}",  # "Make a phenomenon" / "Link to a phenomenon" (bot.knowledge)
         f"kp:ln:{number}",

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from flows import escalation as desk
 from flows.events import Alert, Message, Outbound
 from flows.i18n import t
-from flows.statuses import ACKNOWLEDGED, ANSWER_STATUSES, ESCALATION_STATUSES, OPEN
+from flows.statuses import (
+    ACKNOWLEDGED,
+    ANSWER_STATUSES,
+    ESCALATION_STATUSES,
+    GRIEVANCE_ANSWER_STATUSES,
+    OPEN,
+)
 from flows.taxonomy import LEADERSHIP, NOT_ESCALATED, SHL48
 
 SEED = int(os.environ.get("HAVAINTO_TEST_SEED") or random.SystemRandom().randrange(2**32))
@@ -489,7 +495,7 @@ def check_state(state: desk.Notice) -> None:
         else:
             assert window.person in MAY_ANSWER, window
             assert state.posted_at(window.transport, window.chat_id)
-            assert (window.kind == "status") == (window.status in ANSWER_STATUSES)
+            assert (window.kind == "status") == (window.status in GRIEVANCE_ANSWER_STATUSES)
     for question in state.questions:
         assert state.posted_at(question.transport, question.chat_id)
     assert all(p.reminders >= 0 for p in state.posts)
@@ -572,7 +578,7 @@ def test_random_sequences_stay_valid_and_relay_only_where_meant(data: st.DataObj
             number = data.draw(st.sampled_from(ids or [3]) | st.integers(1, 200))
             payload = {
                 "ack": "esc:ack:7",
-                "st": f"esc:st:{data.draw(st.sampled_from(ANSWER_STATUSES))}:7",
+                "st": f"esc:st:{data.draw(st.sampled_from(GRIEVANCE_ANSWER_STATUSES))}:7",
                 "ask": "esc:ask:7",
                 "nt": f"esc:nt:{number}",
                 "ans": f"esc:ans:{number}",
@@ -639,3 +645,42 @@ def test_a_recorded_measure_or_a_raise_has_no_measures_deadline() -> None:
     raised = notice(escalation=LEADERSHIP, posts=(replace(POSTED, kind=LEADERSHIP),))
     assert go(raised, desk.Tick(), later).effects == ()
     assert go(notice(withdrawn=True), desk.Tick(), later).effects == ()
+
+
+# --- "not remedied" (valvontalaki § 29) --------------------------------------------------
+
+
+def notice_buttons(escalation: str) -> list[list[str]]:
+    facts = desk.NoticeFacts(7, escalation, "Kallio", (), "1.12.2026 10:00", "Jono pitkä")
+    return [[c.data for c in row] for row in desk.notice(facts, "fi").choices]
+
+
+def test_only_a_notice_of_a_grievance_can_be_marked_not_remedied() -> None:
+    # Under a notice of a grievance: its own row; under a raise to leadership: none.
+    assert ["esc:st:not_remedied:7"] in notice_buttons(SHL48)
+    assert not any("not_remedied" in data for row in notice_buttons(LEADERSHIP) for data in row)
+    # A forged press of it on a raise is stale: no window, nothing stored.
+    raised = notice(escalation=LEADERSHIP, posts=(replace(POSTED, kind=LEADERSHIP),))
+    step = go(raised, press("esc:st:not_remedied:7"))
+    assert step.state == raised
+    assert alerts(step) == [("3101", fi("esc.stale"))]
+    for status in ANSWER_STATUSES:  # the common three stay open to both
+        assert go(raised, press(f"esc:st:{status}:7")).state != raised
+
+
+def test_not_remedied_closes_the_notice_and_offers_its_notifier_the_pack() -> None:
+    state = stored(go(notice(), press("esc:st:not_remedied:7")), 9)
+    assert state.windows[0].status == "not_remedied"
+    step = go(state, press("esc:nt:9"), NOW + timedelta(minutes=2))
+    assert desk.SetStatus("not_remedied", 3, None) in step.effects
+    [told] = [o.reply for o in sent(step) if o.chat_id == "1101"]
+    assert isinstance(told, Message)
+    assert fi("status.not_remedied") in told.text and "Lupa- ja valvontavirasto" in told.text
+    assert [c.data for c in told.flat_choices()] == ["kp:pack:7"]
+    # Closed: no "no measure recorded" reminder later, and the status names itself in sv/en.
+    assert step.state is not None and step.state.status == "not_remedied"
+    assert go(step.state, desk.Tick(), NOW + timedelta(days=30)).effects == ()
+    assert desk.not_remedied(SHL48, "not_remedied") and desk.not_remedied(SHL48, "no_action")
+    assert not desk.not_remedied(LEADERSHIP, "no_action")
+    assert t("sv", "status.not_remedied", domain="escalation") == "Inte avhjälpt"
+    assert t("en", "status.not_remedied", domain="escalation") == "Not remedied"

@@ -15,12 +15,13 @@ from typing import Any
 import jsonschema
 import openpyxl
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.config import Config
 from flows.events import Incoming, TextIn
 from flows.i18n import label
 from flows.privacy import IdentifierKind, kinds_found
+from storage import knowledge
 from storage.export import (
     FIELDS,
     ExportRecord,
@@ -32,7 +33,7 @@ from storage.export import (
     write_jsonl,
     write_xlsx,
 )
-from storage.models import Observation
+from storage.models import Observation, Proposal
 from tests.support.datacare_helpers import HETU, World, add, observation, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
@@ -313,3 +314,66 @@ async def test_the_knowledge_path_columns_are_in_the_schema_and_the_records(worl
         bad = record | {"path_position": "somewhere"}
         with pytest.raises(jsonschema.ValidationError):
             check.validate(bad)
+
+
+async def test_phenomenon_and_the_furthest_proposal_of_the_entry_or_its_phenomenon(
+    world: World,
+) -> None:
+    """The phenomenon and proposal columns come from outer joins: an entry shows its
+    phenomenon and the furthest proposal of its own or of its phenomenon; others none."""
+    housing, shl48 = world.observations["housing"], world.observations["shl48"]
+    lead = world.people["anna"]
+    async with world.db.transaction() as session:
+        phenomenon = await knowledge.create_phenomenon(
+            session,
+            region="helsinki",
+            team_id="hki-etsiva",
+            theme="theme.housing",
+            title="Ei hätämajoitusta",
+            language="fi",
+            actor_person_id=lead.person_id,
+            actor="test",
+            now=NOW,
+        )
+        for entry in (housing, shl48):
+            assert await knowledge.link(
+                session, phenomenon.id, entry, actor_person_id=None, actor="test", now=NOW
+            )
+        shared = await knowledge.create_proposal(
+            session,
+            text="Lisää paikkoja",
+            phenomenon_id=phenomenon.id,
+            proposer_person_id=None,
+            owner_person_id=None,
+            actor="test",
+            now=NOW,
+        )
+        own = await knowledge.create_proposal(
+            session,
+            text="Selvitä kotihoito",
+            observation_id=shl48,
+            proposer_person_id=None,
+            owner_person_id=None,
+            actor="test",
+            now=NOW,
+        )
+        assert shared is not None and own is not None
+        await session.execute(
+            update(Proposal).where(Proposal.id == shared.id).values(status="presented")
+        )
+        await session.execute(
+            update(Proposal).where(Proposal.id == own.id).values(status="decided")
+        )
+    by_id = {r.id: r for r in await records(world)}
+    assert (by_id[housing].phenomenon_id, by_id[housing].proposal_status) == (
+        phenomenon.id,
+        "presented",
+    )
+    assert by_id[housing].path_position == "presented"
+    assert (by_id[shl48].phenomenon_id, by_id[shl48].proposal_status) == (phenomenon.id, "decided")
+    assert by_id[shl48].path_position == "decided"
+    others = [r for key, r in by_id.items() if key not in (housing, shl48)]
+    assert others and all(r.phenomenon_id is None and r.proposal_status is None for r in others)
+    # Each entry once, however many proposals it reaches.
+    assert sorted(by_id) == sorted(r.id for r in await records(world))
+    assert len(await records(world)) == len(by_id)

@@ -16,7 +16,7 @@ import nio
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.transports.matrix import KEYCAPS
-from storage.models import Phenomenon, Proposal
+from storage.models import AuditEvent, Phenomenon, Proposal
 from tests.conftest import TEST_LEADERSHIP
 from tests.support.db import rows
 from tests.support.synapse_harness import Synapse
@@ -28,6 +28,7 @@ from tests.test_matrix_e2e import (
     matrix_section,
     observations,
     peer,
+    save_by_numbers,
     start,
 )
 from tests.test_matrix_e2e import bot_account as bot_account
@@ -78,13 +79,7 @@ async def test_the_knowledge_path_over_matrix(
     worker = await peer(synapse, bot_account.user_id)
     room = await worker.open_dm()
     await enrol(runtime, worker, room)
-    await worker.send(room, "Nuori aikuinen ilman hätämajoitusta pakkasyönä")
-    for answer in ("1", "1", "1", "1", "1"):  # theme, group, signal, novelty, no escalation
-        await worker.reply(room)
-        await worker.send(room, answer)
-    await worker.reply(room)  # the summary
-    await worker.send(room, "1")
-    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+    await save_by_numbers(worker, room, "Nuori aikuinen ilman hätämajoitusta pakkasyönä")
     [entry] = await observations(runtime)
 
     await lead.send(lead_dm, f"!ilmio {entry.id} Nuoret aikuiset ilman hätämajoitusta")
@@ -137,4 +132,65 @@ async def test_the_knowledge_path_over_matrix(
     path = (await worker.reply(room)).body
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
     for person in (leader, lead, worker, other, third):
+        await person.client.close()
+
+
+async def test_the_buttons_under_a_notice_over_matrix(
+    synapse: Synapse,
+    bot_account: Bot,
+    make_config: Callable[..., Config],
+    runtimes: list[Runtime],
+) -> None:
+    """A notice of a grievance in a Matrix leadership room: a leader reacts "Make this a
+    phenomenon" and names it in the room, then marks the notice "Not remedied" without a
+    note; the notifier hears it and gets the escalation pack by reacting to the offer."""
+    leader = await peer(synapse, bot_account.user_id)
+    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot_account.user_id])
+    assert isinstance(channel, nio.RoomCreateResponse)
+    leadership = [
+        dict(TEST_LEADERSHIP[0], chats={"matrix": channel.room_id}),
+        *TEST_LEADERSHIP[1:],
+    ]
+    config = make_config(matrix=matrix_section(synapse, bot_account), leadership=leadership)
+    runtime, _ = await start(config, runtimes)
+    await leader.until(lambda: (channel.room_id, bot_account.user_id, "join") in leader.memberships)
+    await enrolled(runtime, leader, "leader")
+
+    worker = await peer(synapse, bot_account.user_id)
+    room = await worker.open_dm()
+    await enrol(runtime, worker, room)
+    await save_by_numbers(worker, room, "Asiakkaan kotihoito laiminlyöty viikon ajan", "3")
+    [entry] = await observations(runtime)
+
+    notice = await leader.reply(channel.room_id)
+    options = notice.options()
+    assert f"#{entry.id}" in notice.body
+    assert {"Tee ilmiö", "Liitä ilmiöön", "Ei korjattu"} <= set(options)
+
+    # "Make this a phenomenon": the bot asks for a name; the leader types it in the room.
+    await react_to_option(leader, channel.room_id, "Tee ilmiö")
+    assert "Kirjoita ilmiön nimi" in (await leader.reply(channel.room_id)).body
+    await leader.send(channel.room_id, "Kotihoidon laiminlyönnit")
+    assert "Ilmiö #" in (await leader.reply(channel.room_id)).body
+    [phenomenon] = await rows(runtime.db, Phenomenon)
+    assert phenomenon.title == "Kotihoidon laiminlyönnit"
+
+    # "Not remedied" on the notice, then "without a note" on its prompt.
+    await leader.react(channel.room_id, notice.event_id, KEYCAPS[options.index("Ei korjattu")])
+    prompt = await leader.reply(channel.room_id)
+    assert "Ei korjattu" in prompt.body
+    await react_to_option(leader, channel.room_id, prompt.options()[0])
+    told = f"#{entry.id}"
+    await worker.until(
+        lambda: any(told in n.body and "Ei korjattu" in n.body for n in worker.notices[room])
+    )
+    offer = next(n for n in worker.notices[room] if "Lupa- ja valvontavirasto" in n.body)
+    assert len(offer.options()) == 1
+    await worker.until(lambda: len(worker.bot_reactions[offer.event_id]) == 1)
+    await worker.react(room, offer.event_id, KEYCAPS[0])
+    await worker.until(lambda: bool(worker.files[room]))
+    assert worker.files[room][-1]["body"].endswith(".pdf")
+    audits = await rows(runtime.db, AuditEvent)
+    assert [a.what for a in audits if a.action == "escalation.pack"] == [f"observation #{entry.id}"]
+    for person in (leader, worker):
         await person.client.close()

@@ -283,6 +283,18 @@ async def observations(runtime: Runtime) -> list[Observation]:
         return list((await session.scalars(select(Observation).order_by(Observation.id))).all())
 
 
+async def save_by_numbers(worker: Peer, room: str, text: str, escalation: str = "1") -> None:
+    """A text, then theme, group, signal and novelty by "1", the escalation by its number
+    (1 none, 3 a notice of a grievance), then Save: the bot says the entry is saved."""
+    await worker.send(room, text)
+    for answer in ("1", "1", "1", "1", escalation):
+        await worker.reply(room)
+        await worker.send(room, answer)
+    await worker.reply(room)  # the summary
+    await worker.send(room, "1")
+    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+
+
 def codes(dimension: taxonomy.Dimension) -> list[str]:
     return list(dimension.codes)
 
@@ -907,13 +919,7 @@ async def test_shl48_notice_in_a_matrix_leadership_room(
     worker = await peer(synapse, bot_account.user_id)
     room = await worker.open_dm()
     await enrol(runtime, worker, room)
-    await worker.send(room, "Asiakkaan kotihoito laiminlyöty viikon ajan")
-    for answer in ("1", "1", "1", "1", "3"):  # ... escalation: SHL § 48
-        await worker.reply(room)
-        await worker.send(room, answer)
-    await worker.reply(room)  # the summary
-    await worker.send(room, "1")
-    assert (await worker.reply(room)).body.startswith("Tallennettu havainto #")
+    await save_by_numbers(worker, room, "Asiakkaan kotihoito laiminlyöty viikon ajan", "3")
     [entry] = await observations(runtime)
     assert entry.escalation == "escalation.shl48"
 

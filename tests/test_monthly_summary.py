@@ -12,13 +12,13 @@ import pytest
 
 from bot.delivery import digest_parts
 from digests import rules
-from digests.model import MonthlySummary, WeeklyDigest
+from digests.model import Activity, MonthlySummary, RegionFigures, WeeklyDigest
 from digests.numbers import TEAM
 from digests.periods import iso_week_bounds
 from digests.render import MESSAGE_LIMIT, render_monthly, render_weekly
 from flows.events import Document, Message
 from flows.taxonomy import LEADERSHIP, SHL48
-from tests.test_small_cells import escalation, random_month
+from tests.test_small_cells import THEMES, escalation, random_month
 
 
 def busy_month(escalations: int = 400) -> MonthlySummary:
@@ -62,6 +62,53 @@ def test_a_busy_month_fits_in_two_messages_and_attaches_the_rest(lang: str) -> N
     [csv_file] = [p for p in parts if isinstance(p, Document)]
     lines = csv_file.data.decode("utf-8").count("\r\n")
     assert lines == 1 + len(summary.escalated_items) + len(summary.earlier_open)
+
+
+# The 21 wellbeing services counties and Helsinki, as the organisation's summary names them.
+COUNTIES = (
+    "Helsinki, Itä-Uusimaa, Keski-Uusimaa, Länsi-Uusimaa, Vantaa ja Kerava, Varsinais-Suomi, "
+    "Satakunta, Kanta-Häme, Pirkanmaa, Päijät-Häme, Kymenlaakso, Etelä-Karjala, Etelä-Savo, "
+    "Pohjois-Savo, Pohjois-Karjala, Keski-Suomi, Etelä-Pohjanmaa, Pohjanmaa, Keski-Pohjanmaa, "
+    "Pohjois-Pohjanmaa, Kainuu, Lappi"
+).split(", ")
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+def test_the_organisations_busy_month_with_22_regions_fits_in_two_messages(lang: str) -> None:
+    rng = random.Random(11)
+    summary = busy_month()
+    regions = [
+        RegionFigures(
+            f"r{i}",
+            name,
+            total=rng.randint(200, 2500),
+            workers=rng.randint(5, 90),
+            worker_weeks=rng.randint(30, 400),
+            themes={code: rng.randint(5, 400) for code in rng.sample(THEMES, 6)},
+        )
+        for i, name in enumerate(COUNTIES)
+    ]
+    figures = replace(
+        random_month(random.Random(7)),
+        region=None,
+        scope_name="",
+        regions=regions,
+        escalations=[
+            replace(item, region=rng.choice(regions).region) for item in summary.escalated_items
+        ],
+        activity=Activity(900, 3600, (850, 870, 880), 10400),
+    )
+    organisation = rules.monthly_summary(figures)
+    rendered = render_monthly(organisation, lang)
+    messages = [p for p in digest_parts(rendered, MESSAGE_LIMIT) if isinstance(p, Message)]
+    assert 1 <= len(messages) <= 2
+    assert all(len(m.html or m.text) <= MESSAGE_LIMIT for m in messages)
+    # Every region has its line, and the organisation its own, whatever the budget cut.
+    lines = [line for line in rendered.text.splitlines() if line.startswith("• ")]
+    for name in COUNTIES:
+        assert any(line.startswith(f"• {name}: ") for line in lines), name
+    whole = {"fi": "Koko organisaatio", "sv": "Hela organisationen", "en": "Whole organisation"}
+    assert any(line.startswith(f"• {whole[lang]}: ") for line in lines)
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext)")

@@ -289,6 +289,12 @@ async def test_the_monthly_summary_names_the_region_with_its_code(world: World) 
     # A region of the plain-name form: its name alone.
     north = await desk.monthly("pohjanmaa", "2026-11", "sv")
     assert "Pohjanmaa" in north.text.splitlines()[0] and "(" not in north.text.splitlines()[0]
+    # The whole organisation's summary sets the regions side by side, each with its code.
+    whole = await desk.monthly(None, "2026-11", "fi")
+    block = next(b for b in whole.text.split("\n\n") if b.startswith("Alueet rinnakkain"))
+    lines = block.splitlines()
+    assert any(line.startswith("• Helsinki (90):") for line in lines), block
+    assert any(line.startswith("• Pohjanmaa:") for line in lines), block
 
 
 OPERATOR_CONFIG = """

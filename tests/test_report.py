@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,8 +14,10 @@ from markupsafe import escape
 from PIL import Image, ImageStat
 
 from bot.config import Config
+from digests.model import Activity
 from digests.numbers import Privacy
 from digests.report import (
+    ComparisonFigures,
     EscalationLine,
     QuoteLine,
     ReportFigures,
@@ -26,8 +28,9 @@ from digests.report import (
 )
 from flows.i18n import label, t
 from flows.statuses import status_label
+from storage.models import Confirmation
 from storage.report_queries import report_figures
-from tests.support.datacare_helpers import World, seed
+from tests.support.datacare_helpers import World, enrol, seed
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Helsinki")
@@ -265,3 +268,136 @@ def test_pdf_pages_are_not_blank_and_carry_the_headings(tmp_path: Path) -> None:
     ).stdout
     assert heading("fi", "report.title") in first_page
     assert heading("fi", "report.section.summary") in first_page
+
+
+# --- the comparison section ("Vertailu") --------------------------------------------------
+
+COMPARED = ComparisonFigures(
+    # 8 workers in 60 worker-weeks now, 6 in 50 in the previous period (+33 %: rates).
+    activity=Activity(8, 60, (6,), 50),
+    organisation_total=200,
+    organisation_themes={
+        "theme.housing": 90,
+        "theme.income": 60,
+        "theme.violence": 3,
+        "theme.other": 47,
+    },
+    organisation_workers=30,
+    organisation_worker_weeks=250,
+)
+
+
+def comparison_rows(html: str) -> list[list[str]]:
+    """The comparison section's table rows as printed (spaces made plain)."""
+    import re
+
+    section = html.split('<h2 id="comparison">', 1)[1].split("<h2 ", 1)[0]
+    return [
+        [plain(cell).replace("&lt;", "<") for cell in re.findall(r"<td[^>]*>([^<]*)</td>", row)]
+        for row in re.findall(r"<tr><td>.*?</tr>", section)
+    ]
+
+
+def test_comparison_section_in_counts_and_rates() -> None:
+    report = build_report(figures(comparison=COMPARED), "fi", date(2026, 7, 1))
+    assert report.comparison is not None
+    html = render_html(report)
+    assert '<h2 id="comparison">Vertailu</h2>' in html
+    assert comparison_rows(html) == [
+        # this period, the previous period, change, the whole organisation
+        ["Havainnot", "20", "10", "+100 %", "200"],
+        ["Aktiiviset työntekijät", "8", "6", "+33 %", "30"],
+        ["Aktiiviset työntekijäviikot", "60", "50", "+20 %", "250"],
+        # 20 / 60, 10 / 50, 0.33 against 0.2, 200 / 250
+        ["Havaintoja / aktiivinen työntekijäviikko", "0,33", "0,2", "+67 %", "0,8"],
+        # theme, count, rate now, rate before, rate of the organisation. Before, violence 2
+        # is small and housing 6 hidden with it; in the organisation violence 3, and
+        # "other" (47, the next smallest) with it: their rates are not printed either.
+        ["Asuminen ja asunnottomuus", "12", "0,2", "–", "0,36"],
+        ["Toimeentulo", "8", "0,13", "0,16", "0,24"],
+        ["Väkivalta ja kaltoinkohtelu", "0", "0", "–", "–"],
+    ]
+    # Active workers changed by more than 20 %: the rising phenomena went by rates.
+    assert "nousevat ilmiöt on valittu ja niiden muutos laskettu havaintoina" in plain(html)
+
+
+def test_comparison_hides_rates_of_few_workers_and_small_counts() -> None:
+    few = ComparisonFigures(
+        activity=Activity(4, 9, (3,), 7),
+        organisation_total=3,
+        organisation_themes={"theme.housing": 3},
+        organisation_workers=2,
+        organisation_worker_weeks=4,
+    )
+    report = build_report(figures(comparison=few), "en", date(2026, 7, 1))
+    rows = comparison_rows(render_html(report))
+    assert rows[:4] == [
+        ["Observations", "20", "10", "+100%", "< 5"],
+        ["Active workers", "< 5", "< 5", "–", "< 5"],
+        ["Active worker-weeks", "9", "7", "+29%", "< 5"],
+        ["Observations per active worker-week", "–", "–", "–", "–"],
+    ]
+    assert all(row[2:] == ["–", "–", "–"] for row in rows[4:])
+
+
+def test_rising_goes_by_rates_when_the_workers_changed() -> None:
+    open_ = Privacy(suppress=False)
+    by_rate = build_report(figures(comparison=COMPARED), "fi", date(2026, 7, 1), open_)
+    by_count = build_report(figures(), "fi", date(2026, 7, 1), open_)
+    # Housing-queues 9 now, 3 before: +200 % in counts; in rates 9 / 60 against 3 / 50.
+    assert plain(by_count.rising[0].change) == "+200 %"
+    assert plain(by_rate.rising[0].change) == "+150 %"
+    # Seven workers against six (+17 %): counts again.
+    steady = replace_activity(COMPARED, Activity(7, 60, (6,), 50))
+    same = build_report(figures(comparison=steady), "fi", date(2026, 7, 1), open_)
+    assert plain(same.rising[0].change) == "+200 %"
+    assert same.comparison is not None and len(same.comparison.notes) == 1
+
+
+def replace_activity(compared: ComparisonFigures, activity: Activity) -> ComparisonFigures:
+    from dataclasses import replace
+
+    return replace(compared, activity=activity)
+
+
+async def test_comparison_figures_from_the_database(world: World) -> None:
+    # Dora only confirms an entry (Wednesday 11 November, W46): she is active.
+    dora = await enrol(world, "dora", "hki-etsiva", NOW - timedelta(days=400))
+    async with world.db.transaction() as session:
+        session.add(
+            Confirmation(
+                person_id=dora.person_id,
+                team_id="hki-etsiva",
+                kind="me_too",
+                observation_id=world.observations["housing"],
+                created_at=NOW - timedelta(days=12),
+            )
+        )
+    async with world.db.transaction() as session:
+        got = await report_figures(
+            session, "helsinki", "Helsinki", date(2026, 10, 24), date(2026, 11, 23), ZONE
+        )
+    assert got.comparison is not None
+    # Helsinki: anna in W45 (3 Nov), W46 (13 Nov) and W47 (18 and 20 Nov), ben in W47
+    # (19 Nov; his withdrawn entry never counts), dora in W46; nobody before.
+    assert got.comparison.activity == Activity(3, 5, (0,), 0)
+    # The organisation adds cecilia (Pohjanmaa, 17 and 21 Nov: one worker-week).
+    assert (
+        got.comparison.organisation_total,
+        got.comparison.organisation_workers,
+        got.comparison.organisation_worker_weeks,
+    ) == (7, 4, 6)
+    assert got.comparison.organisation_themes == {
+        "theme.housing": 2,
+        "theme.violence": 1,
+        "theme.substance_mental": 1,
+        "theme.early_support": 1,
+        "theme.income": 2,
+    }
+    html = render_html(build_report(got, "sv", date(2026, 11, 23), Privacy(min_cell=1)))
+    assert comparison_rows(html)[:4] == [
+        ["Iakttagelser", "5", "0", "ny", "7"],
+        ["Aktiva medarbetare", "3", "0", "ny", "4"],
+        ["Aktiva medarbetarveckor", "5", "0", "ny", "6"],
+        ["Iakttagelser / aktiv medarbetarvecka", "1", "–", "–", "1,17"],
+    ]

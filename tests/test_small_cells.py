@@ -12,9 +12,11 @@ import pytest
 
 from digests import numbers, rules
 from digests.model import (
+    Activity,
     EscalationItem,
     MonthlyFigures,
     Quote,
+    RegionFigures,
     StatusInfo,
     ThemeFigures,
     WeeklyFigures,
@@ -22,7 +24,7 @@ from digests.model import (
 from digests.numbers import LEADERSHIP, TEAM, Privacy
 from digests.periods import iso_week_bounds, month_bounds
 from digests.render import render_monthly, render_weekly
-from digests.report import QuoteLine, ReportFigures, build_report, render_html
+from digests.report import ComparisonFigures, QuoteLine, ReportFigures, build_report, render_html
 from flows.i18n import label
 from flows.taxonomy import DIMENSIONS, SHL48
 from flows.taxonomy import LEADERSHIP as RAISED
@@ -110,14 +112,30 @@ def spread_over(rng: random.Random, total: int, codes: list[str]) -> dict[str, i
     return counts
 
 
+REGIONS = ["helsinki", "lappi", "kainuu", "pohjanmaa"]
+
+
+def random_activity(rng: random.Random, periods: int) -> Activity:
+    """Active workers and worker-weeks with many small numbers, now and before."""
+    workers = rng.choice([0, 1, 2, 3, 4, 5, 6, rng.randint(0, 40)])
+    before = tuple(rng.choice([0, 1, 3, 5, rng.randint(0, 40)]) for _ in range(periods))
+    return Activity(
+        workers=workers,
+        worker_weeks=workers * rng.randint(1, 4),
+        before_workers=before,
+        before_worker_weeks=sum(n * rng.randint(1, 4) for n in before),
+    )
+
+
 def escalation(rng: random.Random, i: int, kind: str, start: datetime) -> EscalationItem:
     at = start + timedelta(hours=rng.randint(0, 24 * 27))
     status = rng.choice(["open", "acknowledged", "in_progress", "decided", "handled"])
+    acted = at + timedelta(hours=rng.randint(1, 24 * 9)) if status != "open" else None
     return EscalationItem(
         observation_id=1000 + i,
         team_id="t1",
         team_name="Tiimi",
-        region="helsinki",
+        region=rng.choice(REGIONS),
         escalation=kind,
         theme=rng.choice(THEMES),
         population_group=rng.choice(GROUPS),
@@ -127,7 +145,9 @@ def escalation(rng: random.Random, i: int, kind: str, start: datetime) -> Escala
         action=None,
         observed_at=at,
         recorded_at=at + timedelta(minutes=5),
-        status=StatusInfo(status, at + timedelta(days=1) if status != "open" else None),
+        status=StatusInfo(
+            status, at + timedelta(days=1) if status != "open" else None, acknowledged_at=acted
+        ),
         days_open=rng.randint(0, 40),
     )
 
@@ -142,9 +162,26 @@ def random_month(rng: random.Random) -> MonthlyFigures:
         escalation(rng, i, rng.choice([RAISED, RAISED, SHL48]), start)
         for i in range(rng.choice([0, 1, 3, 7, rng.randint(0, 60)]))
     ]
+    # Half of the months are the whole organisation's, with its regions side by side.
+    whole = rng.random() < 0.5
+    regions = []
+    if whole:
+        for region in REGIONS:
+            counts = {code: small_heavy(rng) for code in rng.sample(THEMES, rng.randint(0, 4))}
+            workers = rng.choice([0, 1, 2, 4, 5, 9, rng.randint(0, 30)])
+            regions.append(
+                RegionFigures(
+                    region,
+                    region.title(),
+                    sum(counts.values()),
+                    workers,
+                    workers * rng.randint(1, 4),
+                    counts,
+                )
+            )
     return MonthlyFigures(
-        region="helsinki",
-        scope_name="Helsinki",
+        region=None if whole else "helsinki",
+        scope_name="" if whole else "Helsinki",
         month="2026-11",
         start=start,
         end=end,
@@ -157,6 +194,8 @@ def random_month(rng: random.Random) -> MonthlyFigures:
         themes=themes,
         escalations=escalations,
         earlier_open=[escalation(rng, 500 + i, RAISED, start) for i in range(rng.randint(0, 8))],
+        activity=random_activity(rng, 3),
+        regions=regions,
     )
 
 
@@ -182,6 +221,7 @@ def random_week(rng: random.Random) -> WeeklyFigures:
         new={t.code: rng.randint(0, t.count) for t in themes},
         growing={t.code: rng.randint(0, t.count) for t in themes},
         quotes=[Quote(f"Sitaatti {i % 4}", rng.choice(THEMES)) for i in range(rng.randint(0, 6))],
+        activity=random_activity(rng, 4),
     )
 
 
@@ -193,6 +233,7 @@ def random_report(rng: random.Random) -> ReportFigures:
         for signal, m in spread_over(rng, n, SIGNALS).items():
             combos[(code, signal)] = m
     months = spread_over(rng, total, [f"2026-{m:02d}" for m in range(1, 7)])
+    organisation = spread_over(rng, small_heavy(rng, 40), THEMES)
     return ReportFigures(
         region="helsinki",
         region_name="Helsinki",
@@ -215,6 +256,16 @@ def random_report(rng: random.Random) -> ReportFigures:
         quotes=[QuoteLine("Ei paikkaa.", rng.choice(THEMES), date(2026, 3, 1)) for _ in range(3)],
         escalated=rng.randint(0, total),
         shl48=rng.randint(0, 3),
+        comparison=ComparisonFigures(
+            activity=random_activity(rng, 1),
+            organisation_total=total + sum(organisation.values()),
+            organisation_themes={
+                code: themes.get(code, 0) + organisation.get(code, 0)
+                for code in {*themes, *organisation}
+            },
+            organisation_workers=rng.choice([2, 4, 5, rng.randint(0, 60)]),
+            organisation_worker_weeks=rng.randint(0, 200),
+        ),
     )
 
 
@@ -234,14 +285,20 @@ def monthly_counts(text: str) -> list[str]:
     sections = {block.split("\n", 1)[0]: block for block in text.split("\n\n")}
     found: list[str] = []
     found += re.findall(
-        r"^• (?:Havaintoja|Kirjaajia|Nostettu johdolle|SHL 48 § -ilmoituksia): (.+)$",
+        r"^• (?:Havaintoja|Kirjaajia|Nostettu johdolle|Epäkohtailmoituksia \(valvontalaki 29 §\)):"
+        r" (.+)$",
         sections["Yhteensä"],
         re.M,
     )
+    # The regions side by side: observations and open escalations of each region.
+    for line in sections.get("Alueet rinnakkain", "").splitlines()[2:]:
+        count, _rate, _themes, open_, _days = line.split(": ", 1)[1].split(" · ")
+        found += [count, open_]
     found += re.findall(r"^\d+\. .+?: (.+)$", sections.get("Yleisimmät ilmiöt", ""), re.M)
     spread = sections.get("Laajimmin raportoidut (raportoineiden tiimien määrä)", "")
     found += re.findall(r"\((.+?) havainto", spread)
     rising = sections["Nousevat ilmiöt"]
+    found += re.findall(r"^• .+?: (.+?) \(\S+ / työntekijäviikko", rising, re.M)
     for count, average in re.findall(r"^• .+?: (.+?) \(keskiarvo (.+?)(?:, |\))", rising, re.M):
         found.append(count)
         if not average.startswith("<"):  # an average gives its three months' sum back
@@ -250,6 +307,29 @@ def monthly_counts(text: str) -> list[str]:
     found += re.findall(r"^[^•\s].* \((.+)\)$", escalated, re.M)
     found += re.findall(r"^ja (.+) muuta liitteenä$", text, re.M)
     return found
+
+
+def hidden_rates_follow_counts(text: str) -> list[str]:
+    """Lines of a Finnish monthly summary where a count shows as "< 5" but its rate per
+    active worker-week does not show as "–" (the rate would give the count back)."""
+    text = text.replace(NBSP, " ")
+    sections = {block.split("\n", 1)[0]: block for block in text.split("\n\n")}
+    wrong = []
+    for line in sections.get("Alueet rinnakkain", "").splitlines()[2:]:
+        count, rate, *_ = line.split(": ", 1)[1].split(" · ")
+        if count.startswith("<") and rate != "–":
+            wrong.append(line)
+    rising = sections.get("Nousevat ilmiöt", "")
+    for line, count, rate in re.findall(
+        r"^(• .+?: (.+?) \((\S+) / työntekijäviikko.*)$", rising, re.M
+    ):
+        if count.startswith("<") and rate != "–":
+            wrong.append(line)
+    total = re.search(r"^• Havaintoja: (.+)$", text, re.M)
+    rate_line = re.search(r"^• Havaintoja aktiivista työntekijäviikkoa kohden: (\S+)", text, re.M)
+    if total and rate_line and total[1].startswith("<") and rate_line[1] != "–":
+        wrong.append(rate_line[0])
+    return wrong
 
 
 def weekly_counts(text: str) -> list[str]:
@@ -299,7 +379,7 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
     seed = fuzz_seed()
     rng = random.Random(seed)
     hint = rerun_hint(seed)
-    checked = {"monthly": 0, "weekly": 0, "report": 0, "hidden": 0}
+    checked = {"monthly": 0, "weekly": 0, "report": 0, "hidden": 0, "regions": 0}
     for _ in range(DATA_SETS):
         privacy = Privacy(min_cell=rng.choice([5, 5, 5, 3, 10]))
         below = numbers.below(privacy.min_cell, "fi")
@@ -312,6 +392,16 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         rendered = render_monthly(summary, "fi")
         small = small_in(monthly_counts(rendered.text), privacy.min_cell)
         assert not small, (hint, small)
+        assert not hidden_rates_follow_counts(rendered.text), hint
+        if summary.regions:
+            region_totals = {r.region or "": r.total for r in summary.regions}
+            region_open = {r.region or "": r.open for r in summary.regions}
+            for counts, hidden in (
+                (region_totals, summary.hidden_region_totals),
+                (region_open, summary.hidden_region_open),
+            ):
+                assert not numbers.recoverable(counts, hidden, privacy.min_cell), hint
+            checked["regions"] += 1
         for row in summary.leading:
             if row.code in summary.hidden_themes:
                 assert f"{label(row.code, 'fi')}: {below}" in rendered.text, hint
@@ -353,6 +443,13 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         page = render_html(build_report(report_figures, "fi", date(2026, 7, 1), privacy))
         small = small_in(report_counts(page), privacy.min_cell)
         assert not small, (hint, small)
+        # The comparison: a theme whose count is hidden has its rate hidden too.
+        section = page.replace("&lt;", "<").split('<h2 id="comparison">', 1)[1]
+        for count, rate in re.findall(
+            r'<tr><td>[^<]*</td><td class="num">([^<]*)</td><td class="num rate">([^<]*)<',
+            section.split("<h2 ", 1)[0],
+        ):
+            assert not count.startswith("<") or rate == "–", (hint, count, rate)
         for section, counts in (
             ("themes", report_figures.themes),
             ("signals", report_figures.signals),
@@ -365,3 +462,4 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         checked["report"] += 1
     print(f"checked {checked}")
     assert checked["monthly"] == checked["report"] == DATA_SETS and checked["hidden"] > 0
+    assert checked["regions"] > 0
