@@ -137,6 +137,8 @@ class _Floor:
             "region": r["region"],
             "area": r["area"],
             "area_name": None,  # no area names configured, as in the export run
+            "region_code": None,  # nor official codes
+            "municipality": None,
             "escalation_status": status,
             "escalation_status_label": self.status_label(status) if status else None,
             "text_erased": "true" if r["text_erased_at"] is not None else "false",
@@ -148,7 +150,7 @@ class _Floor:
         }
         for name in ("theme", "population_group", "signal", "frequency", "escalation"):
             values[name], values[name + "_label"] = r[name], self.lab(r[name])
-        for name in ("polarity", "task", "source", "scale"):
+        for name in ("polarity", "task", "source", "scale", "support_need"):
             values[name], values[name + "_label"] = r[name], self.lab(r[name])
         for name, text in texts.items():
             values[name] = safe_cell(text) if text is not None else None

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from bot.config_errors import ConfigError, explain_validation_error, read_toml
+from flows.official_codes import COUNTY_CODES, OfficialCodes, is_municipality_number, with_code
 
 log = logging.getLogger("havainto.config")
 
@@ -214,6 +215,14 @@ class PrivacyConfig(Section):
     min_cell: int = Field(default=5, ge=2, le=100)
 
 
+class TaxonomyConfig(Section):
+    """Optional dimensions of an observation, on top of the codes every deployment uses."""
+
+    # The ten support needs of the Social Welfare Act (1301/2014) § 11, offered under
+    # "Add details"; off: the worker sees no such question.
+    support_needs: bool = False
+
+
 class CsvConfig(Section):
     """The dialect of every CSV file Havainto writes (export, monthly escalations)."""
 
@@ -234,11 +243,67 @@ class HealthConfig(Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+def _zero_padded(value: Any, digits: int) -> Any:
+    """An official code written as a TOML integer (``91``) as the text it stands for
+    (``"091"``): TOML has no leading zeros, codes do."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:0{digits}d}" if 0 <= value < 10**digits else str(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
 class AreaConfig(Section):
     id: str = Field(examples=["kallio"])
     name: str = Field(examples=["Kallio"])
     latitude: float | None = Field(default=None, examples=[60.184])
     longitude: float | None = Field(default=None, examples=[24.95])
+    # Statistics Finland's three-digit municipality number of the area (Helsinki "091",
+    # Espoo "049", Vantaa "092"): exports and reports carry it beside the area.
+    municipality: str | None = Field(default=None, examples=["091"])
+
+    @field_validator("municipality", mode="before")
+    @classmethod
+    def _municipality_text(cls, value: Any) -> Any:
+        return _zero_padded(value, 3)
+
+    @field_validator("municipality")
+    @classmethod
+    def _municipality_number(cls, value: str | None) -> str | None:
+        if value is not None and not is_municipality_number(value):
+            raise ValueError(
+                "a municipality number is three digits, as Statistics Finland writes it "
+                '(Helsinki "091", Espoo "049", Vantaa "092")'
+            )
+        return value
+
+
+class RegionConfig(Section):
+    """A region (a wellbeing services county, or Helsinki): ``[regions.<id>]``.
+
+    The first versions wrote only the display name, ``helsinki = "Helsinki"``; that
+    still works and means a region without a code.
+    """
+
+    name: str = Field(default="", examples=["Helsinki"])
+    # Statistics Finland's code of the wellbeing services county: "01".."21", "90" for
+    # the City of Helsinki, "91" for Åland (flows/official_codes.py).
+    code: str | None = Field(default=None, examples=["90"])
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_text(cls, value: Any) -> Any:
+        return _zero_padded(value, 2)
+
+    @field_validator("code")
+    @classmethod
+    def _known_code(cls, value: str | None) -> str | None:
+        if value is not None and value not in COUNTY_CODES:
+            raise ValueError(
+                "not a wellbeing services county code of Statistics Finland; use "
+                '"01" to "21" for the counties (e.g. "17" Pohjanmaa), "90" for Helsinki'
+            )
+        return value
 
 
 # Keys of the first versions, one per transport; ``chats`` replaces them.
@@ -421,8 +486,10 @@ class Config(BaseSettings):
     csv: CsvConfig = Field(default_factory=CsvConfig)
     teams: list[TeamConfig] = Field(default_factory=lambda: [_DEMO_TEAM.model_copy(deep=True)])
     leadership: list[LeadershipChannelConfig] = Field(default_factory=list)
-    # Display names of regions (ids as used in teams[].region), e.g. helsinki = "Helsinki".
-    regions: dict[str, str] = Field(default_factory=dict)
+    # Regions by the ids used in teams[].region: a display name (helsinki = "Helsinki")
+    # or a table with the official code ([regions.helsinki] name = "Helsinki", code = "90").
+    regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
     # Bodies that decide on proposals (the knowledge path), see BodyConfig.
     bodies: list[BodyConfig] = Field(default_factory=list)
     # Social reports made by the scheduler after each half-year or year, see
@@ -446,6 +513,14 @@ class Config(BaseSettings):
         if data is not None:
             sources.append(InitSettingsSource(settings_cls, init_kwargs=data))
         return tuple(sources)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _region_names_only(cls, value: Any) -> Any:
+        """``helsinki = "Helsinki"`` (the first versions' form) is a region with a name."""
+        if not isinstance(value, dict):
+            return value
+        return {key: {"name": v} if isinstance(v, str) else v for key, v in value.items()}
 
     @field_validator("bodies")
     @classmethod
@@ -499,7 +574,34 @@ class Config(BaseSettings):
 
     def region_name(self, region: str) -> str:
         """A region's display name: from ``[regions]``, else its id."""
-        return self.regions.get(region, region)
+        found = self.regions.get(region)
+        return found.name if found is not None and found.name else region
+
+    @property
+    def region_names(self) -> dict[str, str]:
+        """Region id -> display name, for every region of ``[regions]``."""
+        return {region: self.region_name(region) for region in self.regions}
+
+    def region_code(self, region: str | None) -> str | None:
+        """The region's official county code ("90"), if the config gives one."""
+        found = self.regions.get(region) if region else None
+        return found.code if found is not None else None
+
+    def region_label(self, region: str) -> str:
+        """The display name with the official code beside it: "Helsinki (90)"."""
+        return with_code(self.region_name(region), self.region_code(region))
+
+    def official_codes(self) -> OfficialCodes:
+        """Every official code of the config, for exports and reports."""
+        return OfficialCodes(
+            regions={region: r.code for region, r in self.regions.items() if r.code},
+            municipalities={
+                (team.id, area.id): area.municipality
+                for team in self.teams
+                for area in team.areas
+                if area.municipality
+            },
+        )
 
     def leadership_channel(self, channel_id: str) -> LeadershipChannelConfig | None:
         return next((c for c in self.leadership if c.id == channel_id), None)

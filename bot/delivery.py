@@ -38,6 +38,7 @@ time of the bot (a runtime without digests still starts).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import html
 import logging
@@ -266,7 +267,7 @@ class DigestDesk:
         from storage.digest_queries import monthly_summary_data
 
         scope = region or None
-        name = self.config.region_name(scope) if scope else None
+        name = self.config.region_label(scope) if scope else None
         audience = Privacy(min_cell=self.config.privacy.min_cell)
         now = self.clock()
 
@@ -279,7 +280,8 @@ class DigestDesk:
                 scope_name=name,
                 now=now,
                 audience=audience,
-                region_names=self.config.regions,
+                # Side by side, each region with its official code: "Helsinki (90)".
+                region_names={r: self.config.region_label(r) for r in self.config.regions},
             )
 
         if session is not None:
@@ -287,6 +289,7 @@ class DigestDesk:
         else:
             async with self.db.snapshot() as own:
                 data = await figures(own)
+        data = dataclasses.replace(data, codes=self.config.official_codes())
         # The chat text (at most two messages), the CSV and the PDF of the whole summary,
         # out of this process (a partial of a module-level function pickles).
         render = functools.partial(render_monthly, pdf=True, csv_dialect=self.config.csv.dialect)

@@ -252,7 +252,7 @@ class KnowledgeDesk:
         number = parsed[0][0]
         entry = await repo.get_observation(session, number)
         facts = (
-            await pack_facts(session, number, self.config.regions)
+            await pack_facts(session, number, self.config.region_names)
             if entry is not None and entry.person_id == member.person_id
             else None
         )

@@ -40,6 +40,7 @@ from digests.report_periods import ReportPeriod, due_on, last_ended, parse_repor
 from flows import conclusions as rules
 from flows.events import Document, Incoming, Outbound, Reply, TextIn
 from flows.i18n import t
+from flows.official_codes import with_code
 from storage import audit, repo
 from storage.db import Database
 
@@ -112,6 +113,8 @@ def report_scope(
             raise ValueError(f"unknown region {region!r} (known: {known})")
         fallback = region.replace("_", " ").title()
         printed = name or (cfg.region_name(region) if region in cfg.regions else fallback)
+        # The county's official code beside its name ("Helsinki (90)"), where the config has it.
+        printed = with_code(printed, cfg.region_code(region))
         return ReportScope(
             rules.REGION,
             region,

@@ -95,6 +95,7 @@ OBSERVATION_FIELDS = (
     "task",
     "source",
     "scale",
+    "support_need",
 )
 
 
@@ -1050,6 +1051,7 @@ class Havainto:
             last_codes=last_codes,
             kept_drafts=kept_drafts,
             candidates=candidates,
+            support_needs=self.config.taxonomy.support_needs,
         )
 
     async def _flow_ctx(
@@ -1196,6 +1198,8 @@ class Havainto:
             for name, value in values.items():
                 setattr(entry, name, value)
             entry.population_group = draft.group or entry.population_group
+            # A corrected entry is coded with today's lists (a support need is 2026.2's).
+            entry.taxonomy_version = TAXONOMY_VERSION
             entry.updated_at = turn.now
             await repo.delete_draft(session, member.person_id)
             log.info("observation_updated id=%s", entry.id)

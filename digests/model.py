@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from digests.numbers import LEADERSHIP, Privacy
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import OPEN_STATUSES
 
 # A week is compared with the average of the four weeks before it, a month with the
@@ -395,6 +396,8 @@ class MonthlySummary:
     organisation: RegionRow | None = None
     hidden_region_totals: frozenset[str] = frozenset()
     hidden_region_open: frozenset[str] = frozenset()
+    # The configuration's official region and municipality codes, for the CSV file.
+    codes: OfficialCodes = NO_CODES
 
     @property
     def escalated_items(self) -> list[EscalationItem]:

@@ -53,6 +53,7 @@ from digests.spreadsheet import csv_writer, safe_cell
 from flows import knowledge
 from flows.events import Choice
 from flows.i18n import label, t
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import OPEN, status_label
 from flows.taxonomy import SHL48
 from flows.text import split_text
@@ -505,7 +506,9 @@ def render_monthly(
         text=text,
         html=markup,
         charts=chart_list,
-        csv=escalations_csv(rows, lang, zone_, dialect=csv_dialect) if rows else None,
+        csv=escalations_csv(rows, lang, zone_, dialect=csv_dialect, codes=s.codes)
+        if rows
+        else None,
         csv_filename=f"escalations-{scope_slug}-{s.month}.csv" if rows else None,
         pdf=pdf_bytes,
         pdf_filename=f"summary-{scope_slug}-{s.month}.pdf" if pdf_bytes else None,
@@ -868,7 +871,9 @@ CSV_COLUMNS = (
     "team_id",
     "team",
     "region",
+    "region_code",
     "area",
+    "municipality",
     "escalation",
     "escalation_label",
     "theme",
@@ -896,9 +901,11 @@ def escalations_csv(
     lang: str,
     tz: TimeZone = HELSINKI,
     dialect: str = CSV_DEFAULT_DIALECT,
+    codes: OfficialCodes = NO_CODES,
 ) -> bytes:
     """Escalated observations as CSV, codes and labels, in the CSV ``dialect``
-    (``digests.spreadsheet``; default ``;`` and UTF-8 with BOM, for Excel).
+    (``digests.spreadsheet``; default ``;`` and UTF-8 with BOM, for Excel). ``codes``
+    fills the official region code and municipality number columns.
 
     Free text goes through ``digests.spreadsheet.safe_cell``: no cell runs as a formula.
 
@@ -919,7 +926,9 @@ def escalations_csv(
                 item.team_id,
                 safe_cell(item.team_name),
                 item.region,
+                codes.region(item.region) or "",
                 safe_cell(item.area or ""),
+                codes.municipality(item.team_id, item.area) or "",
                 item.escalation,
                 _t(lang, f"kind.{item.escalation.removeprefix('escalation.')}"),
                 item.theme,

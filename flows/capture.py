@@ -77,6 +77,7 @@ class Step(StrEnum):
     TASK = "task"
     SOURCE = "source"
     SCALE = "scale"
+    SUPPORT_NEED = "support_need"  # § 11 support needs, where the deployment asks them
     WHEN = "when"
     RESUME = "resume"
     NEW_TEXT = "new_text"
@@ -99,6 +100,7 @@ DETAIL_STEPS: tuple[Step, ...] = (
     Step.ACTION,
     Step.POLARITY,
     Step.TASK,
+    Step.SUPPORT_NEED,
     Step.SOURCE,
     Step.SCALE,
 )
@@ -117,10 +119,17 @@ CODED_STEPS: dict[Step, taxonomy.Dimension] = {
     Step.TASK: taxonomy.SERVICE_TASK,
     Step.SOURCE: taxonomy.SOURCE,
     Step.SCALE: taxonomy.SCALE,
+    Step.SUPPORT_NEED: taxonomy.SUPPORT_NEED,
 }
 REQUIRED_FIELDS = ("description", "theme", "group", "signal", "frequency", "escalation")
 # Buttons per row for each coded step: long labels get one per row on a phone.
-ROW_WIDTH: dict[Step, int] = {Step.THEME: 1, Step.SIGNAL: 1, Step.TASK: 2, Step.GROUP: 2}
+ROW_WIDTH: dict[Step, int] = {
+    Step.THEME: 1,
+    Step.SIGNAL: 1,
+    Step.TASK: 2,
+    Step.GROUP: 2,
+    Step.SUPPORT_NEED: 1,
+}
 AREA_MATCH_KM = 10.0
 
 
@@ -149,6 +158,9 @@ class FlowContext:
     # What the worker could confirm instead of a new entry (open phenomena, recent team
     # entries); the host reads them only for a new text, and only for a worker in a team.
     candidates: tuple[kp.Candidate, ...] = ()
+    # The deployment classifies by the Social Welfare Act § 11 support needs
+    # (``taxonomy.support_needs``): "Add details" offers them.
+    support_needs: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -156,6 +168,12 @@ class FlowContext:
 
     def can_keep_another(self) -> bool:
         return self.kept_drafts + 1 < MAX_OPEN_DRAFTS
+
+    def detail_steps(self) -> tuple[Step, ...]:
+        """The steps "Add details" offers here: the § 11 support need only where asked."""
+        if self.support_needs:
+            return DETAIL_STEPS
+        return tuple(step for step in DETAIL_STEPS if step is not Step.SUPPORT_NEED)
 
 
 _LEGACY_PRIVACY_STEP = "privacy"
@@ -181,6 +199,7 @@ class Draft:
     task: str | None = None
     source: str | None = None
     scale: str | None = None
+    support_need: str | None = None  # taxonomy 2026.2, where the deployment asks it
     observed_at: str | None = None  # ISO 8601, UTC
     observed_day_only: bool = False  # the worker gave a day ("eilen"), not a time
     pending_text: str | None = None  # a text typed while a question was open (NEW_TEXT)
@@ -513,7 +532,7 @@ def _edit_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
 def _details_menu_choice(draft: Draft, value: str, ctx: FlowContext) -> Result:
     if value == "done":
         return _prompt(draft, Step.SUMMARY, ctx)
-    target = _step_named(value, DETAIL_STEPS)
+    target = _step_named(value, ctx.detail_steps())
     if target is None:
         return _stale(draft, ctx)
     return _prompt(draft, target, ctx)
@@ -788,7 +807,7 @@ def _question(draft: Draft, step: Step, ctx: FlowContext) -> Message:
         buttons = [_button(draft, t(lang, f"field.{s.value}"), s.value) for s in MAIN_STEPS]
         return Message(t(lang, "ask.edit_menu"), (*_rows(buttons, 2), (back,)))
     if step is Step.DETAILS_MENU:
-        buttons = [_button(draft, t(lang, f"field.{s.value}"), s.value) for s in DETAIL_STEPS]
+        buttons = [_button(draft, t(lang, f"field.{s.value}"), s.value) for s in ctx.detail_steps()]
         done = _button(draft, t(lang, "button.done"), "done")
         return Message(t(lang, "ask.details_menu"), (*_rows(buttons, 2), (done,)))
     if step is Step.AREA:
@@ -867,7 +886,7 @@ def summary_text(draft: Draft, ctx: FlowContext) -> str:
         value = getattr(draft, step.value)
         if value:
             lines.append(f"{t(lang, f'field.{step.value}')}: {value}")
-    for step in (Step.POLARITY, Step.TASK, Step.SOURCE, Step.SCALE):
+    for step in (Step.POLARITY, Step.TASK, Step.SUPPORT_NEED, Step.SOURCE, Step.SCALE):
         value = getattr(draft, step.value)
         if value:
             lines.append(f"{t(lang, f'field.{step.value}')}: {label(value, lang)}")

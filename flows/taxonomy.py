@@ -10,6 +10,13 @@ summary themes of the national survey (seed 001), the four service-system
 failure signals of the ministry's article (seed 000) plus two of our own, and
 the service tasks of the survey.
 
+``SUPPORT_NEED`` (version 2026.2) is optional, for deployments that switch it on
+(``taxonomy.support_needs``): the ten support needs for which the Social Welfare Act
+(sosiaalihuoltolaki 1301/2014) § 11 says social services must be organised, in the
+order of the law. An observation carries at most one, its main need, like every other
+dimension: counts by support need add up to the total, so shares and the suppression
+of small counts work on them as on themes. Rows saved under 2026.1 have none.
+
 The escalation codes also have names (``LEADERSHIP``, ``SHL48``, and
 ``ESCALATED_CODES`` for both): every layer that asks "was this raised?"
 (notices, digests, the social report, exports) imports them from here.
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TAXONOMY_VERSION = "2026.1"
+TAXONOMY_VERSION = "2026.2"
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,35 @@ SERVICE_TASK = _dim(
 )
 SOURCE = _dim("source", "own", "client", "resident", "partner")
 SCALE = _dim("scale", "one", "few", "many")
+# Sosiaalihuoltolaki 1301/2014 § 11, points 1-10, in that order (taxonomy 2026.2).
+SUPPORT_NEED = _dim(
+    "support_need",
+    "daily_life",  # 1) jokapäiväisestä elämästä selviytyminen
+    "housing",  # 2) asumiseen liittyvä tuen tarve
+    "financial",  # 3) taloudellisen tuen tarve
+    "social_inclusion",  # 4) sosiaalisen syrjäytymisen torjuminen, osallisuuden edistäminen
+    "violence",  # 5) lähisuhde- ja perheväkivalta, muu väkivalta ja kaltoinkohtelu
+    "crisis",  # 6) äkilliset kriisitilanteet
+    "child_development",  # 7) lapsen tasapainoinen kehitys ja hyvinvointi
+    "substance_mental_illness",  # 8) päihteet, mielenterveys, sairaus, vamma, ikääntyminen
+    "functional_capacity",  # 9) muu fyysinen, psyykkinen, sosiaalinen, kognitiivinen toimintakyky
+    "carers",  # 10) tuen tarpeessa olevien omaisten ja läheisten tukeminen
+)
 
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
-    for d in (THEME, GROUP, SIGNAL, FREQUENCY, ESCALATION, POLARITY, SERVICE_TASK, SOURCE, SCALE)
+    for d in (
+        THEME,
+        GROUP,
+        SIGNAL,
+        FREQUENCY,
+        ESCALATION,
+        POLARITY,
+        SERVICE_TASK,
+        SOURCE,
+        SCALE,
+        SUPPORT_NEED,
+    )
 }
 
 

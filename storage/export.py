@@ -41,6 +41,7 @@ from flows import privacy, statuses
 from flows.i18n import label
 from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
 from flows.knowledge import position as path_position
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import ESCALATION_STATUSES, OPEN
 from flows.taxonomy import (
     ESCALATION,
@@ -52,6 +53,7 @@ from flows.taxonomy import (
     SERVICE_TASK,
     SIGNAL,
     SOURCE,
+    SUPPORT_NEED,
     THEME,
     Dimension,
 )
@@ -77,6 +79,7 @@ CODED: dict[str, Dimension] = {
     "task": SERVICE_TASK,
     "source": SOURCE,
     "scale": SCALE,
+    "support_need": SUPPORT_NEED,
 }
 FREE_TEXT = ("description", "quote", "action")
 
@@ -85,8 +88,11 @@ def _code(description: str) -> Any:
     return Field(description=description)
 
 
+_LABEL_TEXT = "Label of the code on the left, in labels_language"
+
+
 def _label() -> Any:
-    return Field(description="Label of the code on the left, in labels_language")
+    return Field(description=_LABEL_TEXT)
 
 
 class ExportRecord(BaseModel):
@@ -103,8 +109,18 @@ class ExportRecord(BaseModel):
     team: str = Field(description="Team id")
     team_name: str
     region: str = Field(description="Region (wellbeing services county) id")
+    region_code: str | None = Field(
+        default=None,
+        description="Statistics Finland's code of the wellbeing services county (01-21; 90 "
+        "the City of Helsinki), as the configuration gives it; null when it gives none",
+    )
     area: str | None = Field(description="Coarse area id (district or municipality)")
     area_name: str | None = Field(description="The area's name in the team's configuration")
+    municipality: str | None = Field(
+        default=None,
+        description="Statistics Finland's three-digit municipality number of the area "
+        "(e.g. 091 Helsinki), as the configuration gives it; null when it gives none",
+    )
     theme: str = _code("Taxonomy code, e.g. theme.housing")
     theme_label: str = _label()
     population_group: str = _code("Taxonomy code, e.g. group.youth")
@@ -127,6 +143,12 @@ class ExportRecord(BaseModel):
     source_label: str | None = _label()
     scale: str | None = _code("How many people it concerns, e.g. scale.few")
     scale_label: str | None = _label()
+    support_need: str | None = Field(
+        default=None,
+        description="Support need of the Social Welfare Act 1301/2014 section 11, e.g. "
+        "support_need.housing (taxonomy 2026.2, where the deployment asks it); null otherwise",
+    )
+    support_need_label: str | None = Field(default=None, description=_LABEL_TEXT)
     description: str | None = Field(description="What was seen (free text)")
     quote: str | None = Field(description="The client's own words, if recorded")
     action: str | None = Field(description="Proposed action, if any")
@@ -261,8 +283,10 @@ async def iter_records(
     pseudonymise: Pseudonymiser | None = None,
     lang: str = "fi",
     area_names: Mapping[tuple[str, str], str] | None = None,
+    codes: OfficialCodes = NO_CODES,
 ) -> AsyncIterator[ExportRecord]:
-    """Stream the matching observations as records with labels in ``lang``."""
+    """Stream the matching observations as records with labels in ``lang``; ``codes``
+    gives the official region and municipality codes of the configuration."""
     pseudonymise = pseudonymise or Pseudonymiser()
     area_names = area_names or {}
     labels: dict[str, str] = {}
@@ -307,8 +331,10 @@ async def iter_records(
                 team=row.team_id,
                 team_name=row.team_name,
                 region=row.region,
+                region_code=codes.region(row.region),
                 area=row.area,
                 area_name=area_names.get((row.team_id, row.area)) if row.area else None,
+                municipality=codes.municipality(row.team_id, row.area),
                 theme=row.theme,
                 theme_label=lab(row.theme),
                 population_group=row.population_group,
@@ -329,6 +355,8 @@ async def iter_records(
                 source_label=lab(row.source),
                 scale=row.scale,
                 scale_label=lab(row.scale),
+                support_need=row.support_need,
+                support_need_label=lab(row.support_need),
                 # Last line of defence: no hetu leaves, even one stored before the guard.
                 description=privacy.scrub(row.description),
                 quote=privacy.scrub(row.quote),

@@ -201,6 +201,9 @@ class Observation(Base):
     task: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(64))
     scale: Mapped[str | None] = mapped_column(String(64))
+    # The Social Welfare Act § 11 support need (taxonomy 2026.2, migration 0017), where
+    # the deployment asks it (``taxonomy.support_needs``); None on older rows.
+    support_need: Mapped[str | None] = mapped_column(String(64))
     observed_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
     updated_at: Mapped[datetime]

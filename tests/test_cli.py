@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from flows.i18n import t
+from flows.taxonomy import TAXONOMY_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def test_terminal_chat_logs_an_entry_with_one_text_and_six_numbers(workdir: Path
     record = records[0]
     assert record["theme"] == "theme.housing" and record["population_group"] == "group.youth"
     assert record["frequency"] == "frequency.growing"
-    assert record["team"] == "demo" and record["taxonomy_version"] == "2026.1"
+    assert record["team"] == "demo" and record["taxonomy_version"] == TAXONOMY_VERSION
     assert record["worker"].startswith("p-")
     assert "local" not in json.dumps(record)
 

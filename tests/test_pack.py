@@ -44,7 +44,7 @@ async def test_the_pack_tells_what_was_notified_and_done_without_identities(
     await add_status(world, number, "no_action", NOW - timedelta(days=5), "Ei resursseja")
     try:
         async with world.db.snapshot() as session:
-            facts = await pack_facts(session, number, config.regions)
+            facts = await pack_facts(session, number, config.region_names)
             assert await pack_facts(session, world.observations["housing"], {}) is None
         assert facts is not None and facts.status == "no_action"
         for lang, words in (

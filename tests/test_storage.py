@@ -16,6 +16,7 @@ from bot.service import Havainto
 from flows import commands
 from flows.events import Alert, ChoiceIn, CommandIn, Incoming, Message, Outbound, TextIn
 from flows.i18n import t
+from flows.taxonomy import TAXONOMY_VERSION
 from storage import enrolment_guard, repo, schedule
 from storage.db import Database, alembic_config
 from storage.models import (
@@ -207,7 +208,7 @@ async def test_full_entry_is_stored_with_its_metadata(service: Havainto, clock: 
     )
     assert (entry.team_id, entry.region, entry.area) == ("hki-etsiva", "helsinki", "itakeskus")
     assert entry.transport == "terminal" and entry.language == "fi"
-    assert entry.flow_version == "1" and entry.taxonomy_version == "2026.1"
+    assert entry.flow_version == "1" and entry.taxonomy_version == TAXONOMY_VERSION
     assert entry.recorded_at - entry.observed_at == timedelta(minutes=2)
     assert entry.observed_at.tzinfo is not None
     assert person.pseudonym.startswith("w-") and "1001" not in person.pseudonym

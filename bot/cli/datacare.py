@@ -170,7 +170,14 @@ def export(
             async with db.snapshot() as session:
                 records = counted(
                     iter_records(
-                        session, start, end, team, region, lang=lang.value, area_names=areas
+                        session,
+                        start,
+                        end,
+                        team,
+                        region,
+                        lang=lang.value,
+                        area_names=areas,
+                        codes=cfg.official_codes(),
                     )
                 )
                 with ExitStack() as stack:

@@ -5,7 +5,7 @@
   the date and the language; printed in the report as a section of its own.
 
 Revision ID: 0018
-Revises: 0016 (a sibling branch adds 0017; the merge re-chains this one after it)
+Revises: 0017
 Create Date: 2026-12-03 23:00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
