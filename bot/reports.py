@@ -111,8 +111,7 @@ def report_scope(
         if not teams:
             known = ", ".join(sorted({t.region for t in cfg.teams}))
             raise ValueError(f"unknown region {region!r} (known: {known})")
-        fallback = region.replace("_", " ").title()
-        printed = name or (cfg.region_name(region) if region in cfg.regions else fallback)
+        printed = name or region_printed(cfg, region)
         # The county's official code beside its name ("Helsinki (90)"), where the config has it.
         printed = with_code(printed, cfg.region_code(region))
         return ReportScope(
@@ -157,8 +156,16 @@ def scope_name(cfg: Config, kind: str, scope_id: str, lang: str) -> str:
         team = cfg.team(scope_id)
         return team.name if team else scope_id
     if kind == rules.REGION:
-        return cfg.region_name(scope_id)
+        return region_printed(cfg, scope_id)
     return _t(lang, "scope.organisation")
+
+
+def region_printed(cfg: Config, region: str) -> str:
+    """A region's name in a report and its messages: from ``[regions]``, else its id
+    written as a name ("varsinais_suomi" -> "Varsinais Suomi")."""
+    if region in cfg.regions:
+        return cfg.region_name(region)
+    return region.replace("_", " ").title()
 
 
 def file_names(lang: str, scope: ReportScope, period: str) -> tuple[str, str]:

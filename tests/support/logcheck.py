@@ -28,7 +28,8 @@ SECRET = re.compile(
     r"(?:(?<=/bot)|(?<![0-9A-Za-z]))\d{6,}:[A-Za-z][A-Za-z0-9_-]{3,}"
     r"|syt_[A-Za-z0-9_]+|\bTEST-TOKEN\b"
 )
-TOKEN_ARG = re.compile(r"^[\w.:@!#/+=-]{0,80}$")
+# One id or key, no spaces: a delivery key with a Matrix room id runs to about 100 characters.
+TOKEN_ARG = re.compile(r"^[\w.:@!#/+=-]{0,128}$")
 SHOWN = 10  # findings shown per check
 
 
