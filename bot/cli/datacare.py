@@ -241,21 +241,33 @@ report_app = typer.Typer(
 )
 
 
-def _period_range(period: str | None, since: str | None, until: str | None) -> tuple[Any, Any]:
-    """``--period`` (2026-H2, 2026, 2026-11) or ``--from``/``--to``: first and last day."""
+def _named_period(period: str) -> Any:
+    """``--period`` (2026-H2, 2026, 2026-11) as a ``ReportPeriod``, or a short error."""
     from digests.report_periods import parse_report_period
 
+    try:
+        return parse_report_period(period)
+    except ValueError:
+        raise typer.BadParameter(
+            "use 2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month)", param_hint="--period"
+        ) from None
+
+
+def _one_scope(region: str | None, team: str | None, organisation: bool) -> None:
+    if sum((region is not None, team is not None, organisation)) != 1:
+        raise typer.BadParameter(
+            "give one of --region R, --team T or --organisation", param_hint="--region"
+        )
+
+
+def _period_range(period: str | None, since: str | None, until: str | None) -> tuple[Any, Any]:
+    """``--period`` (2026-H2, 2026, 2026-11) or ``--from``/``--to``: first and last day."""
     if period is not None:
         if since is not None or until is not None:
             raise typer.BadParameter(
                 "give --period or --from/--to, not both", param_hint="--period"
             )
-        try:
-            named = parse_report_period(period)
-        except ValueError:
-            raise typer.BadParameter(
-                "use 2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month)", param_hint="--period"
-            ) from None
+        named = _named_period(period)
         return named.start, named.end
     if since is None or until is None:
         raise typer.BadParameter("give --period 2026-H2, or --from and --to", param_hint="--period")
@@ -308,10 +320,7 @@ def report(
         return
     if output is None:
         raise typer.BadParameter("give the file to write", param_hint="--output")
-    if sum((region is not None, team is not None, organisation)) != 1:
-        raise typer.BadParameter(
-            "give one of --region R, --team T or --organisation", param_hint="--region"
-        )
+    _one_scope(region, team, organisation)
     first, last = _period_range(period, since, until)
     cfg = load(config)
     zone = ZoneInfo(cfg.timezone)
@@ -407,19 +416,10 @@ def report_notes(
     report of that scope covering the period prints them with the role and the date."""
     from bot.cli.knowledge import _clean
     from bot.reports import ReportDesk, report_scope
-    from digests.report_periods import parse_report_period
     from flows import conclusions as rules
 
-    if sum((region is not None, team is not None, organisation)) != 1:
-        raise typer.BadParameter(
-            "give one of --region R, --team T or --organisation", param_hint="--region"
-        )
-    try:
-        named = parse_report_period(period)
-    except ValueError:
-        raise typer.BadParameter(
-            "use 2026-H1, 2026-H2, 2026 (a year) or 2026-11 (a month)", param_hint="--period"
-        ) from None
+    _one_scope(region, team, organisation)
+    named = _named_period(period)
     written_by = role or ("lead" if team is not None else "leader" if region else "admin")
     if written_by not in rules.AUTHOR_ROLES:
         raise typer.BadParameter("lead, leader or admin", param_hint="--role")
