@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-import nio
-
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.transports.matrix import KEYCAPS
 from storage.models import AuditEvent, Phenomenon, Proposal
-from tests.conftest import TEST_LEADERSHIP
 from tests.support.db import rows
 from tests.support.synapse_harness import Synapse
 from tests.test_matrix_e2e import (
@@ -25,6 +22,7 @@ from tests.test_matrix_e2e import (
     Bot,
     Peer,
     enrol,
+    leadership_room,
     matrix_section,
     observations,
     peer,
@@ -60,18 +58,12 @@ async def test_the_knowledge_path_over_matrix(
     make_config: Callable[..., Config],
     runtimes: list[Runtime],
 ) -> None:
-    leader = await peer(synapse, bot_account.user_id)
-    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot_account.user_id])
-    assert isinstance(channel, nio.RoomCreateResponse)
-    leadership = [
-        dict(TEST_LEADERSHIP[0], chats={"matrix": channel.room_id}),
-        *TEST_LEADERSHIP[1:],
-    ]
+    leader, channel, leadership = await leadership_room(synapse, bot_account)
     config = make_config(
         matrix=matrix_section(synapse, bot_account), leadership=leadership, bodies=BODIES
     )
     runtime, _ = await start(config, runtimes)
-    await leader.until(lambda: (channel.room_id, bot_account.user_id, "join") in leader.memberships)
+    await leader.until(lambda: (channel, bot_account.user_id, "join") in leader.memberships)
     await enrolled(runtime, leader, "leader")
     lead = await peer(synapse, bot_account.user_id)
     lead_dm = await enrolled(runtime, lead, "lead")
@@ -104,18 +96,18 @@ async def test_the_knowledge_path_over_matrix(
     assert len(await observations(runtime)) == 1
 
     # In the leadership room: propose, present (body, day), decide (typed).
-    await leader.send(channel.room_id, f"!ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja")
-    await leader.replies(channel.room_id, 2)  # "recorded" and the card
-    await react_to_option(leader, channel.room_id, "Esitetty")
-    assert "toimielimelle" in (await leader.reply(channel.room_id)).body
-    await react_to_option(leader, channel.room_id, "Sosiaali- ja terveyslautakunta")
-    assert "päivänä" in (await leader.reply(channel.room_id)).body
-    await leader.send(channel.room_id, "1.11.2026")
-    await leader.replies(channel.room_id, 2)  # done and the new card
-    await react_to_option(leader, channel.room_id, "Päätetty")
-    assert "päätettiin" in (await leader.reply(channel.room_id)).body
-    await leader.send(channel.room_id, "20 lisäpaikkaa tammikuusta")
-    await leader.reply(channel.room_id)
+    await leader.send(channel, f"!ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja")
+    await leader.replies(channel, 2)  # "recorded" and the card
+    await react_to_option(leader, channel, "Esitetty")
+    assert "toimielimelle" in (await leader.reply(channel)).body
+    await react_to_option(leader, channel, "Sosiaali- ja terveyslautakunta")
+    assert "päivänä" in (await leader.reply(channel)).body
+    await leader.send(channel, "1.11.2026")
+    await leader.replies(channel, 2)  # done and the new card
+    await react_to_option(leader, channel, "Päätetty")
+    assert "päätettiin" in (await leader.reply(channel)).body
+    await leader.send(channel, "20 lisäpaikkaa tammikuusta")
+    await leader.reply(channel)
     [proposal] = await rows(runtime.db, Proposal)
     assert (proposal.status, proposal.body, proposal.decision) == (
         "decided",
@@ -144,16 +136,10 @@ async def test_the_buttons_under_a_notice_over_matrix(
     """A notice of a grievance in a Matrix leadership room: a leader reacts "Make this a
     phenomenon" and names it in the room, then marks the notice "Not remedied" without a
     note; the notifier hears it and gets the escalation pack by reacting to the offer."""
-    leader = await peer(synapse, bot_account.user_id)
-    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot_account.user_id])
-    assert isinstance(channel, nio.RoomCreateResponse)
-    leadership = [
-        dict(TEST_LEADERSHIP[0], chats={"matrix": channel.room_id}),
-        *TEST_LEADERSHIP[1:],
-    ]
+    leader, channel, leadership = await leadership_room(synapse, bot_account)
     config = make_config(matrix=matrix_section(synapse, bot_account), leadership=leadership)
     runtime, _ = await start(config, runtimes)
-    await leader.until(lambda: (channel.room_id, bot_account.user_id, "join") in leader.memberships)
+    await leader.until(lambda: (channel, bot_account.user_id, "join") in leader.memberships)
     await enrolled(runtime, leader, "leader")
 
     worker = await peer(synapse, bot_account.user_id)
@@ -162,24 +148,24 @@ async def test_the_buttons_under_a_notice_over_matrix(
     await save_by_numbers(worker, room, "Asiakkaan kotihoito laiminlyöty viikon ajan", "3")
     [entry] = await observations(runtime)
 
-    notice = await leader.reply(channel.room_id)
+    notice = await leader.reply(channel)
     options = notice.options()
     assert f"#{entry.id}" in notice.body
     assert {"Tee ilmiö", "Liitä ilmiöön", "Ei korjattu"} <= set(options)
 
     # "Make this a phenomenon": the bot asks for a name; the leader types it in the room.
-    await react_to_option(leader, channel.room_id, "Tee ilmiö")
-    assert "Kirjoita ilmiön nimi" in (await leader.reply(channel.room_id)).body
-    await leader.send(channel.room_id, "Kotihoidon laiminlyönnit")
-    assert "Ilmiö #" in (await leader.reply(channel.room_id)).body
+    await react_to_option(leader, channel, "Tee ilmiö")
+    assert "Kirjoita ilmiön nimi" in (await leader.reply(channel)).body
+    await leader.send(channel, "Kotihoidon laiminlyönnit")
+    assert "Ilmiö #" in (await leader.reply(channel)).body
     [phenomenon] = await rows(runtime.db, Phenomenon)
     assert phenomenon.title == "Kotihoidon laiminlyönnit"
 
     # "Not remedied" on the notice, then "without a note" on its prompt.
-    await leader.react(channel.room_id, notice.event_id, KEYCAPS[options.index("Ei korjattu")])
-    prompt = await leader.reply(channel.room_id)
+    await leader.react(channel, notice.event_id, KEYCAPS[options.index("Ei korjattu")])
+    prompt = await leader.reply(channel)
     assert "Ei korjattu" in prompt.body
-    await react_to_option(leader, channel.room_id, prompt.options()[0])
+    await react_to_option(leader, channel, prompt.options()[0])
     told = f"#{entry.id}"
     await worker.until(
         lambda: any(told in n.body and "Ei korjattu" in n.body for n in worker.notices[room])

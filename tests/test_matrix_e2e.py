@@ -278,6 +278,19 @@ async def enrol(runtime: Runtime, worker: Peer, room_id: str, **invite: Any) -> 
     return welcome
 
 
+async def leadership_room(synapse: Synapse, bot: Bot) -> tuple[Peer, str, list[dict[str, Any]]]:
+    """A leader on a phone who made the Helsinki leadership room and invited the bot: the
+    leader, the room's id and the ``leadership`` config that puts Helsinki's channel there."""
+    leader = await peer(synapse, bot.user_id)
+    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot.user_id])
+    assert isinstance(channel, nio.RoomCreateResponse)
+    leadership = [
+        dict(TEST_LEADERSHIP[0], chats={"matrix": channel.room_id}),
+        *TEST_LEADERSHIP[1:],
+    ]
+    return leader, channel.room_id, leadership
+
+
 async def observations(runtime: Runtime) -> list[Observation]:
     async with runtime.db.transaction() as session:
         return list((await session.scalars(select(Observation).order_by(Observation.id))).all())

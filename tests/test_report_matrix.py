@@ -8,17 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import nio
-
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.runtime.jobs import social_report_job
 from storage.models import ReportNote
-from tests.conftest import TEST_LEADERSHIP
 from tests.support.db import rows
 from tests.support.synapse_harness import Synapse
 from tests.test_knowledge_matrix import enrolled
-from tests.test_matrix_e2e import Bot, matrix_section, peer, start
+from tests.test_matrix_e2e import Bot, leadership_room, matrix_section, start
 from tests.test_matrix_e2e import bot_account as bot_account
 from tests.test_matrix_e2e import runtimes as runtimes
 
@@ -32,11 +29,7 @@ async def test_a_reply_to_the_report_in_a_matrix_room_is_stored_as_its_conclusio
     make_config: Callable[..., Config],
     runtimes: list[Runtime],
 ) -> None:
-    leader = await peer(synapse, bot_account.user_id)
-    channel = await leader.client.room_create(name="Helsingin johto", invite=[bot_account.user_id])
-    assert isinstance(channel, nio.RoomCreateResponse)
-    room = channel.room_id
-    leadership = [dict(TEST_LEADERSHIP[0], chats={"matrix": room}), *TEST_LEADERSHIP[1:]]
+    leader, room, leadership = await leadership_room(synapse, bot_account)
     config = make_config(
         matrix=matrix_section(synapse, bot_account), leadership=leadership, reports=REPORTS
     )
