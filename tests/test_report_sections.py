@@ -352,8 +352,9 @@ async def test_section_figures_from_the_database(
         whole = await gather_figures(session, cfg, report_scope(cfg), start, end, "fi")
     s = region.sections
     assert sorted(n.text for n in s.notes) == ["Alueen johtopäätös.", "Tiimin johtopäätös."]
-    # Names from the config: the test config has no [regions], so the region is its id.
-    assert {n.scope_name for n in s.notes} == {"helsinki", "Helsingin etsivät"}
+    # Names as the report prints them: the test config has no [regions], so the region's id
+    # written as a name, as in the report's header (bot.reports.region_printed).
+    assert {n.scope_name for n in s.notes} == {"Helsinki", "Helsingin etsivät"}
     assert [n.text for n in team.sections.notes] == ["Tiimin johtopäätös."]
     assert sorted(n.text for n in whole.sections.notes) == [
         "Alueen johtopäätös.",

@@ -907,9 +907,13 @@ class FakeTelegram:
         fault = _Fault(status, retry_after, times, description, chat_id)
         self._faults[canonical].append(fault)
 
-    def enable_flood_limit(self, enabled: bool = True) -> None:
-        """Answer 429 past Telegram's flood limits (see the module docstring)."""
+    def enable_flood_limit(self, enabled: bool = True, slack: float | None = None) -> None:
+        """Answer 429 past Telegram's flood limits (see the module docstring). ``slack``: how
+        early a message may come for its turn (default ``FLOOD_SLACK_S``); a fresh token
+        bucket when given."""
         self.flood_limit = enabled
+        if slack is not None:
+            self._token_bucket = _Bucket(TOKEN_MESSAGES_PER_SECOND, 1.0, slack)
 
     def _check_flood(self, method: str, params: JSON) -> None:
         if not self.flood_limit or method not in FLOOD_METHODS:
