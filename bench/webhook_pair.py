@@ -198,7 +198,13 @@ async def _start(settings: dict[str, Any], name: str, workdir: Path) -> BotProce
 
 
 async def pair(
-    rate: float, duration: float, warmup: float, think: float, pg_url: str, kill: bool
+    rate: float,
+    duration: float,
+    warmup: float,
+    think: float,
+    pg_url: str,
+    kill: bool,
+    shared_budget: bool = True,
 ) -> dict[str, Any]:
     run = Run("two instances" + (", one killed" if kill else ""), rate, "on")
     run.saved = 0
@@ -224,6 +230,9 @@ async def pair(
                     "webhook_url": WEBHOOK_URL,
                     "webhook_listen": "127.0.0.1",
                     "webhook_secret": SECRET,
+                    # The send budget shared in PostgreSQL (as `havainto run` sets it on
+                    # PostgreSQL), or PTB's limiter in each instance (--budget per-instance).
+                    "shared_budget": shared_budget,
                 },
                 "database": {"url": db_url},
                 "teams": _teams(pool),
@@ -359,13 +368,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--think", type=float, default=2.0, help="mean think time, seconds")
     parser.add_argument("--no-kill", action="store_true", help="keep both instances running")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (admin URL)")
+    parser.add_argument(
+        "--budget",
+        choices=("shared", "per-instance"),
+        default="shared",
+        help="the send budget shared in PostgreSQL (production) or PTB's limiter per instance",
+    )
     args = parser.parse_args(argv)
     print_header(
         "Two instances behind the webhook",
         ("python -m bench.webhook_pair " + " ".join(sys.argv[1:] if argv is None else argv)),
     )
     result = asyncio.run(
-        pair(args.rate, args.duration, args.warmup, args.think, args.pg_url, not args.no_kill)
+        pair(
+            args.rate,
+            args.duration,
+            args.warmup,
+            args.think,
+            args.pg_url,
+            not args.no_kill,
+            args.budget == "shared",
+        )
     )
     report(result, git_commit())
 
