@@ -93,9 +93,10 @@ class _Floor:
         from flows.knowledge import PROPOSAL_STATUSES, PathFacts, position
         from flows.statuses import OPEN
         from flows.taxonomy import NOT_ESCALATED
-        from storage.export import FIELDS, FREE_TEXT, Pseudonymiser, status_label
+        from storage.export import CODED, FIELDS, FREE_TEXT, Pseudonymiser, status_label
 
         self.fields = FIELDS
+        self.coded = tuple(CODED)
         self.digested = digested
         self.labels: dict[str, str] = {}
         self.label = lambda code: label(code, lang)
@@ -148,9 +149,7 @@ class _Floor:
             "path_position": self.position(facts),
             "phenomenon_id": r["phenomenon_id"],
         }
-        for name in ("theme", "population_group", "signal", "frequency", "escalation"):
-            values[name], values[name + "_label"] = r[name], self.lab(r[name])
-        for name in ("polarity", "task", "source", "scale", "support_need"):
+        for name in self.coded:
             values[name], values[name + "_label"] = r[name], self.lab(r[name])
         for name, text in texts.items():
             values[name] = safe_cell(text) if text is not None else None

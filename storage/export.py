@@ -335,28 +335,17 @@ async def iter_records(
                 area=row.area,
                 area_name=area_names.get((row.team_id, row.area)) if row.area else None,
                 municipality=codes.municipality(row.team_id, row.area),
-                theme=row.theme,
-                theme_label=lab(row.theme),
-                population_group=row.population_group,
-                population_group_label=lab(row.population_group),
-                signal=row.signal,
-                signal_label=lab(row.signal),
-                frequency=row.frequency,
-                frequency_label=lab(row.frequency),
-                escalation=row.escalation,
-                escalation_label=lab(row.escalation),
+                # Each coded field with its label in ``lang``.
+                **{
+                    field: value
+                    for name in CODED
+                    for field, value in (
+                        (name, getattr(row, name)),
+                        (f"{name}_label", lab(getattr(row, name))),
+                    )
+                },
                 escalation_status=status,
                 escalation_status_label=status_label(status, lang) if status else None,
-                polarity=row.polarity,
-                polarity_label=lab(row.polarity),
-                task=row.task,
-                task_label=lab(row.task),
-                source=row.source,
-                source_label=lab(row.source),
-                scale=row.scale,
-                scale_label=lab(row.scale),
-                support_need=row.support_need,
-                support_need_label=lab(row.support_need),
                 # Last line of defence: no hetu leaves, even one stored before the guard.
                 description=privacy.scrub(row.description),
                 quote=privacy.scrub(row.quote),
