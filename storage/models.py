@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -565,18 +566,19 @@ class PathNotice(Base):
 
 
 class SendBudget(Base):
-    """The recent sends of one scope of a chat platform's flood limit, shared by every
-    instance that uses the same bot token (``storage.send_budget``).
+    """One scope of a chat platform's flood limit, shared by every instance that uses the
+    same bot token (``storage.send_budget``).
 
     ``scope`` is ``"token"`` for the whole token or ``"chat:<id>"`` for one group chat;
-    ``times`` the send times (seconds since the epoch, the database's clock) that are
-    still inside the scope's window, a JSON list, oldest first.
+    ``tat`` the scope's leaky bucket: its theoretical arrival time, the moment (seconds
+    since the epoch, the database's clock) the bucket will be empty (migration 0019; until
+    then ``times``, the recent send times).
     """
 
     __tablename__ = "send_budget"
 
     scope: Mapped[str] = mapped_column(String(128), primary_key=True)
-    times: Mapped[str] = mapped_column(Text)
+    tat: Mapped[float] = mapped_column(Float(precision=53))
 
 
 # --- the conclusions of the social report (migration 0018) -----------------------------------

@@ -3,42 +3,50 @@
 Telegram lets one bot token send about 30 messages a second, and about 20 a minute
 to one group chat; past that it answers 429. Each instance's own rate limiter knows
 only its own sends, so two instances on one token could send twice that. Here every
-instance asks the database before it sends: a *scope* (``"token"`` for the whole
-token, ``"chat:<id>"`` for one group chat) keeps the times of its recent sends
-(``send_budget``, migration 0016), and a send is allowed when fewer than ``limit``
-of them fall in the last ``period`` seconds (a sliding-window log). So in any window
-of ``period`` seconds at most ``limit`` sends are taken, whichever instance took them.
+instance asks the database before it sends.
 
-Taking is atomic across instances: one short transaction locks the scopes' rows
-(PostgreSQL: ``SELECT ... FOR UPDATE`` in scope order, so two takers never deadlock;
-SQLite: the write lock every unit of work takes at its start), looks at the times,
-and appends now to each scope or to none. A group message takes a token slot and a
-group slot together, so a slot is never held while waiting for the other. The time is
-the database's clock (PostgreSQL's ``clock_timestamp()``), so instances on machines
-whose clocks differ still agree. A taker that finds no slot free sleeps until the
-oldest send leaves the window, holding no connection meanwhile, and tries again.
+The limits are leaky buckets (GCRA, the generic cell rate algorithm): a *scope*
+(``"token"`` for the whole token, ``"chat:<id>"`` for one group chat) keeps one number,
+its *theoretical arrival time* (``send_budget.tat``, migration 0019): when the bucket
+will next be empty. ``Limit(30, 1.0)`` lets a burst of up to 30 go at once and then one
+every 1/30 s; ``Limit(20, 60.0)`` 20 at once, then one every 3 s. That is the model of
+PTB's own ``AIORateLimiter`` (aiolimiter's leaky bucket) and of the counting fake in the
+tests. (Until migration 0019 the budget kept every send time of the last window, a
+sliding-window log: stricter than the limit it modelled, and at 20 updates/s two
+instances queued behind it for up to a second -- ``bench/RESULTS.md`` section 8.)
 
-``margin`` (0.1 s) lengthens each window a little: a request reaches Telegram some
-milliseconds after its slot was taken, and two requests do not travel equally fast
-(on a busy machine the difference passed 50 ms in tests). So the token's budget is 30
-sends per 1.1 s, about 27 a second.
+Taking is a reservation, atomic across instances: one short transaction locks the
+scopes' rows (PostgreSQL: ``SELECT ... FOR UPDATE`` in scope order, so two takers never
+deadlock; SQLite: the write lock every unit of work takes at its start), reads the
+database's clock, picks the earliest moment the send fits every scope, moves each
+scope's time on by one send, and commits. The taker then sleeps until its moment,
+holding no connection and no lock; it does not try again, so a burst of hundreds costs
+the database one transaction per send. A group message reserves in the token and in
+its group together; when the group's bucket is full it reserves nothing, sleeps until
+the group has room and asks again (``reserve``), so a group's minute never holds up
+other chats. The clock is
+the database's (PostgreSQL's ``clock_timestamp()``), so instances on machines whose
+clocks differ still agree.
+
+``margin`` (0.1 s) shortens each burst by that much time: a request reaches Telegram
+some milliseconds after its slot, and two requests do not travel equally fast. A send
+late by less than ``margin`` can never make a later one early; the figures that chose it
+are in ``bench/RESULTS.md`` section 8 (arrival minus slot, per message, at 20 updates/s).
 
 ``pause`` holds the token back for every instance after Telegram answered 429 with
-``retry_after`` (it fills the token's window up to then).
+``retry_after``.
 
-When the database cannot be reached the budget falls back to the same windows kept in
-this process (logged), so a database outage never stops replies; only the sharing
-is lost until it is back.
+When the database cannot be reached the budget falls back to the same buckets kept in
+this process (logged), so a database outage never stops replies; only the sharing is
+lost until it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,63 +61,80 @@ log = logging.getLogger("havainto.send_budget")
 TOKEN_SCOPE = "token"
 #: Waits longer than this are logged (one line, after the wait, without the chat).
 SLOW_WAIT_S = 2.0
-#: The shortest sleep between two tries (a slot that is free "now" but was taken by
-#: another instance between our look and our try).
-MIN_SLEEP_S = 0.005
 #: How often a database outage is logged while the budget falls back to this process.
 OUTAGE_LOG_EVERY_S = 60.0
+#: The default ``margin`` (see the module docstring).
+MARGIN_S = 0.1
 
 
 @dataclass(frozen=True)
-class Window:
-    """At most ``limit`` sends in any ``period`` seconds."""
+class Limit:
+    """``burst`` sends at once, refilled at ``burst`` per ``period`` seconds."""
 
-    limit: int
+    burst: int
     period: float
+
+    @property
+    def interval(self) -> float:
+        return self.period / self.burst
 
 
 #: Telegram's limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
-TOKEN_WINDOW = Window(30, 1.0)
-GROUP_WINDOW = Window(20, 60.0)
+TOKEN_LIMIT = Limit(30, 1.0)
+GROUP_LIMIT = Limit(20, 60.0)
 
 
-def group_scope(chat_id: str) -> str:
-    return f"chat:{chat_id}"
+@dataclass(frozen=True)
+class Bucket:
+    """A ``Limit`` as GCRA parameters: one send every ``interval`` seconds, and a send may
+    come ``tolerance`` seconds before its theoretical arrival time."""
+
+    interval: float
+    tolerance: float
+
+    @classmethod
+    def of(cls, limit: Limit, margin: float) -> Bucket:
+        interval = limit.interval
+        return cls(interval, max(0.0, limit.period - interval - margin))
+
+    def earliest(self, tat: float, now: float) -> float:
+        """The first moment from ``now`` a send fits a bucket whose time is ``tat``."""
+        return max(now, tat - self.tolerance)
+
+    def after(self, tat: float, at: float) -> float:
+        """The bucket's time after a send at ``at``."""
+        return max(tat, at) + self.interval
 
 
-def wait_for_slot(times: Sequence[float], now: float, window: Window) -> float:
-    """Seconds until a send fits ``window`` after the sends at ``times`` (oldest
-    first); 0 when one fits now."""
-    recent = sorted(t for t in times if t > now - window.period)
-    if len(recent) < window.limit:
-        return 0.0
-    # The send that must leave the window for one more to fit.
-    return recent[len(recent) - window.limit] + window.period - now
+@dataclass(frozen=True)
+class Reserved:
+    """A send reserved ``at`` (``wait`` 0), or none reserved and ``wait`` seconds to wait."""
+
+    at: float
+    wait: float = 0.0
 
 
-def _recent(times: Sequence[float], now: float, window: Window) -> list[float]:
-    return [t for t in times if t > now - window.period]
+def reserve(tats: dict[str, float], buckets: dict[str, Bucket], now: float) -> Reserved:
+    """Reserve the next send in every scope of ``buckets`` (``tats`` moved on for it).
+
+    Only the token's bucket is reserved ahead (the senders queue for it, each sleeping to
+    its moment). A group whose bucket is full is not: reserving the token for a moment
+    seconds away would hold every private chat's send until then, so the send reserves
+    nothing and waits for the group, then asks again."""
+    for scope, bucket in buckets.items():
+        if scope != TOKEN_SCOPE:
+            ready = bucket.earliest(tats.get(scope, 0.0), now)
+            if ready > now:
+                return Reserved(now, ready - now)
+    at = max(bucket.earliest(tats.get(scope, 0.0), now) for scope, bucket in buckets.items())
+    for scope, bucket in buckets.items():
+        tats[scope] = bucket.after(tats.get(scope, 0.0), at)
+    return Reserved(at)
 
 
-@dataclass
-class _LocalWindows:
-    """The same windows in this process only: the fallback while the database is away."""
-
-    times: dict[str, list[float]] = field(default_factory=dict)
-
-    def try_take(self, scopes: dict[str, Window]) -> tuple[float, float]:
-        now = time.time()
-        wait = max(wait_for_slot(self.times.get(s, []), now, w) for s, w in scopes.items())
-        if wait > 0:
-            return wait, now
-        for scope, window in scopes.items():
-            self.times[scope] = [*_recent(self.times.get(scope, []), now, window), now]
-        return 0.0, now
-
-    def pause(self, scopes: dict[str, Window], seconds: float) -> None:
-        until = time.time() + seconds
-        for scope, window in scopes.items():
-            self.times[scope] = [until - window.period] * window.limit
+def held_until(tat: float, bucket: Bucket, until: float) -> float:
+    """A bucket's time that lets no send go before ``until``."""
+    return max(tat, until + bucket.tolerance)
 
 
 class _Missing(Exception):
@@ -125,28 +150,24 @@ class DatabaseSendBudget:
     def __init__(
         self,
         db: Database,
-        token: Window = TOKEN_WINDOW,
-        group: Window = GROUP_WINDOW,
-        margin: float = 0.1,
+        token: Limit = TOKEN_LIMIT,
+        group: Limit = GROUP_LIMIT,
+        margin: float = MARGIN_S,
     ) -> None:
         self.db = db
-        self.token = Window(token.limit, token.period + margin)
-        self.group = Window(group.limit, group.period + margin)
-        self._local = _LocalWindows()
+        self.token = Bucket.of(token, margin)
+        self.group = Bucket.of(group, margin)
+        self._local: dict[str, float] = {}  # the fallback's buckets, this process only
         self._outage_logged_at: float | None = None
-        self._gates: dict[str | None, asyncio.Lock] = {}
+        # Within this instance reservations are made in turn: a burst queues here for
+        # a millisecond each instead of holding a pooled connection each at the lock.
+        self._gate = asyncio.Lock()
 
-    def _gate(self, group_chat: str | None) -> asyncio.Lock:
-        gate = self._gates.get(group_chat)
-        if gate is None:
-            gate = self._gates[group_chat] = asyncio.Lock()
-        return gate
-
-    def scopes(self, group_chat: str | None) -> dict[str, Window]:
-        """The scopes one send takes a slot in, in lock order (sorted by name)."""
+    def buckets(self, group_chat: str | None) -> dict[str, Bucket]:
+        """The scopes one send reserves in, in lock order (sorted by name)."""
         scopes = {TOKEN_SCOPE: self.token}
         if group_chat is not None:
-            scopes[group_scope(group_chat)] = self.group
+            scopes[f"chat:{group_chat}"] = self.group
         return dict(sorted(scopes.items()))
 
     async def take(self, group_chat: str | None) -> float:
@@ -155,20 +176,19 @@ class DatabaseSendBudget:
         return (await self.take_slot(group_chat))[1]
 
     async def take_slot(self, group_chat: str | None) -> tuple[float, float]:
-        """``take``, and the time the slot was counted at (seconds since the epoch on the
-        budget's clock, the database's): (slot time, seconds waited)."""
-        scopes = self.scopes(group_chat)
+        """``take``, and the moment reserved (seconds since the epoch on the budget's
+        clock, the database's): (slot time, seconds waited)."""
+        buckets = self.buckets(group_chat)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # Within this instance the takers of one kind (private chats; one group) queue in
-        # turn, so a burst of hundreds costs the database one try at a time, not hundreds
-        # each time a slot frees. A group waiting for its minute does not hold up others.
-        async with self._gate(group_chat):
-            while True:
-                wait, at = await self._try(scopes)
-                if wait <= 0:
-                    break
-                await asyncio.sleep(max(wait, MIN_SLEEP_S))
+        while True:
+            async with self._gate:
+                reserved, now = await self._reserve(buckets)
+            if not reserved.wait:
+                break
+            await asyncio.sleep(reserved.wait)  # the group's bucket is full
+        if reserved.at > now:
+            await asyncio.sleep(reserved.at - now)
         waited = loop.time() - started
         if waited >= SLOW_WAIT_S:
             log.info(
@@ -176,98 +196,89 @@ class DatabaseSendBudget:
                 waited,
                 "group" if group_chat is not None else "token",
             )
-        return at, waited
+        return reserved.at, waited
 
-    async def _try(self, scopes: dict[str, Window]) -> tuple[float, float]:
-        """(0, the slot's time) when taken, else (seconds to wait, the time looked at)."""
+    async def _reserve(self, buckets: dict[str, Bucket]) -> tuple[Reserved, float]:
+        """(what was reserved, the budget clock's now)."""
         try:
             try:
                 async with self.db.transaction() as session:
-                    taken = await self._try_in(session, scopes)
+                    reserved = await self._reserve_in(session, buckets)
             except _Missing as missing:
                 await self._create(missing.scopes)
                 async with self.db.transaction() as session:
-                    taken = await self._try_in(session, scopes)
+                    reserved = await self._reserve_in(session, buckets)
         except Exception as error:
             self._note_outage(error)
-            return self._local.try_take(scopes)
+            now = time.time()
+            return reserve(self._local, buckets, now), now
         if self._outage_logged_at is not None:
             log.info("send_budget_shared_again")
             self._outage_logged_at = None
-        return taken
+        return reserved
 
     async def _create(self, scopes: list[str]) -> None:
         """Make new scopes' rows in a transaction of their own, before any lock is held:
         inserting one while holding the token's row could deadlock with a taker that
         holds the token's row and waits for the same insert."""
         insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-        rows = [{"scope": scope, "times": "[]"} for scope in scopes]
+        rows = [{"scope": scope, "tat": 0.0} for scope in scopes]
         async with self.db.transaction() as session:
             await session.execute(insert(SendBudget).values(rows).on_conflict_do_nothing())
 
-    async def _try_in(
-        self, session: AsyncSession, scopes: dict[str, Window]
-    ) -> tuple[float, float]:
-        names = list(scopes)
+    async def _locked(self, session: AsyncSession, names: list[str]) -> dict[str, float]:
         locked = (
-            select(SendBudget.scope, SendBudget.times)
+            select(SendBudget.scope, SendBudget.tat)
             .where(SendBudget.scope.in_(names))
             .order_by(SendBudget.scope)
             .with_for_update()
         )
-        rows = {scope: times for scope, times in (await session.execute(locked)).all()}
-        if len(rows) < len(names):
-            raise _Missing([s for s in names if s not in rows])
+        tats = {scope: tat for scope, tat in (await session.execute(locked)).all()}
+        if len(tats) < len(names):
+            raise _Missing([s for s in names if s not in tats])
+        return tats
+
+    async def _reserve_in(
+        self, session: AsyncSession, buckets: dict[str, Bucket]
+    ) -> tuple[Reserved, float]:
+        tats = await self._locked(session, list(buckets))
         now = await self._now(session)
-        times = {scope: json.loads(rows[scope]) for scope in names}
-        wait = max(wait_for_slot(times[s], now, w) for s, w in scopes.items())
-        if wait > 0:
-            return wait, now
-        for scope, window in scopes.items():
-            kept = [*_recent(times[scope], now, window), now]
+        reserved = reserve(tats, buckets, now)
+        if reserved.wait:
+            return reserved, now
+        for scope in buckets:
             await session.execute(
-                update(SendBudget).where(SendBudget.scope == scope).values(times=json.dumps(kept))
+                update(SendBudget).where(SendBudget.scope == scope).values(tat=tats[scope])
             )
-        return 0.0, now
+        return reserved, now
 
     async def _now(self, session: AsyncSession) -> float:
         if self.db.dialect == "postgresql":
             # The server's clock: every instance reads the same one. Read after the locks,
-            # so a scope's times grow in the order its takers committed.
+            # so a scope's time moves on in the order its takers committed.
             result = await session.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
             return float(result.scalar_one())
         return time.time()  # SQLite: one machine, and the write lock is held
 
     async def pause(self, seconds: float) -> None:
         """Telegram answered 429 ``retry_after`` ``seconds``: no instance takes a slot of the
-        token for that long (the token's window is filled up to then)."""
-        scopes = {TOKEN_SCOPE: self.token}
+        token for that long."""
         try:
             async with self.db.transaction() as session:
                 try:
-                    await self._pause_in(session, seconds)
+                    tats = await self._locked(session, [TOKEN_SCOPE])
                 except _Missing:
-                    pass  # nobody has sent yet: nothing to hold back
+                    return  # nobody has sent yet: nothing to hold back
+                now = await self._now(session)
+                await session.execute(
+                    update(SendBudget)
+                    .where(SendBudget.scope == TOKEN_SCOPE)
+                    .values(tat=held_until(tats[TOKEN_SCOPE], self.token, now + seconds))
+                )
         except Exception as error:
             self._note_outage(error)
-            self._local.pause(scopes, seconds)
-
-    async def _pause_in(self, session: AsyncSession, seconds: float) -> None:
-        window = self.token
-        locked = select(SendBudget.times).where(SendBudget.scope == TOKEN_SCOPE).with_for_update()
-        stored = (await session.execute(locked)).scalar_one_or_none()
-        if stored is None:
-            raise _Missing([TOKEN_SCOPE])
-        now = await self._now(session)
-        until = now + seconds
-        held = sorted(
-            [*_recent(json.loads(stored), now, window)] + [until - window.period] * window.limit
-        )
-        await session.execute(
-            update(SendBudget)
-            .where(SendBudget.scope == TOKEN_SCOPE)
-            .values(times=json.dumps(held[-window.limit :]))
-        )
+            tat = self._local.get(TOKEN_SCOPE, 0.0)
+            self._local[TOKEN_SCOPE] = held_until(tat, self.token, time.time() + seconds)
 
     def _note_outage(self, error: Exception) -> None:
         now = time.monotonic()

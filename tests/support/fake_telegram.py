@@ -297,6 +297,30 @@ class _Bucket:
         return 0.0
 
 
+def flood_refusals(times: list[float], burst: int, period: float, slack: float = 0.0) -> int:
+    """How many of the messages arriving at ``times`` Telegram's model (``_Bucket``) would
+    refuse, with ``slack`` seconds of arrival jitter allowed."""
+    bucket = _Bucket(burst, period, slack)
+    refused = 0
+    for at in sorted(times):
+        if bucket.wait(at) > 0:
+            refused += 1
+    return refused
+
+
+def slack_needed(times: list[float], burst: int, period: float) -> float:
+    """The least arrival jitter (seconds, to 1 ms) with which Telegram's model refuses none
+    of the messages arriving at ``times``: how early the earliest of them came."""
+    low, high = 0.0, period
+    while high - low > 0.001:
+        middle = (low + high) / 2
+        if flood_refusals(times, burst, period, middle):
+            low = middle
+        else:
+            high = middle
+    return 0.0 if not flood_refusals(times, burst, period) else high
+
+
 @dataclass
 class _Pending:
     update: JSON
