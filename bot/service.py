@@ -21,12 +21,13 @@ Logs carry ids and event kinds, never what anybody typed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,7 +55,7 @@ from flows.events import (
 from flows.i18n import LANGUAGES, normalise_language, t, tn
 from flows.knowledge import Candidate
 from flows.taxonomy import TAXONOMY_VERSION
-from storage import enrolment_guard, held, knowledge, repo
+from storage import enrolment_guard, held, knowledge, outbox, repo
 from storage.db import Database
 from storage.models import Observation
 
@@ -97,6 +98,10 @@ OBSERVATION_FIELDS = (
     "scale",
     "support_need",
 )
+
+
+#: How soon the kept replies of sent updates are forgotten (``Havainto._sent``).
+FORGET_AFTER_S = 0.5
 
 
 def utc_now() -> datetime:
@@ -149,6 +154,9 @@ class Havainto:
         # Events kept while the database is unreachable, and the events being handled now.
         self.spool = Spool(spool_path(config.database.spool_dir, config.database.url))
         self.inflight = InFlight()
+        # Updates whose kept replies (storage.outbox) were sent: forgotten in batches.
+        self._delivered: set[tuple[str, str]] = set()
+        self._forgetting: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
         """Migrate the schema and mirror the configured teams. Run once at start."""
@@ -174,25 +182,39 @@ class Havainto:
         incoming, screened = _sanitised(incoming)
         key = (incoming.transport, incoming.user_id)
         async with self.inflight.track(), self._lock_for(key):
-            out = await self._handle_locked(incoming, key, screened)
+            kept: list[tuple[str, str]] = []  # updates whose replies the outbox holds
+            out = await self._handle_locked(incoming, key, screened, kept)
             if deliver is None:
+                self._sent(kept)  # the caller sends them
                 return out
-            await deliver(out)
+            try:
+                await deliver(out)
+            except Exception:
+                # Tried and failed after the router's retries: the outbox is not to send
+                # them again (a lost "saved" is told later through on_failed).
+                self._sent(kept)
+                raise
+            # (Cancelled mid-send, they stay kept: the outbox sends them after its grace.)
+            self._sent(kept)
             return []
 
     async def _handle_locked(
-        self, incoming: Incoming, key: tuple[str, str], screened: textguard.Screened | None
+        self,
+        incoming: Incoming,
+        key: tuple[str, str],
+        screened: textguard.Screened | None,
+        kept: list[tuple[str, str]],
     ) -> list[Outbound]:
         out: list[Outbound] = []
         if self.spool.holds(incoming):
             log.info("duplicate_event_kept transport=%s", incoming.transport)
             return []  # delivered again while kept: the sender was told already
         if self.spool.has(key):
-            out, replayed_all = await self._replay_sender(key)
+            out, replayed_all = await self._replay_sender(key, kept)
             if not replayed_all:
                 return out + await self._keep(incoming)
         try:
-            return out + await self._handle(incoming, screened=screened)
+            return out + await self._handle(incoming, screened=screened, kept=kept)
         except Exception as error:
             if is_unavailable(error):
                 return out + await self._keep(incoming, error)
@@ -234,7 +256,9 @@ class Havainto:
         lang = normalise_language(incoming.language_hint)
         return [Outbound(incoming.transport, incoming.chat_id, Message(t(lang, key)))]
 
-    async def _replay_sender(self, key: tuple[str, str]) -> tuple[list[Outbound], bool]:
+    async def _replay_sender(
+        self, key: tuple[str, str], kept: list[tuple[str, str]]
+    ) -> tuple[list[Outbound], bool]:
         """Replay a sender's kept events in order (caller holds their lock).
 
         Returns their replies and whether every kept event was applied; the first one
@@ -243,7 +267,7 @@ class Havainto:
         out: list[Outbound] = []
         while (item := self.spool.first(key)) is not None:
             try:
-                replies = await self._handle(item.incoming, now=item.received_at)
+                replies = await self._handle(item.incoming, now=item.received_at, kept=kept)
             except Exception as error:
                 if is_unavailable(error):
                     return out, False
@@ -271,7 +295,8 @@ class Havainto:
         """
         for key in self.spool.keys():
             async with self.inflight.track(), self._lock_for(key):
-                out, replayed_all = await self._replay_sender(key)
+                kept: list[tuple[str, str]] = []
+                out, replayed_all = await self._replay_sender(key, kept)
                 if out:
                     try:
                         await deliver(out)
@@ -281,6 +306,7 @@ class Havainto:
                             key[0],
                             type(error).__name__,
                         )
+                self._sent(kept)
             if not replayed_all:
                 return False
         return True
@@ -290,9 +316,12 @@ class Havainto:
         incoming: Incoming,
         now: datetime | None = None,
         screened: textguard.Screened | None = None,
+        kept: list[tuple[str, str]] | None = None,
     ) -> list[Outbound]:
         """One event in one transaction. ``screened``: its text as the guard in ``handle``
-        left it (a replayed event from the spool is screened here)."""
+        left it (a replayed event from the spool is screened here). Its replies are kept
+        in the same transaction until sent (``storage.outbox``; their keys appended to
+        ``kept``)."""
         now = now or self.clock()
         screened = screened or _screen(incoming.event)
         hetu_removed = screened is not None and screened.hetu_removed
@@ -301,6 +330,7 @@ class Havainto:
                 out = await self._in_transaction(session, incoming, now, screened)
                 if hetu_removed:  # to tell the writer in their language
                     member = await repo.find_member(session, incoming.transport, incoming.user_id)
+                await self._keep_replies(session, incoming, out, kept)
         except _Hold as hold:
             # What the text would have done is undone; it waits for its writer's choice.
             async with self.db.transaction() as session:
@@ -309,6 +339,7 @@ class Havainto:
                 if incoming.event_id is not None:
                     await repo.first_time_seen(session, incoming.transport, incoming.event_id, now)
                 out = await self._hold(session, turn, member, hold.screened)
+                await self._keep_replies(session, incoming, out, kept)
         if hetu_removed and (out or incoming.is_private):
             # Said where the text was typed, in the writer's language.
             lang = member.language if member else normalise_language(incoming.language_hint)
@@ -316,6 +347,76 @@ class Havainto:
             log.info("hetu_removed transport=%s", incoming.transport)
             out = [notice, *out]
         return out
+
+    async def _keep_replies(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        out: list[Outbound],
+        kept: list[tuple[str, str]] | None,
+    ) -> None:
+        if incoming.event_id is None or not out or kept is None:
+            return  # no platform redelivers it (the terminal), or nothing to send
+        if await outbox.keep(session, incoming.transport, incoming.event_id, out, self.clock()):
+            kept.append((incoming.transport, incoming.event_id))
+
+    # --- replies whose process did not send them (storage.outbox) ------------------------
+
+    def _sent(self, kept: list[tuple[str, str]]) -> None:
+        """These updates' kept replies were sent: forget them within ``FORGET_AFTER_S``
+        (one transaction for all sent meanwhile, however many). A process that dies in
+        between sends those again after the outbox's grace: a second or so of replies."""
+        if not kept:
+            return
+        self._delivered.update(kept)
+        if self._forgetting is None or self._forgetting.done():
+            self._forgetting = asyncio.create_task(self._forget_soon())
+
+    async def _forget_soon(self) -> None:
+        await asyncio.sleep(FORGET_AFTER_S)
+        try:
+            await self.forget_delivered()
+        except Exception as error:  # kept for the next batch (or the outbox job's)
+            log.warning("outbox_forget_failed error=%s", type(error).__name__)
+
+    async def forget_delivered(self) -> int:
+        """Drop the kept replies that were sent since the last call (one transaction)."""
+        keys, self._delivered = self._delivered, set()
+        if keys:
+            try:
+                async with self.db.transaction() as session:
+                    await outbox.forget(session, keys)
+            except BaseException:
+                self._delivered |= keys
+                raise
+        return len(keys)
+
+    async def close_outbox(self) -> None:
+        """At a stop: forget what was sent now, not a second later."""
+        if self._forgetting is not None:
+            self._forgetting.cancel()
+        await self.forget_delivered()
+
+    async def resend_lost(self, transports: Collection[str], deliver: Deliver) -> int:
+        """Send the kept replies another process committed and never sent (it died before
+        its send); the number of updates whose replies went again."""
+        await self.forget_delivered()
+        async with self.db.transaction() as session:
+            due = await outbox.take_due(session, transports, self.clock())
+        for item in due:
+            log.info("replies_resent transport=%s count=%d", item.transport, len(item.outbounds))
+            try:
+                await deliver(item.outbounds)
+            except Exception as error:
+                log.warning(
+                    "replies_resend_failed transport=%s error=%s",
+                    item.transport,
+                    type(error).__name__,
+                )
+        if due:
+            async with self.db.transaction() as session:
+                await outbox.forget(session, [(item.transport, item.event_id) for item in due])
+        return len(due)
 
     async def _in_transaction(
         self,

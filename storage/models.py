@@ -263,6 +263,19 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class OutboxEntry(Base):
+    """The replies of a handled update until they are sent (``storage.outbox``): kept in
+    the update's own transaction, forgotten once sent, sent again by any instance when
+    they are still here at ``due_at`` (migration 0020)."""
+
+    __tablename__ = "outbox"
+
+    transport: Mapped[str] = mapped_column(String(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    replies: Mapped[str] = mapped_column(Text)
+
+
 class BotState(Base):
     """Small key-value state a transport must keep across restarts (e.g. a Matrix sync token)."""
 

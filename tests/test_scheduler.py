@@ -39,6 +39,7 @@ from tests.support.escalation_helpers import TEAM_CHAT, Bot
 from tests.support.fake_telegram import FakeTelegram, SentCall
 from tests.support.scheduling import stored_runs, went_down
 from tests.support.telegram import telegram_config, telegram_section
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEDISH_TEAM_CHAT = -1002
@@ -103,15 +104,6 @@ def digest_calls(fake: FakeTelegram, chat_id: int, after: int = 0) -> list[SentC
 async def deliveries(bot: Bot) -> list[Delivery]:
     async with bot.rt.db.transaction() as session:
         return list((await session.execute(select(Delivery).order_by(Delivery.id))).scalars())
-
-
-async def wait_until(predicate: Callable[[], Any], limit: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 # --- the trigger and the job on the fake clock ------------------------------------------
@@ -662,7 +654,7 @@ async def test_two_bot_processes_post_once(
         ready = await asyncio.to_thread(lambda: list(barrier.parent.glob("*.ready")))
         return len(ready) == 2
 
-    await wait_until(both_ready, limit=60)
+    await wait_until(both_ready, within=60)
     await asyncio.to_thread(barrier.touch)
     results = await asyncio.gather(*(p.communicate() for p in processes))
     for process, (_, err) in zip(processes, results, strict=True):

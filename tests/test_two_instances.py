@@ -30,7 +30,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ from tests.support.fake_telegram import FakeTelegram, SentCall
 from tests.support.scheduling import went_down
 from tests.support.synapse_harness import Synapse
 from tests.support.telegram import telegram_section
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # 09:00 in Helsinki on Tuesday 1 December 2026: the previous ISO week is 2026-W48 and
@@ -269,14 +270,6 @@ async def prepare_database(config: dict[str, Any]) -> str:
     finally:
         await runtime.stop()
     return code
-
-
-async def wait_until(condition: Callable[[], Any], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.25)
 
 
 def telegram_posts(fake: FakeTelegram, chat: int, method: str = "sendMessage") -> list[SentCall]:

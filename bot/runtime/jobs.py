@@ -20,6 +20,7 @@ changes move nothing: 08:00 stays 08:00 local):
 - ``escalation_check``: every ``schedule.escalation_check_minutes``: reminders
   for unacknowledged § 29 notices and re-posts of notices that did not get through.
 - ``delivery_retries``: every few minutes: failed digest deliveries that are due.
+- ``outbox``: every ten seconds: replies another process committed and never sent.
 - ``draft_reminders``: idle drafts.
 - ``shift_reminders``: every 5 minutes on weekdays: the end-of-shift prompts that are due
   (a worker's ``/muistutus`` time, working days only, nothing logged that day).
@@ -64,6 +65,7 @@ log = logging.getLogger("havainto.scheduler")
 REMINDER_INTERVAL_MINUTES = 10
 SHIFT_REMINDER_MINUTES = 5
 RETRY_INTERVAL_MINUTES = 5
+OUTBOX_INTERVAL_SECONDS = 10
 PLANNER_STATISTICS_TIME = (3, 45)
 RETENTION_TIME = (3, 15)
 NUDGE_TIME = (10, 0)
@@ -106,6 +108,13 @@ async def delivery_retry_job(runtime: Runtime) -> None:
         outcomes = await runtime.digests.retry_due()
         if outcomes:
             log.info("job_done job=delivery_retries results=%s", _summary(outcomes))
+
+
+async def outbox_job(runtime: Runtime) -> None:
+    """Replies another process committed and never sent (``storage.outbox``)."""
+    resent = await runtime.service.resend_lost(runtime.router.transports, runtime.router.deliver)
+    if resent:
+        log.info("job_done job=outbox resent=%s", resent)
 
 
 async def draft_reminder_job(runtime: Runtime) -> None:
@@ -179,6 +188,7 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
         ),
         ("escalation_check", every(schedule.escalation_check_minutes), escalation_check_job),
         ("delivery_retries", every(RETRY_INTERVAL_MINUTES), delivery_retry_job),
+        ("outbox", every(OUTBOX_INTERVAL_SECONDS / 60), outbox_job),
         ("draft_reminders", every(REMINDER_INTERVAL_MINUTES), draft_reminder_job),
         # End-of-shift prompts (opt-in per worker, /muistutus 16:00), on working days.
         (

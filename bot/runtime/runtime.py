@@ -126,6 +126,10 @@ class Runtime:
             await self.escalations.close()  # its quick retries use the database
         if self.reports is not None:
             await self.reports.close()  # an edited report being made uses the database
+        try:
+            await self.service.close_outbox()  # else sent again after the outbox's grace
+        except Exception as error:
+            log.warning("outbox_forget_failed error=%s", type(error).__name__)
         await self.db.close()
         log.info("stopped")
 
