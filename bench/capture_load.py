@@ -877,6 +877,36 @@ async def run_variant(
     return run
 
 
+async def _start_profiler(
+    bot: BotProcess, run: Run, point: Point
+) -> asyncio.subprocess.Process | None:
+    """``HAVAINTO_BENCH_PROFILE=<dir>``: py-spy samples the bot through the measured window
+    (collapsed stacks, ``<dir>/<bot>-<rate>-<limiter>.txt``; ``bench/profile_summary.py``
+    says where the time per update goes). Needs ``py-spy`` and ptrace rights."""
+    folder = os.environ.get("HAVAINTO_BENCH_PROFILE")
+    if not folder:
+        return None
+    await asyncio.to_thread(Path(folder).mkdir, parents=True, exist_ok=True)
+    label = run.label.replace(" + ", "+")
+    name = f"{label}-{point.rate:g}-{point.limiter}.txt"
+    profiler = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(bot.proc.pid),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--output",
+        str(Path(folder) / name),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # attached before the window opens
+    return profiler
+
+
 async def _measure(bot: BotProcess, fake: LoadFake, run: Run, point: Point, users: list[int]):
     load = Load(fake, run, users, point.think, point.seed)
     stopped = False
@@ -885,6 +915,7 @@ async def _measure(bot: BotProcess, fake: LoadFake, run: Run, point: Point, user
     bot.send("lag")
     await bot.expect("lag", 30)  # reset
     calls_before = len(fake.sent)
+    profiler = await _start_profiler(bot, run, point)
     cpu_before = _cpu_seconds(bot.proc.pid)
     fake_before = time.process_time()
     run.load = load_average()
@@ -905,6 +936,9 @@ async def _measure(bot: BotProcess, fake: LoadFake, run: Run, point: Point, user
     run.bot_cpu = _cpu_seconds(bot.proc.pid) - cpu_before
     run.fake_cpu = time.process_time() - fake_before
     run.api_calls = len(fake.sent) - calls_before
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and ends
+        await profiler.wait()
     bot.send("lag")
     run.lag = await bot.expect("lag", 30)
     stopped = True

@@ -30,19 +30,7 @@ from storage.send_budget import (
     held_until,
     reserve,
 )
-from tests.support.fake_telegram import flood_refusals
-
-
-def most_in_window(times: list[float], period: float) -> int:
-    """The most of ``times`` that fall in any half-open window of ``period`` seconds."""
-    times = sorted(times)
-    most = 0
-    start = 0
-    for end, at in enumerate(times):
-        while times[start] <= at - period:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
+from tests.support.fake_telegram import flood_refusals, most_in_window
 
 
 def test_a_bucket_lets_a_burst_go_then_one_per_interval() -> None:

@@ -297,6 +297,18 @@ class _Bucket:
         return 0.0
 
 
+def most_in_window(times: list[float], period: float) -> int:
+    """The most of ``times`` that fall in any half-open window of ``period`` seconds."""
+    times = sorted(times)
+    most = 0
+    start = 0
+    for end, at in enumerate(times):
+        while times[start] <= at - period:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
 def flood_refusals(times: list[float], burst: int, period: float, slack: float = 0.0) -> int:
     """How many of the messages arriving at ``times`` Telegram's model (``_Bucket``) would
     refuse, with ``slack`` seconds of arrival jitter allowed."""
