@@ -326,8 +326,10 @@ async def bench(
     pg_url: str,
     seed: int,
     urls: list[str] | None = None,
+    floor_up_to: int | None = None,
 ) -> list[tuple[str, int, str, dict[str, Any]]]:
-    """Export each data set (made first when missing), or the databases at ``urls``."""
+    """Export each data set (made first when missing), or the databases at ``urls``; the
+    floor and the bare dump only up to ``floor_up_to`` rows (all when None)."""
     from bench.generate import count_observations, ensure_dataset, upgraded
     from storage.db import normalise_url
 
@@ -343,6 +345,8 @@ async def bench(
     results = []
     for backend, rows, url in targets:
         for mode in MODES:
+            if mode != "havainto" and floor_up_to is not None and rows > floor_up_to:
+                continue
             label = f"{backend}-{rows}"
             results.append((backend, rows, mode, await measure(mode, url, label)))
     return results
@@ -368,7 +372,7 @@ def report(results: list[tuple[str, int, str, dict[str, Any]]]) -> None:
     )
     by_key = {(b, r, m): res for b, r, m, res in results}
     for backend, rows, mode, res in results:
-        base = by_key[(backend, rows, "floor")]
+        base = by_key.get((backend, rows, "floor"))
         speed = res["rows"] / res["seconds"]
         table.add(
             backend,
@@ -377,8 +381,14 @@ def report(results: list[tuple[str, int, str, dict[str, Any]]]) -> None:
             human(res["rows"]),
             f"{res['seconds']:.1f}",
             human(speed),
-            "1.00x" if mode == "floor" else ratio(base["seconds"], res["seconds"]),
-            "-" if mode != "havainto" else ("yes" if res["sha256"] == base["sha256"] else "NO"),
+            "-"
+            if base is None
+            else "1.00x"
+            if mode == "floor"
+            else ratio(base["seconds"], res["seconds"]),
+            "-"
+            if mode != "havainto" or base is None
+            else ("yes" if res["sha256"] == base["sha256"] else "NO"),
             f"{res['bytes'] / 1e6:.0f}",
             f"{res['rss_before'] / 1e6:.0f}",
             f"{res['peak'] / 1e6:.0f}",
@@ -428,9 +438,20 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         help="export this database (made by bench.generate) instead of --rows/--backends",
     )
+    parser.add_argument(
+        "--floor-up-to",
+        type=int,
+        default=None,
+        help="run the floor and the bare dump only for data sets of at most this many rows "
+        "(the largest then get Havainto's export alone: rows/s and memory)",
+    )
     args = parser.parse_args(argv)
     print_header("Export", ("python -m bench.export_scale " + " ".join(argv)).strip())
-    report(asyncio.run(bench(args.rows, args.backends, args.pg_url, args.seed, args.url)))
+    report(
+        asyncio.run(
+            bench(args.rows, args.backends, args.pg_url, args.seed, args.url, args.floor_up_to)
+        )
+    )
 
 
 if __name__ == "__main__":

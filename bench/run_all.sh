@@ -47,9 +47,24 @@ for backend in sqlite postgresql; do
     run "05-report-$backend-$rows" $PY -m bench.report_length --url "$url" --region helsinki --period 2026
   done
 done
-run 06-export $PY -m bench.export_scale --rows 1000000 10000000 --backends sqlite postgresql
+run 06-export $PY -m bench.export_scale --rows 1000000 10000000 --backends sqlite postgresql --floor-up-to 1000000
 run 07-shared-budget $PY -m bench.shared_budget --private 60 --to-group 10
 run 08-webhook-kill $PY -m bench.webhook_pair --rate 20 --duration 60
 run 09-webhook-both $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill
 run 10-webhook-per-instance $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill --budget per-instance
+run 11-summary-length-fi $PY -m bench.summary_length --rows 100000
+run 12-summary-length-sv $PY -m bench.summary_length --rows 100000 --lang sv --region pohjanmaa
+run 13-report-length-month $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-11
+run 14-report-length-half $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-H2
+run 15-report-length-sv $PY -m bench.report_length --rows 100000 --region pohjanmaa --period 2026-H2
+run 16-report-length-team $PY -m bench.report_length --rows 100000 --team helsinki-01 --period 2026-11
+run 17-identifier-cost $PY -m bench.identifier_cost --baseline c6e42d6 --rounds 100
+# Where the time per update goes (py-spy on the bot through the measured window; the
+# sampling slows the bot, so this run's latencies are not the ones reported above).
+HAVAINTO_BENCH_PROFILE="$OUT/profile" run 18-profile $PY -m bench.capture_load --rates 20 --rate-limit on --variants havainto
+if [[ "${WITH_STOCK:-}" == "1" ]]; then
+  # The tuned modules against the stock paths they replace (issue 10's decisions).
+  run 19-stock-peak $PY -m bench.capture_load --rates 20 --rate-limit on --variants floor floor-httpx havainto stock-db stock-http
+  run 20-stock-knee $PY -m bench.capture_load --rates 100 --rate-limit off --variants floor havainto stock-db
+fi
 echo "run_all: all done at commit $COMMIT"
