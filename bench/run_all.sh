@@ -61,7 +61,7 @@ run 16-report-length-team $PY -m bench.report_length --rows 100000 --team helsin
 run 17-identifier-cost $PY -m bench.identifier_cost --baseline c6e42d6 --rounds 100
 # Where the time per update goes (py-spy on the bot through the measured window; the
 # sampling slows the bot, so this run's latencies are not the ones reported above).
-HAVAINTO_BENCH_PROFILE="$OUT/profile" run 18-profile $PY -m bench.capture_load --rates 20 --rate-limit on --variants havainto
+run 18-profile env HAVAINTO_BENCH_PROFILE="$OUT/profile" $PY -m bench.capture_load --rates 20 --rate-limit on --variants havainto
 if [[ "${WITH_STOCK:-}" == "1" ]]; then
   # The tuned modules against the stock paths they replace (issue 10's decisions).
   run 19-stock-peak $PY -m bench.capture_load --rates 20 --rate-limit on --variants floor floor-httpx havainto stock-db stock-http
