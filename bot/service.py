@@ -355,9 +355,10 @@ class Havainto:
         out: list[Outbound],
         kept: list[tuple[str, str]] | None,
     ) -> None:
-        if incoming.event_id is None or not out or kept is None:
-            return  # no platform redelivers it (the terminal), or nothing to send
-        if await outbox.keep(session, incoming.transport, incoming.event_id, out, self.clock()):
+        """Note that the update is owed its answer until it is sent (``storage.outbox``)."""
+        if incoming.event_id is None or kept is None:
+            return  # no platform sends it again (the terminal)
+        if await outbox.keep(session, incoming, out, self.clock()):
             kept.append((incoming.transport, incoming.event_id))
 
     # --- replies whose process did not send them (storage.outbox) ------------------------
@@ -398,15 +399,19 @@ class Havainto:
         await self.forget_delivered()
 
     async def resend_lost(self, transports: Collection[str], deliver: Deliver) -> int:
-        """Send the kept replies another process committed and never sent (it died before
-        its send); the number of updates whose replies went again."""
+        """Answer the updates another process committed and never answered (it died before
+        its send), from what the database holds now: the confirmation of the entry the
+        update saved, else the question the worker's draft is on, else a line saying the
+        answer got lost. The number of updates answered."""
         await self.forget_delivered()
         async with self.db.transaction() as session:
             due = await outbox.take_due(session, transports, self.clock())
         for item in due:
-            log.info("replies_resent transport=%s count=%d", item.transport, len(item.outbounds))
+            async with self.db.transaction() as session:
+                out = await self._lost_answer(session, item)
+            log.info("replies_resent transport=%s count=%d", item.transport, len(out))
             try:
-                await deliver(item.outbounds)
+                await deliver(out)
             except Exception as error:
                 log.warning(
                     "replies_resend_failed transport=%s error=%s",
@@ -417,6 +422,21 @@ class Havainto:
             async with self.db.transaction() as session:
                 await outbox.forget(session, [(item.transport, item.event_id) for item in due])
         return len(due)
+
+    async def _lost_answer(self, session: AsyncSession, item: outbox.Due) -> list[Outbound]:
+        member = await repo.find_member(session, item.transport, item.user_id)
+        if member is None or member.revoked:
+            return []
+        incoming = Incoming(item.transport, item.user_id, item.chat_id, CommandIn("resume"))
+        turn = _Turn(incoming, member, member.language, self.clock())
+        if item.saved_id is not None:
+            entry = await repo.get_observation(session, item.saved_id)
+            if entry is not None:
+                return [self._saved_late(turn, entry)]
+        question = await self._open_question(session, member, turn)
+        if question:
+            return turn.reply(*question)
+        return turn.reply(Message(t(member.language, "svc.reply_lost")))
 
     async def _in_transaction(
         self,
@@ -584,19 +604,20 @@ class Havainto:
     ) -> list[Outbound]:
         out: list[Outbound] = []
         for entry in await held.take_pending_confirmations(session, member.person_id):
-            when = format_datetime(entry.recorded_at, "HH:mm", tzinfo=self.zone, locale=turn.lang)
-            day = format_datetime(entry.recorded_at, "d.M.", tzinfo=self.zone, locale=turn.lang)
-            text = t(turn.lang, "svc.saved_late", number=entry.id, time=when, day=day)
-            out.append(
-                Outbound(
-                    turn.incoming.transport,
-                    turn.incoming.chat_id,
-                    Message(text),
-                    {"track": f"saved:{entry.id}"},
-                )
-            )
+            out.append(self._saved_late(turn, entry))
             log.info("confirmation_delivered_late id=%s", entry.id)
         return out
+
+    def _saved_late(self, turn: _Turn, entry: Observation) -> Outbound:
+        when = format_datetime(entry.recorded_at, "HH:mm", tzinfo=self.zone, locale=turn.lang)
+        day = format_datetime(entry.recorded_at, "d.M.", tzinfo=self.zone, locale=turn.lang)
+        text = t(turn.lang, "svc.saved_late", number=entry.id, time=when, day=day)
+        return Outbound(
+            turn.incoming.transport,
+            turn.incoming.chat_id,
+            Message(text),
+            {"track": f"saved:{entry.id}"},
+        )
 
     async def on_failed(self, outbound: Outbound, error: BaseException) -> None:
         """A reply the platform did not take even after retries (``Router.failed_hooks``)."""

@@ -264,16 +264,18 @@ class ProcessedEvent(Base):
 
 
 class OutboxEntry(Base):
-    """The replies of a handled update until they are sent (``storage.outbox``): kept in
-    the update's own transaction, forgotten once sent, sent again by any instance when
-    they are still here at ``due_at`` (migration 0020)."""
+    """An update of a private chat whose answer is committed and not yet known to be sent
+    (``storage.outbox``): who is owed it and the entry it saved, never its text. Forgotten
+    once sent; answered by any instance when still here at ``due_at`` (migration 0020)."""
 
     __tablename__ = "outbox"
 
     transport: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    saved_id: Mapped[int | None] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(index=True)
-    replies: Mapped[str] = mapped_column(Text)
 
 
 class BotState(Base):

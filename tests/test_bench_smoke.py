@@ -206,7 +206,8 @@ async def test_shared_budget_benchmark_runs_and_prints_its_figures(
     assert [row[1].strip() for row in rows] == ["shared", "per instance"], out
     for row in rows:
         assert row[2].strip() == "30 / 30 (30 distinct)", out  # nothing lost or doubled
-    assert rows[0][7].strip() == "0 / 0", out  # shared: no 429
+    assert rows[0][8].strip() == "0 / 0", out  # shared: no 429
+    assert rows[0][7].strip() == "0", out  # the arrivals fit Telegram's buckets, no jitter
     assert int(rows[0][5]) <= 30 and int(rows[0][6]) <= 20, out
 
 
@@ -225,7 +226,10 @@ async def test_webhook_pair_benchmark_kills_one_instance_and_loses_nothing(
     assert cells[1] == "two instances, one killed", out
     served = [int(n) for n in cells[9].split(" / ")]
     assert all(n > 0 for n in served), out  # both instances answered before the kill
-    assert (cells[11], cells[12]) == ("0", "0"), out  # none lost, none handled twice
-    saved, entries = cells[13].split("/")
+    assert cells[11] == "0", out  # no update lost
+    # No update handled twice: a reply repeats only where the outbox answered for the
+    # killed instance (it may have sent that answer itself), and every entry saved once.
+    assert int(cells[12]) <= int(cells[13]), out
+    saved, entries = cells[14].split("/")
     assert saved == entries and int(entries) > 0, out
-    assert cells[15] == "none", out
+    assert cells[16] == "none", out

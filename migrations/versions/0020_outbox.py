@@ -1,5 +1,6 @@
-"""the outbox: a handled update's replies kept until sent, so a process that dies between
-its commit and its send loses no reply (``storage.outbox``)
+"""the outbox: a private chat's update whose answer is committed and not yet sent (who is
+owed it, the entry it saved; never its text), so a process that dies between its commit
+and its send leaves no worker without an answer (``storage.outbox``)
 
 Revision ID: 0020
 Revises: 0019
@@ -24,8 +25,10 @@ def upgrade() -> None:
         "outbox",
         sa.Column("transport", sa.String(length=16), nullable=False),
         sa.Column("event_id", sa.String(length=255), nullable=False),
-        sa.Column("due_at", storage.models.UTCDateTime(), nullable=False),
-        sa.Column("replies", sa.Text(), nullable=False),
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("chat_id", sa.String(length=255), nullable=False),
+        sa.Column("saved_id", sa.Integer(), nullable=True),
+        sa.Column("due_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("transport", "event_id", name=op.f("pk_outbox")),
     )
     op.create_index(op.f("ix_outbox_due_at"), "outbox", ["due_at"], unique=False)
