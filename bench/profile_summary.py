@@ -35,15 +35,24 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("Havainto: storage", "storage/"),
     ("Havainto: bot", "bot/"),
 )
-IDLE = ("select (", "_run_once (asyncio/base_events.py", "poll (", "epoll")
+#: Innermost frames of a thread that waits: the event loop in ``select``, an idle worker
+#: of a thread pool. (py-spy without ``--idle`` still samples these: they hold no GIL
+#: but are not known to be idle.)
+IDLE = (
+    "select (selectors.py",
+    "Condition.wait (threading.py",
+    "_worker (concurrent/futures/thread.py",
+)
 
 
 def classify(stack: str) -> str | None:
     """The component of one sample's stack (outermost first); None when idle."""
     frames = stack.split(";")
     innermost = frames[-1]
-    if any(marker in innermost for marker in IDLE) and "select" in innermost:
+    if not stack.strip() or any(marker in innermost for marker in IDLE):
         return None
+    if "_WorkItem.run (concurrent/futures/thread.py" in innermost:
+        return "a thread pool's C call (DNS, file or driver work off the loop)"
     for frame in reversed(frames):
         for name, fragment in COMPONENTS:
             if fragment in frame:

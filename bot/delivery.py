@@ -22,7 +22,7 @@ never in the bot's process: workers' replies go on while 500 digests are being
 built. A worker *thread* was not enough: matplotlib lays text out in Python,
 holding the interpreter lock, and the event loop then waited for it at every
 system call; the capture benchmark measured 150-900 ms stalls of the loop while
-the weekly digests were rendered in a thread (``bench/RESULTS.md``). The
+the weekly digests were rendered in a thread (``bench/RESULTS-earlier.md``). The
 figures go to the process and the rendering comes back pickled (a few kB and
 the chart PNGs).
 

@@ -393,9 +393,11 @@ class Havainto:
         return len(keys)
 
     async def close_outbox(self) -> None:
-        """At a stop: forget what was sent now, not a second later."""
-        if self._forgetting is not None:
-            self._forgetting.cancel()
+        """At a stop: forget what was sent before the database closes. The batch due is
+        let finish rather than cancelled: a unit of work cut in the middle would leave the
+        connection inside its transaction."""
+        if self._forgetting is not None and not self._forgetting.done():
+            await asyncio.wait({self._forgetting}, timeout=5 * FORGET_AFTER_S)
         await self.forget_delivered()
 
     async def resend_lost(self, transports: Collection[str], deliver: Deliver) -> int:
@@ -490,7 +492,7 @@ class Havainto:
         ):
             log.info("duplicate_event person=%s", member.person_id)
             return []
-        # Both usually change nothing: skip their statements then (bench/RESULTS.md).
+        # Both usually change nothing: skip their statements then (bench/RESULTS-earlier.md).
         if not repo.touched_today(member, now):
             await repo.touch_person(session, member.person_id, now)
         if member.chat_id != incoming.chat_id:

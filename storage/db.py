@@ -140,7 +140,7 @@ class _WriterQueue:
     Every SQLite unit of work begins IMMEDIATE, so only one runs at a time anyway.
     Left to SQLite, the others wait in its busy handler, which sleeps in growing
     steps (up to 100 ms) and serves nobody in order: under load that wasted the lock's
-    free time and gave seconds-long tails (bench/RESULTS.md). Here they wait on an
+    free time and gave seconds-long tails (bench/RESULTS-earlier.md). Here they wait on an
     asyncio lock instead. Other processes still meet at the file (busy_timeout). A
     task that already has its turn (a transaction opened inside another) does not
     queue behind itself, and nobody waits here longer than SQLite's own busy

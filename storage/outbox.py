@@ -5,7 +5,7 @@ An update from a platform is handled in one transaction that also records its id
 sent after the commit. A process that dies between the two (SIGKILL, a lost machine)
 leaves an update that is recorded as handled and a worker who never got the answer:
 the platform sends the update again, the instance that gets it recognises the id and,
-rightly, does nothing -- and the answer was lost (``bench/RESULTS.md``, the webhook pair).
+rightly, does nothing -- and the answer was lost (``bench/RESULTS-earlier.md`` section 8).
 
 So a private chat's update that has an answer is noted in the same transaction
 (``keep``: one ``INSERT`` into ``outbox``, migration 0020): who is owed an answer, where,

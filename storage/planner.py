@@ -5,7 +5,7 @@ gathers (``sqlite_stat1``). Without them it guesses, and for the weekly
 digest's "leaders' answers in the week" it guessed wrong: it walked the team's
 whole history through ``(team_id, observed_at)`` instead of the week's events
 through ``escalation_events.created_at`` -- 62-66 ms instead of 2.5 ms at a
-million rows, growing with the table (bench/RESULTS.md, section 2).
+million rows, growing with the table (bench/RESULTS-earlier.md, section 2).
 
 SQLite's usual advice (https://sqlite.org/pragma.html#pragma_optimize) is
 ``PRAGMA optimize``, which samples each index (``analysis_limit``) to stay

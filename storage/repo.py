@@ -93,7 +93,7 @@ async def sync_teams(session: AsyncSession, teams: Iterable[tuple[str, str, str,
 
 
 # Built once: every incoming event looks its sender up, and building the statement
-# (not running it) was the largest part of that cost (bench/RESULTS.md).
+# (not running it) was the largest part of that cost (bench/RESULTS-earlier.md).
 _FIND_MEMBER = (
     select(
         Person.id,
@@ -421,7 +421,7 @@ async def first_time_seen(
 
     One ``INSERT ... ON CONFLICT DO NOTHING`` on both backends: a redelivery, and a
     concurrent second delivery of the same update, insert no row. (A look-up, a
-    savepoint and an insert cost four round trips per event; see bench/RESULTS.md.)
+    savepoint and an insert cost four round trips per event; see bench/RESULTS-earlier.md.)
     """
     dialect = session.get_bind().dialect.name
     result = await session.execute(

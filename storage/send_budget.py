@@ -13,7 +13,7 @@ every 1/30 s; ``Limit(20, 60.0)`` 20 at once, then one every 3 s. That is the mo
 PTB's own ``AIORateLimiter`` (aiolimiter's leaky bucket) and of the counting fake in the
 tests. (Until migration 0019 the budget kept every send time of the last window, a
 sliding-window log: stricter than the limit it modelled, and at 20 updates/s two
-instances queued behind it for up to a second -- ``bench/RESULTS.md`` section 8.)
+instances queued behind it for up to a second -- ``bench/RESULTS-earlier.md`` section 8.)
 
 Taking is a reservation, atomic across instances: one short transaction locks the
 scopes' rows (PostgreSQL: ``SELECT ... FOR UPDATE`` in scope order, so two takers never
@@ -31,7 +31,7 @@ clocks differ still agree.
 ``margin`` (0.1 s) shortens each burst by that much time: a request reaches Telegram
 some milliseconds after its slot, and two requests do not travel equally fast. A send
 late by less than ``margin`` can never make a later one early; the figures that chose it
-are in ``bench/RESULTS.md`` section 8 (arrival minus slot, per message, at 20 updates/s).
+are in ``bench/RESULTS.md`` section 7 (the jitter the arrivals needed: none).
 
 ``pause`` holds the token back for every instance after Telegram answered 429 with
 ``retry_after``.

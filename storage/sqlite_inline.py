@@ -8,7 +8,7 @@ round trips are spent holding the lock: under load each one waits behind
 everything else the loop has to do, and the units of work of the whole
 process queue behind the slowest. The capture benchmark measured the bot
 running at a quarter of the bare PTB bot's throughput, its event loop mostly
-idle while units of work waited (``bench/RESULTS.md``).
+idle while units of work waited (``bench/RESULTS-earlier.md``).
 
 The statements of a capture step are index lookups of microseconds: this module
 runs them where they are awaited, so a unit of work runs from BEGIN to COMMIT

@@ -1,7 +1,7 @@
 """Contracts of the tuned modules with the libraries they reach into.
 
 Two modules were kept after the open-loop benchmark showed the stock path missing
-its targets (``bench/RESULTS.md``, "The tuned modules"); each relies on more of a
+its targets (``bench/RESULTS-earlier.md``, "The tuned modules"); each relies on more of a
 library than its documented surface, so the library is pinned exactly in
 ``pyproject.toml`` and these tests say what a new release must still do before the
 pin is moved:

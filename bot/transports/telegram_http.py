@@ -3,7 +3,7 @@
 python-telegram-bot talks to the Bot API through a ``BaseRequest``; it ships one
 on httpx and documents the class as the place to plug in another HTTP library.
 This one uses aiohttp, which the webhook server already needs. Measured against
-PTB's ``HTTPXRequest`` on the fake Bot API (``bench/RESULTS.md``), a
+PTB's ``HTTPXRequest`` on the fake Bot API (``bench/RESULTS-earlier.md``), a
 ``sendMessage`` costs the bot about 1 ms of CPU instead of 2.3-2.9 ms: under
 load httpcore spends most of its time checking every pooled connection on each
 request (through anyio), and the bot makes two or three calls per button press.
