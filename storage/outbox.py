@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.events import Alert, Incoming, Outbound
 from storage.models import OutboxEntry
+from storage.repo import InsertIgnoring
 
 #: How long after its commit an answer not yet sent is taken to be lost.
 GRACE = timedelta(seconds=30)
@@ -84,9 +83,8 @@ async def keep(
     False when it is not (nothing written)."""
     if incoming.event_id is None or not owes_answer(incoming, outbounds):
         return False
-    dialect = session.get_bind().dialect.name
     await session.execute(
-        _KEEP["postgresql" if dialect == "postgresql" else "sqlite"],
+        _KEEP.on(session),
         {
             "transport": incoming.transport,
             "event_id": incoming.event_id,
@@ -100,10 +98,7 @@ async def keep(
 
 
 # An update handled twice (one whose handler records no id) keeps its first note.
-_KEEP = {
-    "postgresql": postgresql_insert(OutboxEntry).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(OutboxEntry).on_conflict_do_nothing(),
-}
+_KEEP = InsertIgnoring(OutboxEntry)
 
 
 async def forget(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:

@@ -423,18 +423,30 @@ async def first_time_seen(
     concurrent second delivery of the same update, insert no row. (A look-up, a
     savepoint and an insert cost four round trips per event; see bench/RESULTS-earlier.md.)
     """
-    dialect = session.get_bind().dialect.name
     result = await session.execute(
-        _RECORD_EVENT["postgresql" if dialect == "postgresql" else "sqlite"],
+        _RECORD_EVENT.on(session),
         {"transport": transport, "event_id": event_id, "processed_at": now},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-_RECORD_EVENT = {
-    "postgresql": postgresql_insert(ProcessedEvent.__table__).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(ProcessedEvent.__table__).on_conflict_do_nothing(),
-}
+class InsertIgnoring:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``table``, built once for each backend:
+    an event's hot path takes the built statement instead of building one."""
+
+    def __init__(self, table: Any) -> None:
+        self._built = {
+            "postgresql": postgresql_insert(table).on_conflict_do_nothing(),
+            "sqlite": sqlite_insert(table).on_conflict_do_nothing(),
+        }
+
+    def on(self, session: AsyncSession) -> Any:
+        """The statement for the backend ``session`` is bound to."""
+        dialect = session.get_bind().dialect.name
+        return self._built["postgresql" if dialect == "postgresql" else "sqlite"]
+
+
+_RECORD_EVENT = InsertIgnoring(ProcessedEvent.__table__)
 
 
 # --- drafts ------------------------------------------------------------------------
