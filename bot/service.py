@@ -316,7 +316,8 @@ class Havainto:
         incoming: Incoming,
         now: datetime | None = None,
         screened: textguard.Screened | None = None,
-        kept: list[tuple[str, str]] | None = None,
+        *,
+        kept: list[tuple[str, str]],
     ) -> list[Outbound]:
         """One event in one transaction. ``screened``: its text as the guard in ``handle``
         left it (a replayed event from the spool is screened here). Its replies are kept
@@ -353,11 +354,10 @@ class Havainto:
         session: AsyncSession,
         incoming: Incoming,
         out: list[Outbound],
-        kept: list[tuple[str, str]] | None,
+        kept: list[tuple[str, str]],
     ) -> None:
-        """Note that the update is owed its answer until it is sent (``storage.outbox``)."""
-        if incoming.event_id is None or kept is None:
-            return  # no platform sends it again (the terminal)
+        """Note that the update is owed its answer until it is sent (``storage.outbox``;
+        nothing for an event no platform sends again, such as the terminal's)."""
         if await outbox.keep(session, incoming, out, self.clock()):
             kept.append((incoming.transport, incoming.event_id))
 

@@ -71,6 +71,17 @@ def next_value(user: ChatUser) -> str | None:
     return None
 
 
+def process_config(fake: FakeTelegram, db_url: str, tmp_path: Path) -> dict[str, Any]:
+    """The config of ``havainto run`` in a child process, polling ``fake``."""
+    return {
+        "database": {"url": db_url, "spool_dir": str(tmp_path / "spool")},
+        "telegram": telegram_section(fake),
+        "terminal": {"enabled": "no"},
+        "teams": TEST_TEAMS,
+        "leadership": TEST_LEADERSHIP,
+    }
+
+
 # --- SIGKILL with 50 open drafts ----------------------------------------------------------
 
 
@@ -78,13 +89,7 @@ def next_value(user: ChatUser) -> str | None:
 async def test_sigkill_with_50_open_drafts_loses_and_duplicates_nothing(
     fake: FakeTelegram, db_url: str, tmp_path: Path
 ) -> None:
-    config = {
-        "database": {"url": db_url, "spool_dir": str(tmp_path / "spool")},
-        "telegram": telegram_section(fake),
-        "terminal": {"enabled": "no"},
-        "teams": TEST_TEAMS,
-        "leadership": TEST_LEADERSHIP,
-    }
+    config = process_config(fake, db_url, tmp_path)
     bot = BotProcess(tmp_path, config)
     db = Database(db_url)
     workers = [ChatUser(fake, 7000 + i) for i in range(50)]

@@ -34,13 +34,12 @@ from flows.i18n import t
 from storage import outbox
 from storage.db import Database
 from storage.models import Observation, OutboxEntry
-from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
+from tests.conftest import FakeClock
 from tests.support.bot_process import BotProcess, ChatUser
 from tests.support.db import count
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.telegram import telegram_section
 from tests.support.waiting import wait_until
-from tests.test_faults import STEPS
+from tests.test_faults import STEPS, process_config
 
 #: The methods that carry a private chat's answer (held back by the fake while "killed").
 HELD = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
@@ -209,13 +208,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 async def test_a_reply_lost_to_sigkill_comes_from_the_next_process(
     fake: FakeTelegram, db_url: str, tmp_path: Path
 ) -> None:
-    config = {
-        "database": {"url": db_url, "spool_dir": str(tmp_path / "spool")},
-        "telegram": telegram_section(fake),
-        "terminal": {"enabled": "no"},
-        "teams": TEST_TEAMS,
-        "leadership": TEST_LEADERSHIP,
-    }
+    config = process_config(fake, db_url, tmp_path)
     bot = BotProcess(tmp_path, config)
     db = Database(db_url)
     worker = ChatUser(fake, 7301)
