@@ -93,9 +93,10 @@ async def test_two_users_never_pass_the_token_limit(db_url: str) -> None:
     assert len(times) == 90
     assert flood_refusals(times, TOKEN_LIMIT.burst, TOKEN_LIMIT.period) == 0
     # Not stricter than it must be: 28 at once (1 s - 1/30 s - 0.05 s of burst), the
-    # other 62 at 30 a second.
-    # (each reservation is a transaction of a millisecond or two, so "at once" is 0.2 s).
-    assert most_in_window(times, 0.2) >= 28
+    # other 62 at 30 a second. "At once" is as fast as the reservations go, one
+    # transaction each (28 of them took 0.2 s and more on PostgreSQL in CI), so the burst
+    # shows as the 28th slot coming well before a pacer at 30 a second would give it.
+    assert times[27] - times[0] < 0.5 * 27 / 30
     assert times[-1] - times[0] == pytest.approx(62 / 30, abs=0.15)
     assert max(waited for _, waited in slots) < 5
     assert elapsed < 10
