@@ -38,21 +38,22 @@ process of its own, the fake and the workers in this one):
   per update as Havainto on the same HTTP layer and rate limiter (our
   ``build_application``): on a text ``sendMessage`` with Havainto's first
   question and its keyboard; on a press ``answerCallbackQuery`` and
-  ``editMessageText`` with the next question and its keyboard (on Save
-  ``sendMessage`` and ``editMessageReplyMarkup``). The texts and keyboards are
+  ``editMessageText`` with the next question and its keyboard (on Save the
+  pressed summary with the confirmation below it). The texts and keyboards are
   Havainto's own, recorded from one walk through ``Havainto.handle``. It stores
   nothing. Ratios are taken against it;
 * ``bare``: the same handler on PTB as it ships (``ApplicationBuilder``
   defaults: its httpx request; PTB's ``AIORateLimiter()`` when the limiter is
   on; concurrent updates on), printed as a second reference.
 
-``--rate-limit on`` (production, the default) keeps PTB's ``AIORateLimiter`` at
-Telegram's 30 messages/s and 20/min per group, as ``bot.transports.telegram``
-configures it (on PostgreSQL the real bot uses the shared send budget instead, as
-``havainto run`` does there), and the fake answers 429 with ``retry_after`` past
-those limits like Telegram (``tests.support.fake_telegram``, flood limit);
-rejections are counted. ``--rate-limit off`` lifts both (and turns the shared budget
-off), to measure the code's headroom.
+``--rate-limit on`` (production, the default) keeps the send budget ``havainto run``
+gives one instance (``storage.send_budget.LocalSendBudget``: Telegram's 30 messages/s
+and 20/min per group, answers to people before digests; the floor gets the same one
+through ``build_application``; on PostgreSQL the real bot uses the shared budget in
+the database), and the fake answers 429 with ``retry_after`` past those limits like
+Telegram (``tests.support.fake_telegram``, flood limit); rejections are counted.
+``--rate-limit off`` lifts both (and turns the shared budget off), to measure the
+code's headroom.
 
 **Capture while digests run** (``--digests``): the bot's database is a copy of a
 generated national data set (``bench.generate``: 500 teams, 22 regions;
@@ -170,15 +171,22 @@ def _bot_config(settings: dict[str, Any]) -> Any:
 
 
 def _lift_rate_limit() -> None:
-    """Let the bot send as fast as the fake answers (Telegram's flood limit lifted)."""
-    from telegram.ext import AIORateLimiter
+    """Let the bot send as fast as the fake answers (Telegram's flood limit lifted): the
+    send budget the runtime hands the transport in this process lets everything go."""
+    import bot.runtime.run
+    from storage.send_budget import Limit, LocalSendBudget
 
-    import bot.transports.telegram
+    def unlimited() -> LocalSendBudget:
+        return LocalSendBudget(token=Limit(10**9, 1.0), group=Limit(10**9, 1.0))
 
-    def unlimited(**kwargs: Any) -> AIORateLimiter:
-        return AIORateLimiter(overall_max_rate=0, group_max_rate=0, **kwargs)
+    setattr(bot.runtime.run, "LocalSendBudget", unlimited)  # noqa: B010
 
-    setattr(bot.transports.telegram, "AIORateLimiter", unlimited)  # noqa: B010
+
+def _budget(rate_limit: str) -> Any:
+    """The send budget of the floor: the one ``havainto run`` gives a single instance."""
+    import bot.runtime.run
+
+    return bot.runtime.run.LocalSendBudget()  # lifted by _lift_rate_limit when off
 
 
 class LagMonitor:
@@ -268,7 +276,10 @@ class RenderClock:
 
 def _floor_handler(replies: list[dict[str, Any]]) -> Callable[..., Awaitable[None]]:
     """The fair floor: Havainto's calls for each update, with its recorded texts and keys."""
+    from html import escape
+
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+    from telegram import Message as TelegramMessage
     from telegram.constants import ParseMode
     from telegram.ext import ContextTypes
 
@@ -307,8 +318,15 @@ def _floor_handler(replies: list[dict[str, Any]]) -> Callable[..., Awaitable[Non
                 reply_markup=keys,
             )
             return
-        await bot.send_message(message.chat.id, text, parse_mode=mode)
-        await bot.edit_message_reply_markup(message.chat.id, message.message_id, reply_markup=None)
+        # The answer closes the pressed message (its text kept above, no buttons): one edit.
+        shown = message.text_html if isinstance(message, TelegramMessage) else ""
+        closing = text if mode is not None else escape(text)
+        await bot.edit_message_text(
+            f"{shown}\n\n{closing}",
+            chat_id=message.chat.id,
+            message_id=message.message_id,
+            parse_mode=ParseMode.HTML,
+        )
 
     return answer
 
@@ -346,7 +364,7 @@ async def _serve(variant: Variant, settings: dict[str, Any], rate_limit: str) ->
                 builder = builder.rate_limiter(AIORateLimiter())
             app = builder.build()
         else:
-            app = build_application(config.telegram)
+            app = build_application(config.telegram, send_budget=_budget(rate_limit))
         app.add_handler(TypeHandler(Update, _floor_handler(floor_replies or [])))
         await app.initialize()
         await app.start()
@@ -817,7 +835,7 @@ async def run_variant(
             "terminal": {"enabled": "no"},
         }
         if point.limiter == "off":
-            # The lifted AIORateLimiter (_lift_rate_limit), not the shared send budget.
+            # The lifted budget in this process (_lift_rate_limit), not the shared one.
             settings["telegram"]["shared_budget"] = False
         if point.digests is not None:
             settings["teams"] = _national_teams(point.digests["seed"])

@@ -340,7 +340,8 @@ class DigestDesk:
             return await self._failed(held, f"build:{type(error).__name__}")
         done = held.parts_sent
         for part in parts[held.parts_sent :]:
-            outbound = Outbound(transport, chat_id, part, dict(meta or {}))
+            # Bulk: the platform's send budget serves answers to people first.
+            outbound = Outbound(transport, chat_id, part, {**(meta or {}), "bulk": "yes"})
             error_kind = await self._send_part(outbound, key)
             if error_kind is not None:
                 return await self._failed(held, error_kind, done)

@@ -176,7 +176,12 @@ Reply = Message | Image | Document | Alert | Reprompt
 
 @dataclass(frozen=True)
 class Outbound:
-    """A reply addressed to a chat on a transport (the sender's own chat or another one)."""
+    """A reply addressed to a chat on a transport (the sender's own chat or another one).
+
+    ``meta`` carries hints for the delivery, never shown: ``edit`` (replace the platform's
+    message with this id), ``track`` (``Router.sent_hooks`` hear when it was taken) and
+    ``bulk`` (a digest or report: sent in the room answers to people leave).
+    """
 
     transport: str
     chat_id: str

@@ -36,6 +36,16 @@ are in ``bench/RESULTS.md`` section 7 (the jitter the arrivals needed: none).
 ``pause`` holds the token back for every instance after Telegram answered 429 with
 ``retry_after``.
 
+**Answers before bulk.** A digest, a summary or a report (``bulk``) takes a slot only
+while the token's bucket is at most half full (``BULK_SHARE``) and never reserves ahead;
+an answer to a person may use the whole burst. So the weekly batch fills what the
+answers leave and a worker tapping through an entry does not queue behind 500 digests
+(``bench/RESULTS.md``, capture while digests run).
+
+``LocalSendBudget`` is the same buckets kept in this process: the budget of a bot that
+runs as one instance (SQLite, the embedded default), and ``DatabaseSendBudget``'s
+fallback.
+
 When the database cannot be reached the budget falls back to the same buckets kept in
 this process (logged), so a database outage never stops replies; only the sharing is
 lost until it is back.
@@ -65,6 +75,9 @@ SLOW_WAIT_S = 2.0
 OUTAGE_LOG_EVERY_S = 60.0
 #: The default ``margin`` (see the module docstring).
 MARGIN_S = 0.1
+#: The share of the token's burst that bulk sends (digests, reports) may use: the rest is
+#: kept for answers to people (``reserve``).
+BULK_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -114,18 +127,29 @@ class Reserved:
     wait: float = 0.0
 
 
-def reserve(tats: dict[str, float], buckets: dict[str, Bucket], now: float) -> Reserved:
+def reserve(
+    tats: dict[str, float], buckets: dict[str, Bucket], now: float, bulk: bool = False
+) -> Reserved:
     """Reserve the next send in every scope of ``buckets`` (``tats`` moved on for it).
 
     Only the token's bucket is reserved ahead (the senders queue for it, each sleeping to
     its moment). A group whose bucket is full is not: reserving the token for a moment
     seconds away would hold every private chat's send until then, so the send reserves
-    nothing and waits for the group, then asks again."""
+    nothing and waits for the group, then asks again.
+
+    A ``bulk`` send (a digest, a report: ``BULK_SHARE``) is never reserved ahead either,
+    and goes only while the token's bucket is at most half full: the other half of the
+    burst stays free for people waiting for an answer."""
     for scope, bucket in buckets.items():
         if scope != TOKEN_SCOPE:
             ready = bucket.earliest(tats.get(scope, 0.0), now)
             if ready > now:
                 return Reserved(now, ready - now)
+    if bulk and TOKEN_SCOPE in buckets:
+        token = buckets[TOKEN_SCOPE]
+        ready = max(now, tats.get(TOKEN_SCOPE, 0.0) - token.tolerance * BULK_SHARE)
+        if ready > now:
+            return Reserved(now, ready - now)
     at = max(bucket.earliest(tats.get(scope, 0.0), now) for scope, bucket in buckets.items())
     for scope, bucket in buckets.items():
         tats[scope] = bucket.after(tats.get(scope, 0.0), at)
@@ -143,22 +167,13 @@ class _Missing(Exception):
         self.scopes = scopes
 
 
-class DatabaseSendBudget:
-    """The ``SendBudget`` of ``bot.transports.base``, kept in the database (see the module
-    docstring). ``take`` returns when a send may go, and the seconds it waited."""
+class _Budget:
+    """Taking slots from buckets: what the budget in this process and the one in the
+    database share. Subclasses reserve (``_reserve``) and hold back (``pause``)."""
 
-    def __init__(
-        self,
-        db: Database,
-        token: Limit = TOKEN_LIMIT,
-        group: Limit = GROUP_LIMIT,
-        margin: float = MARGIN_S,
-    ) -> None:
-        self.db = db
+    def __init__(self, token: Limit, group: Limit, margin: float) -> None:
         self.token = Bucket.of(token, margin)
         self.group = Bucket.of(group, margin)
-        self._local: dict[str, float] = {}  # the fallback's buckets, this process only
-        self._outage_logged_at: float | None = None
         # Within this instance reservations are made in turn: a burst queues here for
         # a millisecond each instead of holding a pooled connection each at the lock.
         self._gate = asyncio.Lock()
@@ -170,48 +185,95 @@ class DatabaseSendBudget:
             scopes[f"chat:{group_chat}"] = self.group
         return dict(sorted(scopes.items()))
 
-    async def take(self, group_chat: str | None) -> float:
+    async def take(self, group_chat: str | None, bulk: bool = False) -> float:
         """Wait until a message may be sent (to ``group_chat``, a group or channel, or to a
-        private chat when None) without passing a limit, and count it; the seconds waited."""
-        return (await self.take_slot(group_chat))[1]
+        private chat when None) without passing a limit, and count it; the seconds waited.
+        ``bulk``: a digest or report, which leaves half the token's burst to answers."""
+        return (await self.take_slot(group_chat, bulk))[1]
 
-    async def take_slot(self, group_chat: str | None) -> tuple[float, float]:
+    async def take_slot(self, group_chat: str | None, bulk: bool = False) -> tuple[float, float]:
         """``take``, and the moment reserved (seconds since the epoch on the budget's
-        clock, the database's): (slot time, seconds waited)."""
+        clock): (slot time, seconds waited)."""
         buckets = self.buckets(group_chat)
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:
             async with self._gate:
-                reserved, now = await self._reserve(buckets)
+                reserved, now = await self._reserve(buckets, bulk)
             if not reserved.wait:
                 break
-            await asyncio.sleep(reserved.wait)  # the group's bucket is full
+            await asyncio.sleep(reserved.wait)  # the group's bucket is full, or bulk waits
         if reserved.at > now:
             await asyncio.sleep(reserved.at - now)
         waited = loop.time() - started
         if waited >= SLOW_WAIT_S:
             log.info(
-                "send_budget_waited seconds=%.1f scope=%s",
+                "send_budget_waited seconds=%.1f scope=%s bulk=%s",
                 waited,
                 "group" if group_chat is not None else "token",
+                "yes" if bulk else "no",
             )
         return reserved.at, waited
 
-    async def _reserve(self, buckets: dict[str, Bucket]) -> tuple[Reserved, float]:
+    async def _reserve(self, buckets: dict[str, Bucket], bulk: bool) -> tuple[Reserved, float]:
         """(what was reserved, the budget clock's now)."""
+        raise NotImplementedError
+
+
+class LocalSendBudget(_Budget):
+    """The ``SendBudget`` of ``bot.transports.base`` kept in this process: for a bot that
+    runs as one instance (SQLite), and the database budget's fallback."""
+
+    def __init__(
+        self, token: Limit = TOKEN_LIMIT, group: Limit = GROUP_LIMIT, margin: float = MARGIN_S
+    ) -> None:
+        super().__init__(token, group, margin)
+        self.tats: dict[str, float] = {}
+
+    async def _reserve(self, buckets: dict[str, Bucket], bulk: bool) -> tuple[Reserved, float]:
+        return self.reserve_now(buckets, bulk)
+
+    def reserve_now(self, buckets: dict[str, Bucket], bulk: bool) -> tuple[Reserved, float]:
+        now = time.time()
+        return reserve(self.tats, buckets, now, bulk), now
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram answered 429 ``retry_after`` ``seconds``: no slot for that long."""
+        self.hold(seconds)
+
+    def hold(self, seconds: float) -> None:
+        tat = self.tats.get(TOKEN_SCOPE, 0.0)
+        self.tats[TOKEN_SCOPE] = held_until(tat, self.token, time.time() + seconds)
+
+
+class DatabaseSendBudget(_Budget):
+    """The ``SendBudget`` of ``bot.transports.base``, kept in the database (see the module
+    docstring). ``take`` returns when a send may go, and the seconds it waited."""
+
+    def __init__(
+        self,
+        db: Database,
+        token: Limit = TOKEN_LIMIT,
+        group: Limit = GROUP_LIMIT,
+        margin: float = MARGIN_S,
+    ) -> None:
+        super().__init__(token, group, margin)
+        self.db = db
+        self._local = LocalSendBudget(token, group, margin)  # the fallback, this process only
+        self._outage_logged_at: float | None = None
+
+    async def _reserve(self, buckets: dict[str, Bucket], bulk: bool) -> tuple[Reserved, float]:
         try:
             try:
                 async with self.db.transaction() as session:
-                    reserved = await self._reserve_in(session, buckets)
+                    reserved = await self._reserve_in(session, buckets, bulk)
             except _Missing as missing:
                 await self._create(missing.scopes)
                 async with self.db.transaction() as session:
-                    reserved = await self._reserve_in(session, buckets)
+                    reserved = await self._reserve_in(session, buckets, bulk)
         except Exception as error:
             self._note_outage(error)
-            now = time.time()
-            return reserve(self._local, buckets, now), now
+            return self._local.reserve_now(buckets, bulk)
         if self._outage_logged_at is not None:
             log.info("send_budget_shared_again")
             self._outage_logged_at = None
@@ -239,11 +301,11 @@ class DatabaseSendBudget:
         return tats
 
     async def _reserve_in(
-        self, session: AsyncSession, buckets: dict[str, Bucket]
+        self, session: AsyncSession, buckets: dict[str, Bucket], bulk: bool
     ) -> tuple[Reserved, float]:
         tats = await self._locked(session, list(buckets))
         now = await self._now(session)
-        reserved = reserve(tats, buckets, now)
+        reserved = reserve(tats, buckets, now, bulk)
         if reserved.wait:
             return reserved, now
         for scope in buckets:
@@ -277,8 +339,7 @@ class DatabaseSendBudget:
                 )
         except Exception as error:
             self._note_outage(error)
-            tat = self._local.get(TOKEN_SCOPE, 0.0)
-            self._local[TOKEN_SCOPE] = held_until(tat, self.token, time.time() + seconds)
+            self._local.hold(seconds)
 
     def _note_outage(self, error: Exception) -> None:
         now = time.monotonic()

@@ -181,7 +181,9 @@ class Matrix:
             calls = await self.bot.press_value(user, "save")
         saved = await self.rows(Observation, Observation.description == self.text(role))
         if len(saved) == 1 and saved[0].person_id == self.person.get(role):
-            assert fi("svc.saved", number=saved[0].id) in self.texts_to(calls, user)
+            # The answer closes the pressed summary (one edit): it ends with the confirmation.
+            said = [c.text or "" for c in calls if str(c.chat_id) == str(user)]
+            assert any(s.endswith(fi("svc.saved", number=saved[0].id)) for s in said), said
             return ALLOWED
         if not saved and self.texts_to(calls, user) == [self.refusal(role)]:
             return REFUSED

@@ -347,7 +347,8 @@ async def test_save_while_postgresql_is_unreachable_is_kept_and_saved_when_it_is
     await proxy.cut()
     mark, save = worker.tap_value("save")
     kept = await worker.wait_message(mark)
-    assert kept.text == t("fi", "svc.offline_save_kept")
+    # The answer closes the pressed summary: it is what the edit added below it.
+    assert fake.added_text(kept) == t("fi", "svc.offline_save_kept")
     await worker.wait_press_done(save)
     # Delivered again while kept (a platform retrying): no second copy, no second notice.
     again = Incoming("telegram", "8001", "8001", ChoiceIn("d:x:9:save"), event_id=str(save))
@@ -396,7 +397,7 @@ async def test_a_restarted_process_replays_what_the_spool_kept(
     await drive_to_summary(worker, code, "Nuorisoasema suljettiin kesäksi")
     await proxy.cut()
     mark, save = worker.tap_value("save")
-    assert (await worker.wait_message(mark)).text == t("fi", "svc.offline_save_kept")
+    assert fake.added_text(await worker.wait_message(mark)) == t("fi", "svc.offline_save_kept")
     await worker.wait_press_done(save)
     # SIGTERM while the database is away: the stop is bounded and the kept Save stays on disk.
     loop = asyncio.get_running_loop()

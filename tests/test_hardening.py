@@ -100,6 +100,9 @@ async def enrol_in(bot: Bot, user_id: int, team: str, role: str) -> None:
 
 
 async def test_a_5xx_on_saved_is_retried_and_the_worker_hears(bot: Bot) -> None:
+    # The confirmation closes the pressed summary (an edit; a new message when the edit
+    # fails): both fail twice, the third try gets through.
+    bot.fake.fail_next("editMessageText", 500, times=2)
     bot.fake.fail_next("sendMessage", 500, times=2)
     calls = await bot.save_entry(WORKER, "Yökahvila suljettu", escalation="escalation.none")
     [entry] = await rows(bot, Observation)
@@ -118,7 +121,9 @@ async def test_saved_lost_for_good_is_told_at_the_next_contact(bot: Bot) -> None
         for data in (b.get("callback_data") for b in row)
         if data and data.endswith(":save")
     )
-    # Every try of "Saved #N" fails: the router's retries run out.
+    # Every try of "Saved #N" fails (the edit and the new message it falls back to): the
+    # router's retries run out.
+    bot.fake.fail_next("editMessageText", 500, times=len(FAST) + 1)
     bot.fake.fail_next("sendMessage", 500, times=len(FAST) + 1)
     calls = await bot.press(WORKER, save)
     [entry] = await rows(bot, Observation)

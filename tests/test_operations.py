@@ -133,7 +133,7 @@ async def test_two_webhook_instances_on_one_database_serve_one_worker(
                 c for c in fake.sent[mark:] if c.method in ("sendMessage", "editMessageText")
             ]
             assert replies, fake.describe()
-            return replies[-1].text or ""
+            return fake.added_text(replies[-1])
 
         mark, update_id = worker.say(f"/start {code}")
         assert "Helsingin etsivät" in await act(update_id, mark)

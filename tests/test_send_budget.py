@@ -26,6 +26,7 @@ from storage.send_budget import (
     Bucket,
     DatabaseSendBudget,
     Limit,
+    LocalSendBudget,
     Reserved,
     held_until,
     reserve,
@@ -163,6 +164,46 @@ async def test_telegram_limits_are_the_defaults(db_url: str) -> None:
     assert max(waits) < 1.0  # nineteen to one group at once: Telegram allows that burst
 
 
+def test_a_bulk_send_waits_while_the_token_is_half_full_and_never_reserves_ahead() -> None:
+    token = Bucket.of(Limit(10, 1.0), margin=0.0)  # one per 0.1 s, 0.9 s of tolerance
+    tats = {"token": 0.0}
+    # Bulk takes the first half of the burst at once, then waits (nothing reserved).
+    assert [reserve(tats, {"token": token}, 5.0, bulk=True).wait for _ in range(6)] == [0.0] * 5 + [
+        pytest.approx(0.05)
+    ]
+    assert tats["token"] == pytest.approx(5.5)
+    # An answer to a person still finds the other half free.
+    assert [reserve(tats, {"token": token}, 5.0) for _ in range(4)] == [Reserved(5.0)] * 4
+
+
+@pytest.mark.parametrize("kind", ["local", "database"])
+async def test_answers_go_before_a_bulk_batch(kind: str, db_url: str) -> None:
+    """Thirty digests queued for a token of 10 a second: answers to people asked for
+    meanwhile go at once, the digests fill what the answers leave, and the slots of both
+    together never pass the token's limit."""
+    db = Database(db_url)
+    limit = Limit(10, 1.0)
+    budget = (
+        LocalSendBudget(token=limit, margin=0.0)
+        if kind == "local"
+        else DatabaseSendBudget(db, token=limit, margin=0.0)
+    )
+    try:
+        batch = asyncio.gather(*(budget.take_slot(None, bulk=True) for _ in range(30)))
+        await asyncio.sleep(0.5)
+        answers = []
+        for _ in range(6):
+            answers.append(await budget.take_slot(None))
+            await asyncio.sleep(0.15)
+        digests = await batch
+    finally:
+        await db.close()
+    assert max(waited for _, waited in answers) < 0.08, answers
+    slots = [at for at, _ in answers + digests]
+    assert flood_refusals(slots, limit.burst, limit.period) == 0
+    assert max(waited for _, waited in digests) > 2.0  # 30 at 10 a second, after the answers
+
+
 async def test_unreachable_database_falls_back_to_this_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -257,10 +298,10 @@ async def test_a_burst_reserves_once_per_send(db_url: str) -> None:
     tries = 0
     real_reserve = budget._reserve
 
-    async def counted(buckets: dict[str, Bucket]) -> tuple[Reserved, float]:
+    async def counted(buckets: dict[str, Bucket], bulk: bool) -> tuple[Reserved, float]:
         nonlocal tries
         tries += 1
-        return await real_reserve(buckets)
+        return await real_reserve(buckets, bulk)
 
     budget._reserve = counted  # type: ignore[method-assign]
     try:

@@ -101,7 +101,7 @@ async def quick_entry(worker: Worker, text: str, escalation: str = "escalation.n
     await worker.tap(label(escalation, lang))
     await worker.tap(t(lang, "button.save"))
     match = re.search(r"#(\d+)", worker.last_text)
-    assert match, worker.texts
+    assert match, worker.answers
     return int(match.group(1))
 
 
@@ -123,7 +123,7 @@ async def test_enrolment_with_cli_invite_and_deep_link(
     ]
     for action in actions:
         await action()
-        assert stranger.texts == [fi("svc.not_enrolled")]
+        assert stranger.answers == [fi("svc.not_enrolled")]
     assert await bot.rows(Person) == []
     assert await bot.rows(Identity) == []
     assert await bot.rows(Draft) == []
@@ -161,7 +161,7 @@ async def test_enrolment_with_cli_invite_and_deep_link(
 
     # Opening the deep link sends "/start CODE": a Finnish greeting with the team's name.
     await stranger.say(f"/start {code}")
-    assert stranger.texts == [first_welcome("fi")]
+    assert stranger.answers == [first_welcome("fi")]
     (person,) = await bot.rows(Person)
     assert (person.team_id, person.role, person.language) == ("hki-etsiva", "worker", "fi")
     assert re.fullmatch(r"w-[0-9a-f]{8}", person.pseudonym)
@@ -177,50 +177,50 @@ async def test_enrolment_with_cli_invite_and_deep_link(
 
     # Tapping the link again greets again; it does not call a valid member's code "used".
     await stranger.say(f"/start {code}")
-    assert stranger.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    assert stranger.answers == [fi("svc.welcome", team="Helsingin etsivät")]
     await stranger.say("/start")
-    assert stranger.texts == [fi("svc.welcome", team="Helsingin etsivät")]
+    assert stranger.answers == [fi("svc.welcome", team="Helsingin etsivät")]
 
     # The code was single use; wrong and expired codes are told apart.
     other = bot.worker(501)
     await other.say(f"/start {code}")
-    assert other.texts == [fi("svc.invite_used")]
+    assert other.answers == [fi("svc.invite_used")]
     await other.say("/start EIOLEOLEMASSA")
-    assert other.texts == [fi("svc.invite_unknown")]
+    assert other.answers == [fi("svc.invite_unknown")]
     short = await bot.rt.service.create_invite("vaasa-uppsok", "worker", timedelta(hours=1))
     clock.advance(hours=2)
     await other.say(f"/start {short}")
-    assert other.texts == [fi("svc.invite_expired")]
+    assert other.answers == [fi("svc.invite_expired")]
     assert len(await bot.rows(Person)) == 1
 
     # Codes are forgiving about case and separators typed by hand.
     fresh = await bot.invite("vaasa-uppsok")
     await other.say(f"/start {fresh[:5].lower()}-{fresh[5:].lower()}")
-    assert other.texts == [fi("svc.welcome", team="Vasa uppsökande")]
+    assert other.answers == [fi("svc.welcome", team="Vasa uppsökande")]
 
 
 async def test_language_hint_at_enrolment(bot: TelegramBot) -> None:
     """Finnish by default; a Swedish or English Telegram client is served in its language."""
     swede = bot.worker(600, language_code="sv")
     await swede.say("hej")
-    assert swede.texts == [t("sv", "svc.not_enrolled")]
+    assert swede.answers == [t("sv", "svc.not_enrolled")]
     await swede.say(f"/start {await bot.invite()}")
-    assert swede.texts == [first_welcome("sv")]
+    assert swede.answers == [first_welcome("sv")]
     assert (await person_of(bot, swede)).language == "sv"
 
     german = bot.worker(601, language_code="de")
     await german.say(f"/start {await bot.invite()}")
-    assert german.texts == [first_welcome("fi")]
+    assert german.answers == [first_welcome("fi")]
     assert (await person_of(bot, german)).language == "fi"
 
     nobody = bot.worker(602, language_code=None)
     await nobody.say(f"/start {await bot.invite()}")
-    assert nobody.texts == [first_welcome("fi")]
+    assert nobody.answers == [first_welcome("fi")]
 
     # The stored language wins over the client's afterwards: the Swede logs in Swedish.
     swede.lang = "sv"
     number = await quick_entry(swede, "Kön till missbrukarvården är tre månader")
-    assert swede.last_text == t("sv", "svc.saved", number=number)
+    assert swede.answers[-1] == t("sv", "svc.saved", number=number)
     (entry,) = await bot.rows(Observation)
     assert entry.language == "sv"
 
@@ -251,7 +251,7 @@ async def test_full_flow_with_details_and_edit(bot: TelegramBot, clock: FakeCloc
     description = "Nuoret eivät pääse päihdepalveluihin ilman lähetettä"
 
     await anna.say("/uusi")
-    assert anna.texts == [fi("ask.description")]
+    assert anna.answers == [fi("ask.description")]
     assert await step_of(bot, anna) == "description"
 
     await anna.say(description)
@@ -325,7 +325,7 @@ async def test_full_flow_with_details_and_edit(bot: TelegramBot, clock: FakeCloc
     await anna.tap(fi("button.save"))
     (entry,) = await bot.rows(Observation)
     # (An escalated entry may be followed by a note on where it went.)
-    assert anna.texts[0] == fi("svc.saved", number=entry.id)
+    assert anna.answers[0] == fi("svc.saved", number=entry.id)
     person = await person_of(bot, anna)
     assert entry.person_id == person.id and re.fullmatch(r"w-[0-9a-f]{8}", person.pseudonym)
     stored = [str(getattr(entry, column.name)) for column in Observation.__table__.columns]
@@ -364,7 +364,7 @@ async def test_quick_capture_is_one_text_and_six_taps(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     number = await quick_entry(anna, "Yöpaikkaa ei löytynyt kolmelle nuorelle")
     assert anna.actions == 7, "one text message and six taps make a complete entry"
-    assert anna.texts == [fi("svc.saved", number=number)]
+    assert anna.answers == [fi("svc.saved", number=number)]
     (entry,) = await bot.rows(Observation)
     assert entry.id == number
     assert (entry.theme, entry.population_group, entry.signal, entry.frequency) == (
@@ -416,7 +416,7 @@ async def test_new_while_draft_open_asks_continue_or_discard(bot: TelegramBot) -
 
     await anna.say("/uusi")
     await anna.tap(fi("button.discard"))
-    assert anna.texts == [fi("flow.discarded"), fi("ask.description")]
+    assert anna.answers == [fi("flow.discarded"), fi("ask.description")]
     state = await draft_of(bot, anna)
     assert state is not None
     assert (state["step"], state["description"], state["theme"]) == ("description", None, None)
@@ -426,16 +426,16 @@ async def test_new_while_draft_open_asks_continue_or_discard(bot: TelegramBot) -
 async def test_cancel_with_command_and_button(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     await anna.say("/peru")
-    assert anna.texts == [fi("flow.nothing_to_cancel")]
+    assert anna.answers == [fi("flow.nothing_to_cancel")]
 
     await anna.say("Peruttava havainto")
     await anna.say("/peru")
-    assert anna.texts == [fi("flow.cancelled")]
+    assert anna.answers == [fi("flow.cancelled")]
     assert await draft_of(bot, anna) is None
 
     await quick_entry_until_summary(anna, "Toinen peruttava")
     await anna.tap(fi("button.cancel"))
-    assert anna.texts == [fi("flow.cancelled")]
+    assert anna.answers == [fi("flow.cancelled")]
     assert await draft_of(bot, anna) is None
     assert await bot.rows(Observation) == []
     dump = await bot.dump_database()
@@ -469,11 +469,11 @@ async def test_restart_mid_flow_resumes_where_the_worker_was(bot: TelegramBot) -
     # A button of an older step does not.
     await anna.press(stale_theme, message_id=theme_message, strict=False)
     # Answered to Anna alone; her screen already shows the current question.
-    assert anna.texts == [] and anna.alerts == [fi("flow.stale_button")]
+    assert anna.answers == [] and anna.alerts == [fi("flow.stale_button")]
 
     await bot.restart()
     await anna.say("/apua")
-    assert anna.texts == [fi("svc.help", **commands.shown("fi")), fi("ask.signal")]
+    assert anna.answers == [fi("svc.help", **commands.shown("fi")), fi("ask.signal")]
     await anna.tap(label("signal.mismatch", "fi"))
     await anna.tap(label("frequency.new", "fi"))
     await anna.tap(label("escalation.none", "fi"))
@@ -566,7 +566,7 @@ async def test_forged_and_stale_buttons_are_refused_and_logged(
 
     # Ben presses Anna's button (callback data copied from her chat).
     await ben.press(anna_theme, strict=False)
-    assert ben.texts == [] and ben.alerts == [fi("flow.stale_button")]
+    assert ben.answers == [] and ben.alerts == [fi("flow.stale_button")]
     assert await draft_of(bot, anna) == anna_before
     assert await draft_of(bot, ben) == ben_before
     refusals = [r for r in caplog.records if "choice_refused" in r.getMessage()]
@@ -576,7 +576,7 @@ async def test_forged_and_stale_buttons_are_refused_and_logged(
     for forged in ("d:zzzzzz:1:theme.housing", "theme.housing", "own:del:x", "lang:xx"):
         await ben.press(forged, strict=False)
         assert ben.alerts == [fi("flow.stale_button")], forged
-        assert ben.texts == [], forged
+        assert ben.answers == [], forged
     assert await draft_of(bot, ben) == ben_before
 
     # Anna's own button of a step she already answered.
@@ -587,7 +587,7 @@ async def test_forged_and_stale_buttons_are_refused_and_logged(
         message_id=theme_message,
         strict=False,
     )
-    assert anna.texts == [] and anna.alerts == [fi("flow.stale_button")]
+    assert anna.answers == [] and anna.alerts == [fi("flow.stale_button")]
     state = await draft_of(bot, anna)
     assert state is not None and (state["step"], state["theme"]) == ("group", "theme.housing")
 
@@ -596,7 +596,7 @@ async def test_forged_and_stale_buttons_are_refused_and_logged(
     number = await quick_entry(anna, anna_text)
     for action in ("del", "delyes", "edit"):
         await ben.press(f"own:{action}:{number}", strict=False)
-        assert ben.texts == [] and ben.alerts == [fi("svc.not_yours")]
+        assert ben.answers == [] and ben.alerts == [fi("svc.not_yours")]
     (entry,) = await bot.rows(Observation)
     assert entry.withdrawn_at is None and entry.description == anna_text
 
@@ -612,18 +612,18 @@ async def test_group_chats_are_refused(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     in_team_chat = Worker(bot, anna.user_id, chat_id=-1001)
     await in_team_chat.say("/uusi")
-    assert in_team_chat.texts == [fi("svc.private_only")]
+    assert in_team_chat.answers == [fi("svc.private_only")]
     await in_team_chat.say("Tämä on tiimin keskustelua, ei havainto")
-    assert in_team_chat.texts == []
+    assert in_team_chat.answers == []
     await in_team_chat.send_media("sticker")
-    assert in_team_chat.texts == []
+    assert in_team_chat.answers == []
     assert len(bot.fake.messages_to(anna.chat_id)) == 1, "only the welcome went to her chat"
     assert await bot.rows(Draft) == []
 
     stranger = Worker(bot, 1500, chat_id=-1001)
     code = await bot.invite()
     await stranger.say(f"/start {code}")
-    assert stranger.texts == [fi("svc.private_only")]
+    assert stranger.answers == [fi("svc.private_only")]
     (invite,) = await bot.rows(Invite, Invite.code == code)
     assert invite.used_at is None, "a code shown in a group is not spent"
     assert len(await bot.rows(Person)) == 1
@@ -635,7 +635,7 @@ async def test_text_limits_empty_emoji_and_rtl(bot: TelegramBot) -> None:
 
     # Too long without a draft: asked to shorten, nothing stored.
     await anna.say("x" * (MAX_TEXT + 1))
-    assert anna.texts == [fi("flow.too_long", length=MAX_TEXT + 1, limit=MAX_TEXT)]
+    assert anna.answers == [fi("flow.too_long", length=MAX_TEXT + 1, limit=MAX_TEXT)]
     assert await draft_of(bot, anna) is None
 
     # Too long inside a draft: the draft keeps what it had.
@@ -648,7 +648,7 @@ async def test_text_limits_empty_emoji_and_rtl(bot: TelegramBot) -> None:
     await anna.tap(fi("field.quote"))
     before = await draft_of(bot, anna)
     await anna.say("y" * 4096)
-    assert anna.texts == [fi("flow.too_long", length=4096, limit=MAX_TEXT), fi("ask.quote")]
+    assert anna.answers == [fi("flow.too_long", length=4096, limit=MAX_TEXT), fi("ask.quote")]
     assert await draft_of(bot, anna) == before
     await anna.tap(fi("button.back"))
     await anna.tap(fi("button.done"))
@@ -657,7 +657,7 @@ async def test_text_limits_empty_emoji_and_rtl(bot: TelegramBot) -> None:
     # Empty and whitespace-only texts.
     for blank in (" ", "\n\t \u00a0"):
         await anna.say(blank)
-        assert anna.texts == [fi("flow.empty_text")]
+        assert anna.answers == [fi("flow.empty_text")]
     assert await draft_of(bot, anna) is None
 
     # Exactly the limit is fine, and the long summary still arrives with its buttons.
@@ -665,7 +665,7 @@ async def test_text_limits_empty_emoji_and_rtl(bot: TelegramBot) -> None:
     anna.expect(fi("ask.theme"))
     await anna.tap(THEME["theme.housing"])
     await quick_to_summary_from_group(anna)
-    assert "".join(anna.texts).count("z") == MAX_TEXT
+    assert "".join(anna.answers).count("z") == MAX_TEXT
     assert anna.labels()[0] == fi("button.save")
     await anna.tap(fi("button.cancel"))
 
@@ -699,13 +699,13 @@ async def test_edits_unknown_commands_and_media(bot: TelegramBot) -> None:
     before = await draft_of(bot, anna)
 
     await anna.edit(original, "Muokattu teksti")
-    assert anna.texts == [fi("flow.edit_ignored"), fi("ask.theme")]
+    assert anna.answers == [fi("flow.edit_ignored"), fi("ask.theme")]
     assert await draft_of(bot, anna) == before
 
     for command in ("/tuntematon", "/UUSI2", "/omat_kaikki"):
         await anna.say(command)
         shown = commands.shown("fi")
-        assert anna.texts == [fi("svc.unknown_command", **shown), fi("ask.theme")], command
+        assert anna.answers == [fi("svc.unknown_command", **shown), fi("ask.theme")], command
     assert await draft_of(bot, anna) == before
 
     for kind, extra in (
@@ -715,13 +715,13 @@ async def test_edits_unknown_commands_and_media(bot: TelegramBot) -> None:
         ("sticker", {}),
     ):
         await anna.send_media(kind, **extra)
-        assert anna.texts == [fi("flow.media_refused"), fi("ask.theme")], kind
+        assert anna.answers == [fi("flow.media_refused"), fi("ask.theme")], kind
     assert await draft_of(bot, anna) == before
     assert bot.fake.counts["getFile"] == 0, "media is never downloaded"
 
     await anna.say("/peru")
     await anna.send_media("voice")
-    assert anna.texts == [fi("flow.media_refused")]
+    assert anna.answers == [fi("flow.media_refused")]
     assert await draft_of(bot, anna) is None
     dump = await bot.dump_database()
     assert "Muokattu" not in dump and "Kuvateksti" not in dump and "lausunto" not in dump
@@ -746,8 +746,8 @@ async def test_revoked_worker_is_refused(bot: TelegramBot) -> None:
     ]
     for action in attempts:
         await action()
-        assert anna.texts[0] in (fi("svc.revoked"), fi("svc.revoked_start"))
-        assert len(anna.texts) == 1
+        assert anna.answers[0] in (fi("svc.revoked"), fi("svc.revoked_start"))
+        assert len(anna.answers) == 1
     assert await draft_of(bot, anna) == before
     assert await bot.rows(Observation) == []
     assert "Uusi havainto" not in await bot.dump_database()
@@ -756,7 +756,7 @@ async def test_revoked_worker_is_refused(bot: TelegramBot) -> None:
     # is not used up by trying.
     code = await bot.invite()
     await anna.say(f"/start {code}")
-    assert anna.texts == [fi("svc.revoked_start")]
+    assert anna.answers == [fi("svc.revoked_start")]
     (invite,) = await bot.rows(Invite, Invite.code == code)
     assert invite.used_at is None
     assert [p.id for p in await bot.rows(Person)] == [person.id]
@@ -771,7 +771,7 @@ async def test_privacy_guard(bot: TelegramBot, caplog: pytest.LogCaptureFixture)
 
     # A hetu is removed before anything is stored, and the worker is told.
     await anna.say(f"Asiakas {HETU} kertoi, että asunto meni alta")
-    assert anna.texts == [fi("privacy.hetu_removed"), fi("ask.theme")]
+    assert anna.answers == [fi("privacy.hetu_removed"), fi("ask.theme")]
     state = await draft_of(bot, anna)
     assert state is not None and HETU not in str(state["description"])
     assert "asunto meni alta" in str(state["description"])
@@ -828,12 +828,12 @@ async def test_privacy_guard(bot: TelegramBot, caplog: pytest.LogCaptureFixture)
 async def test_shared_location_is_coarsened(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     await anna.send_location(60.1843, 24.9499)
-    assert anna.texts == [fi("flow.location_without_draft")]
+    assert anna.answers == [fi("flow.location_without_draft")]
 
     await anna.say("Telttamajoitus puistossa")
     # Near a configured area: mapped to it; the open question stays.
     await anna.send_location(60.18571, 24.95213)
-    assert anna.texts == [fi("flow.location_coarsened", area="Kallio"), fi("ask.theme")]
+    assert anna.answers == [fi("flow.location_coarsened", area="Kallio"), fi("ask.theme")]
     state = await draft_of(bot, anna)
     assert state is not None and (state["area"], state["step"]) == ("kallio", "theme")
 
@@ -851,7 +851,7 @@ async def test_shared_location_is_coarsened(bot: TelegramBot) -> None:
     message["location"] = {"latitude": 60.2111, "longitude": 25.0822, "live_period": 900}
     message["edit_date"] = message["date"] + 30
     await anna.push({"edited_message": message})
-    assert anna.texts == []
+    assert anna.answers == []
     state = await draft_of(bot, anna)
     assert state is not None and state["area"] == "itakeskus"
 
@@ -879,7 +879,7 @@ async def test_own_entries_correct_and_withdraw_within_24_hours(
 ) -> None:
     anna = await bot.enrol(1001)
     await anna.say("/omat")
-    assert anna.texts == [fi("svc.own_empty")]
+    assert anna.answers == [fi("svc.own_empty")]
     first = await quick_entry(anna, "Ensimmäinen tallennettu")
     clock.advance(minutes=5)
     second = await quick_entry(anna, "Toinen tallennettu")
@@ -899,7 +899,7 @@ async def test_own_entries_correct_and_withdraw_within_24_hours(
     await anna.tap(THEME["theme.income"])
     clock.advance(minutes=1)
     await anna.tap(fi("button.save"))
-    assert anna.texts == [fi("svc.updated", number=first)]
+    assert anna.answers == [fi("svc.updated", number=first)]
     entries = {e.id: e for e in await bot.rows(Observation)}
     assert len(entries) == 2
     assert entries[first].theme == "theme.income"
@@ -912,11 +912,11 @@ async def test_own_entries_correct_and_withdraw_within_24_hours(
     await anna.tap(fi("button.own_withdraw", number=second))
     anna.expect(fi("svc.withdraw_confirm", number=second))
     await anna.tap(fi("button.no"))
-    assert anna.texts == [fi("svc.kept", number=second)]
+    assert anna.answers == [fi("svc.kept", number=second)]
     await anna.say("/omat")
     await anna.tap(fi("button.own_withdraw", number=second))
     await anna.tap(fi("button.yes_withdraw"))
-    assert anna.texts == [fi("svc.withdrawn", number=second)]
+    assert anna.answers == [fi("svc.withdrawn", number=second)]
     (withdrawn,) = await bot.rows(Observation, Observation.id == second)
     assert withdrawn.withdrawn_at == clock.now
     await anna.say("/omat")
@@ -930,7 +930,7 @@ async def test_own_entries_correct_and_withdraw_within_24_hours(
     await anna.say("/peru")
     for action in ("edit", "del", "delyes"):
         await anna.press(f"own:{action}:{first}", strict=False)
-        assert anna.texts == [fi("svc.too_old", number=first, hours="24")], action
+        assert anna.answers == [fi("svc.too_old", number=first, hours="24")], action
     (entry,) = await bot.rows(Observation, Observation.id == first)
     assert entry.withdrawn_at is None and entry.theme == "theme.income"
 
@@ -948,7 +948,7 @@ async def test_correction_saved_after_the_window_is_refused(
     await anna.tap(THEME["theme.income"])
     clock.advance(hours=2)
     await anna.tap(fi("button.save"))
-    assert anna.texts == [fi("svc.too_old", number=number, hours="24")]
+    assert anna.answers == [fi("svc.too_old", number=number, hours="24")]
     (entry,) = await bot.rows(Observation)
     assert entry.theme == "theme.housing"
     assert await draft_of(bot, anna) is None
@@ -957,7 +957,7 @@ async def test_correction_saved_after_the_window_is_refused(
 async def test_help_and_language(bot: TelegramBot) -> None:
     anna = await bot.enrol(1001)
     await anna.say("/apua")
-    assert anna.texts == [fi("svc.help", **commands.shown("fi"))]
+    assert anna.answers == [fi("svc.help", **commands.shown("fi"))]
     # Six lines: the fifth names the notice of a grievance with its old name (SHL 48 §).
     assert len(anna.last_text.splitlines()) == 6
     assert "ent. SHL 48 §" in anna.last_text
@@ -966,17 +966,17 @@ async def test_help_and_language(bot: TelegramBot) -> None:
     anna.expect(fi("svc.language_ask"))
     assert anna.labels() == ["Suomi", "Svenska", "English"]
     await anna.tap("Svenska")
-    assert anna.texts == [t("sv", "svc.language_set")]
+    assert anna.answers == [t("sv", "svc.language_set")]
     assert (await person_of(bot, anna)).language == "sv"
     await anna.say("/hjälp")
-    assert anna.texts == [t("sv", "svc.help", **commands.shown("sv"))]
+    assert anna.answers == [t("sv", "svc.help", **commands.shown("sv"))]
     assert len(anna.last_text.splitlines()) == 6
 
     await anna.say("Svensk text")
     anna.expect(t("sv", "ask.theme"))
     await anna.say("/language")
     await anna.tap("English")
-    assert anna.texts == [t("en", "svc.language_set"), t("en", "ask.theme")]
+    assert anna.answers == [t("en", "svc.language_set"), t("en", "ask.theme")]
     assert len(t("en", "svc.help").splitlines()) == 6
 
 
@@ -1058,6 +1058,6 @@ async def test_a_reply_lost_to_a_telegram_error_is_recovered_by_the_next_tap(
     # The worker taps again on what they still see: told so, and the open question takes
     # the place of the stale one.
     await anna.tap(THEME["theme.housing"])
-    assert anna.texts == [fi("ask.group")] and anna.alerts == [fi("flow.stale_button")]
+    assert anna.answers == [fi("ask.group")] and anna.alerts == [fi("flow.stale_button")]
     await anna.tap(label("group.youth", "fi"))
     anna.expect(fi("ask.signal"))

@@ -75,8 +75,8 @@ async def to_summary(worker: Worker, text: str | None = None) -> None:
 
 async def save(worker: Worker) -> int:
     await worker.tap(fi("button.save"))
-    match = re.search(r"#(\d+)", worker.texts[0])
-    assert match, worker.texts
+    match = re.search(r"#(\d+)", worker.answers[0])
+    assert match, worker.answers
     return int(match.group(1))
 
 
@@ -125,7 +125,7 @@ async def test_the_time_is_taken_from_the_first_message_and_changed_in_add_detai
         ("joskus", fi("flow.when_unknown")),
     ):
         await anna.say(typed)
-        assert anna.texts[0] == refusal, typed
+        assert anna.answers[0] == refusal, typed
         anna.expect(fi("ask.when"))
     await anna.say("pe")  # Friday, a day without a time
     anna.expect(fi("ask.details_menu"))
@@ -192,7 +192,7 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
         fi("button.forget_text"),
     ]
     await anna.tap(fi("button.new_with_text"))
-    assert anna.texts[0] == fi("flow.kept_aside", text="Ensimmäinen: asunnottomat nuoret")
+    assert anna.answers[0] == fi("flow.kept_aside", text="Ensimmäinen: asunnottomat nuoret")
     anna.expect(fi("ask.theme"))
     state = await draft_of(bot, anna)
     assert state is not None and state["description"] == "Toinen: lastensuojelun jonot"
@@ -217,7 +217,7 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
     # "Forget" leaves the draft as it was and asks its question again.
     await anna.say("ok")
     await anna.tap(fi("button.forget_text"))
-    assert anna.texts == [fi("flow.text_forgotten"), fi("ask.theme")]
+    assert anna.answers == [fi("flow.text_forgotten"), fi("ask.theme")]
     assert (await draft_of(bot, anna) or {})["description"] == "Neljäs: tarkennus kolmanteen"
 
     # /omat lists the three open drafts; one is taken up, the open one is kept in its place.
@@ -227,7 +227,7 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
         assert shown in (listing.text or "")
     assert fi("button.own_resume", text="Ensimmäinen: asunnottom…") in anna.labels()
     await anna.tap("Ensimmäinen")
-    assert anna.texts[0] == fi("svc.draft_resumed", text="Ensimmäinen: asunnottomat nuoret")
+    assert anna.answers[0] == fi("svc.draft_resumed", text="Ensimmäinen: asunnottomat nuoret")
     anna.expect(fi("ask.theme"))
     kept_texts = sorted(k["description"] for k in await kept_of(bot, anna))
     assert kept_texts == ["Neljäs: tarkennus kolmanteen", "Toinen: lastensuojelun jonot"]
@@ -236,7 +236,7 @@ async def test_a_new_text_while_a_question_is_open_is_never_dropped(bot: Telegra
         await anna.tap(label(code, "fi"))
     number = await save(anna)
     # Saved, and told that two are still waiting.
-    assert anna.texts == [
+    assert anna.answers == [
         fi("svc.saved", number=number),
         tn("fi", "svc.drafts_waiting", 2),
     ]
@@ -270,7 +270,8 @@ async def test_new_while_a_draft_is_open_can_keep_it(bot: TelegramBot) -> None:
         fi("button.discard"),
     ]
     await anna.tap(fi("button.keep_and_new"))
-    assert anna.texts == [fi("flow.kept_aside", text="Ensimmäinen luonnos"), fi("ask.description")]
+    kept_aside = fi("flow.kept_aside", text="Ensimmäinen luonnos")
+    assert anna.answers == [kept_aside, fi("ask.description")]
     (kept,) = await kept_of(bot, anna)
     assert kept["step"] == "theme"
     # "/uusi with text" while a draft is open does not drop the text either.
@@ -283,7 +284,7 @@ async def test_new_while_a_draft_is_open_can_keep_it(bot: TelegramBot) -> None:
     assert (await draft_of(bot, anna) or {})["description"] == "Kolmas teksti"
     # Cancelling the open one says that one is still waiting.
     await anna.say("/peru")
-    assert anna.texts == [fi("flow.cancelled"), tn("fi", "svc.drafts_waiting", 1)]
+    assert anna.answers == [fi("flow.cancelled"), tn("fi", "svc.drafts_waiting", 1)]
 
 
 # --- the default area ------------------------------------------------------------------------
@@ -296,7 +297,7 @@ async def test_a_default_area_is_asked_once_and_changed_with_alue(bot: TelegramB
     assert fi("svc.welcome", team="Helsingin etsivät") in (welcome.text or "")
     assert worker.labels() == ["Kallio", "Itäkeskus", fi("button.no_default_area")]
     await worker.tap("Itäkeskus")
-    assert worker.texts == [fi("svc.area_set", area="Itäkeskus")]
+    assert worker.answers == [fi("svc.area_set", area="Itäkeskus")]
     assert (await person_of(bot, worker)).default_area == "itakeskus"
 
     # Filled into every new entry, and changeable for one entry in Add details.
@@ -316,13 +317,13 @@ async def test_a_default_area_is_asked_once_and_changed_with_alue(bot: TelegramB
     await worker.say("/alue")
     worker.expect(fi("svc.area_ask"))
     await worker.say("/alue kallio")
-    assert worker.texts == [fi("svc.area_set", area="Kallio")]
+    assert worker.answers == [fi("svc.area_set", area="Kallio")]
     await worker.say("/område Itäkeskus")
-    assert worker.texts == [fi("svc.area_set", area="Itäkeskus")]
+    assert worker.answers == [fi("svc.area_set", area="Itäkeskus")]
     await worker.say("/area Espoo")
-    assert worker.texts[0] == fi("svc.area_unknown")
+    assert worker.answers[0] == fi("svc.area_unknown")
     await worker.say("/alue pois")
-    assert worker.texts == [fi("svc.area_cleared")]
+    assert worker.answers == [fi("svc.area_cleared")]
     await to_summary(worker, "Ilman aluetta")
     assert f"{fi('field.area')}:" not in worker.last_text, "no area, and no hint: chosen so"
 
@@ -330,7 +331,7 @@ async def test_a_default_area_is_asked_once_and_changed_with_alue(bot: TelegramB
     sara = await bot.enrol(1002, team="vaasa-uppsok", language_code="sv")
     assert t("sv", "svc.area_ask") not in sara.last_text
     await sara.say("/område")
-    assert sara.texts == [t("sv", "svc.area_none_configured")]
+    assert sara.answers == [t("sv", "svc.area_none_configured")]
 
 
 # --- same as last time -----------------------------------------------------------------------
@@ -380,11 +381,11 @@ async def test_end_of_shift_reminder_is_opt_in_once_on_working_days(
     anna = await bot.enrol(1001)
     service, router = bot.rt.service, bot.rt.router
     await anna.say("/muistutus")
-    assert anna.texts == [fi("svc.reminder_status_off", command="muistutus", off="pois")]
+    assert anna.answers == [fi("svc.reminder_status_off", command="muistutus", off="pois")]
     await anna.say("/muistutus 25:00")
-    assert anna.texts == [fi("svc.reminder_bad_time", command="muistutus", off="pois")]
+    assert anna.answers == [fi("svc.reminder_bad_time", command="muistutus", off="pois")]
     await anna.say("/muistutus 16:00")
-    assert anna.texts == [fi("svc.reminder_set", time="16:00", command="muistutus", off="pois")]
+    assert anna.answers == [fi("svc.reminder_set", time="16:00", command="muistutus", off="pois")]
     ben = await bot.enrol(1002)  # never asked for one
 
     async def run_at(local: datetime) -> list[str]:
@@ -414,10 +415,10 @@ async def test_end_of_shift_reminder_is_opt_in_once_on_working_days(
 
     # Swedish and English words turn it off (and on).
     await anna.say("/påminnelse av")
-    assert anna.texts == [fi("svc.reminder_off")]
+    assert anna.answers == [fi("svc.reminder_off")]
     assert await run_at(datetime(2026, 12, 29, 16, 30, tzinfo=zone)) == []
     await anna.say("/reminder 7.30")
-    assert anna.texts == [fi("svc.reminder_set", time="07:30", command="muistutus", off="pois")]
+    assert anna.answers == [fi("svc.reminder_set", time="07:30", command="muistutus", off="pois")]
     assert any(job.id == "shift_reminders" for job in _job_table(bot))
 
 
@@ -460,7 +461,7 @@ async def test_own_entries_page_five_at_a_time(bot: TelegramBot, clock: FakeCloc
     oldest = newest_first[-1]
     await anna.tap(fi("button.own_withdraw", number=oldest))
     await anna.tap(fi("button.yes_withdraw"))
-    assert anna.texts == [fi("svc.withdrawn", number=oldest)]
+    assert anna.answers == [fi("svc.withdrawn", number=oldest)]
     # Finnish: withdrawing a saved entry is never "Peru", which cancels a draft.
     assert "Peru" not in fi("button.own_withdraw", number=1)
 
@@ -491,7 +492,7 @@ async def test_correcting_an_escalated_entry_updates_its_notice(bot: TelegramBot
     mark = bot.fake.mark()
     await anna.tap(fi("button.save"))
     # The worker is told once: updated, and the notice shows the correction; no new notice.
-    assert anna.texts == [
+    assert anna.answers == [
         fi("svc.updated", number=number),
         t("fi", "esc.worker_updated", "escalation", number=number),
     ]
@@ -514,11 +515,11 @@ async def test_swedish_help_lists_the_swedish_commands(bot: TelegramBot) -> None
     assert "iakttagelse" in help_text and "observation" not in help_text
     # ...and they all work.
     await sara.say("/ny")
-    assert sara.texts == [t("sv", "ask.description")]
+    assert sara.answers == [t("sv", "ask.description")]
     await sara.say("/avbryt")
-    assert sara.texts == [t("sv", "flow.cancelled")]
+    assert sara.answers == [t("sv", "flow.cancelled")]
     await sara.say("/mina")
-    assert sara.texts == [t("sv", "svc.own_empty")]
+    assert sara.answers == [t("sv", "svc.own_empty")]
 
 
 def test_when_buttons_and_details_have_texts_in_every_language() -> None:

@@ -24,10 +24,10 @@ from bot.runtime.jobs import build_scheduler
 from bot.runtime.runtime import Runtime
 from bot.service import Clock, Havainto, utc_now
 from bot.spool import SpoolReplayer, is_unavailable
-from bot.transports.base import TransportContext
+from bot.transports.base import SendBudget, TransportContext
 from storage import repo
 from storage.db import Database
-from storage.send_budget import DatabaseSendBudget
+from storage.send_budget import DatabaseSendBudget, LocalSendBudget
 
 log = logging.getLogger("havainto.app")
 
@@ -49,9 +49,10 @@ async def build_runtime(
     runtime.knowledge.install(service)
     runtime.reports = ReportDesk(config, db, router, clock, runtime.digests)
     runtime.reports.install(service)
-    budget = None
-    if config.telegram.enabled and config.shared_send_budget:
-        # One budget for every instance on this token (the default with PostgreSQL).
+    # One budget for every instance on this token (the default with PostgreSQL), or
+    # the same buckets in this process.
+    budget: SendBudget = LocalSendBudget()
+    if config.shared_send_budget:
         budget = DatabaseSendBudget(db)
         log.info("send_budget shared=yes")
     context = TransportContext(

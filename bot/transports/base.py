@@ -74,10 +74,12 @@ class SendBudget(Protocol):
     ``take`` returns when one more message may be sent without passing a limit, and
     counts it: ``group_chat`` names a group or channel (limited per chat as well), None
     is a private chat (limited only by the account's overall budget). It waits with
-    ``asyncio.sleep`` while no slot is free, and returns the seconds it waited.
+    ``asyncio.sleep`` while no slot is free, and returns the seconds it waited. A
+    ``bulk`` message (an ``Outbound`` with ``meta["bulk"]``: digests, reports) leaves
+    part of the budget to answers to people.
     """
 
-    async def take(self, group_chat: str | None) -> float: ...
+    async def take(self, group_chat: str | None, bulk: bool = False) -> float: ...
 
     async def pause(self, seconds: float) -> None:
         """The platform refused a message for sending too fast (Telegram's 429 with

@@ -4,11 +4,12 @@ Updates arrive by long polling (or a webhook, see ``webhook_url``); each
 handler below turns one kind of update into a neutral event for
 ``Havainto.handle`` and sends the replies back. Conversation state is not kept
 in PTB (no ``ConversationHandler``): it lives in the database, shared by every
-transport and every instance. ``AIORateLimiter`` retries 429 answers with the
-``retry_after`` Telegram gives; with several instances on one token the runtime
-hands in a ``SendBudget`` kept in the database and ``SharedRateLimiter`` asks it
-before each message instead. ``telegram.base_url`` points the bot at another
-Bot API server, such as the fake one the tests run.
+transport and every instance. The runtime hands in a ``SendBudget`` (kept in the
+database for several instances on one token, or in this process) and
+``SharedRateLimiter`` asks it before each message, answers to people before digests,
+and retries 429 answers after the ``retry_after`` Telegram gives.
+``telegram.base_url`` points the bot at another Bot API server, such as the fake one
+the tests run.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -130,17 +132,31 @@ def group_of(chat_id: object) -> str | None:
     return None
 
 
-class SharedRateLimiter(BaseRateLimiter[int]):
-    """PTB's rate limiter (``telegram.ext.BaseRateLimiter``) on a ``SendBudget`` shared by
-    every instance on the token, instead of ``AIORateLimiter``'s counters in this process.
+@dataclass(frozen=True)
+class Sending:
+    """What one request tells ``SharedRateLimiter`` (PTB's ``rate_limit_args``)."""
+
+    bulk: bool = False  # a digest or report: answers to people go first
+
+
+#: PTB's per-request ``rate_limit_args`` for a bulk message.
+BULK = Sending(bulk=True)
+
+
+class SharedRateLimiter(BaseRateLimiter[Sending]):
+    """PTB's rate limiter (``telegram.ext.BaseRateLimiter``) on a ``SendBudget``: the
+    runtime's, kept in the database for every instance on the token or in this process
+    (``storage.send_budget``), instead of ``AIORateLimiter``'s counters.
 
     Like ``AIORateLimiter``: a request that names a ``chat_id`` (every message sent or
     edited; not ``getUpdates`` or ``answerCallbackQuery``) takes a slot of the token's
     budget first, and of the chat's own when the chat is a group or channel; a 429
     ``RetryAfter`` pauses every request of this instance for ``retry_after`` + 0.1 s (and,
     through the budget, every message of the other instances) and the request is tried
-    again, ``max_retries`` times at most (a request's own
-    ``rate_limit_args`` overrides it), then the error is raised.
+    again, ``max_retries`` times at most, then the error is raised. Unlike it, a request
+    sent with ``rate_limit_args=BULK`` (digests, reports) waits while answers to people
+    need the token: ``AIORateLimiter`` serves its waiters in arrival order, so one answer
+    would wait behind a whole weekly batch.
     """
 
     def __init__(self, budget: SendBudget, max_retries: int = 0) -> None:
@@ -162,16 +178,17 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: Sending | None,
     ) -> ApiResult:
-        max_retries = rate_limit_args or self.max_retries
+        max_retries = self.max_retries
+        bulk = rate_limit_args is not None and rate_limit_args.bulk
         chat_id = data.get("chat_id")
         group = group_of(chat_id) if chat_id is not None else None
         for attempt in range(max_retries + 1):
             try:
                 await self._retry_after_event.wait()
                 if chat_id is not None:
-                    await self.budget.take(group)
+                    await self.budget.take(group, bulk)
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
                 if attempt == max_retries:
@@ -205,24 +222,26 @@ def build_application(
     """The PTB application with our rate limiter and Bot API address.
 
     ``on_contact`` is called whenever the Bot API answered a request. With a
-    ``send_budget`` (shared by the instances on this token) requests are limited by it
-    (``SharedRateLimiter``), otherwise by PTB's ``AIORateLimiter`` in this process.
+    ``send_budget`` (the runtime always hands one in) requests are limited by it
+    (``SharedRateLimiter``); without one (the transport built alone, as in a tool) by
+    PTB's ``AIORateLimiter``.
     """
 
     def noted() -> None:
         if on_contact is not None:
             on_contact()
 
+    limiter: BaseRateLimiter[Any] = (
+        SharedRateLimiter(send_budget, max_retries=MAX_RETRIES)
+        if send_budget is not None
+        else AIORateLimiter(max_retries=MAX_RETRIES)
+    )
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         ApplicationBuilder()
         .token(config.token)
         .base_url(config.base_url)
         .base_file_url(config.base_file_url)
-        .rate_limiter(
-            SharedRateLimiter(send_budget, max_retries=MAX_RETRIES)
-            if send_budget is not None
-            else AIORateLimiter(max_retries=MAX_RETRIES)
-        )
+        .rate_limiter(limiter)
         .concurrent_updates(True)
         .request(
             AiohttpRequest(
@@ -279,6 +298,8 @@ class TelegramTransport:
         self.router = router
         self.last_contact: datetime | None = None
         self.app = build_application(config, self._contacted, send_budget)
+        # Bulk messages are told to the budget (PTB's own limiter knows no such thing).
+        self._bulk: dict[str, Any] = {"rate_limit_args": BULK} if send_budget else {}
         # Extra routes on the webhook server, e.g. GET /healthz (added before start()).
         self.web_routes: list[tuple[str, str, WebHandler]] = []
         self.webhook_port: int = config.webhook_port
@@ -484,6 +505,15 @@ class TelegramTransport:
             ):
                 await self.router.deliver(out[1:])
                 return
+            closing = _closing(pressed, first) if first.chat_id == str(chat_id) else None
+            if closing is not None:
+                # An answer without buttons (saved, cancelled) closes the pressed message:
+                # it keeps what it showed, loses its buttons and gets the answer below.
+                # One edit, where a new message and an edit of the keyboard were two: both
+                # count against the token's 30 messages a second (bench/RESULTS.md).
+                edit = replace(first, reply=closing, meta={**first.meta, "edit": str(message_id)})
+                await self.router.deliver([edit, *out[1:]])
+                return
             await self.router.deliver(out)
             try:
                 await self.app.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
@@ -548,6 +578,7 @@ class TelegramTransport:
         bot = self.app.bot
         reply = outbound.reply
         chat_id = outbound.chat_id
+        limit = self._bulk if outbound.meta.get("bulk") else {}
         if isinstance(reply, Message):
             markup = keyboard(reply)
             if reply.html is not None:
@@ -560,7 +591,11 @@ class TelegramTransport:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
                 posted = await bot.send_message(
-                    chat_id, piece, parse_mode=mode, reply_markup=markup if last else None
+                    chat_id,
+                    piece,
+                    parse_mode=mode,
+                    reply_markup=markup if last else None,
+                    **limit,
                 )
                 sent_id = posted.message_id
             return str(sent_id) if sent_id is not None else None
@@ -569,6 +604,7 @@ class TelegramTransport:
                 chat_id,
                 InputFile(reply.png, filename=reply.filename),
                 caption=reply.caption[: MessageLimit.CAPTION_LENGTH] or None,
+                **limit,
             )
             return str(posted.message_id)
         assert isinstance(reply, Document), "the router sends alerts and reprompts as messages"
@@ -576,6 +612,7 @@ class TelegramTransport:
             chat_id,
             InputFile(reply.data, filename=reply.filename),
             caption=reply.caption[: MessageLimit.CAPTION_LENGTH] or None,
+            **limit,
         )
         return str(posted.message_id)
 
@@ -629,6 +666,20 @@ def _not_to_the_bot(update: Update, user_id: int, chat_id: int, chat_type: str) 
         return True
     # A private chat with the bot is always the sender's own (chat id = user id).
     return chat_type == ChatType.PRIVATE and chat_id != user_id
+
+
+def _closing(pressed: Any, answer: Outbound) -> Message | None:
+    """The pressed message closed by ``answer``: its text, then the answer's, no buttons;
+    None when the answer is not a plain message, the pressed text is not known (an
+    inaccessible message) or the two do not fit one message."""
+    reply = answer.reply
+    shown = getattr(pressed, "text", None)
+    if not isinstance(reply, Message) or reply.choices or "edit" in answer.meta or not shown:
+        return None
+    html = f"{pressed.text_html}\n\n{reply.html if reply.html is not None else escape(reply.text)}"
+    if utf16_len(html) > MessageLimit.MAX_TEXT_LENGTH:
+        return None
+    return Message(f"{shown}\n\n{reply.text}", html=html, ref=reply.ref)
 
 
 def _payloads(markup: InlineKeyboardMarkup | None) -> list[str | None]:

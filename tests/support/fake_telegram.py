@@ -859,6 +859,26 @@ class FakeTelegram:
         """Current state of every message the bot sent to the chat, oldest first."""
         return [self.message(chat_id, mid) for mid in self._bot_message_order[chat_id]]
 
+    def added_text(self, call: SentCall) -> str:
+        """The text ``call`` put in front of the person: for an edit that kept the message's
+        earlier text above the new (the bot closing a pressed question with its answer),
+        only what it added; otherwise the text as sent."""
+        result = call.result if isinstance(call.result, dict) else {}
+        if call.method == "editMessageText" and "text" in result:
+            target = (result["chat"]["id"], result["message_id"])
+            before = next(
+                (
+                    c.result.get("text", "")
+                    for c in reversed(self.sent[: call.index])
+                    if isinstance(c.result, dict)
+                    and (c.result.get("chat", {}).get("id"), c.result.get("message_id")) == target
+                ),
+                "",
+            )
+            if before and result["text"].startswith(before + "\n\n"):
+                return str(result["text"][len(before) + 2 :])
+        return call.text or ""
+
     def messages_to(self, chat_id: int | str) -> list[SentCall]:
         """sendMessage/sendPhoto/sendDocument/editMessageText calls to the chat, in order."""
         return [c for c in self.sent if self.is_message_to(c, chat_id)]

@@ -293,6 +293,12 @@ class Worker:
         return [c.text or "" for c in self.replies]
 
     @property
+    def answers(self) -> list[str]:
+        """Like ``texts``, but where an answer closed the pressed question (its text kept
+        above, its buttons gone: one edit), only the answer added below it."""
+        return [self.fake.added_text(c) for c in self.replies]
+
+    @property
     def alerts(self) -> list[str]:
         """What the last action's button presses were answered with, to the presser alone."""
         return [
