@@ -131,3 +131,29 @@ async def test_a_transport_defined_in_a_test_runs_everything(
         assert report["transports"]["echo"]["running"] is True
     finally:
         await runtime.stop()
+
+
+async def test_a_config_of_only_a_registered_transport_runs_no_terminal(
+    echo_registered: None, make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    """In "auto" mode any other registered transport turns the local chat off: a bot of
+    one platform alone (Signal, say) under systemd, whose stdin is empty, must not end."""
+    auto = {"enabled": "auto"}
+    only_echo = make_config(terminal=auto, transports={"echo": {}})
+    assert not only_echo.telegram.enabled and not only_echo.matrix.enabled
+    assert not transports.terminal_enabled(only_echo)
+    assert [r.name for r in transports.enabled(only_echo)] == ["echo"]
+    runtime = await build_runtime(only_echo, clock=clock)  # terminal left to the config
+    try:
+        assert [t.name for t in runtime.transports] == ["echo"]
+        assert all(t.finished is None for t in runtime.transports)  # nothing ends the bot
+    finally:
+        await runtime.stop()
+
+    # Nothing else configured: the embedded default, the terminal chat.
+    assert transports.terminal_enabled(make_config(terminal=auto))
+    # Written out, the setting wins either way.
+    assert transports.terminal_enabled(
+        make_config(terminal={"enabled": "yes"}, transports={"echo": {}})
+    )
+    assert not transports.terminal_enabled(make_config(terminal={"enabled": "no"}))

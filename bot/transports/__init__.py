@@ -32,6 +32,7 @@ class Registration:
 
 
 REGISTRY: dict[str, Registration] = {}
+TERMINAL = "terminal"  # the local chat: tests and tools may run without it
 
 
 def register(registration: Registration) -> None:
@@ -46,6 +47,15 @@ def unregister(name: str) -> None:
 def enabled(config: Config) -> list[Registration]:
     """The registered transports the config turns on, in registration order."""
     return [r for r in REGISTRY.values() if r.enabled(config)]
+
+
+def terminal_enabled(config: Config) -> bool:
+    """Whether the local chat runs: ``[terminal] enabled`` "yes" or "no" as written;
+    "auto" (the default) only when no other registered transport is turned on (a bot
+    of one platform alone, under systemd with an empty stdin, must not end at once)."""
+    if config.terminal.enabled == "auto":
+        return not any(r.enabled(config) for r in REGISTRY.values() if r.name != TERMINAL)
+    return config.terminal.enabled == "yes"
 
 
 def _telegram(ctx: TransportContext) -> Transport:
@@ -73,5 +83,4 @@ def _terminal(ctx: TransportContext) -> Transport:
 
 register(Registration("telegram", lambda config: config.telegram.enabled, _telegram))
 register(Registration("matrix", lambda config: config.matrix.enabled, _matrix))
-TERMINAL = "terminal"  # the local chat: tests and tools may run without it
-register(Registration(TERMINAL, lambda config: config.terminal_enabled, _terminal))
+register(Registration(TERMINAL, terminal_enabled, _terminal))
