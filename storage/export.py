@@ -65,7 +65,6 @@ from storage.models import (
     Team,
 )
 
-Format = Literal["csv", "xlsx", "jsonl"]
 SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
 
 # Coded fields and the taxonomy dimension their codes come from.

@@ -44,6 +44,7 @@ from bot.cli.common import (
     silence_stdout,
     utc_now,
 )
+from storage.export_formats import DEFAULT_FORMAT, FORMATS
 
 
 class Language(StrEnum):
@@ -52,10 +53,10 @@ class Language(StrEnum):
     en = "en"
 
 
-class ExportFormat(StrEnum):
-    csv = "csv"
-    xlsx = "xlsx"
-    jsonl = "jsonl"
+# The formats of storage/export_formats.py (a new format is listed there only).
+ExportFormat = StrEnum("ExportFormat", {name: name for name in FORMATS})
+DEFAULT_EXPORT_FORMAT = ExportFormat(DEFAULT_FORMAT)
+FORMAT_HELP = ", ".join(list(FORMATS)[:-1]) + f" or {list(FORMATS)[-1]}."
 
 
 class CsvDialectName(StrEnum):
@@ -73,8 +74,8 @@ class ReportFormat(StrEnum):
 
 def export(
     format: Annotated[
-        ExportFormat, typer.Option("--format", help="csv, xlsx or jsonl.")
-    ] = ExportFormat.jsonl,
+        ExportFormat, typer.Option("--format", help=FORMAT_HELP)
+    ] = DEFAULT_EXPORT_FORMAT,
     since: Annotated[
         str | None, typer.Option("--from", help="First day (YYYY-MM-DD), inclusive.")
     ] = None,
@@ -118,9 +119,10 @@ def export(
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     if team is not None and cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
-    if output == "-" and format is ExportFormat.xlsx and sys.stdout.isatty():
+    chosen = FORMATS[format.value]
+    if output == "-" and chosen.binary and sys.stdout.isatty():
         raise typer.BadParameter(
-            "an XLSX file is binary: give --output FILE", param_hint="--output"
+            f"an {chosen.name.upper()} file is binary: give --output FILE", param_hint="--output"
         )
 
     dialect = csv_dialect.value if csv_dialect is not None else cfg.csv.dialect
@@ -132,14 +134,8 @@ def export(
 
     async def work(db: Any) -> int:
         from storage import audit
-        from storage.export import (
-            column_widths,
-            iter_records,
-            local_bounds,
-            write_csv,
-            write_jsonl,
-            write_xlsx,
-        )
+        from storage.export import iter_records, local_bounds
+        from storage.export_formats import WriteOptions
 
         start = local_bounds(first, first, zone)[0] if first else None
         end = local_bounds(last, last, zone)[1] if last else None
@@ -181,21 +177,17 @@ def export(
                     )
                 )
                 with ExitStack() as stack:
-                    if format is ExportFormat.xlsx:
-                        target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
-                        await write_xlsx(records, target, column_widths(lang.value, names))
+                    out: IO[Any]
+                    if output == "-":
+                        out = sys.stdout.buffer if chosen.binary else sys.stdout
+                    elif chosen.binary:
+                        out = stack.enter_context(open(output, "wb"))  # noqa: ASYNC230
                     else:
-                        out: IO[str] = (
-                            sys.stdout
-                            if output == "-"
-                            else stack.enter_context(
-                                open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
-                            )
+                        out = stack.enter_context(
+                            open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
                         )
-                        if format is ExportFormat.csv:
-                            await write_csv(records, out, dialect)
-                        else:
-                            await write_jsonl(records, out)
+                    options = WriteOptions(lang.value, dialect, names)
+                    await chosen.write(records, out, options)
                     if output == "-":
                         sys.stdout.flush()  # a closed pipe shows here, not after "completed"
             state = audit.COMPLETED
