@@ -406,3 +406,29 @@ async def test_every_registered_format_is_offered_and_writes_every_record(world:
             lines = out.getvalue().splitlines()
             assert len(lines) == expected
             assert {json.loads(line)["labels_language"] for line in lines} == {"sv"}
+
+
+def test_every_taxonomy_dimension_is_stored_and_exported() -> None:
+    """A dimension listed in ``flows.taxonomy.DIMENSIONS`` is saved from the draft's field
+    of its name and exported with its label: neither list is edited for it."""
+    import dataclasses
+
+    from bot.service import OBSERVATION_FIELDS
+    from flows.capture import Draft
+    from flows.taxonomy import DIMENSIONS
+    from storage.export import CODED
+    from storage.models import Observation
+
+    drafted = {f.name for f in dataclasses.fields(Draft)}
+    for dimension in DIMENSIONS.values():
+        assert dimension.name in drafted
+        assert OBSERVATION_FIELDS[dimension.name] == dimension.field
+        assert dimension.field in Observation.__table__.columns
+        assert CODED[dimension.field] is dimension
+        assert {dimension.field, f"{dimension.field}_label"} <= set(FIELDS)
+    assert set(OBSERVATION_FIELDS) <= drafted
+    assert set(OBSERVATION_FIELDS.values()) <= set(Observation.__table__.columns.keys())
+    assert list(CODED) == [
+        *("theme", "population_group", "signal", "frequency", "escalation", "polarity"),
+        *("task", "source", "scale", "support_need"),
+    ]
