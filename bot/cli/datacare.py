@@ -1,6 +1,6 @@
 """Knowledge out and data care: exports, the social report, the audit trail, retention.
 
-    havainto export --format csv|xlsx|jsonl [--from D] [--to D] [--team T] [--region R]
+    havainto export --format FORMAT [--from D] [--to D] [--team T] [--region R]
                     [--lang fi|sv|en] [--output FILE|-]      observations in comparable codes
     havainto export --schema                                 the JSON Schema of one record
     havainto report (--region R | --team T | --organisation) (--period P | --from D --to D)
@@ -36,6 +36,7 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    clean_text,
     load,
     local_time,
     parse_day,
@@ -406,7 +407,6 @@ def report_notes(
 ) -> None:
     """Store the conclusions of a team, a region or the organisation for a period; every
     report of that scope covering the period prints them with the role and the date."""
-    from bot.cli.knowledge import _clean
     from bot.reports import ReportDesk, report_scope
     from flows import conclusions as rules
 
@@ -424,7 +424,7 @@ def report_notes(
         raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise typer.BadParameter(f"cannot read it ({error})", param_hint="--file") from None
-    text = _clean(raw, "--file", allow_identifiers)
+    text = clean_text(raw, "--file", allow_identifiers)
     if len(text) > rules.NOTE_MAX:
         raise typer.BadParameter(
             f"{len(text)} characters; at most {rules.NOTE_MAX} (a page of the report)",
