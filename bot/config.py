@@ -103,7 +103,8 @@ class MatrixConfig(Section):
 
 
 class TerminalConfig(Section):
-    # "auto": the terminal chat runs when no other transport is configured.
+    # "auto": the terminal chat runs when no other transport is configured (decided from
+    # the transports' registry, bot/transports/__init__.py: terminal_enabled).
     enabled: Literal["auto", "yes", "no"] = "auto"
     # The terminal user is enrolled into this team as a worker (first team when empty).
     auto_enroll: bool = True
@@ -614,12 +615,6 @@ class Config(BaseSettings):
         """Every team and leadership chat the config names on ``transport``."""
         places: list[HasChats] = [*self.teams, *self.leadership]
         return frozenset(chat for place in places if (chat := place.chat_on(transport)))
-
-    @property
-    def terminal_enabled(self) -> bool:
-        if self.terminal.enabled == "auto":
-            return not (self.telegram.enabled or self.matrix.enabled)
-        return self.terminal.enabled == "yes"
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> Config:

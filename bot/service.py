@@ -54,7 +54,7 @@ from flows.events import (
 )
 from flows.i18n import LANGUAGES, normalise_language, t, tn
 from flows.knowledge import Candidate
-from flows.taxonomy import TAXONOMY_VERSION
+from flows.taxonomy import DIMENSIONS, TAXONOMY_VERSION
 from storage import enrolment_guard, held, knowledge, outbox, repo
 from storage.db import Database
 from storage.models import Observation
@@ -83,21 +83,13 @@ NO_AREA = "none"  # a default area chosen as "none": not asked again
 _CLOCK_TIME = re.compile(r"^(?:klo|kl\.?|at)?\s*(\d{1,2})(?:[.:](\d{2}))?$")
 FLOW_COMMANDS = capture.NEW_COMMANDS | capture.CANCEL_COMMANDS
 LANGUAGE_NAMES = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
-OBSERVATION_FIELDS = (
-    "description",
-    "theme",
-    "signal",
-    "frequency",
-    "escalation",
-    "area",
-    "quote",
-    "action",
-    "polarity",
-    "task",
-    "source",
-    "scale",
-    "support_need",
-)
+#: What a worker's entry holds, as the capture draft's field -> the observation's: its
+#: texts, its area and every dimension of the taxonomy (the draft's "group" is the
+#: observation's "population_group").
+OBSERVATION_FIELDS: dict[str, str] = {
+    **{name: name for name in ("description", "area", "quote", "action")},
+    **{d.name: d.field for d in DIMENSIONS.values()},
+}
 
 
 #: How soon the kept replies of sent updates are forgotten (``Havainto._sent``).
@@ -1133,8 +1125,7 @@ class Havainto:
             log.warning("choice_refused person=%s reason=%s", member.person_id, decision.note)
         if decision.action == "edit":
             assert entry is not None
-            values = {name: getattr(entry, name) for name in OBSERVATION_FIELDS}
-            values["group"] = entry.population_group
+            values = {name: getattr(entry, kept) for name, kept in OBSERVATION_FIELDS.items()}
             values["observed_at"] = entry.observed_at.isoformat()
             ctx = self._ctx(member, turn)
             result = capture.from_observation(values, entry.id, ctx)
@@ -1301,7 +1292,7 @@ class Havainto:
         self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
     ) -> list[Outbound]:
         observed_at = datetime.fromisoformat(draft.observed_at) if draft.observed_at else turn.now
-        values = {name: getattr(draft, name) for name in OBSERVATION_FIELDS}
+        values = {kept: getattr(draft, name) for name, kept in OBSERVATION_FIELDS.items()}
         values["polarity"] = values["polarity"] or "polarity.problem"
         team = self.config.team(member.team_id)
         if draft.observation_id is not None:
@@ -1319,9 +1310,9 @@ class Havainto:
                         t(turn.lang, "svc.too_old", number=entry.id, hours=self._window_hours())
                     )
                 )
+            values["population_group"] = draft.group or entry.population_group
             for name, value in values.items():
                 setattr(entry, name, value)
-            entry.population_group = draft.group or entry.population_group
             # A corrected entry is coded with today's lists (a support need is 2026.2's).
             entry.taxonomy_version = TAXONOMY_VERSION
             entry.updated_at = turn.now
@@ -1337,7 +1328,6 @@ class Havainto:
             person_id=member.person_id,
             team_id=member.team_id,
             region=team.region if team else "",
-            population_group=draft.group,
             observed_at=observed_at,
             recorded_at=turn.now,
             updated_at=turn.now,

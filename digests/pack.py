@@ -22,7 +22,7 @@ from babel.dates import format_date, format_datetime
 from digests.periods import HELSINKI, TimeZone, zone
 from flows import privacy
 from flows.i18n import label, t
-from flows.statuses import status_label
+from flows.statuses import ACKNOWLEDGED, OPEN, status_label
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -55,7 +55,7 @@ class PackFacts:
     acknowledged_at: datetime | None
     reminders: int
     steps: list[PackStep] = field(default_factory=list)
-    status: str = "open"
+    status: str = OPEN
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def build_pack(facts: PackFacts, lang: str, today: date, tz: TimeZone = HELSINKI
             PackLine(_when(facts.acknowledged_at, lang, tz), tt("pack.step.acknowledged"))
         )
     for step in facts.steps:
-        if step.status == "acknowledged":
+        if step.status == ACKNOWLEDGED:
             continue
         timeline.append(
             PackLine(

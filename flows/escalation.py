@@ -1021,7 +1021,7 @@ class NoticeFacts:
     area: str | None = None  # a label
     action: str | None = None
     reporter: str | None = None  # a pseudonym, only where the config shows it
-    status: str = "open"
+    status: str = OPEN
     status_text: str | None = None
     acknowledged: str | None = None  # "Acknowledged: leader X, 3.12.2026 14:02"
     reminder_hours: float | None = None
@@ -1053,7 +1053,7 @@ def notice(facts: NoticeFacts, lang: str) -> Message:
         add("esc.field.reporter", facts.reporter)
     if facts.acknowledged is not None:
         lines.append((f"✅ {facts.acknowledged}", f"✅ {html.escape(facts.acknowledged)}"))
-    if facts.status not in ("open", "acknowledged"):
+    if facts.status not in (OPEN, ACKNOWLEDGED):
         shown = f"{_t(lang, 'esc.field.status')}: {_t(lang, f'status.{facts.status}')}"
         if facts.status_text:
             shown += f" – {facts.status_text}"

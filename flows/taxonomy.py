@@ -35,13 +35,19 @@ class Dimension:
 
     name: str
     codes: tuple[str, ...]
+    #: The observation's field (and the export's column) that holds the code; empty: ``name``.
+    field: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            object.__setattr__(self, "field", self.name)
 
     def __contains__(self, code: object) -> bool:
         return code in self.codes
 
 
-def _dim(name: str, *values: str) -> Dimension:
-    return Dimension(name, tuple(f"{name}.{v}" for v in values))
+def _dim(name: str, *values: str, field: str = "") -> Dimension:
+    return Dimension(name, tuple(f"{name}.{v}" for v in values), field)
 
 
 THEME = _dim(
@@ -60,7 +66,9 @@ THEME = _dim(
     "other",
 )
 GROUP = _dim(
-    "group", "children", "youth", "working_age", "older", "disabled", "immigrants", "other"
+    "group",
+    *("children", "youth", "working_age", "older", "disabled", "immigrants", "other"),
+    field="population_group",
 )
 SIGNAL = _dim(
     "signal",
@@ -106,6 +114,9 @@ SUPPORT_NEED = _dim(
     "carers",  # 10) tuen tarpeessa olevien omaisten ja läheisten tukeminen
 )
 
+#: Every dimension, in the order of the export's columns. A new one listed here is
+#: stored from the capture draft's field of its name (``bot.service.OBSERVATION_FIELDS``)
+#: and exported with its label (``storage.export.CODED``).
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (

@@ -43,20 +43,7 @@ from flows.knowledge import PATH, PROPOSAL_STATUSES, RECORDED, PathFacts
 from flows.knowledge import position as path_position
 from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import ESCALATION_STATUSES, OPEN
-from flows.taxonomy import (
-    ESCALATION,
-    FREQUENCY,
-    GROUP,
-    NOT_ESCALATED,
-    POLARITY,
-    SCALE,
-    SERVICE_TASK,
-    SIGNAL,
-    SOURCE,
-    SUPPORT_NEED,
-    THEME,
-    Dimension,
-)
+from flows.taxonomy import DIMENSIONS, NOT_ESCALATED, Dimension
 from storage.models import (
     Delivery,
     Observation,
@@ -65,22 +52,10 @@ from storage.models import (
     Team,
 )
 
-Format = Literal["csv", "xlsx", "jsonl"]
 SCHEMA_ID = "https://havainto.invalid/schema/export-record.json"
 
-# Coded fields and the taxonomy dimension their codes come from.
-CODED: dict[str, Dimension] = {
-    "theme": THEME,
-    "population_group": GROUP,
-    "signal": SIGNAL,
-    "frequency": FREQUENCY,
-    "escalation": ESCALATION,
-    "polarity": POLARITY,
-    "task": SERVICE_TASK,
-    "source": SOURCE,
-    "scale": SCALE,
-    "support_need": SUPPORT_NEED,
-}
+# Coded fields and the taxonomy dimension their codes come from: every dimension.
+CODED: dict[str, Dimension] = {d.field: d for d in DIMENSIONS.values()}
 FREE_TEXT = ("description", "quote", "action")
 
 

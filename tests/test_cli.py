@@ -117,6 +117,7 @@ def test_invite_prints_the_code_alone_on_its_last_line(workdir: Path) -> None:
 
 def test_environment_overrides_the_file(workdir: Path) -> None:
     from bot.config import load_config
+    from bot.transports import terminal_enabled
 
     config = workdir / "config.toml"
     config.write_text('[database]\nurl = "sqlite:///from-file.db"\n[telegram]\ntoken = ""\n')
@@ -128,7 +129,7 @@ def test_environment_overrides_the_file(workdir: Path) -> None:
     # A relative SQLite path in the file is the file's folder's.
     assert loaded.database.url == f"sqlite:///{workdir / 'from-file.db'}"
     assert loaded.telegram.token == "123:abc" and loaded.telegram.enabled
-    assert not loaded.terminal_enabled
+    assert not terminal_enabled(loaded)
 
 
 def test_the_example_config_is_valid() -> None:

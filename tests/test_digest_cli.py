@@ -125,3 +125,56 @@ async def test_bad_arguments_are_refused(setup: tuple[FakeTelegram, Path]) -> No
     ):
         result = await havainto(*args, "-c", str(config))
         assert result.exit_code == 2, result.output
+
+
+@sqlite_only
+async def test_send_goes_through_every_transport_that_can_send_alone(
+    setup: tuple[FakeTelegram, Path], tmp_path: Path
+) -> None:
+    """``--send`` asks each transport for a send-only start (``start_sending``), naming no
+    platform: one defined in a test sends; one that declines is left to the running bot."""
+    from bot import transports
+    from tests.test_transport_registry import EchoTransport
+
+    class MuteTransport(EchoTransport):
+        name = "mute"
+
+        async def start_sending(self) -> bool:
+            return False
+
+    built: list[EchoTransport] = []
+
+    def build(kind: type[EchoTransport]) -> Any:
+        def make(ctx: Any) -> EchoTransport:
+            built.append(kind(ctx))
+            return built[-1]
+
+        return make
+
+    fake, config = setup
+    text = config.read_text(encoding="utf-8").replace(
+        f'telegram_chat_id = "{TEAM_CHAT}"',
+        f'telegram_chat_id = "{TEAM_CHAT}"\nchats = {{ echo = "team-room", mute = "mute-room" }}',
+    )
+    config.write_text(text + "[transports.echo]\n[transports.mute]\n", encoding="utf-8")
+    for name, kind in (("echo", EchoTransport), ("mute", MuteTransport)):
+        transports.register(
+            transports.Registration(name, lambda cfg, n=name: n in cfg.transports, build(kind))
+        )
+    try:
+        args = ["digest", "weekly", "--team", "hki-etsiva", "--week", "2026-W47", "--send"]
+        result = await havainto(*args, "-c", str(config), "--out", str(tmp_path))
+    finally:
+        transports.unregister("echo")
+        transports.unregister("mute")
+    assert result.exit_code == 0, result.output
+    key = "weekly:hki-etsiva:2026-W47"
+    assert f"{key}:telegram:{TEAM_CHAT}: sent" in result.output
+    assert f"{key}:echo:team-room: sent" in result.output
+    assert "mute: cannot send from the command line" in result.output
+    assert f"{key}:mute:mute-room: left to the running bot" in result.output
+    echo, mute = built
+    assert echo.sending and not echo.started  # send only: nothing received
+    assert any("Helsingin etsivät" in t for t in echo.texts_to("team-room"))
+    assert mute.outbox == []
+    assert [c.method for c in digest_calls(fake, TEAM_CHAT)] == ["sendMessage", "sendPhoto"]

@@ -33,6 +33,7 @@ from storage.export import (
     write_jsonl,
     write_xlsx,
 )
+from storage.export_formats import FORMATS, WriteOptions
 from storage.models import Observation, Proposal
 from tests.support.datacare_helpers import HETU, World, add, observation, seed
 
@@ -377,3 +378,57 @@ async def test_phenomenon_and_the_furthest_proposal_of_the_entry_or_its_phenomen
     # Each entry once, however many proposals it reaches.
     assert sorted(by_id) == sorted(r.id for r in await records(world))
     assert len(await records(world)) == len(by_id)
+
+
+async def test_every_registered_format_is_offered_and_writes_every_record(world: World) -> None:
+    """``storage.export_formats.FORMATS`` is the one list: the command line offers its formats and
+    dispatches through their writers."""
+    from bot.cli.datacare import FORMAT_HELP, ExportFormat
+
+    assert [f.value for f in ExportFormat] == list(FORMATS) == ["csv", "xlsx", "jsonl"]
+    assert FORMAT_HELP == "csv, xlsx or jsonl."
+    expected = len((await export_text(world, "jsonl")).splitlines())
+    assert expected > 0
+    for fmt in FORMATS.values():
+        out: io.BytesIO | io.StringIO = io.BytesIO() if fmt.binary else io.StringIO()
+        async with world.db.transaction() as session:
+            records = iter_records(session, lang="sv")
+            count = await fmt.write(records, out, WriteOptions(lang="sv"))
+        assert count == expected, fmt.name
+        if isinstance(out, io.BytesIO):
+            sheet = openpyxl.load_workbook(io.BytesIO(out.getvalue())).active
+            assert sheet is not None and sheet.max_row == expected + 1  # and the header
+            column = FIELDS.index("labels_language") + 1
+            assert {sheet.cell(row, column).value for row in range(2, expected + 2)} == {"sv"}
+        elif fmt.name == "csv":
+            assert {row["labels_language"] for row in read_csv(out.getvalue())} == {"sv"}
+        else:
+            lines = out.getvalue().splitlines()
+            assert len(lines) == expected
+            assert {json.loads(line)["labels_language"] for line in lines} == {"sv"}
+
+
+def test_every_taxonomy_dimension_is_stored_and_exported() -> None:
+    """A dimension listed in ``flows.taxonomy.DIMENSIONS`` is saved from the draft's field
+    of its name and exported with its label: neither list is edited for it."""
+    import dataclasses
+
+    from bot.service import OBSERVATION_FIELDS
+    from flows.capture import Draft
+    from flows.taxonomy import DIMENSIONS
+    from storage.export import CODED
+    from storage.models import Observation
+
+    drafted = {f.name for f in dataclasses.fields(Draft)}
+    for dimension in DIMENSIONS.values():
+        assert dimension.name in drafted
+        assert OBSERVATION_FIELDS[dimension.name] == dimension.field
+        assert dimension.field in Observation.__table__.columns
+        assert CODED[dimension.field] is dimension
+        assert {dimension.field, f"{dimension.field}_label"} <= set(FIELDS)
+    assert set(OBSERVATION_FIELDS) <= drafted
+    assert set(OBSERVATION_FIELDS.values()) <= set(Observation.__table__.columns.keys())
+    assert list(CODED) == [
+        *("theme", "population_group", "signal", "frequency", "escalation", "polarity"),
+        *("task", "source", "scale", "support_need"),
+    ]

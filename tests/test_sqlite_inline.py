@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,14 @@ class Ticker:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
+
+
+def test_the_libraries_it_imitates_are_the_pinned_ones() -> None:
+    """The module stands in for aiosqlite's connection and cursor inside SQLAlchemy's
+    aiosqlite dialect (their internals, not their documented surface): both are pinned
+    exactly in pyproject.toml, and another version fails here first."""
+    assert version("aiosqlite") == "0.22.1", "moved the pin? run these tests and the benchmark"
+    assert version("sqlalchemy") == "2.1.9", "moved the pin? run these tests and the benchmark"
 
 
 async def test_a_unit_of_work_runs_without_giving_the_loop_away(db: Database) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect
 
 from bot.config import Config
 from flows import capture, taxonomy
@@ -21,6 +21,7 @@ from storage.export import iter_records
 from storage.models import Observation
 from tests.conftest import FakeClock
 from tests.support.datacare_helpers import add, add_status, observation, seed
+from tests.support.db import count
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.telegram import telegram_config
 from tests.support.telegram_helpers import TelegramBot, Worker
@@ -306,12 +307,8 @@ async def test_migration_0017_adds_and_drops_the_column(
                 lambda c: {col["name"] for col in inspect(c).get_columns("observations")}
             )
 
-    async def count() -> int:
-        async with db.transaction() as session:
-            return len((await session.execute(select(Observation.id))).all())
-
     try:
-        rows = await count()
+        rows = await count(db, Observation)
         assert rows and "support_need" in await columns()
         await db.engine.dispose()
         config = alembic_config(db_url)
@@ -320,7 +317,7 @@ async def test_migration_0017_adds_and_drops_the_column(
         await db.engine.dispose()
         await asyncio.to_thread(command.upgrade, config, "head")
         assert "support_need" in await columns()
-        assert await count() == rows
+        assert await count(db, Observation) == rows
         anna = world.people["anna"]
         raised = await add(
             world,

@@ -9,10 +9,13 @@ nothing in ``flows/``, ``storage/``, ``digests/`` or the runtime knows its name.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from typer.testing import CliRunner
 
 from bot import transports
 from bot.config import Config
@@ -21,6 +24,7 @@ from bot.runtime.health import health
 from bot.transports.base import CannotEdit, Health, TransportContext, receive
 from flows.events import ChoiceIn, Incoming, Message, Outbound, TextIn
 from tests.conftest import TEST_LEADERSHIP, TEST_TEAMS, FakeClock
+from tests.support.bot_process import toml_text
 
 
 class EchoSettings(BaseModel):
@@ -41,9 +45,14 @@ class EchoTransport:
         self.text_limit = self.settings.text_limit
         self.outbox: list[Outbound] = []
         self.started = False
+        self.sending = False
 
     async def start(self) -> None:
         self.started = True
+
+    async def start_sending(self) -> bool:
+        self.sending = True  # send only (havainto digest --send): nothing is received
+        return True
 
     async def stop_receiving(self) -> None:
         self.started = False
@@ -131,3 +140,80 @@ async def test_a_transport_defined_in_a_test_runs_everything(
         assert report["transports"]["echo"]["running"] is True
     finally:
         await runtime.stop()
+
+
+async def test_a_config_of_only_a_registered_transport_runs_no_terminal(
+    echo_registered: None, make_config: Callable[..., Config], clock: FakeClock
+) -> None:
+    """In "auto" mode any other registered transport turns the local chat off: a bot of
+    one platform alone (Signal, say) under systemd, whose stdin is empty, must not end."""
+    auto = {"enabled": "auto"}
+    only_echo = make_config(terminal=auto, transports={"echo": {}})
+    assert not only_echo.telegram.enabled and not only_echo.matrix.enabled
+    assert not transports.terminal_enabled(only_echo)
+    assert [r.name for r in transports.enabled(only_echo)] == ["echo"]
+    runtime = await build_runtime(only_echo, clock=clock)  # terminal left to the config
+    try:
+        assert [t.name for t in runtime.transports] == ["echo"]
+        assert all(t.finished is None for t in runtime.transports)  # nothing ends the bot
+    finally:
+        await runtime.stop()
+
+    # Nothing else configured: the embedded default, the terminal chat.
+    assert transports.terminal_enabled(make_config(terminal=auto))
+    # Written out, the setting wins either way.
+    assert transports.terminal_enabled(
+        make_config(terminal={"enabled": "yes"}, transports={"echo": {}})
+    )
+    assert not transports.terminal_enabled(make_config(terminal={"enabled": "no"}))
+
+
+@pytest.fixture
+def echo_with_facts() -> Iterator[None]:
+    """Echo with what ``havainto health`` and ``havainto invite`` say of it."""
+    transports.register(
+        transports.Registration(
+            "echo",
+            lambda config: "echo" in config.transports,
+            EchoTransport,
+            offline_facts=lambda config: {"mode": "loopback"},
+            invite_hint=lambda config, code: f"Echo: echo://start/{code}",
+        )
+    )
+    try:
+        yield
+    finally:
+        transports.unregister("echo")
+
+
+def test_health_and_invite_say_what_the_registration_says(
+    echo_with_facts: None, tmp_path: Path
+) -> None:
+    from bot.cli import app
+
+    config = tmp_path / "havainto.toml"
+    values = {
+        "database": {"url": f"sqlite:///{tmp_path / 'h.db'}"},
+        "terminal": {"enabled": "auto"},
+        "transports": {"echo": {"text_limit": 300}},
+        "teams": TEST_TEAMS,
+        "leadership": TEST_LEADERSHIP,
+    }
+    config.write_text(toml_text(values), encoding="utf-8")
+
+    def havainto(*args: str) -> str:
+        result = CliRunner().invoke(app, [*args, "-c", str(config)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    havainto("db", "upgrade")
+    report = json.loads(havainto("health"))
+    assert report["status"] == "ok"
+    assert report["transports"] == {"echo": {"configured": True}}  # and no terminal
+    assert report["echo_mode"] == "loopback"
+    assert "telegram" not in json.dumps(report)
+
+    out = havainto("invite", "--team", "hki-etsiva")
+    code = out.strip().splitlines()[-1]
+    assert f"Echo: echo://start/{code}\n" in out
+    assert "t.me" not in out  # no bot_username: Telegram has nothing to add

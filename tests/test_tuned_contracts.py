@@ -1,10 +1,11 @@
 """Contracts of the tuned modules with the libraries they reach into.
 
-Two modules were kept after the open-loop benchmark showed the stock path missing
-its targets (``bench/RESULTS-earlier.md``, "The tuned modules"); each relies on more of a
+Three modules were kept after the benchmarks showed the stock path missing its
+targets (``bench/RESULTS-earlier.md``, "The tuned modules"); each relies on more of a
 library than its documented surface, so the library is pinned exactly in
-``pyproject.toml`` and these tests say what a new release must still do before the
-pin is moved:
+``pyproject.toml`` and tests say what a new release must still do before the pin is
+moved: these for two of them, ``tests/test_sqlite_inline.py`` for the third,
+``storage/sqlite_inline.py`` (an aiosqlite look-alike handed to SQLAlchemy's dialect).
 
 * ``digests/charts.py`` blits the weekly chart with matplotlib's blitting API
   (``copy_from_bbox``, ``restore_region`` with ``xy``, ``draw_artist``,

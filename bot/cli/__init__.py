@@ -3,7 +3,7 @@
     havainto run [-c config.toml]                       start the bot
     havainto invite --team T --role worker [--expires 7d]  print an invite code
     havainto invite list | revoke CODE                  manage invite codes
-    havainto export --format csv|xlsx|jsonl [...]       observations in comparable codes
+    havainto export --format FORMAT [...]               observations in comparable codes
     havainto report --region R --period 2026-H2 ...     the printable social report
     havainto report notes --region R --period P --file F  its conclusions
     havainto audit | teams list | people list|revoke    data care and administration

@@ -16,6 +16,7 @@ import typer
 
 from bot.config import Config, load_config
 from bot.config_errors import ConfigError
+from flows import textguard
 
 T = TypeVar("T")
 
@@ -36,6 +37,23 @@ def fail(message: str, code: int = 2) -> NoReturn:
     for line in message.splitlines():
         typer.echo(line if line.startswith(" ") else f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+def clean_text(text: str, option: str, allow: bool) -> str:
+    """A text given on the command line (``option`` names where), screened as a chat's
+    is: a personal identity code is removed (and said so); any other identifier stops the
+    command unless ``allow`` (``--allow-identifiers``); an empty text stops it."""
+    screened = textguard.screen(text.strip())
+    if not screened.text.strip():
+        fail(f"{option} is empty")
+    if screened.hetu_removed:
+        typer.echo("note: a personal identity code was removed from the text", err=True)
+    if screened.kinds and not allow:
+        fail(
+            f"{option} looks like it contains {', '.join(screened.kinds)}. Write it without, "
+            "or add --allow-identifiers if it is not about a person."
+        )
+    return screened.text
 
 
 def load(config: Path | None, *, creates_database: bool = False) -> Config:

@@ -1,6 +1,6 @@
 """Knowledge out and data care: exports, the social report, the audit trail, retention.
 
-    havainto export --format csv|xlsx|jsonl [--from D] [--to D] [--team T] [--region R]
+    havainto export --format FORMAT [--from D] [--to D] [--team T] [--region R]
                     [--lang fi|sv|en] [--output FILE|-]      observations in comparable codes
     havainto export --schema                                 the JSON Schema of one record
     havainto report (--region R | --team T | --organisation) (--period P | --from D --to D)
@@ -36,6 +36,7 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    clean_text,
     load,
     local_time,
     parse_day,
@@ -44,6 +45,7 @@ from bot.cli.common import (
     silence_stdout,
     utc_now,
 )
+from storage.export_formats import DEFAULT_FORMAT, FORMATS
 
 
 class Language(StrEnum):
@@ -52,10 +54,10 @@ class Language(StrEnum):
     en = "en"
 
 
-class ExportFormat(StrEnum):
-    csv = "csv"
-    xlsx = "xlsx"
-    jsonl = "jsonl"
+# The formats of storage/export_formats.py (a new format is listed there only).
+ExportFormat = StrEnum("ExportFormat", {name: name for name in FORMATS})
+DEFAULT_EXPORT_FORMAT = ExportFormat(DEFAULT_FORMAT)
+FORMAT_HELP = ", ".join(list(FORMATS)[:-1]) + f" or {list(FORMATS)[-1]}."
 
 
 class CsvDialectName(StrEnum):
@@ -73,8 +75,8 @@ class ReportFormat(StrEnum):
 
 def export(
     format: Annotated[
-        ExportFormat, typer.Option("--format", help="csv, xlsx or jsonl.")
-    ] = ExportFormat.jsonl,
+        ExportFormat, typer.Option("--format", help=FORMAT_HELP)
+    ] = DEFAULT_EXPORT_FORMAT,
     since: Annotated[
         str | None, typer.Option("--from", help="First day (YYYY-MM-DD), inclusive.")
     ] = None,
@@ -118,9 +120,10 @@ def export(
     first, last = parse_day(since, "--from"), parse_day(until, "--to")
     if team is not None and cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
-    if output == "-" and format is ExportFormat.xlsx and sys.stdout.isatty():
+    chosen = FORMATS[format.value]
+    if output == "-" and chosen.binary and sys.stdout.isatty():
         raise typer.BadParameter(
-            "an XLSX file is binary: give --output FILE", param_hint="--output"
+            f"an {chosen.name.upper()} file is binary: give --output FILE", param_hint="--output"
         )
 
     dialect = csv_dialect.value if csv_dialect is not None else cfg.csv.dialect
@@ -132,14 +135,8 @@ def export(
 
     async def work(db: Any) -> int:
         from storage import audit
-        from storage.export import (
-            column_widths,
-            iter_records,
-            local_bounds,
-            write_csv,
-            write_jsonl,
-            write_xlsx,
-        )
+        from storage.export import iter_records, local_bounds
+        from storage.export_formats import WriteOptions
 
         start = local_bounds(first, first, zone)[0] if first else None
         end = local_bounds(last, last, zone)[1] if last else None
@@ -181,21 +178,17 @@ def export(
                     )
                 )
                 with ExitStack() as stack:
-                    if format is ExportFormat.xlsx:
-                        target: str | IO[bytes] = output if output != "-" else sys.stdout.buffer
-                        await write_xlsx(records, target, column_widths(lang.value, names))
+                    out: IO[Any]
+                    if output == "-":
+                        out = sys.stdout.buffer if chosen.binary else sys.stdout
+                    elif chosen.binary:
+                        out = stack.enter_context(open(output, "wb"))  # noqa: ASYNC230
                     else:
-                        out: IO[str] = (
-                            sys.stdout
-                            if output == "-"
-                            else stack.enter_context(
-                                open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
-                            )
+                        out = stack.enter_context(
+                            open(output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230
                         )
-                        if format is ExportFormat.csv:
-                            await write_csv(records, out, dialect)
-                        else:
-                            await write_jsonl(records, out)
+                    options = WriteOptions(lang.value, dialect, names)
+                    await chosen.write(records, out, options)
                     if output == "-":
                         sys.stdout.flush()  # a closed pipe shows here, not after "completed"
             state = audit.COMPLETED
@@ -414,7 +407,6 @@ def report_notes(
 ) -> None:
     """Store the conclusions of a team, a region or the organisation for a period; every
     report of that scope covering the period prints them with the role and the date."""
-    from bot.cli.knowledge import _clean
     from bot.reports import ReportDesk, report_scope
     from flows import conclusions as rules
 
@@ -432,7 +424,7 @@ def report_notes(
         raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise typer.BadParameter(f"cannot read it ({error})", param_hint="--file") from None
-    text = _clean(raw, "--file", allow_identifiers)
+    text = clean_text(raw, "--file", allow_identifiers)
     if len(text) > rules.NOTE_MAX:
         raise typer.BadParameter(
             f"{len(text)} characters; at most {rules.NOTE_MAX} (a page of the report)",

@@ -9,7 +9,8 @@ working directory by default) and their paths printed. Without ``--week`` or
 ``--send`` goes through the delivery ledger: a digest already posted to a chat is
 not posted again (the command says so), and a failed one is left for the running
 bot's retry job. Sending needs a transport that can send without receiving
-(Telegram); for the others the delivery is marked failed and the bot retries it.
+(``Transport.start_sending``: Telegram can, Matrix cannot); what is for the others is left
+to the running bot.
 
 A digest printed here is read out like an export: it is on the audit trail
 (``digest.weekly`` / ``digest.monthly``, with ``--actor``) before it is printed, and
@@ -195,15 +196,12 @@ def _report(outcomes: list[Any]) -> int:
 def _with_runtime(cfg: Config, work: Any, send: bool) -> int:
     async def main() -> int:
         from bot.runtime import build_runtime
-        from bot.transports.telegram import TelegramTransport
 
         runtime = await build_runtime(cfg, terminal=False)
         try:
             if send:
                 for transport in list(runtime.transports):
-                    if isinstance(transport, TelegramTransport):
-                        await transport.app.initialize()  # send only: the bot keeps polling
-                    else:
+                    if not await transport.start_sending():  # send only: the bot receives
                         typer.echo(f"{transport.name}: cannot send from the command line")
                         runtime.router.transports.pop(transport.name, None)
             code: int = await work(runtime)

@@ -27,6 +27,7 @@ from bot.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    clean_text,
     fail,
     load,
     local_time,
@@ -37,7 +38,6 @@ from bot.cli.common import (
 )
 from bot.config import Config
 from flows import knowledge as rules
-from flows import textguard
 from flows.taxonomy import THEME
 
 phenomenon_app = typer.Typer(
@@ -58,20 +58,6 @@ AllowIdentifiers = Annotated[
 
 def _fail(message: str) -> NoReturn:
     fail(message)
-
-
-def _clean(text: str, option: str, allow: bool) -> str:
-    screened = textguard.screen(text.strip())
-    if not screened.text.strip():
-        _fail(f"{option} is empty")
-    if screened.hetu_removed:
-        typer.echo("note: a personal identity code was removed from the text", err=True)
-    if screened.kinds and not allow:
-        _fail(
-            f"{option} looks like it contains {', '.join(screened.kinds)}. Write it without, "
-            "or add --allow-identifiers if it is not about a person."
-        )
-    return screened.text
 
 
 def _region_of_team(cfg: Config, team: str | None, region: str | None) -> str:
@@ -118,7 +104,7 @@ def phenomenon_create(
     if theme not in THEME.codes:
         _fail(f"unknown theme {theme!r}; one of: {', '.join(THEME.codes)}")
     where = _region_of_team(cfg, team, region)
-    text = _clean(title, "--title", allow_identifiers)
+    text = clean_text(title, "--title", allow_identifiers)
 
     async def work(db: Any) -> int:
         from storage import knowledge
@@ -303,7 +289,7 @@ def proposal_create(
     cfg = load(config)
     if (phenomenon is None) == (observation is None):
         _fail("give exactly one of --phenomenon and --observation")
-    clean = _clean(text, "--text", allow_identifiers)
+    clean = clean_text(text, "--text", allow_identifiers)
 
     async def work(db: Any) -> int | None:
         from storage import knowledge
@@ -347,7 +333,7 @@ def proposal_move(
     """Move a proposal one step on its path."""
     cfg = load(config)
     day = parse_day(on, "--on")
-    clean = _clean(note, "--note", allow_identifiers) if note else None
+    clean = clean_text(note, "--note", allow_identifiers) if note else None
     move = rules.Move(status, body, day, clean)
 
     async def work(db: Any) -> str | None:

@@ -87,6 +87,7 @@ def invite(
     if cfg.team(team) is None:
         raise typer.BadParameter(f"unknown team {team!r}", param_hint="--team")
     valid_for = parse_duration(expires)
+    from bot import transports as registry
 
     async def create() -> str:
         from bot.service import Havainto
@@ -107,8 +108,10 @@ def invite(
         raise typer.Exit(1) from None
     until = (datetime.now(ZoneInfo(cfg.timezone)) + valid_for).strftime("%Y-%m-%d %H:%M")
     typer.echo(f"Invite for team {team}, role {role}, valid until {until}.", err=False)
-    if cfg.telegram.bot_username:
-        typer.echo(f"Telegram: https://t.me/{cfg.telegram.bot_username}?start={code}")
+    for registration in registry.REGISTRY.values():
+        hint = registration.invite_hint(cfg, code)
+        if hint is not None:
+            typer.echo(hint)  # e.g. Telegram's link
     typer.echo(f"Send the bot: /start {code}  (Matrix: !start {code})")
     typer.echo(code)
 

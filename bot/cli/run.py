@@ -45,10 +45,11 @@ def run(
 ) -> None:
     """Start every configured transport (the terminal chat when none is configured)."""
     from bot.runtime import run_bot
+    from bot.transports import terminal_enabled
 
     cfg = load(config, creates_database=True)
     # The terminal chat owns the screen: its logs go to a file.
-    if log_file is None and cfg.terminal_enabled:
+    if log_file is None and terminal_enabled(cfg):
         log_file = Path("havainto.log")
     _logging(verbose, log_file)
     asyncio.run(run_bot(cfg))

@@ -139,18 +139,21 @@ async def offline_health(config: Config) -> Report:
             database["schema"] = {"current": current, "head": head, "ok": current == head}
     finally:
         await db.close()
-    transports: Report = {r.name: {"configured": True} for r in registry.enabled(config)}
+    transports: Report = {}
+    facts: Report = {}  # each transport's own, e.g. telegram_mode (polling or webhook)
+    for registration in registry.enabled(config):
+        transports[registration.name] = {"configured": True}
+        for fact, value in registration.offline_facts(config).items():
+            facts[f"{registration.name}_{fact}"] = value
     ok = bool(database["ok"]) and bool(database.get("schema", {}).get("ok", False))
-    report: Report = {
+    return {
         "status": "ok" if ok else "unhealthy",
         "checked_at": _iso(datetime.now(UTC)),
         "running_bot": False,
         "database": database,
         "transports": transports,
+        **facts,
     }
-    if config.telegram.enabled:  # said only of a Telegram that is on
-        report["telegram_mode"] = "webhook" if config.telegram.webhook else "polling"
-    return report
 
 
 def healthz_handler(

@@ -102,6 +102,11 @@ class Transport(Protocol):
 
     async def start(self) -> None: ...
 
+    async def start_sending(self) -> bool:
+        """Start only what sending needs, taking no updates (``havainto digest --send``
+        while the running bot keeps receiving); ``stop`` ends it. False when the platform
+        cannot send from a second process: its deliveries are left to the running bot."""
+
     async def stop_receiving(self) -> None:
         """Take no new updates; the ones taken still finish (graceful shutdown)."""
 

@@ -259,6 +259,12 @@ class MatrixTransport:
             since is not None,
         )
 
+    async def start_sending(self) -> bool:
+        """False: a second process cannot send on the running bot's device. Without a sync
+        it does not know the rooms (nor their encryption), and a sync would take the
+        running bot's to-device messages (its room keys). The running bot delivers."""
+        return False
+
     async def stop_receiving(self) -> None:
         """Stop syncing; the batch in hand is finished first and its token stored."""
         self._stopping = True

@@ -350,6 +350,12 @@ class TelegramTransport:
         )
         log.info("telegram_started mode=polling")
 
+    async def start_sending(self) -> bool:
+        """Send only (``havainto digest --send`` beside the running bot): no polling, no
+        webhook, so the running bot keeps receiving; ``stop`` closes it."""
+        await self.app.initialize()
+        return True
+
     async def stop_receiving(self) -> None:
         """Take no new updates; the ones already taken still finish (graceful shutdown)."""
         if self.config.webhook:

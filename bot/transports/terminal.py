@@ -83,6 +83,10 @@ class TerminalTransport:
             await self.send(Outbound(self.name, LOCAL_USER, reply))
         self._task = asyncio.create_task(self._read_loop(), name="terminal-input")
 
+    async def start_sending(self) -> bool:
+        """False: the local chat is this terminal's, not one another process sends to."""
+        return False
+
     async def stop_receiving(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
