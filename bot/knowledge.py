@@ -814,7 +814,7 @@ class KnowledgeDesk:
         every = timedelta(hours=self.config.knowledge.news_every_hours)
         sent = 0
         async with self.db.snapshot() as session:
-            due = await knowledge.due_path_notices(session, now=now, every=every)
+            due = await knowledge.due_path_notices(session, now=now, every=every, zone=self.zone)
         for person_id, items in due.items():
             async with self.db.transaction() as session:
                 contact = await knowledge.contact_of(session, person_id)

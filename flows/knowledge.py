@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from rapidfuzz import fuzz, process, utils
 
@@ -426,6 +426,26 @@ class PathNews:
     title: str
     step: str
     detail: str | None = None
+
+
+def news_told_since(now: datetime, every: timedelta, zone: tzinfo) -> datetime:
+    """Since when a send counts as "told recently" for the path news run at ``now``.
+
+    The news job runs once a day at a fixed local time. Comparing timestamps
+    (``sent_at > now - every``) skips a busy worker every other day: yesterday's send
+    finished a moment after yesterday's run began, so it is a few seconds *less* than
+    24 hours before today's run. A fixed slack does not cure it either: across a
+    daylight-saving change the same local time is 23 or 25 hours apart, and a run late
+    by the scheduler's grace time moves it further. So ``every`` is counted in local
+    calendar days (rounded down): with 24 hours a worker told on an earlier local day
+    is due today, one told today is not. Below a day the timestamps are compared, with a
+    quarter of ``every`` (at most an hour) of slack for the same reason.
+    """
+    days = every // timedelta(days=1)
+    if days < 1:
+        return now - every + min(every / 4, timedelta(hours=1))
+    first_day = now.astimezone(zone).date() - timedelta(days=days - 1)
+    return datetime.combine(first_day, time(0), tzinfo=zone)
 
 
 def news_text(lang: str, news: Sequence[PathNews]) -> Message:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -718,13 +718,15 @@ class PendingPath:
 
 
 async def due_path_notices(
-    session: AsyncSession, *, now: datetime, every: timedelta
+    session: AsyncSession, *, now: datetime, every: timedelta, zone: tzinfo = HELSINKI
 ) -> dict[int, list[PendingPath]]:
     """Unsent path notices per person, for the people not told anything within ``every``
-    (at most one message a day per worker, by default)."""
+    (at most one message a day per worker, by default), counted in calendar days of
+    ``zone`` (``flows.knowledge.news_told_since``: a daily run reaches them daily)."""
+    since = rules.news_told_since(now, every, zone)
     told_recently = (
         select(PathNotice.person_id)
-        .where(PathNotice.sent_at.is_not(None), PathNotice.sent_at > now - every)
+        .where(PathNotice.sent_at.is_not(None), PathNotice.sent_at >= since)
         .distinct()
     )
     rows = (
