@@ -211,7 +211,9 @@ def count_label(count: int, few: int = 3) -> str | None:
 
 # --- in chat ------------------------------------------------------------------------------
 DOMAIN = "knowledge"
-PREFIX = "kp"  # button payloads: kp:me:P, kp:mv:PROPOSAL:STATUS, kp:body:PROPOSAL:BODY, kp:today:N
+# button payloads: kp:me:P, kp:mv:PROPOSAL:STATUS, kp:body:PROPOSAL:BODY, kp:today:N,
+# kp:nonote:N (a step without a note), kp:own:N (take ownership)
+PREFIX = "kp"
 
 
 def _t(lang: str, key: str, **params: object) -> str:
@@ -288,16 +290,18 @@ class MoveDraft:
     on: date | None = None
 
     def need(self) -> str | None:
-        """What is still missing: ``body``, ``date``, ``note`` (a decision) or nothing."""
+        """What is still asked: ``body`` and ``date`` (presenting), then ``note``: what was
+        decided (required) or, for every other step, a short note that one tap skips."""
         if self.target == PRESENTED:
             if self.body is None:
                 return "body"
             if self.on is None:
                 return "date"
-            return None
-        if self.target == DECIDED:
-            return "note"
-        return None
+        return "note"
+
+    @property
+    def note_required(self) -> bool:
+        return self.target == DECIDED
 
     def to_text(self) -> str:
         on = self.on.isoformat() if self.on else ""
@@ -333,8 +337,12 @@ def proposal_card(
     body: str | None = None,
     on: str | None = None,
     decision: str | None = None,
+    owner: str | None = None,
+    note: str | None = None,
 ) -> Message:
-    """A proposal as leaders see it in chat, with a button for every allowed next step."""
+    """A proposal as leaders see it in chat, with a button for every allowed next step and,
+    while it is open, "Take ownership" (``kp:own:N``). ``owner`` is the owner's pseudonym,
+    ``note`` the latest step's note."""
     lines = [_t(lang, "knowledge.proposal.card", number=number, status=status_label(lang, status))]
     lines.append(text)
     lines.append(subject)
@@ -342,11 +350,20 @@ def proposal_card(
         lines.append(_t(lang, "knowledge.proposal.presented_to", body=body, on=on or ""))
     if decision:
         lines.append(_t(lang, "knowledge.proposal.decision", decision=decision))
+    if note and note != decision:
+        lines.append(_t(lang, "knowledge.proposal.note", note=note))
+    lines.append(
+        _t(lang, "knowledge.proposal.owner", owner=owner)
+        if owner
+        else _t(lang, "knowledge.proposal.no_owner")
+    )
     buttons = tuple(
         Choice(status_label(lang, target), f"{PREFIX}:mv:{number}:{target}")
         for target in PROPOSAL_MOVES.get(status, ())
     )
     rows = tuple(buttons[i : i + 2] for i in range(0, len(buttons), 2))
+    if status not in PROPOSAL_CLOSED:
+        rows = (*rows, (Choice(_t(lang, "knowledge.proposal.take"), f"{PREFIX}:own:{number}"),))
     return Message("\n".join(lines), rows)
 
 
@@ -361,8 +378,14 @@ def move_question(lang: str, draft: MoveDraft, bodies: Sequence[BodyChoice]) -> 
     if need == "date":
         today = (Choice(_t(lang, "knowledge.move.today"), f"{PREFIX}:today:{draft.proposal}"),)
         return Message(_t(lang, "knowledge.move.ask_date", number=draft.proposal), (today,))
-    if need == "note":
+    if need == "note" and draft.note_required:
         return Message(_t(lang, "knowledge.move.ask_decision", number=draft.proposal))
+    if need == "note":
+        skip = (Choice(_t(lang, "knowledge.move.no_note"), f"{PREFIX}:nonote:{draft.proposal}"),)
+        status = status_label(lang, draft.target)
+        return Message(
+            _t(lang, "knowledge.move.ask_note", number=draft.proposal, status=status), (skip,)
+        )
     return None
 
 
@@ -465,6 +488,15 @@ def notice_buttons(lang: str, entry: int) -> tuple[Choice, ...]:
     return (
         Choice(_t(lang, "knowledge.notice.make"), f"{PREFIX}:mk:{entry}"),
         Choice(_t(lang, "knowledge.notice.link"), f"{PREFIX}:ln:{entry}"),
+    )
+
+
+def digest_entry_buttons(lang: str, entry: int) -> tuple[Choice, Choice]:
+    """Under the team's weekly digest, for an entry it quotes: "Make #N a phenomenon" and
+    "Link #N to a phenomenon", the notice buttons' payloads (leads and leaders only)."""
+    return (
+        Choice(_t(lang, "knowledge.digest.make", number=entry), f"{PREFIX}:mk:{entry}"),
+        Choice(_t(lang, "knowledge.digest.link", number=entry), f"{PREFIX}:ln:{entry}"),
     )
 
 
