@@ -339,31 +339,6 @@ class KnowledgeDesk:
         log.info("me_too phenomenon=%s added=%s", number, added)
         return [self._say_alone(incoming, member, _t(lang, key, number=number))]
 
-    async def _me_too_entry(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        number: int,
-        now: datetime,
-    ) -> list[Outbound]:
-        lang = member.language
-        entry = await repo.get_observation(session, number)
-        if entry is None or entry.team_id != member.team_id or entry.withdrawn_at is not None:
-            return [
-                self._say_alone(incoming, member, _t(lang, "knowledge.pair.gone", number=number))
-            ]
-        added = await knowledge.confirm(
-            session,
-            person_id=member.person_id,
-            team_id=member.team_id,
-            kind=rules.ME_TOO,
-            observation_id=number,
-            now=now,
-        )
-        key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
-        return [self._say_alone(incoming, member, _t(lang, key, number=number))]
-
     async def _pair(
         self,
         session: AsyncSession,
@@ -398,10 +373,14 @@ class KnowledgeDesk:
         return self._say(incoming, _t(lang, key, number=number))
 
     def _sees(self, member: repo.Member, team_id: str | None, region: str) -> bool:
-        """A worker confirms phenomena of their own team and region-wide ones of their region."""
-        if team_id is not None:
-            return team_id == member.team_id or member.role in ("leader", "admin")
-        return self._region(member) == region or member.role == "admin"
+        """A worker confirms phenomena of their own team and region-wide ones of their
+        region; a leader those of their region; an admin all."""
+        if member.role == "admin":
+            return True
+        if team_id is not None and team_id == member.team_id:
+            return True
+        own_region = self._region(member) == region
+        return own_region and (team_id is None or member.role == "leader")
 
     def _region(self, member: repo.Member) -> str:
         team = self.config.team(member.team_id)
@@ -694,8 +673,6 @@ class KnowledgeDesk:
         numbers = [int(p) for p in parts[2:3] if p.isdigit() and 0 < int(p) < 2**31]
         if kind == "me" and numbers:
             return await self._me_too(session, incoming, member, numbers[0], None, now)
-        if kind == "mee" and numbers:
-            return await self._me_too_entry(session, incoming, member, numbers[0], now)
         if kind == "pack" and numbers and incoming.is_private:
             return await self._pack(session, incoming, member, str(numbers[0]), now)
         if kind in ("mk", "ln", "lk") and numbers:
