@@ -183,7 +183,8 @@ class EscalationConfig(Section):
     """Notices of a grievance (valvontalaki § 29, formerly SHL § 48) and leaders' answers."""
 
     # An unacknowledged § 29 notice is first posted again when this many working days
-    # (Mon-Fri) have passed since it was posted (and at least ``reminder_hours``), then
+    # (Mon-Fri, Finnish public holidays excluded) have passed since it was posted (and at
+    # least ``reminder_hours``), then
     # every ``reminder_hours``. 0: after ``reminder_hours``, weekends or not.
     acknowledge_days: int = Field(default=1, ge=0)
     # An unacknowledged § 29 notice is posted again to the leadership channel this often.

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config
+from bot.config import Config, LeadershipChannelConfig
 from bot.router import Router
 from flows import commands
 from flows import knowledge as rules
@@ -76,6 +76,7 @@ class KnowledgeDesk:
         service.me_too_candidates = self.candidates
         service.me_too_confirm = self.confirm_at_capture
         self._alert = service.alert
+        self.router.failed_hooks.append(self.on_card_failed)
 
     # --- "me too" at capture time ---------------------------------------------------------
 
@@ -134,13 +135,30 @@ class KnowledgeDesk:
     async def on_saved(
         self, session: AsyncSession, entry: Observation, member: repo.Member
     ) -> list[Outbound]:
-        """An escalated entry's "proposed action" becomes a proposal leaders can move."""
-        proposal = await knowledge.proposal_from_action(session, entry, now=self.clock())
-        if proposal is not None:
-            log.info("proposal_from_action id=%s observation=%s", proposal.id, entry.id)
-        return []
+        """An escalated entry's "proposed action" becomes a proposal leaders can move: its
+        card goes to the responsible leadership channel."""
+        now = self.clock()
+        proposal = await knowledge.proposal_from_action(session, entry, now=now)
+        if proposal is None:
+            return []
+        log.info("proposal_from_action id=%s observation=%s", proposal.id, entry.id)
+        return await self.card_posts(session, now)
 
     async def on_event(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member | None,
+        now: datetime,
+    ) -> list[Outbound] | None:
+        out = await self._on_event(session, incoming, member, now)
+        if out is None:
+            return None
+        # A proposal made by what was just done (``/ehdotus``, or a linked entry's
+        # "proposed action"): its card goes to the leaders, with this reply.
+        return out + await self.card_posts(session, now)
+
+    async def _on_event(
         self,
         session: AsyncSession,
         incoming: Incoming,
@@ -221,14 +239,16 @@ class KnowledgeDesk:
         return format_date(day, "d.M.yyyy", locale=lang)  # type: ignore[arg-type]
 
     def _detail(self, step: knowledge.PathStep, lang: str) -> str | None:
-        if step.step == rules.PATH_PRESENTED and step.detail:
-            body = self.config.body(step.detail)
-            return body.label(lang) if body else step.detail
-        if step.step == rules.CLOSED and step.detail:
-            return rules.status_label(lang, step.detail)
         if step.step in (rules.RAISED, rules.RECORDED):
             return None
-        return step.detail
+        detail = step.detail
+        if step.step == rules.PATH_PRESENTED and step.detail:
+            body = self.config.body(step.detail)
+            detail = body.label(lang) if body else step.detail
+        elif step.step == rules.CLOSED and step.detail:
+            detail = rules.status_label(lang, step.detail)
+        parts = [part for part in (detail, step.note) if part]
+        return ": ".join(parts) or None
 
     # --- the escalation pack ----------------------------------------------------------------
 
@@ -319,31 +339,6 @@ class KnowledgeDesk:
         log.info("me_too phenomenon=%s added=%s", number, added)
         return [self._say_alone(incoming, member, _t(lang, key, number=number))]
 
-    async def _me_too_entry(
-        self,
-        session: AsyncSession,
-        incoming: Incoming,
-        member: repo.Member,
-        number: int,
-        now: datetime,
-    ) -> list[Outbound]:
-        lang = member.language
-        entry = await repo.get_observation(session, number)
-        if entry is None or entry.team_id != member.team_id or entry.withdrawn_at is not None:
-            return [
-                self._say_alone(incoming, member, _t(lang, "knowledge.pair.gone", number=number))
-            ]
-        added = await knowledge.confirm(
-            session,
-            person_id=member.person_id,
-            team_id=member.team_id,
-            kind=rules.ME_TOO,
-            observation_id=number,
-            now=now,
-        )
-        key = "knowledge.metoo.thanks_entry" if added else "knowledge.metoo.already"
-        return [self._say_alone(incoming, member, _t(lang, key, number=number))]
-
     async def _pair(
         self,
         session: AsyncSession,
@@ -378,10 +373,14 @@ class KnowledgeDesk:
         return self._say(incoming, _t(lang, key, number=number))
 
     def _sees(self, member: repo.Member, team_id: str | None, region: str) -> bool:
-        """A worker confirms phenomena of their own team and region-wide ones of their region."""
-        if team_id is not None:
-            return team_id == member.team_id or member.role in ("leader", "admin")
-        return self._region(member) == region or member.role == "admin"
+        """A worker confirms phenomena of their own team and region-wide ones of their
+        region; a leader those of their region; an admin all."""
+        if member.role == "admin":
+            return True
+        if team_id is not None and team_id == member.team_id:
+            return True
+        own_region = self._region(member) == region
+        return own_region and (team_id is None or member.role == "leader")
 
     def _region(self, member: repo.Member) -> str:
         team = self.config.team(member.team_id)
@@ -512,9 +511,11 @@ class KnowledgeDesk:
     ) -> list[Outbound]:
         lang = member.language
         parsed = rules.parse_numbers(args, 1)
-        if parsed is None or not parsed[1]:
+        if parsed is None:
             return self._say(incoming, _t(lang, "knowledge.proposal.usage"))
         (number,), text = parsed
+        if not text:  # /ehdotus 7: proposal #7's card, for those who move it
+            return await self._show_card(session, incoming, member, number)
         phenomenon = await knowledge.get_phenomenon(session, number)
         if phenomenon is None:
             return self._say(incoming, _t(lang, "knowledge.proposal.gone", number=number))
@@ -531,14 +532,101 @@ class KnowledgeDesk:
         )
         assert row is not None
         log.info("proposal_created id=%s", row.id)
-        return [
-            Outbound(
-                incoming.transport,
-                incoming.chat_id,
-                Message(_t(lang, "knowledge.proposal.created", number=row.id)),
-            ),
-            Outbound(incoming.transport, incoming.chat_id, await self._card(session, row, lang)),
-        ]
+        out = self._say(incoming, _t(lang, "knowledge.proposal.created", number=row.id))
+        # Where it was asked, the card is shown to those who can move it (a leadership
+        # chat, a leader's private chat); the responsible channel gets it in any case.
+        here = self.config.leadership_at(incoming.transport, incoming.chat_id)
+        if here is not None or (
+            incoming.is_private and rules.may_decide(member.role, self._region(member), row.region)
+        ):
+            card_lang = here.language if here is not None else lang
+            card = await self._card(session, row, card_lang)
+            out.append(Outbound(incoming.transport, incoming.chat_id, card))
+            if here is not None:
+                out += await self.card_posts(
+                    session, now, shown=(incoming.transport, incoming.chat_id)
+                )
+        return out
+
+    async def _show_card(
+        self, session: AsyncSession, incoming: Incoming, member: repo.Member, number: int
+    ) -> list[Outbound]:
+        lang = member.language
+        row = await knowledge.get_proposal(session, number)
+        if row is None:
+            return self._say(incoming, _t(lang, "knowledge.proposal.not_found", number=number))
+        if not rules.may_decide(member.role, self._region(member), row.region):
+            log.warning("proposal_card_refused id=%s person=%s", number, member.person_id)
+            return self._say(incoming, _t(lang, "knowledge.move.not_allowed"))
+        here = self.config.leadership_at(incoming.transport, incoming.chat_id)
+        card = await self._card(session, row, here.language if here is not None else lang)
+        return [Outbound(incoming.transport, incoming.chat_id, card)]
+
+    # --- proposal cards in the leadership channel ------------------------------------------
+
+    def _channels_for(self, row: knowledge.Proposal) -> list[LeadershipChannelConfig]:
+        """The leadership channels that move ``row``: its team's, or for a region-wide
+        proposal those of the region's teams (else a channel of the region or of all)."""
+        teams = (
+            [self.config.team(row.team_id)]
+            if row.team_id
+            else [team for team in self.config.teams if team.region == row.region]
+        )
+        ids = list(dict.fromkeys(team.leadership for team in teams if team and team.leadership))
+        channels = [c for i in ids if (c := self.config.leadership_channel(i)) is not None]
+        if not channels:
+            channels = [c for c in self.config.leadership if c.region in (row.region, "")][:1]
+        return channels
+
+    async def card_posts(
+        self, session: AsyncSession, now: datetime, shown: tuple[str, str] | None = None
+    ) -> list[Outbound]:
+        """The cards of proposals not yet posted, one to each chat of their responsible
+        leadership channel on the transports this process runs (another process posts on
+        its own), except ``shown``, where the card was just shown. Each is claimed, so it
+        goes once; one the platform refuses is released (``on_card_failed``)."""
+        out: list[Outbound] = []
+        for row in await knowledge.unposted_cards(session):
+            targets = [
+                (channel, transport, chat)
+                for channel in self._channels_for(row)
+                for transport, chat in channel.chat_targets()
+            ]
+            mine = [
+                target
+                for target in targets
+                if target[1] in self.router.transports and target[1:] != shown
+            ]
+            if targets and not mine and not any(target[1:] == shown for target in targets):
+                continue  # for the process that runs the channel's transport
+            if not await knowledge.claim_card(session, row.id, now):
+                continue
+            for channel, transport, chat in mine:
+                card = await self._card(session, row, channel.language)
+                out.append(Outbound(transport, chat, card, {"track": f"proposal_card:{row.id}"}))
+            log.info("proposal_card id=%s chats=%s", row.id, len(mine))
+        return out
+
+    async def post_cards(self) -> int:
+        """Post the cards no chat event took along (proposals made on the command line):
+        the ``proposal_cards`` job."""
+        async with self.db.transaction() as session:
+            out = await self.card_posts(session, self.clock())
+        sent = 0
+        for outbound in out:
+            try:
+                await self.router.send_retrying(outbound)
+                sent += 1
+            except Exception as error:  # released by on_card_failed, posted next time
+                log.warning("proposal_card_failed error=%s", type(error).__name__)
+        return sent
+
+    async def on_card_failed(self, outbound: Outbound, error: BaseException) -> None:
+        kind, _, number = outbound.meta.get("track", "").partition(":")
+        if kind != "proposal_card" or not number.isdigit():
+            return
+        async with self.db.transaction() as session:
+            await knowledge.release_card(session, int(number))
 
     async def _card(self, session: AsyncSession, row: knowledge.Proposal, lang: str) -> Message:
         if row.phenomenon_id is not None:
@@ -552,6 +640,12 @@ class KnowledgeDesk:
         else:
             subject = _t(lang, "knowledge.proposal.for_observation", number=row.observation_id)
         body = self.config.body(row.body) if row.body else None
+        owner = (
+            await repo.find_member_by_person(session, row.owner_person_id)
+            if row.owner_person_id is not None
+            else None
+        )
+        events = await knowledge.proposal_events(session, row.id)
         return rules.proposal_card(
             lang,
             row.id,
@@ -561,6 +655,8 @@ class KnowledgeDesk:
             body=body.label(lang) if body else row.body,
             on=format_date(row.presented_on, "d.M.yyyy", locale=lang) if row.presented_on else None,
             decision=row.decision,
+            owner=owner.pseudonym if owner is not None else None,
+            note=events[-1].note if events else None,
         )
 
     async def _choice(
@@ -577,13 +673,13 @@ class KnowledgeDesk:
         numbers = [int(p) for p in parts[2:3] if p.isdigit() and 0 < int(p) < 2**31]
         if kind == "me" and numbers:
             return await self._me_too(session, incoming, member, numbers[0], None, now)
-        if kind == "mee" and numbers:
-            return await self._me_too_entry(session, incoming, member, numbers[0], now)
         if kind == "pack" and numbers and incoming.is_private:
             return await self._pack(session, incoming, member, str(numbers[0]), now)
         if kind in ("mk", "ln", "lk") and numbers:
             return await self._notice_choice(session, incoming, member, kind, parts, now)
-        if kind in ("mv", "body", "today") and numbers and len(parts) >= 3:
+        if kind == "own" and numbers:
+            return await self._take_ownership(session, incoming, member, numbers[0], now)
+        if kind in ("mv", "body", "today", "nonote") and numbers and len(parts) >= 3:
             return await self._move_choice(
                 session, incoming, member, kind, numbers[0], parts[3] if len(parts) > 3 else "", now
             )
@@ -677,9 +773,46 @@ class KnowledgeDesk:
                 draft = rules.MoveDraft(
                     number, draft.target, draft.body, now.astimezone(self.zone).date()
                 )
+            elif kind == "nonote" and draft.need() == "note" and not draft.note_required:
+                return await self._advance(session, incoming, member, row, draft, "", now)
             else:
                 return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
         return await self._advance(session, incoming, member, row, draft, None, now)
+
+    async def _take_ownership(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        number: int,
+        now: datetime,
+    ) -> list[Outbound]:
+        """ "Take ownership" on a card: the presser owns the proposal (audited)."""
+        lang = member.language
+        row = await knowledge.get_proposal(session, number)
+        if row is None:
+            return [self._say_alone(incoming, member, _t(lang, "knowledge.error.no_proposal"))]
+        if not rules.may_decide(member.role, self._region(member), row.region):
+            log.warning("proposal_owner_refused id=%s person=%s", number, member.person_id)
+            return [self._say_alone(incoming, member, _t(lang, "knowledge.move.not_allowed"))]
+        if row.status in rules.PROPOSAL_CLOSED:
+            return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
+        taken = await knowledge.set_owner(
+            session, number, member.person_id, actor=f"person:{member.pseudonym}", now=now
+        )
+        if not taken:
+            return [
+                self._say_alone(
+                    incoming, member, _t(lang, "knowledge.proposal.already_owner", number=number)
+                )
+            ]
+        log.info("proposal_owner id=%s", number)
+        here = self.config.leadership_at(incoming.transport, incoming.chat_id)
+        card = await self._card(session, row, here.language if here is not None else lang)
+        return [
+            self._say_alone(incoming, member, _t(lang, "knowledge.proposal.taken", number=number)),
+            Outbound(incoming.transport, incoming.chat_id, card),
+        ]
 
     async def _advance(
         self,
@@ -814,7 +947,7 @@ class KnowledgeDesk:
         every = timedelta(hours=self.config.knowledge.news_every_hours)
         sent = 0
         async with self.db.snapshot() as session:
-            due = await knowledge.due_path_notices(session, now=now, every=every)
+            due = await knowledge.due_path_notices(session, now=now, every=every, zone=self.zone)
         for person_id, items in due.items():
             async with self.db.transaction() as session:
                 contact = await knowledge.contact_of(session, person_id)
@@ -857,6 +990,9 @@ class KnowledgeDesk:
                         detail = body.label(lang) if body else row.body
                     elif item.step == rules.DECIDED:
                         detail = row.decision
+                    if item.step != rules.DECIDED:  # a decision's note is the decision
+                        note = await knowledge.step_note(session, number, item.step)
+                        detail = "; ".join(part for part in (detail, note) if part) or None
                     out.append(rules.PathNews(kind, number, row.text, item.step, detail))
         return out
 

@@ -104,6 +104,8 @@ class Quote:
 
     text: str
     theme: str
+    # The entry quoted: the team digest offers "Make #N a phenomenon" / "Link #N" for it.
+    observation_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,12 @@ def render_weekly(
                 ),
             )
         )
-    buttons = tuple((knowledge.me_too_button(lang, p.id),) for p in d.open_phenomena)
+    buttons: tuple[tuple[Choice, ...], ...] = tuple(
+        (knowledge.me_too_button(lang, p.id),) for p in d.open_phenomena
+    )
+    if not privacy.suppress:  # the team's chat: its leads make phenomena of quoted entries
+        quoted = [q.observation_id for q in d.quotes if q.observation_id is not None]
+        buttons += tuple(knowledge.digest_entry_buttons(lang, n) for n in dict.fromkeys(quoted))
     return Rendered(
         text=text, html=markup, charts=chart_list, buttons=buttons, observations=d.total
     )
@@ -373,9 +378,15 @@ def _weekly_quotes(doc: _Doc, d: WeeklyDigest, lang: str, privacy: Privacy) -> N
     for quote in quotes:  # ``rules.pick_quotes`` chose them: the same words never twice
         text = _one_line(quote.text)
         theme = label(quote.theme, lang)
+        # The team's own digest names the entry, for its "Make #N a phenomenon" button.
+        ref = (
+            f"{_ref(quote.observation_id)} "
+            if quote.observation_id is not None and not privacy.suppress
+            else ""
+        )
         doc.line(
-            f"{open_mark}{text}{close_mark} ({theme})",
-            f"<blockquote>{open_mark}{html.escape(text)}{close_mark} "
+            f"{ref}{open_mark}{text}{close_mark} ({theme})",
+            f"<blockquote>{ref}{open_mark}{html.escape(text)}{close_mark} "
             f"<i>({html.escape(theme)})</i></blockquote>",
         )
 

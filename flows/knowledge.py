@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from rapidfuzz import fuzz, process, utils
 
@@ -211,7 +211,9 @@ def count_label(count: int, few: int = 3) -> str | None:
 
 # --- in chat ------------------------------------------------------------------------------
 DOMAIN = "knowledge"
-PREFIX = "kp"  # button payloads: kp:me:P, kp:mv:PROPOSAL:STATUS, kp:body:PROPOSAL:BODY, kp:today:N
+# button payloads: kp:me:P, kp:mv:PROPOSAL:STATUS, kp:body:PROPOSAL:BODY, kp:today:N,
+# kp:nonote:N (a step without a note), kp:own:N (take ownership)
+PREFIX = "kp"
 
 
 def _t(lang: str, key: str, **params: object) -> str:
@@ -288,16 +290,18 @@ class MoveDraft:
     on: date | None = None
 
     def need(self) -> str | None:
-        """What is still missing: ``body``, ``date``, ``note`` (a decision) or nothing."""
+        """What is still asked: ``body`` and ``date`` (presenting), then ``note``: what was
+        decided (required) or, for every other step, a short note that one tap skips."""
         if self.target == PRESENTED:
             if self.body is None:
                 return "body"
             if self.on is None:
                 return "date"
-            return None
-        if self.target == DECIDED:
-            return "note"
-        return None
+        return "note"
+
+    @property
+    def note_required(self) -> bool:
+        return self.target == DECIDED
 
     def to_text(self) -> str:
         on = self.on.isoformat() if self.on else ""
@@ -333,8 +337,12 @@ def proposal_card(
     body: str | None = None,
     on: str | None = None,
     decision: str | None = None,
+    owner: str | None = None,
+    note: str | None = None,
 ) -> Message:
-    """A proposal as leaders see it in chat, with a button for every allowed next step."""
+    """A proposal as leaders see it in chat, with a button for every allowed next step and,
+    while it is open, "Take ownership" (``kp:own:N``). ``owner`` is the owner's pseudonym,
+    ``note`` the latest step's note."""
     lines = [_t(lang, "knowledge.proposal.card", number=number, status=status_label(lang, status))]
     lines.append(text)
     lines.append(subject)
@@ -342,11 +350,20 @@ def proposal_card(
         lines.append(_t(lang, "knowledge.proposal.presented_to", body=body, on=on or ""))
     if decision:
         lines.append(_t(lang, "knowledge.proposal.decision", decision=decision))
+    if note and note != decision:
+        lines.append(_t(lang, "knowledge.proposal.note", note=note))
+    lines.append(
+        _t(lang, "knowledge.proposal.owner", owner=owner)
+        if owner
+        else _t(lang, "knowledge.proposal.no_owner")
+    )
     buttons = tuple(
         Choice(status_label(lang, target), f"{PREFIX}:mv:{number}:{target}")
         for target in PROPOSAL_MOVES.get(status, ())
     )
     rows = tuple(buttons[i : i + 2] for i in range(0, len(buttons), 2))
+    if status not in PROPOSAL_CLOSED:
+        rows = (*rows, (Choice(_t(lang, "knowledge.proposal.take"), f"{PREFIX}:own:{number}"),))
     return Message("\n".join(lines), rows)
 
 
@@ -361,8 +378,14 @@ def move_question(lang: str, draft: MoveDraft, bodies: Sequence[BodyChoice]) -> 
     if need == "date":
         today = (Choice(_t(lang, "knowledge.move.today"), f"{PREFIX}:today:{draft.proposal}"),)
         return Message(_t(lang, "knowledge.move.ask_date", number=draft.proposal), (today,))
-    if need == "note":
+    if need == "note" and draft.note_required:
         return Message(_t(lang, "knowledge.move.ask_decision", number=draft.proposal))
+    if need == "note":
+        skip = (Choice(_t(lang, "knowledge.move.no_note"), f"{PREFIX}:nonote:{draft.proposal}"),)
+        status = status_label(lang, draft.target)
+        return Message(
+            _t(lang, "knowledge.move.ask_note", number=draft.proposal, status=status), (skip,)
+        )
     return None
 
 
@@ -428,6 +451,26 @@ class PathNews:
     detail: str | None = None
 
 
+def news_told_since(now: datetime, every: timedelta, zone: tzinfo) -> datetime:
+    """Since when a send counts as "told recently" for the path news run at ``now``.
+
+    The news job runs once a day at a fixed local time. Comparing timestamps
+    (``sent_at > now - every``) skips a busy worker every other day: yesterday's send
+    finished a moment after yesterday's run began, so it is a few seconds *less* than
+    24 hours before today's run. A fixed slack does not cure it either: across a
+    daylight-saving change the same local time is 23 or 25 hours apart, and a run late
+    by the scheduler's grace time moves it further. So ``every`` is counted in local
+    calendar days (rounded down): with 24 hours a worker told on an earlier local day
+    is due today, one told today is not. Below a day the timestamps are compared, with a
+    quarter of ``every`` (at most an hour) of slack for the same reason.
+    """
+    days = every // timedelta(days=1)
+    if days < 1:
+        return now - every + min(every / 4, timedelta(hours=1))
+    first_day = now.astimezone(zone).date() - timedelta(days=days - 1)
+    return datetime.combine(first_day, time(0), tzinfo=zone)
+
+
 def news_text(lang: str, news: Sequence[PathNews]) -> Message:
     """The day's batch of knowledge-path news for one worker, in their language."""
     out = [_t(lang, "knowledge.news.title")]
@@ -445,6 +488,15 @@ def notice_buttons(lang: str, entry: int) -> tuple[Choice, ...]:
     return (
         Choice(_t(lang, "knowledge.notice.make"), f"{PREFIX}:mk:{entry}"),
         Choice(_t(lang, "knowledge.notice.link"), f"{PREFIX}:ln:{entry}"),
+    )
+
+
+def digest_entry_buttons(lang: str, entry: int) -> tuple[Choice, Choice]:
+    """Under the team's weekly digest, for an entry it quotes: "Make #N a phenomenon" and
+    "Link #N to a phenomenon", the notice buttons' payloads (leads and leaders only)."""
+    return (
+        Choice(_t(lang, "knowledge.digest.make", number=entry), f"{PREFIX}:mk:{entry}"),
+        Choice(_t(lang, "knowledge.digest.link", number=entry), f"{PREFIX}:ln:{entry}"),
     )
 
 

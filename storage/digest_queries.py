@@ -494,12 +494,12 @@ async def _weekly_quotes(
 ) -> list[Quote]:
     """The week's ``QUOTE_CANDIDATES`` newest quotes, newest first."""
     rows = await session.execute(
-        select(Observation.quote, Observation.theme)
+        select(Observation.quote, Observation.theme, Observation.id)
         .where(*this_week, Observation.quote.is_not(None), Observation.quote != "")
         .order_by(Observation.observed_at.desc(), Observation.id.desc())
         .limit(QUOTE_CANDIDATES)
     )
-    return [Quote(privacy.scrub(text), theme) for text, theme in rows if text]
+    return [Quote(privacy.scrub(text), theme, number) for text, theme, number in rows if text]
 
 
 # --- the monthly escalation summary -------------------------------------------------------

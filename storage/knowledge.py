@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -28,6 +28,7 @@ from storage.models import (
     Confirmation,
     Delivery,
     Identity,
+    Notification,
     Observation,
     PathNotice,
     Person,
@@ -43,6 +44,7 @@ PHENOMENON_STATUS = "phenomenon.status"
 CONFIRM = "confirmation.add"
 PROPOSAL_CREATE = "proposal.create"
 PROPOSAL_MOVE = "proposal.move"
+PROPOSAL_OWNER = "proposal.owner"
 
 SUGGESTION_DAYS = 30
 
@@ -525,6 +527,49 @@ async def move_proposal(
     return None
 
 
+async def set_owner(
+    session: AsyncSession, proposal_id: int, owner_person_id: int, *, actor: str, now: datetime
+) -> bool:
+    """Make ``owner_person_id`` the proposal's owner (audited); False when it already is
+    or the proposal does not exist."""
+    row = await get_proposal(session, proposal_id)
+    if row is None or row.owner_person_id == owner_person_id:
+        return False
+    row.owner_person_id = owner_person_id
+    row.updated_at = now
+    await audit.record(session, actor, PROPOSAL_OWNER, f"proposal #{row.id}", 1, now)
+    return True
+
+
+CARD_BATCH = 20
+
+
+async def unposted_cards(session: AsyncSession, limit: int = CARD_BATCH) -> Sequence[Proposal]:
+    """Proposals whose card has not gone to a leadership channel yet, oldest first."""
+    query = (
+        select(Proposal).where(Proposal.card_posted_at.is_(None)).order_by(Proposal.id).limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def claim_card(session: AsyncSession, proposal_id: int, now: datetime) -> bool:
+    """Claim the posting of a proposal's card: True for exactly one caller (two bot
+    processes never post the same card twice)."""
+    result = await session.execute(
+        Proposal.__table__.update()
+        .where(Proposal.id == proposal_id, Proposal.card_posted_at.is_(None))
+        .values(card_posted_at=now)
+    )
+    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+
+
+async def release_card(session: AsyncSession, proposal_id: int) -> None:
+    """A card the platform did not take: posted again by the next ``post_cards``."""
+    await session.execute(
+        Proposal.__table__.update().where(Proposal.id == proposal_id).values(card_posted_at=None)
+    )
+
+
 async def proposal_events(session: AsyncSession, proposal_id: int) -> Sequence[ProposalEvent]:
     return (
         (
@@ -537,6 +582,17 @@ async def proposal_events(session: AsyncSession, proposal_id: int) -> Sequence[P
         .scalars()
         .all()
     )
+
+
+async def step_note(session: AsyncSession, proposal_id: int, status: str) -> str | None:
+    """The note of the proposal's (latest) step to ``status``, if it has one."""
+    note: str | None = await session.scalar(
+        select(ProposalEvent.note)
+        .where(ProposalEvent.proposal_id == proposal_id, ProposalEvent.status == status)
+        .order_by(ProposalEvent.id.desc())
+        .limit(1)
+    )
+    return note
 
 
 async def list_proposals(
@@ -580,6 +636,7 @@ class PathStep:
     step: str
     at: datetime | date | None
     detail: str | None = None  # a body id, a decision, a status
+    note: str | None = None  # the leader's note on a proposal step
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,7 +677,12 @@ async def path_of(session: AsyncSession, entry: Observation) -> PathView:
         )
     raised = entry.escalation in ESCALATED_CODES
     if raised:
-        steps.append(PathStep(rules.RAISED, entry.recorded_at, entry.escalation))
+        # When its notice reached leadership (an entry edited to escalated later than it
+        # was recorded), else when it was recorded.
+        noticed = await session.scalar(
+            select(func.min(Notification.created_at)).where(Notification.observation_id == entry.id)
+        )
+        steps.append(PathStep(rules.RAISED, noticed or entry.recorded_at, entry.escalation))
     decision: str | None = None
     statuses: list[str] = []
     for proposal in await proposals_of_observation(session, entry.id):
@@ -628,13 +690,18 @@ async def path_of(session: AsyncSession, entry: Observation) -> PathView:
         for event in await proposal_events(session, proposal.id):
             if event.status == rules.PRESENTED:
                 steps.append(
-                    PathStep(rules.PATH_PRESENTED, event.on_date or event.created_at, event.body)
+                    PathStep(
+                        rules.PATH_PRESENTED,
+                        event.on_date or event.created_at,
+                        event.body,
+                        event.note,
+                    )
                 )
             elif event.status == rules.DECIDED:
                 steps.append(PathStep(rules.PATH_DECIDED, event.created_at, event.note))
                 decision = event.note
             elif event.status in rules.PROPOSAL_CLOSED:
-                steps.append(PathStep(rules.CLOSED, event.created_at, event.status))
+                steps.append(PathStep(rules.CLOSED, event.created_at, event.status, event.note))
     facts = rules.PathFacts(
         in_digest=digested is not None,
         phenomenon=link_row is not None,
@@ -718,13 +785,15 @@ class PendingPath:
 
 
 async def due_path_notices(
-    session: AsyncSession, *, now: datetime, every: timedelta
+    session: AsyncSession, *, now: datetime, every: timedelta, zone: tzinfo = HELSINKI
 ) -> dict[int, list[PendingPath]]:
     """Unsent path notices per person, for the people not told anything within ``every``
-    (at most one message a day per worker, by default)."""
+    (at most one message a day per worker, by default), counted in calendar days of
+    ``zone`` (``flows.knowledge.news_told_since``: a daily run reaches them daily)."""
+    since = rules.news_told_since(now, every, zone)
     told_recently = (
         select(PathNotice.person_id)
-        .where(PathNotice.sent_at.is_not(None), PathNotice.sent_at > now - every)
+        .where(PathNotice.sent_at.is_not(None), PathNotice.sent_at >= since)
         .distinct()
     )
     rows = (

@@ -537,6 +537,9 @@ class Proposal(Base):
     decision: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(index=True)
+    # When its card with the move buttons went to the responsible leadership channel
+    # (None: not yet; ``bot.knowledge`` posts it at the next chance).
+    card_posted_at: Mapped[datetime | None]
 
 
 class ProposalEvent(Base):

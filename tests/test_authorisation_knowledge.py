@@ -14,6 +14,14 @@ Actions:
   channel, then the name as the next message: like ``/ilmio`` (leads, leaders, admins).
 * ``notice_link``: *Liitä ilmiöön* -> the phenomenon's button (``kp:lk:N:P``): like
   ``/liita`` (leads, leaders, admins).
+* ``pair``: ``/pari N`` on a teammate's entry of this week: everyone enrolled in the team.
+* ``link``: ``/liita N P`` (an own-team entry to an own-team phenomenon): like ``/ilmio``.
+* ``metoo_foreign``: the digest's *Minäkin* button (``kp:me:P``) on another region's team's
+  phenomenon, pressed in the own team chat: only admins.
+* ``move_foreign``: *Esitetty* on a proposal of another region (``kp:mv:P:presented``):
+  only admins, never a leader of another region.
+* ``answer_other``: answering someone else's body question (``kp:body``) and date question
+  (typed) after a leader pressed *Esitetty*: nobody; the asker's question stays theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Config
+from digests.periods import HELSINKI, week_of
 from storage import knowledge, repo
 from storage.admin import revoke_person
 from storage.models import (
@@ -52,19 +61,25 @@ ACTIONS = (
     "where",
     "notice_make",
     "notice_link",
+    "pair",
+    "link",
+    "metoo_foreign",
+    "move_foreign",
+    "answer_other",
 )
 MATRIX: dict[str, tuple[str, ...]] = {
-    #            phenomenon foreign propose move metoo where notice_make notice_link
-    "worker": (R, R, R, R, A, R, R, R),
-    "lead": (A, R, A, R, A, R, A, A),
-    "leader": (A, R, A, A, A, R, A, A),
-    "admin": (A, A, A, A, A, R, A, A),
-    "unenrolled": (R, R, R, R, R, R, R, R),
-    "revoked": (R, R, R, R, R, R, R, R),
+    #  phenomenon foreign propose move metoo where notice_make notice_link
+    #  pair link metoo_foreign move_foreign answer_other
+    "worker": (R, R, R, R, A, R, R, R, A, R, R, R, R),
+    "lead": (A, R, A, R, A, R, A, A, A, A, R, R, R),
+    "leader": (A, R, A, A, A, R, A, A, A, A, R, R, R),
+    "admin": (A, A, A, A, A, R, A, A, A, A, A, A, R),
+    "unenrolled": (R, R, R, R, R, R, R, R, R, R, R, R, R),
+    "revoked": (R, R, R, R, R, R, R, R, R, R, R, R, R),
 }
 USERS = {"worker": 1101, "lead": 2101, "leader": 3101, "admin": 4101, "unenrolled": 9101}
 USERS["revoked"] = 5101
-REPORTER, SWEDE = 1201, 1301
+REPORTER, SWEDE, ASKER = 1201, 1301, 3102
 
 
 class World:
@@ -79,6 +94,7 @@ class World:
         for role in ("worker", "lead", "leader", "admin", "revoked"):
             await self.enrol(USERS[role], "hki-etsiva", "worker" if role == "revoked" else role)
         await self.enrol(REPORTER, "hki-etsiva", "worker")
+        await self.enrol(ASKER, "hki-etsiva", "leader")
         await self.enrol(SWEDE, "vaasa-uppsok", "worker", "sv")
         self.bot.fake.user(USERS["unenrolled"], first_name="Vieras", language_code="fi")
         async with self.bot.rt.db.transaction() as session:
@@ -94,13 +110,22 @@ class World:
         self.entry_id, self.foreign_id = entries[0].id, entries[1].id
         self.raised_id = entries[2].id
         self.phenomenon_id = await self.new_phenomenon("Yömajat täynnä")
+        self.foreign_phenomenon = await self.new_phenomenon(
+            "Härbärgen fulla", region="pohjanmaa", team="vaasa-uppsok"
+        )
+        # The team's digest in its chat (-1001): the message whose "Minäkin" button is
+        # forged with another team's phenomenon.
+        assert self.bot.rt.digests is not None
+        await self.bot.rt.digests.send_weekly(week_of(self.bot.clock().astimezone(HELSINKI)))
 
-    async def new_phenomenon(self, title: str) -> int:
+    async def new_phenomenon(
+        self, title: str, region: str = "helsinki", team: str = "hki-etsiva"
+    ) -> int:
         async with self.bot.rt.db.transaction() as session:
             row = await knowledge.create_phenomenon(
                 session,
-                region="helsinki",
-                team_id="hki-etsiva",
+                region=region,
+                team_id=team,
                 theme="theme.housing",
                 title=title,
                 language="fi",
@@ -188,6 +213,99 @@ class World:
         async with self.bot.rt.db.transaction() as session:
             linked = await session.get(PhenomenonLink, self.raised_id)
         return A if linked is not None and linked.phenomenon_id == target else R
+
+    async def pair(self, role: str) -> str:
+        await self.bot.say(USERS[role], f"/pari {self.entry_id}")
+        found = await self.rows(
+            Confirmation,
+            Confirmation.kind == "pair",
+            Confirmation.observation_id == self.entry_id,
+        )
+        return A if await self._is_theirs(found, role) else R
+
+    async def _is_theirs(self, confirmations: list[Any], role: str) -> bool:
+        if role == "unenrolled":
+            return False
+        async with self.bot.rt.db.transaction() as session:
+            member = await repo.find_member(session, "telegram", str(USERS[role]))
+        return member is not None and any(c.person_id == member.person_id for c in confirmations)
+
+    async def link(self, role: str) -> str:
+        target = await self.new_phenomenon(f"Komennolla liitettävä ({role})")
+        await self.bot.say(USERS[role], f"/liita {self.entry_id} {target}")
+        async with self.bot.rt.db.transaction() as session:
+            linked = await session.get(PhenomenonLink, self.entry_id)
+        return A if linked is not None and linked.phenomenon_id == target else R
+
+    async def metoo_foreign(self, role: str) -> str:
+        await self.bot.act(
+            lambda: self.bot.fake.press(
+                USERS[role], f"kp:me:{self.foreign_phenomenon}", chat_id=-1001, strict=False
+            )
+        )
+        found = await self.rows(Confirmation, Confirmation.phenomenon_id == self.foreign_phenomenon)
+        return A if await self._is_theirs(found, role) else R
+
+    async def _proposal(self, text: str, phenomenon: int) -> int:
+        async with self.bot.rt.db.transaction() as session:
+            row = await knowledge.create_proposal(
+                session,
+                text=text,
+                phenomenon_id=phenomenon,
+                proposer_person_id=None,
+                owner_person_id=None,
+                actor="test",
+                now=self.bot.clock(),
+            )
+            assert row is not None
+            return row.id
+
+    async def move_foreign(self, role: str) -> str:
+        number = await self._proposal(f"Förslag ({role})", self.foreign_phenomenon)
+        calls = await self.bot.act(
+            lambda: self.bot.fake.press(
+                USERS[role], f"kp:mv:{number}:presented", chat_id=-2001, strict=False
+            )
+        )
+        asked = any("toimielimelle" in (c.text or "") for c in calls)
+        events = await self.rows(ProposalEvent, ProposalEvent.proposal_id == number)
+        assert [e.status for e in events] == ["proposed"]
+        return A if asked else R
+
+    async def answer_other(self, role: str) -> str:
+        """A leader (ASKER) pressed *Esitetty*; ``role`` answers the body question and then
+        types a day in the same chat. Allowed would be: the proposal moved on their answers."""
+        number = await self._proposal(f"Kysytty ({role})", self.phenomenon_id)
+        chat = -2001
+        await self.bot.act(
+            lambda: self.bot.fake.press(
+                ASKER, f"kp:mv:{number}:presented", chat_id=chat, strict=False
+            )
+        )
+        await self.bot.act(
+            lambda: self.bot.fake.press(
+                USERS[role], f"kp:body:{number}:sote", chat_id=chat, strict=False
+            )
+        )
+        await self.bot.say(USERS[role], "1.11.2026", chat_id=chat)
+        await self.bot.act(
+            lambda: self.bot.fake.press(
+                USERS[role], f"kp:nonote:{number}", chat_id=chat, strict=False
+            )
+        )
+        events = await self.rows(ProposalEvent, ProposalEvent.proposal_id == number)
+        moved = [e.status for e in events] != ["proposed"]
+        # The asker's question is still theirs: they finish it themselves.
+        await self.bot.act(
+            lambda: self.bot.fake.press(ASKER, f"kp:body:{number}:sote", chat_id=chat, strict=False)
+        )
+        await self.bot.say(ASKER, "1.11.2026", chat_id=chat)
+        await self.bot.act(
+            lambda: self.bot.fake.press(ASKER, f"kp:nonote:{number}", chat_id=chat, strict=False)
+        )
+        events = await self.rows(ProposalEvent, ProposalEvent.proposal_id == number)
+        assert [e.status for e in events][-1] == "presented" or moved
+        return A if moved else R
 
     async def where(self, role: str) -> str:
         calls = await self.bot.say(USERS[role], f"/missa {self.entry_id}")

@@ -37,7 +37,6 @@ from digests.model import (
     CountRow,
     LeaderAnswer,
     NewOrGrowing,
-    Quote,
     RisingRow,
     SpreadRow,
     StatusInfo,
@@ -300,11 +299,19 @@ async def test_weekly_figures(world: World) -> None:
         NewOrGrowing("theme.income", new=1, growing=0, rising=True),  # 2 against nothing
     ]
     # Newest first, one per theme: Sunday's housing, Wednesday's substance, Monday's income.
-    assert d.quotes == [
-        Quote("Ei mitään paikkaa <tänä yönä> & huomenna.", "theme.housing"),
-        Quote("Kukaan ei kuuntele.", "theme.substance_mental"),
-        Quote("Rahat loppu.", "theme.income"),
+    # Each names its entry (the team digest's "Make #N a phenomenon" buttons).
+    assert [(q.text, q.theme) for q in d.quotes] == [
+        ("Ei mitään paikkaa <tänä yönä> & huomenna.", "theme.housing"),
+        ("Kukaan ei kuuntele.", "theme.substance_mental"),
+        ("Rahat loppu.", "theme.income"),
     ]
+    async with world.db.snapshot() as session:
+        quoted = {
+            row.id: row.quote
+            for row in (await session.execute(select(Observation))).scalars()
+            if row.quote
+        }
+    assert all(quoted[q.observation_id or 0] == q.text for q in d.quotes)
     # Raised this week, oldest first; statuses as of the end of the week.
     assert [
         (e.observation_id, e.escalation, e.status.status, e.days_open) for e in d.escalations

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
@@ -612,6 +613,15 @@ def test_the_first_reminder_waits_one_working_day_over_a_weekend() -> None:
     assert desk.advance(state, desk.Tick(), monday, two).effects == ()
     assert desk.advance(state, desk.Tick(), monday + timedelta(days=1), two).effects != ()
     assert desk.working_days_after(friday, 1, "Europe/Helsinki").weekday() == 0
+    # Finnish public holidays are not working days: posted on the Wednesday before
+    # Christmas (Christmas Eve, Christmas Day, then the weekend), due on the Monday after;
+    # posted the day before Ascension Day (Thursday), due on the Friday.
+    zone = "Europe/Helsinki"
+    before_christmas = datetime(2026, 12, 23, 9, tzinfo=ZoneInfo(zone))
+    assert desk.working_days_after(before_christmas, 1, zone).date() == date(2026, 12, 28)
+    before_ascension = datetime(2027, 5, 5, 9, tzinfo=ZoneInfo(zone))
+    assert desk.working_days_after(before_ascension, 1, zone).date() == date(2027, 5, 7)
+    assert desk.working_days_after(before_ascension, 2, zone).date() == date(2027, 5, 10)
 
 
 def test_no_measure_in_fourteen_days_reminds_the_leaders_and_tells_the_notifier_once() -> None:

@@ -85,17 +85,32 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     [phenomenon] = await rows(bot, Phenomenon)
     assert f"#{phenomenon.id}" in last_text(bot, LEAD) and f"#{entry.id}" in last_text(bot, LEAD)
 
-    # Two other workers confirm it with one command each; the recorder cannot count twice.
-    for user in (OTHER, THIRD):
-        await bot.say(user, f"/minakin {phenomenon.id}")
-        assert "minäkin" in last_text(bot, user).lower()
-    await bot.say(OTHER, f"/minäkin {phenomenon.id}")
-    assert "jo" in last_text(bot, OTHER)
-    assert len(await rows(bot, Confirmation)) == 2
+    # Two other workers tap "me too": one on the team's weekly digest (last week's, sent
+    # this Monday morning), one on the suggestion while typing the same matter anew.
+    assert bot.rt.digests is not None
+    await bot.rt.digests.send_weekly()
+    digest = [c for c in bot.fake.messages_to(TEAM_CHAT) if c.reply_markup][-1]
+    assert f"kp:me:{phenomenon.id}" in buttons(digest)
+    calls = await bot.press(OTHER, f"kp:me:{phenomenon.id}", chat_id=TEAM_CHAT)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]  # to the presser alone
+    assert "minäkin" in str(calls[0].params).lower()
+    await bot.say(THIRD, "Taas nuori aikuinen ilman hätämajoitusta, pakkasyö ja yömaja täynnä")
+    assert "Kuulostaa samalta" in bot.fake.bot_messages(THIRD)[-1]["text"]
+    tapped = await bot.press_value(THIRD, f"p{phenomenon.id}")
+    assert any("Kirjattu: minäkin" in text for text in texts_to(tapped, THIRD))
+    # The recorder cannot count twice; a second tap counts nothing.
+    await bot.act(
+        lambda: bot.fake.press(OTHER, f"kp:me:{phenomenon.id}", chat_id=TEAM_CHAT, strict=False)
+    )
+    confirmations = await rows(bot, Confirmation)
+    assert sorted(c.person_id for c in confirmations) == sorted(
+        {c.person_id for c in confirmations}
+    )
+    assert len(confirmations) == 2
     assert len(await rows(bot, Observation)) == 1  # a confirmation is not an observation
 
     # The leader proposes in the leadership channel and moves the proposal there with
-    # buttons and one typed decision.
+    # buttons, a typed day and note for presenting, and one tap + one typed line to decide.
     channel = LEADER_CHAT
     await bot.say(
         LEADER, f"/ehdotus {phenomenon.id} Lisää hätämajoituspaikkoja pakkasöiksi", chat_id=channel
@@ -103,6 +118,8 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     [proposal] = await rows(bot, Proposal)
     card = bot.fake.messages_to(channel)[-1]
     assert f"kp:mv:{proposal.id}:presented" in buttons(card)
+    # the card was shown here, and is not posted to the same channel a second time
+    assert sum(f"#{proposal.id} –" in t for t in texts_to(bot.fake.sent, channel)) == 1
     # Only a leader may move it: the lead's press is answered to the lead alone.
     calls = await bot.press(LEAD, f"kp:mv:{proposal.id}:presented", chat_id=channel)
     assert [c.method for c in calls] == ["answerCallbackQuery"]
@@ -114,8 +131,12 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     await bot.say(LEADER, "32.13.", chat_id=channel)
     assert "tunnistanut" in last_text(bot, channel)
     await bot.say(LEADER, "1.11.2026", chat_id=channel)
+    asked = bot.fake.messages_to(channel)[-1]
+    assert "muistiinpano" in (asked.text or "") and buttons(asked) == [f"kp:nonote:{proposal.id}"]
+    await bot.say(LEADER, "Esittelijänä sosiaalijohtaja", chat_id=channel)
     await bot.press(LEADER, f"kp:mv:{proposal.id}:decided", chat_id=channel)
     assert "päätettiin" in last_text(bot, channel)
+    assert buttons(bot.fake.messages_to(channel)[-1]) == []  # a decision is typed, not skipped
     await bot.say(LEADER, "20 lisäpaikkaa tammikuusta alkaen", chat_id=channel)
     [proposal] = await rows(bot, Proposal)
     assert (proposal.status, proposal.body, str(proposal.presented_on)) == (
@@ -124,8 +145,13 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
         "2026-11-01",
     )
     assert proposal.decision == "20 lisäpaikkaa tammikuusta alkaen"
-    steps = [e.status for e in await rows(bot, ProposalEvent)]
-    assert steps == ["proposed", "presented", "decided"]
+    events = await rows(bot, ProposalEvent)
+    assert [(e.status, e.note) for e in events] == [
+        ("proposed", None),
+        ("presented", "Esittelijänä sosiaalijohtaja"),
+        ("decided", "20 lisäpaikkaa tammikuusta alkaen"),
+    ]
+    assert all(e.actor.startswith("person:") for e in events[1:])
 
     # The day's news (the scheduled path_news job): one message to each of the three,
     # none to the lead or leader.
@@ -148,6 +174,7 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     await bot.say(WORKER, f"/missa {entry.id}")
     path = last_text(bot, WORKER)
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path
+    assert "Esittelijänä sosiaalijohtaja" in path  # the step's note
     assert "muutama" in path  # two confirmers: "a few", never the exact small count
     assert "20 lisäpaikkaa" in path
     # /omat marks the entry with where it stands now.
@@ -161,6 +188,15 @@ async def test_from_an_entry_to_a_decision_every_worker_hears_once(bot: Bot) -> 
     await bot.enrol(OUTSIDER, "worker", name="Olli")
     await bot.say(OUTSIDER, f"/missa {entry.id}")
     assert "ei löydy" in last_text(bot, OUTSIDER)
+
+    # Next Monday the team's digest of this week says what happened to its observations.
+    bot.clock.advance(days=7)  # type: ignore[attr-defined]
+    await bot.rt.digests.send_weekly()
+    text = "\n".join(texts_to(bot.fake.sent, TEAM_CHAT)[-3:])
+    assert "Mitä havainnoillemme tapahtui" in text
+    assert f"Ehdotus #{proposal.id} (Päätetty)" in text and "Lisää hätämajoituspaikkoja" in text
+    for name in [*NAMES.values(), "Liisa", "Leena"]:
+        assert name not in text
 
     actions = {a.action for a in await rows(bot, AuditEvent)}
     assert {"phenomenon.create", "phenomenon.link", "confirmation.add"} <= actions

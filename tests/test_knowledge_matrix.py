@@ -1,9 +1,11 @@
 """The knowledge path on Matrix, against a real Synapse with the real matrix-nio client.
 
-A worker's entry -> the team lead makes it a phenomenon (``!ilmio``) -> another worker says
-``!minäkin``, a third types the same matter and answers "the same thing?" with ``1`` -> a
-leader proposes in the leadership room and moves the proposal with reactions and one typed
-decision -> the three workers hear of it once; ``!missa`` shows the path.
+A worker's entry -> the team lead makes it a phenomenon (``!ilmio``) -> the team room's
+weekly digest says what happened to the team's observations, and another worker reacts to
+its "Minäkin" choice; a third types the same matter and answers "the same thing?" with ``1``
+-> a leader proposes in the leadership room and moves the proposal with reactions, a typed
+day, a skipped note and one typed decision -> the three workers hear of it once (a second
+news run sends nothing); ``!missa`` shows the path.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import nio
+
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.transports.matrix import KEYCAPS
-from storage.models import AuditEvent, Phenomenon, Proposal
+from digests.periods import HELSINKI, week_of
+from storage.models import AuditEvent, Confirmation, Phenomenon, Proposal
+from tests.conftest import TEST_TEAMS
 from tests.support.db import rows
 from tests.support.synapse_harness import Synapse
 from tests.test_matrix_e2e import (
@@ -59,13 +65,27 @@ async def test_the_knowledge_path_over_matrix(
     runtimes: list[Runtime],
 ) -> None:
     leader, channel, leadership = await leadership_room(synapse, bot_account)
+    # The team's room, where its weekly digest goes: the lead made it, the bot and a
+    # worker (``other``) are in it.
+    lead = await peer(synapse, bot_account.user_id)
+    other = await peer(synapse, bot_account.user_id)
+    created = await lead.client.room_create(
+        name="Helsingin etsivät", invite=[bot_account.user_id, other.user_id]
+    )
+    assert isinstance(created, nio.RoomCreateResponse)
+    team_room = created.room_id
+    assert isinstance(await other.client.join(team_room), nio.JoinResponse)
+    teams = [dict(TEST_TEAMS[0], matrix_room_id=team_room), *TEST_TEAMS[1:]]
     config = make_config(
-        matrix=matrix_section(synapse, bot_account), leadership=leadership, bodies=BODIES
+        matrix=matrix_section(synapse, bot_account),
+        leadership=leadership,
+        bodies=BODIES,
+        teams=teams,
     )
     runtime, _ = await start(config, runtimes)
     await leader.until(lambda: (channel, bot_account.user_id, "join") in leader.memberships)
+    await lead.until(lambda: (team_room, bot_account.user_id, "join") in lead.memberships)
     await enrolled(runtime, leader, "leader")
-    lead = await peer(synapse, bot_account.user_id)
     lead_dm = await enrolled(runtime, lead, "lead")
 
     worker = await peer(synapse, bot_account.user_id)
@@ -78,11 +98,26 @@ async def test_the_knowledge_path_over_matrix(
     assert "Ilmiö #" in (await lead.reply(lead_dm)).body
     [phenomenon] = await rows(runtime.db, Phenomenon)
 
-    other = await peer(synapse, bot_account.user_id)
     other_room = await other.open_dm()
     await enrol(runtime, other, other_room)
-    await other.send(other_room, f"!minäkin {phenomenon.id}")
-    assert "minäkin" in (await other.reply(other_room)).body
+    # The team's weekly digest: what happened to our observations, and the open phenomenon
+    # with its "Minäkin" choice, which the other worker answers with a reaction.
+    assert runtime.digests is not None
+    await runtime.digests.send_weekly(week_of(runtime.service.clock().astimezone(HELSINKI)))
+    await other.until(
+        lambda: any(f"Minäkin #{phenomenon.id}" in n.options() for n in other.notices[team_room])
+    )
+    digest = "\n".join(n.body for n in other.notices[team_room])
+    assert "Mitä havainnoillemme tapahtui" in digest
+    assert f"ilmiöön #{phenomenon.id}" in digest and "Nuoret aikuiset" in digest
+    choice = next(n for n in other.notices[team_room] if n.options())
+    index = choice.options().index(f"Minäkin #{phenomenon.id}")
+    await other.until(lambda: len(other.bot_reactions[choice.event_id]) == len(choice.options()))
+    await other.react(team_room, choice.event_id, KEYCAPS[index])
+    # Answered to the worker alone, in their private chat; the team room stays quiet.
+    assert "minäkin" in (await other.reply(other_room)).body.lower()
+    [confirmation] = await rows(runtime.db, Confirmation)
+    assert confirmation.phenomenon_id == phenomenon.id
 
     # "Me too" at capture time: a third worker types the same matter, is asked "the same
     # thing?" and answers with one number: a confirmation, not a new entry.
@@ -103,6 +138,8 @@ async def test_the_knowledge_path_over_matrix(
     await react_to_option(leader, channel, "Sosiaali- ja terveyslautakunta")
     assert "päivänä" in (await leader.reply(channel)).body
     await leader.send(channel, "1.11.2026")
+    assert "muistiinpano" in (await leader.reply(channel)).body  # optional: one reaction
+    await react_to_option(leader, channel, "Ei muistiinpanoa")
     await leader.replies(channel, 2)  # done and the new card
     await react_to_option(leader, channel, "Päätetty")
     assert "päätettiin" in (await leader.reply(channel)).body
@@ -120,6 +157,9 @@ async def test_the_knowledge_path_over_matrix(
     for someone, dm in ((worker, room), (other, other_room), (third, third_room)):
         news = await someone.reply(dm)
         assert "20 lisäpaikkaa tammikuusta" in news.body
+    # Once: a second run the same day sends nothing, and nothing arrives.
+    assert await runtime.knowledge.send_news() == 0
+    await worker.quiet(room, 1.0)
     await worker.send(room, f"!missa {entry.id}")
     path = (await worker.reply(room)).body
     assert "Päätös tehty" in path and "Sosiaali- ja terveyslautakunta" in path

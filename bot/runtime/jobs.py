@@ -29,6 +29,8 @@ changes move nothing: 08:00 stays 08:00 local):
 - ``path_news`` (daily at ``knowledge.news_time``, 15:00): each worker hears, in one
   message, what moved on the knowledge path for what they recorded or confirmed
   (``bot.knowledge``).
+- ``proposal_cards`` (every 5 minutes): the cards of proposals no chat event posted (made
+  on the command line, or whose post failed) to the responsible leadership channel.
 - ``social_reports`` (working days at ``schedule.monthly_time``, only with ``[[reports]]``):
   each configured report of the last ended half-year or year, once it is due, to its
   leadership channel, once (``bot.reports``).
@@ -151,6 +153,14 @@ async def path_news_job(runtime: Runtime) -> None:
     log.info("job_done job=path_news sent=%s", sent)
 
 
+async def proposal_cards_job(runtime: Runtime) -> None:
+    if runtime.knowledge is None:
+        return
+    posted = await runtime.knowledge.post_cards()
+    if posted:
+        log.info("job_done job=proposal_cards posted=%s", posted)
+
+
 def _summary(outcomes: Any) -> str:
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -210,6 +220,7 @@ def job_table(runtime: Runtime) -> list[ScheduledJob]:
         ),
         # The knowledge path: what became of their observations, to each worker once a day.
         ("path_news", cron(hour=news_hour, minute=news_minute), path_news_job),
+        ("proposal_cards", every(RETRY_INTERVAL_MINUTES), proposal_cards_job),
     ]
     if runtime.config.reports:
         # Scheduled social reports ([[reports]]): checked each working day, delivered once.
