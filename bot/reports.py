@@ -195,8 +195,15 @@ async def gather_figures(
     figures = await report_figures(
         session, scope.region, scope.name, start, end, zone, team=scope.team
     )
+    if scope.team is not None and scope.region is not None and figures.comparison is not None:
+        # A team's report compares the team with its region: the region's column is named.
+        region_name = with_code(region_printed(cfg, scope.region), cfg.region_code(scope.region))
+        figures = replace(figures, comparison=replace(figures.comparison, region_name=region_name))
     teams = [t for t in cfg.teams if t.id in scope.region_teams]
-    areas = {area.id: area.name for team in teams for area in team.areas}
+    # An area's municipality number beside its name ("Kallio (091)"), where configured.
+    areas = {
+        area.id: with_code(area.name, area.municipality) for team in teams for area in team.areas
+    }
 
     def body_name(body_id: str) -> str:
         body = cfg.body(body_id)
@@ -216,7 +223,7 @@ async def gather_figures(
         body_name=body_name,
         appendix_name=appendix_name,
     )
-    return replace(figures, sections=sections)
+    return replace(figures, sections=sections, codes=cfg.official_codes())
 
 
 def post_key(transport: str, chat_id: str, ref: str) -> str:

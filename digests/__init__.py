@@ -6,7 +6,7 @@ and ``storage.report_queries``; what a digest shows of them (rising themes,
 which quotes, ranking and grouping) is decided once, in ``digests.rules``,
 for the weekly digest, the monthly summary and the social report alike. The
 delivery side renders them with ``render_weekly``/``render_monthly`` (or
-``digests.report``) in a worker thread and splits the text with
+``digests.report``) in a process pool and splits the text with
 ``bot.transports.base.split_text``.
 
 Import from the modules (``digests.model``, ``digests.periods``, ``digests.rules``,

@@ -398,6 +398,11 @@ class MonthlySummary:
     organisation: RegionRow | None = None
     hidden_region_totals: frozenset[str] = frozenset()
     hidden_region_open: frozenset[str] = frozenset()
+    # The observations' total (and the open items' total of the regions) prints as "–":
+    # every cell adding up to it is hidden and would still be given back by it
+    # (``digests.numbers.total_hidden``).
+    total_hidden: bool = False
+    open_total_hidden: bool = False
     # The configuration's official region and municipality codes, for the CSV file.
     codes: OfficialCodes = NO_CODES
 

@@ -13,10 +13,21 @@ module, so there is one rule for each of these questions:
   printed in a report: it is shown as "< 5" (``count``).
 * **Can a hidden count be worked back from a total?** Not by subtraction:
   ``suppress`` applies *secondary suppression* to a group of counts whose total
-  is shown. When exactly one cell of the group is hidden, the next-smallest
-  non-zero cell is hidden too, so "total minus the shown cells" is the sum of
-  at least two hidden cells, never one of them. (A zero is shown as 0: it
-  names nobody.)
+  is shown. A reader knows the total, the shown cells, that every hidden cell
+  is at least 1 (a zero is shown as 0: it names nobody) and, reading "< 5",
+  perhaps that it is at most ``min_cell`` - 1. The hidden cells' sum S is then
+  known, and with k hidden cells one of them is pinned to its value when
+  k = 1 (it is S), when S = k (every hidden cell is 1) or when every hidden
+  cell is min_cell - 1 (S = k * (min_cell - 1), each read as at most
+  min_cell - 1). ``suppress`` hides the
+  smallest shown non-zero cells, one at a time (ties by key order), until none
+  of the three holds; the cells added are never smaller than a primary one, so a
+  hidden cell is at most the smallest shown cell, and a list that ranks shown
+  cells first (``digests.rules.ranked_shown``) says nothing more. Only where
+  every non-zero cell is hidden and still one of the three holds (every cell 1,
+  or every cell min_cell - 1) is no cell left to add: then the total itself
+  must not be printed (``total_hidden``; a total below ``min_cell`` is hidden
+  anyway, and with it k = min_cell - 1 cells of 1 are the pinned case).
 * **How many workers wrote?** Below ``few_workers`` (3) a team digest says "a
   few workers" instead of the number (``few_workers``; the text is the
   renderer's).
@@ -38,7 +49,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from babel.numbers import format_decimal, format_percent
 
@@ -73,6 +84,11 @@ class Privacy:
     def hidden(self, counts: Mapping[K, int]) -> frozenset[K]:
         """The cells of a group with a shown total that this audience sees as "< 5"."""
         return suppress(counts, self.min_cell) if self.suppress else frozenset()
+
+    def total_hidden(self, *groups: Mapping[Any, int]) -> bool:
+        """Whether a total that ``groups`` (each adding up to it) share must not be printed
+        to this audience (``total_hidden``: every cell of a group is hidden and pinned)."""
+        return self.suppress and any(total_hidden(g, self.min_cell) for g in groups)
 
     @property
     def min_workers(self) -> int:
@@ -136,35 +152,75 @@ def count(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False
     return number(n, lang)
 
 
+def _pinned(values: list[int], min_cell: int) -> bool:
+    """Whether hidden cells of ``values`` (their sum known from a printed total) give a
+    reader one value for a cell: one cell, every cell 1, or every cell ``min_cell`` - 1."""
+    # With S = k * (min_cell - 1) and a secondary cell (min_cell or more) among them, a
+    # reader who takes "< 5" at its word finds every cell min_cell - 1: wrong, not pinned.
+    return len(values) == 1 or all(n == 1 for n in values) or all(n == min_cell - 1 for n in values)
+
+
+def total(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False) -> str:
+    """A total for ``privacy``'s audience: as ``count``, or "–" when ``hidden``
+    (``total_hidden``: printed, it would pin the hidden cells that add up to it)."""
+    if privacy.suppress and hidden:
+        return "–"
+    return count(n, lang, privacy)
+
+
 def suppress(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> frozenset[K]:
     """The cells of a group to hide, when the group's total is shown.
 
-    Primary: every count in 1..min_cell-1. Secondary: when exactly one cell is hidden
-    that way, the smallest other non-zero cell (ties by key order of ``counts``) is
-    hidden too, so that no hidden count equals the total minus the shown ones. With
-    no other non-zero cell the lone cell is the whole total, which is then itself below
-    ``min_cell`` and hidden where it is shown (``count``).
+    Primary: every count in 1..min_cell-1. Secondary: while the hidden cells are
+    ``_pinned`` (one cell; all 1; all ``min_cell`` - 1), the smallest other non-zero cell
+    (ties by key order of ``counts``) is hidden too, so that no hidden count follows from
+    the total minus the shown ones. When every non-zero cell is hidden and they are still
+    pinned, nothing is left to add: ``total_hidden`` says the total must not be printed
+    (a lone non-zero cell is the whole total, which is then below ``min_cell`` and hidden
+    where it is shown, ``count``).
     """
     hidden = {key for key, n in counts.items() if 0 < n < min_cell}
-    if len(hidden) == 1:
-        others = [
-            (n, i, key) for i, (key, n) in enumerate(counts.items()) if n and key not in hidden
-        ]
-        if others:
-            hidden.add(min(others, key=lambda entry: (entry[0], entry[1]))[2])
+    if not hidden:
+        return frozenset()
+    others = sorted(
+        (n, i, key) for i, (key, n) in enumerate(counts.items()) if n and key not in hidden
+    )
+    for _, _, key in others:
+        if not _pinned([counts[k] for k in hidden], min_cell):
+            break
+        hidden.add(key)
     return frozenset(hidden)
+
+
+def total_hidden(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """Whether the total of a group must not be printed: every non-zero cell is hidden by
+    ``suppress`` and they would still be pinned by it (every cell 1, or every cell
+    ``min_cell`` - 1, at least two of them). A total below ``min_cell`` prints as "< 5"
+    anyway; then k cells of 1 are pinned when k = min_cell - 1 (their sum is at least k
+    and at most min_cell - 1), and this says so too."""
+    values = [n for n in counts.values() if n]
+    if len(values) < 2 or any(n >= min_cell for n in values):
+        return False
+    total = sum(values)
+    if total < min_cell:
+        return len(values) >= min_cell - 1
+    return _pinned(values, min_cell)
 
 
 def recoverable(
     counts: Mapping[K, int], hidden: Iterable[K], min_cell: int = DEFAULT_MIN_CELL
 ) -> bool:
-    """Whether a hidden non-zero cell equals the printed total minus the printed cells (for
-    tests and for checking a rendering): exactly one non-zero cell hidden while the total
-    is printed (a total below ``min_cell`` is itself hidden)."""
+    """Whether a hidden non-zero cell follows from the printed total and the printed cells
+    (for tests and for checking a rendering): the hidden cells are ``_pinned`` while the
+    total is printed. A total below ``min_cell`` is itself hidden; then the hidden cells
+    are pinned only as k = min_cell - 1 cells of 1 (``total_hidden``)."""
+    values = [counts[key] for key in set(hidden) if counts.get(key, 0)]
+    if not values:
+        return False
     total = sum(counts.values())
     if 0 < total < min_cell:
-        return False
-    return sum(1 for key in set(hidden) if counts.get(key, 0)) == 1
+        return len(values) >= min_cell - 1
+    return _pinned(values, min_cell)
 
 
 def quotable_themes(theme_counts: Mapping[str, int], min_cell: int = DEFAULT_MIN_CELL) -> set[str]:

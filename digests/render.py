@@ -34,22 +34,24 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from babel.dates import format_date, format_interval, format_skeleton
 
-from digests import numbers
+from digests import numbers, rules
 from digests.model import (
     AVERAGE_MONTHS,
     AVERAGE_WEEKS,
+    CountRow,
     EscalationItem,
     LeaderAnswer,
     MonthlySummary,
     NewOrGrowing,
     RegionRow,
     RisingRow,
+    ThemeRow,
     WeeklyDigest,
 )
 from digests.numbers import TEAM, Privacy
 from digests.periods import HELSINKI, TimeZone, parse_week, zone
 from digests.spreadsheet import DEFAULT_CSV_DIALECT as CSV_DEFAULT_DIALECT
-from digests.spreadsheet import csv_writer, safe_cell
+from digests.spreadsheet import csv_writer, official_cells, safe_cell
 from flows import knowledge
 from flows.events import Choice
 from flows.i18n import label, t
@@ -200,6 +202,12 @@ def render_weekly(
     dates = format_interval(first_day, last_day, "yMMMd", locale=_locale(lang))
     doc = _Doc()
     hidden = privacy.hidden({row.code: row.count for row in d.themes})
+    # The total is shared by the themes, the signals and the groups.
+    total_hidden = privacy.total_hidden(
+        {row.code: row.count for row in d.themes},
+        {row.code: row.count for row in d.signals},
+        {row.code: row.count for row in d.groups},
+    )
     title = _both(
         lang, "weekly.title", team=d.team_name, week=str(number), year=str(year), dates=dates
     )
@@ -217,11 +225,17 @@ def render_weekly(
             _t(
                 lang,
                 "weekly.total",
-                observations=_plural_count(lang, "weekly.observations", d.total, privacy),
+                observations=_t(
+                    lang,
+                    "weekly.observations.other",
+                    n=numbers.total(d.total, lang, privacy, total_hidden),
+                )
+                if total_hidden
+                else _plural_count(lang, "weekly.observations", d.total, privacy),
                 workers=workers,
             )
         )
-        rate = _weekly_rate(d, lang, privacy)
+        rate = None if total_hidden else _weekly_rate(d, lang, privacy)
         if rate is not None:
             doc.line(rate)
         _weekly_counts(doc, d, lang, privacy, hidden)
@@ -324,7 +338,7 @@ def _weekly_counts(
     doc: _Doc, d: WeeklyDigest, lang: str, privacy: Privacy, hidden: frozenset[str]
 ) -> None:
     doc.section(_t(lang, "weekly.themes"))
-    for row in d.themes:
+    for row in rules.shown_first(d.themes, _row_code, hidden):
         count_hidden = privacy.suppress and (row.code in hidden or privacy.small(row.count))
         before = round(row.average * AVERAGE_WEEKS)
         # With one of the count and the average hidden, the change would give it back.
@@ -343,7 +357,7 @@ def _weekly_counts(
         if rows:
             doc.section(_t(lang, heading))
             group_hidden = privacy.hidden({r.code: r.count for r in rows})
-            for count_row in rows:
+            for count_row in rules.shown_first(rows, _row_code, group_hidden):
                 shown = _count(count_row.count, lang, privacy, count_row.code in group_hidden)
                 doc.item(f"{label(count_row.code, lang)}: {shown}")
     if d.new_or_growing:
@@ -353,6 +367,10 @@ def _weekly_counts(
         if d.rate_basis and any(trend.rising for trend in d.new_or_growing):
             note = _t(lang, "weekly.rising_by_rate")
             doc.line(note, f"<i>{html.escape(note)}</i>")
+
+
+def _row_code(row: CountRow | ThemeRow) -> str:
+    return row.code
 
 
 def _trend_parts(trend: NewOrGrowing, lang: str, privacy: Privacy) -> str:
@@ -502,7 +520,8 @@ def render_monthly(
                 charts.monthly_themes_chart(
                     [label(row.code, lang) for row in s.leading],
                     [_drawn(row.count, row.code, s) for row in s.leading],
-                    [row.teams for row in s.leading],
+                    # A number of teams bounds a hidden count from below: not drawn.
+                    [0 if _drawn(row.count, row.code, s) == 0 else row.teams for row in s.leading],
                     title=_t(lang, "chart.monthly_title", scope=scope, month=month),
                     count_label=_t(lang, "chart.observations"),
                     teams_label=_t(lang, "chart.teams"),
@@ -545,10 +564,11 @@ def _monthly_doc(
     doc.line(title[0], f"<b>{title[1]}</b>")
 
     doc.section(_t(lang, "monthly.totals"))
-    doc.item(_t(lang, "monthly.total_observations", n=_count(s.total, lang, p)))
+    total = numbers.total(s.total, lang, p, s.total_hidden)
+    doc.item(_t(lang, "monthly.total_observations", n=total))
     if s.activity.known:
         a = s.activity
-        now = numbers.rate(s.total, a.worker_weeks, a.workers, lang, p)
+        now = numbers.rate(s.total, a.worker_weeks, a.workers, lang, p, s.total_hidden)
         before = numbers.rate(
             s.before_total, a.before_worker_weeks, max(a.before_workers, default=0), lang, p
         )
@@ -753,8 +773,8 @@ def _monthly_regions(doc: _Doc, s: MonthlySummary, lang: str, budget: _Budget) -
     if s.organisation is not None:
         rows.append((s.organisation, None))
     for row, key in rows:
-        totals_hidden = key is not None and key in s.hidden_region_totals
-        open_hidden = key is not None and key in s.hidden_region_open
+        totals_hidden = key in s.hidden_region_totals if key is not None else s.total_hidden
+        open_hidden = key in s.hidden_region_open if key is not None else s.open_total_hidden
         rate = numbers.rate(row.total, row.worker_weeks, row.workers, lang, p, totals_hidden)
         themes = ", ".join(label(code, lang) for code in row.top_themes[: budget.region_themes])
         days = (
@@ -768,13 +788,18 @@ def _monthly_regions(doc: _Doc, s: MonthlySummary, lang: str, budget: _Budget) -
                 lang,
                 "monthly.region_row",
                 name=name,
-                count=_count(row.total, lang, p, totals_hidden),
+                count=_region_count(row.total, key, totals_hidden, lang, p),
                 rate=rate or "–",
                 themes=themes or "–",
-                open=_count(row.open, lang, p, open_hidden),
+                open=_region_count(row.open, key, open_hidden, lang, p),
                 days=days,
             )
         )
+
+
+def _region_count(n: int, key: str | None, hidden: bool, lang: str, p: Privacy) -> str:
+    """A region's count ("< 5" when hidden), or the organisation's total ("–" when hidden)."""
+    return _count(n, lang, p, hidden) if key is not None else numbers.total(n, lang, p, hidden)
 
 
 def _open_first(items: Sequence[EscalationItem]) -> list[EscalationItem]:
@@ -928,6 +953,7 @@ def escalations_csv(
     writer = csv_writer(buffer, dialect)
     writer.writerow(CSV_COLUMNS)
     for listed_as, item in rows:
+        region_code, municipality = official_cells(codes, item.region, item.team_id, item.area)
         writer.writerow(
             [
                 listed_as,
@@ -937,9 +963,9 @@ def escalations_csv(
                 item.team_id,
                 safe_cell(item.team_name),
                 item.region,
-                codes.region(item.region) or "",
+                region_code,
                 safe_cell(item.area or ""),
-                codes.municipality(item.team_id, item.area) or "",
+                municipality,
                 item.escalation,
                 _t(lang, f"kind.{item.escalation.removeprefix('escalation.')}"),
                 item.theme,

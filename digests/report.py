@@ -41,8 +41,15 @@ from digests.report_sections import (
     appendix_csv,
     build_sections,
 )
-from digests.rules import per_worker_week, pick_quotes, ranked, rising, uses_rate
+from digests.rules import (
+    per_worker_week,
+    pick_quotes,
+    ranked_shown,
+    rising,
+    uses_rate,
+)
 from flows.i18n import label, t
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import OPEN_STATUSES, status_label
 from flows.taxonomy import SHL48, TAXONOMY_VERSION
 
@@ -73,6 +80,10 @@ class EscalationLine:
     theme: str
     status: str  # one of flows.statuses.ESCALATION_STATUSES
     response: str | None  # the latest text a leader wrote, if any
+    # Where it was observed: for the appendix's region code and municipality number.
+    team_id: str = ""
+    region: str = ""
+    area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,8 @@ class ReportFigures:
     comparison: ComparisonFigures | None = None
     # The knowledge path, conclusions, good practices and areas (digests.report_sections).
     sections: SectionFigures = field(default_factory=SectionFigures)
+    # The official codes of the config: the appendix's region_code and municipality.
+    codes: OfficialCodes = NO_CODES
 
 
 # --- the report model ------------------------------------------------------------------
@@ -243,7 +256,8 @@ def _rows(
     hidden_now = privacy.hidden({c: counts.get(c, 0) for c in shown})
     hidden_before = privacy.hidden({c: before_counts.get(c, 0) for c in shown})
     rows = []
-    for code in ranked(shown, lambda c: c, lambda c: counts.get(c, 0)):
+    order = ranked_shown(shown, _same, hidden_now, lambda c: counts.get(c, 0))
+    for code in order:
         count = counts.get(code, 0)
         before = previous.get(code, 0) if previous is not None else None
         now_hidden = code in hidden_now or privacy.small(count)
@@ -271,6 +285,10 @@ def _rows(
             )
         )
     return rows
+
+
+def _same(code: str) -> str:
+    return code
 
 
 @dataclass(frozen=True)
@@ -331,43 +349,76 @@ COMPARISON_DOMAIN = "digests"
 
 
 @dataclass(frozen=True)
+class PeerFigures:
+    """What the report's scope is compared with in this period: observations (per theme),
+    active workers and active worker-weeks of the team's region or of the organisation."""
+
+    total: int
+    themes: Mapping[str, int]
+    workers: int
+    worker_weeks: int
+
+
+@dataclass(frozen=True)
 class ComparisonFigures:
-    """What the comparison section counts besides ``ReportFigures``: the region's active
-    workers and worker-weeks now and in the previous period (``Activity`` with one
-    earlier period), and the whole organisation's observations, per theme, active workers
-    and worker-weeks in this period."""
+    """What the comparison section counts besides ``ReportFigures``: the scope's own
+    active workers and worker-weeks now and in the previous period (``Activity`` with one
+    earlier period; a team's own for a team's report), and the whole organisation's
+    observations, per theme, active workers and worker-weeks in this period.
+
+    ``region``: a team's report compares the team with its region too (``region_name``
+    heads its column). ``of_organisation``: the organisation's own report, compared with
+    its previous period only (not with itself)."""
 
     activity: Activity
     organisation_total: int
     organisation_themes: Mapping[str, int]
     organisation_workers: int
     organisation_worker_weeks: int
+    region: PeerFigures | None = None
+    region_name: str = ""
+    of_organisation: bool = False
+
+    def peers(self) -> list[tuple[str, PeerFigures]]:
+        """The columns the scope is compared with: ("region", its figures) for a team, then
+        ("organisation", ...) unless the report is the organisation's."""
+        out = [("region", self.region)] if self.region is not None else []
+        if not self.of_organisation:
+            organisation = PeerFigures(
+                self.organisation_total,
+                self.organisation_themes,
+                self.organisation_workers,
+                self.organisation_worker_weeks,
+            )
+            out.append(("organisation", organisation))
+        return out
 
 
 @dataclass(frozen=True)
 class ComparisonLine:
-    """A row of the comparison: the region now, before, the change, the organisation
-    (each as printed: "< 5" and "–" for what is hidden). ``rate``: the cells are rates."""
+    """A row of the comparison: the scope now, before, the change, and each peer (its
+    region for a team, the organisation), each as printed: "< 5" and "–" for what is
+    hidden. ``rate``: the cells are rates."""
 
     label: str
     now: str
     previous: str
     change: str
-    organisation: str
+    peers: tuple[str, ...] = ()
     rate: bool = False
 
 
 @dataclass(frozen=True)
 class ComparisonTheme:
-    """A theme's count in the region and its rate per active worker-week: now, in the
-    previous period and in the whole organisation."""
+    """A theme's count in the scope and its rate per active worker-week: now, in the
+    previous period and in each peer (the team's region, the whole organisation)."""
 
     code: str
     label: str
     count: str
     rate: str
     previous_rate: str
-    organisation_rate: str
+    peer_rates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -388,72 +439,86 @@ def _ct(lang: str, key: str, **params: object) -> str:
 
 
 def build_comparison(
-    figures: ReportFigures, lang: str, privacy: Privacy = LEADERSHIP
+    figures: ReportFigures,
+    lang: str,
+    privacy: Privacy = LEADERSHIP,
+    total_hidden: bool = False,
+    previous_total_hidden: bool = False,
 ) -> Comparison | None:
     """The comparison section from ``figures`` (None without ``figures.comparison``).
 
-    Counts show as "< 5" as everywhere in the report (the theme counts hidden exactly as
-    in the themes table). A rate per active worker-week is hidden wherever its count is
-    and when fewer than ``min_cell`` workers were active (``numbers.rate``): with the
-    worker-weeks printed beside it, a rate gives its count back. A change is printed only
-    between two printed figures.
+    A team's report compares the team with its region and the organisation, a region's
+    with the organisation, the organisation's only with its previous period. Counts show
+    as "< 5" as everywhere in the report (the theme counts hidden exactly as in the themes
+    table; a total "–" where ``build_report`` hides it). A rate per active worker-week is
+    hidden wherever its count is and when fewer than ``min_cell`` workers were active
+    (``numbers.rate``): with the worker-weeks printed beside it, a rate gives its count
+    back. A change is printed only between two printed figures.
     """
     c = figures.comparison
     if c is None:
         return None
     a = c.activity
     before_workers = a.before_workers[0] if a.before_workers else 0
+    peers = c.peers()
 
     def count(n: int) -> str:
         return numbers.count(n, lang, privacy)
 
-    def change(now: int, before: int) -> str:
-        return _change(now, before, lang, privacy.small(now) or privacy.small(before))
+    def change(now: int, before: int, hidden: bool = False) -> str:
+        return _change(now, before, lang, hidden or privacy.small(now) or privacy.small(before))
 
-    rate_now = numbers.rate(figures.total, a.worker_weeks, a.workers, lang, privacy)
+    rate_now = numbers.rate(figures.total, a.worker_weeks, a.workers, lang, privacy, total_hidden)
     rate_before = numbers.rate(
-        figures.previous_total, a.before_worker_weeks, before_workers, lang, privacy
+        figures.previous_total,
+        a.before_worker_weeks,
+        before_workers,
+        lang,
+        privacy,
+        previous_total_hidden,
     )
     rate_change = "–"
     if rate_now is not None and rate_before is not None:
         now = per_worker_week(figures.total, a.worker_weeks) or 0.0
         was = per_worker_week(figures.previous_total, a.before_worker_weeks) or 0.0
         rate_change = numbers.percent(now / was - 1, lang, signed=True) if was else "–"
-    organisation_rate = numbers.rate(
-        c.organisation_total,
-        c.organisation_worker_weeks,
-        c.organisation_workers,
-        lang,
-        privacy,
-    )
+    peer_totals_hidden = [privacy.total_hidden(peer.themes) for _, peer in peers]
+    peer_hidden = [privacy.hidden(dict(peer.themes)) for _, peer in peers]
     lines = [
         ComparisonLine(
             _ct(lang, "comparison.observations"),
-            count(figures.total),
-            count(figures.previous_total),
-            change(figures.total, figures.previous_total),
-            count(c.organisation_total),
+            numbers.total(figures.total, lang, privacy, total_hidden),
+            numbers.total(figures.previous_total, lang, privacy, previous_total_hidden),
+            change(figures.total, figures.previous_total, total_hidden or previous_total_hidden),
+            tuple(
+                numbers.total(peer.total, lang, privacy, hidden)
+                for (_, peer), hidden in zip(peers, peer_totals_hidden, strict=True)
+            ),
         ),
         ComparisonLine(
             _ct(lang, "comparison.workers"),
             count(a.workers),
             count(before_workers),
             change(a.workers, before_workers),
-            count(c.organisation_workers),
+            tuple(count(peer.workers) for _, peer in peers),
         ),
         ComparisonLine(
             _ct(lang, "comparison.worker_weeks"),
             count(a.worker_weeks),
             count(a.before_worker_weeks),
             change(a.worker_weeks, a.before_worker_weeks),
-            count(c.organisation_worker_weeks),
+            tuple(count(peer.worker_weeks) for _, peer in peers),
         ),
         ComparisonLine(
             _ct(lang, "comparison.rate"),
             rate_now or "–",
             rate_before or "–",
             rate_change,
-            organisation_rate or "–",
+            tuple(
+                numbers.rate(peer.total, peer.worker_weeks, peer.workers, lang, privacy, hidden)
+                or "–"
+                for (_, peer), hidden in zip(peers, peer_totals_hidden, strict=True)
+            ),
             rate=True,
         ),
     ]
@@ -466,11 +531,10 @@ def build_comparison(
     ]
     hidden_now = privacy.hidden({code: now_counts.get(code, 0) for code in shown})
     hidden_before = privacy.hidden({code: before_counts.get(code, 0) for code in shown})
-    hidden_organisation = privacy.hidden(dict(c.organisation_themes))
     themes = []
-    for code in ranked(shown, lambda code: code, lambda code: now_counts.get(code, 0)):
+    order = ranked_shown(shown, _same, hidden_now, lambda code: now_counts.get(code, 0))
+    for code in order:
         n, before = now_counts.get(code, 0), before_counts.get(code, 0)
-        everywhere = c.organisation_themes.get(code, 0)
         themes.append(
             ComparisonTheme(
                 code=code,
@@ -487,29 +551,50 @@ def build_comparison(
                     code in hidden_before,
                 )
                 or "–",
-                organisation_rate=numbers.rate(
-                    everywhere,
-                    c.organisation_worker_weeks,
-                    c.organisation_workers,
-                    lang,
-                    privacy,
-                    code in hidden_organisation,
-                )
-                or "–",
+                peer_rates=tuple(
+                    numbers.rate(
+                        peer.themes.get(code, 0),
+                        peer.worker_weeks,
+                        peer.workers,
+                        lang,
+                        privacy,
+                        code in hidden,
+                    )
+                    or "–"
+                    for (_, peer), hidden in zip(peers, peer_hidden, strict=True)
+                ),
             )
         )
     notes = [_ct(lang, "comparison.definition", below=numbers.below(privacy.min_cell, lang))]
     if uses_rate(a):
         notes.append(_ct(lang, "comparison.rising_by_rate"))
+    kinds = [kind for kind, _ in peers]
+    intro = "comparison.intro"
+    if "region" in kinds:
+        intro = "comparison.intro.team"
+    elif not kinds:
+        intro = "comparison.intro.organisation"
+    peer_columns = tuple(
+        _ct(lang, "comparison.col.region", region=c.region_name)
+        if kind == "region"
+        else _ct(lang, "comparison.col.organisation")
+        for kind in kinds
+    )
+    peer_rate_columns = tuple(
+        _ct(lang, "comparison.col.region_rate", region=c.region_name)
+        if kind == "region"
+        else _ct(lang, "comparison.col.organisation_rate")
+        for kind in kinds
+    )
     return Comparison(
         heading=_ct(lang, "comparison.heading"),
-        intro=_ct(lang, "comparison.intro"),
+        intro=_ct(lang, intro),
         columns=(
             "",
             _ct(lang, "comparison.col.now"),
             _ct(lang, "comparison.col.previous"),
             _ct(lang, "comparison.col.change"),
-            _ct(lang, "comparison.col.organisation"),
+            *peer_columns,
         ),
         lines=lines,
         theme_columns=(
@@ -517,7 +602,7 @@ def build_comparison(
             _ct(lang, "comparison.col.count"),
             _ct(lang, "comparison.col.rate"),
             _ct(lang, "comparison.col.previous_rate"),
-            _ct(lang, "comparison.col.organisation_rate"),
+            *peer_rate_columns,
         ),
         themes=themes,
         notes=notes,
@@ -573,8 +658,10 @@ def build_report(
     ]
     problems = figures.total - figures.good_practices
     # Problems and good practices add up to the printed total: hidden together if one is.
-    polarity = privacy.hidden({"problems": problems, "good_practices": figures.good_practices})
-    monthly_hidden = privacy.hidden({month: n for month, n in figures.monthly})
+    polarity_counts = {"problems": problems, "good_practices": figures.good_practices}
+    polarity = privacy.hidden(polarity_counts)
+    monthly_counts = {month: n for month, n in figures.monthly}
+    monthly_hidden = privacy.hidden(monthly_counts)
 
     def shown(n: int, hidden: bool = False) -> str:
         return numbers.count(n, lang, privacy, hidden)
@@ -582,6 +669,20 @@ def build_report(
     statuses: dict[str, int] = {}
     for e in figures.escalations:
         statuses[e.status] = statuses.get(e.status, 0) + 1
+    # A total is printed as "–" where the cells adding up to it would be given back by it
+    # (``numbers.total_hidden``): the total by themes, signals, groups, months, areas and
+    # polarity; the previous one by themes; good practices by theme; escalations by status.
+    total_hidden = privacy.total_hidden(
+        figures.themes,
+        figures.signals,
+        figures.groups,
+        monthly_counts,
+        polarity_counts,
+        figures.sections.areas,
+    )
+    previous_hidden = privacy.total_hidden(figures.previous_themes)
+    good_hidden = privacy.total_hidden(figures.sections.practice_themes)
+    escalated_hidden = privacy.total_hidden(statuses)
     sections = build_sections(
         figures.sections,
         figures.themes,
@@ -628,11 +729,18 @@ def build_report(
         escalations=escalations,
         quotes=quotes,
         shown={
-            "total": shown(figures.total),
-            "previous_total": shown(figures.previous_total),
-            "problems": shown(problems, "problems" in polarity),
-            "good_practices": shown(figures.good_practices, "good_practices" in polarity),
-            "escalated": shown(figures.escalated),
+            "total": numbers.total(figures.total, lang, privacy, total_hidden),
+            "previous_total": numbers.total(figures.previous_total, lang, privacy, previous_hidden),
+            # With the total hidden, the two parts would add up to it: hidden too.
+            "problems": numbers.total(problems, lang, privacy, total_hidden)
+            if total_hidden
+            else shown(problems, "problems" in polarity),
+            "good_practices": numbers.total(
+                figures.good_practices, lang, privacy, total_hidden or good_hidden
+            )
+            if total_hidden or good_hidden
+            else shown(figures.good_practices, "good_practices" in polarity),
+            "escalated": numbers.total(figures.escalated, lang, privacy, escalated_hidden),
             "shl48": shown(figures.shl48),
             "teams": numbers.number(figures.teams, lang),
             "workers": shown(figures.workers),
@@ -642,7 +750,7 @@ def build_report(
             (month, 0 if month in monthly_hidden or privacy.small(n) else n)
             for month, n in figures.monthly
         ],
-        comparison=build_comparison(figures, lang, privacy),
+        comparison=build_comparison(figures, lang, privacy, total_hidden, previous_hidden),
         sections=sections,
     )
 
@@ -666,7 +774,17 @@ def in_body(escalations: Sequence[EscalationLine]) -> list[EscalationLine]:
 
 def appendix_rows(escalations: Sequence[EscalationLine]) -> list[AppendixRow]:
     return [
-        AppendixRow(e.observation_id, e.observed_on, e.kind, e.theme, e.status, e.response)
+        AppendixRow(
+            e.observation_id,
+            e.observed_on,
+            e.kind,
+            e.theme,
+            e.status,
+            e.response,
+            e.team_id,
+            e.region,
+            e.area,
+        )
         for e in escalations
     ]
 
@@ -811,7 +929,7 @@ def printed_report(
     html = render_html(social_report(figures, lang, today, privacy))
     pdf, pages = render_pdf_pages(html)
     appendix = (
-        appendix_csv(appendix_rows(figures.escalations), lang, csv_dialect)
+        appendix_csv(appendix_rows(figures.escalations), lang, csv_dialect, figures.codes)
         if figures.escalations
         else None
     )

@@ -36,10 +36,11 @@ from babel.dates import format_date
 
 from digests import numbers
 from digests.numbers import LEADERSHIP, Privacy
-from digests.rules import pick_quotes, ranked
-from digests.spreadsheet import DEFAULT_CSV_DIALECT, csv_writer, safe_cell
+from digests.rules import pick_quotes, ranked, ranked_shown
+from digests.spreadsheet import DEFAULT_CSV_DIALECT, csv_writer, official_cells, safe_cell
 from flows.conclusions import DOMAIN, role_label
 from flows.i18n import label, t
+from flows.official_codes import NO_CODES, OfficialCodes
 from flows.statuses import ESCALATION_STATUSES, status_label
 
 MAX_PRACTICES = 6  # descriptions of good practices printed
@@ -269,7 +270,8 @@ def _count_rows(
     total = sum(counts.values())
     hidden = privacy.hidden(counts)
     rows = []
-    for code in ranked([c for c, n in counts.items() if n], lambda c: c, lambda c: counts[c]):
+    listed = [c for c, n in counts.items() if n]
+    for code in ranked_shown(listed, lambda c: c, hidden, lambda c: counts[c]):
         n = counts[code]
         concealed = code in hidden or privacy.small(n)
         rows.append(
@@ -341,7 +343,7 @@ def escalation_overview(
             lang,
             "escalations.appendix",
             listed=numbers.number(listed, lang),
-            total=numbers.number(total, lang),
+            total=numbers.total(total, lang, privacy, privacy.total_hidden(ordered)),
             file=appendix_name or _t(lang, "escalations.appendix_file"),
         )
     return EscalationOverview(rows, listed, total, note)
@@ -398,6 +400,11 @@ APPENDIX_COLUMNS = (
     "theme_label",
     "status",
     "status_label",
+    "team_id",
+    "region",
+    "region_code",
+    "area",
+    "municipality",
     "response",
 )
 
@@ -410,17 +417,26 @@ class AppendixRow:
     theme: str
     status: str
     response: str | None
+    team_id: str = ""
+    region: str = ""
+    area: str | None = None
 
 
 def appendix_csv(
-    rows: Sequence[AppendixRow], lang: str, dialect: str = DEFAULT_CSV_DIALECT
+    rows: Sequence[AppendixRow],
+    lang: str,
+    dialect: str = DEFAULT_CSV_DIALECT,
+    codes: OfficialCodes = NO_CODES,
 ) -> bytes:
     """Every escalated observation of the report, in the CSV dialect of every CSV file
-    (``digests.spreadsheet``): codes and labels, free text that never runs as a formula."""
+    (``digests.spreadsheet``): codes and labels, free text that never runs as a formula;
+    the region's official code and the area's municipality number (``codes``) as the
+    monthly escalations CSV writes them (``digests.spreadsheet.official_cells``)."""
     buffer = io.StringIO(newline="")
     writer = csv_writer(buffer, dialect)
     writer.writerow(APPENDIX_COLUMNS)
     for row in rows:
+        region_code, municipality = official_cells(codes, row.region, row.team_id, row.area)
         writer.writerow(
             [
                 str(row.number),
@@ -431,6 +447,11 @@ def appendix_csv(
                 label(row.theme, lang),
                 row.status,
                 status_label(lang, row.status),
+                row.team_id,
+                row.region,
+                region_code,
+                safe_cell(row.area or ""),
+                municipality,
                 safe_cell(row.response or ""),
             ]
         )

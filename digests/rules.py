@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from fractions import Fraction
 from itertools import chain
 from typing import Any, Protocol, TypeVar
@@ -84,6 +84,27 @@ def ranked(
 ) -> list[T]:
     """``items`` largest first by each of ``measures`` in turn, ties by ``position``."""
     return sorted(items, key=lambda item: (*(-m(item) for m in measures), position(code(item))))
+
+
+def ranked_shown(
+    items: Iterable[T],
+    code: Callable[[T], Code],
+    hidden: Collection[Code],
+    *measures: Callable[[T], float],
+) -> list[T]:
+    """``ranked``, then ``shown_first``."""
+    return shown_first(ranked(items, code, *measures), code, hidden)
+
+
+def shown_first(items: Iterable[T], code: Callable[[T], Code], hidden: Collection[Code]) -> list[T]:
+    """``items`` in their order, but those whose count is ``hidden`` after the shown ones,
+    in ``position`` order only: ranked by their counts, two hidden cells would say which is
+    larger (with their sum known, {2, 1} would be given back). ``digests.numbers.suppress``
+    hides the smallest cells, so a hidden cell is never above a shown one anyway."""
+    listed = list(items)
+    return [i for i in listed if code(i) not in hidden] + ranked(
+        (i for i in listed if code(i) in hidden), code
+    )
 
 
 def ranked_counts(counts: Mapping[str, int]) -> list[CountRow]:
@@ -328,6 +349,8 @@ def monthly_summary(
     (``digests.numbers``), so the top lists hide what the whole distribution hides.
     """
     reported = [SpreadRow(t.code, t.teams, t.count) for t in f.themes if t.count]
+    theme_counts = {t.code: t.count for t in f.themes}
+    hidden_themes = privacy.hidden(theme_counts)
     a, rate_basis = f.activity, uses_rate(f.activity)
     averages = [
         RisingRow(
@@ -354,8 +377,12 @@ def monthly_summary(
         workers=f.workers,
         escalated=f.escalated,
         shl48_count=f.shl48_count,
-        leading=ranked(reported, _code, _count)[:leading],
-        spread=ranked(reported, _code, lambda r: r.teams, _count)[:leading],
+        leading=ranked_shown(reported, _code, hidden_themes, _count)[:leading],
+        # Only themes whose count is shown: beside "< 5 observations", a number of teams
+        # (or a place in a list ranked by teams) bounds the count from below.
+        spread=ranked(
+            (r for r in reported if r.code not in hidden_themes), _code, lambda r: r.teams, _count
+        )[:leading],
         rising=rising(averages, min_count, ratio, a),
         min_count=min_count,
         ratio=ratio,
@@ -364,7 +391,8 @@ def monthly_summary(
         earlier_open=list(f.earlier_open),
         proposals=list(f.proposals),
         privacy=privacy,
-        hidden_themes=privacy.hidden({t.code: t.count for t in f.themes}),
+        hidden_themes=hidden_themes,
+        total_hidden=privacy.total_hidden(theme_counts, {r.region or "": r.total for r in regions}),
         hidden_escalated=privacy.hidden({g.theme: len(g.items) for g in escalated_by_theme}),
         activity=a,
         before_total=sum(t.before for t in f.themes),
@@ -373,6 +401,7 @@ def monthly_summary(
         organisation=organisation,
         hidden_region_totals=privacy.hidden({r.region or "": r.total for r in regions}),
         hidden_region_open=privacy.hidden({r.region or "": r.open for r in regions}),
+        open_total_hidden=privacy.total_hidden({r.region or "": r.open for r in regions}),
     )
 
 

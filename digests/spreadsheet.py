@@ -22,6 +22,8 @@ import csv
 from dataclasses import dataclass
 from typing import IO, Any
 
+from flows.official_codes import OfficialCodes
+
 
 @dataclass(frozen=True)
 class CsvDialect:
@@ -60,3 +62,12 @@ FORMULA_START: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(text: str) -> str:
     """``text`` as a cell no spreadsheet runs: a leading ``'`` before a formula start."""
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def official_cells(
+    codes: OfficialCodes, region: str | None, team_id: str, area: str | None
+) -> tuple[str, str]:
+    """The ``region_code`` and ``municipality`` cells of a row (an escalated observation in
+    the monthly escalations CSV and in the report's appendix): the county's official code
+    and the area's municipality number as the config gives them, empty without."""
+    return codes.region(region) or "", codes.municipality(team_id, area) or ""

@@ -19,7 +19,13 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from digests.periods import week_cells
-from digests.report import ComparisonFigures, EscalationLine, QuoteLine, ReportFigures
+from digests.report import (
+    ComparisonFigures,
+    EscalationLine,
+    PeerFigures,
+    QuoteLine,
+    ReportFigures,
+)
 from flows.privacy import scrub
 from flows.statuses import OPEN
 from flows.taxonomy import ESCALATED_CODES, SHL48
@@ -126,40 +132,72 @@ async def report_figures(
             session, func.count(), and_(now, Observation.escalation.in_(ESCALATED_CODES))
         ),
         shl48=await _scalar(session, func.count(), and_(now, Observation.escalation == SHL48)),
-        comparison=await comparison_figures(session, region, before_since, since, until, zone),
+        comparison=await comparison_figures(
+            session, region, before_since, since, until, zone, team=team
+        ),
     )
 
 
 async def comparison_figures(
     session: AsyncSession,
-    region: str,
+    region: str | None,
     before_since: datetime,
     since: datetime,
     until: datetime,
     zone: tzinfo,
+    *,
+    team: str | None = None,
 ) -> ComparisonFigures:
-    """The comparison section's figures: the region's active workers and worker-weeks in
-    ``[since, until)`` and in the previous period ``[before_since, since)``, and the whole
+    """The comparison section's figures: the scope's own active workers and worker-weeks in
+    ``[since, until)`` and in the previous period ``[before_since, since)`` (the team's
+    with ``team``, the region's, or everybody's with neither), and the whole
     organisation's observations (per theme), active workers and worker-weeks in
-    ``[since, until)``."""
+    ``[since, until)``. A team is compared with its ``region`` too (``region``'s
+    figures, counted on the region); the organisation (no region, no team) only with its
+    previous period (``of_organisation``)."""
     team_ids = sorted((await session.execute(select(Team.id))).scalars())
-    everywhere = and_(
-        Observation.team_id.in_(team_ids),
-        Observation.withdrawn_at.is_(None),
-        Observation.observed_at >= since,
-        Observation.observed_at < until,
-    )
-    themes = await _counts(session, everywhere, Observation.theme)
-    workers = await active_workers(session, [(since, until)], team_ids=team_ids)
-    weeks = await active_workers(session, week_cells(since, until, zone), team_ids=team_ids)
+    if team is not None:
+        own = await activity(session, [(before_since, since), (since, until)], zone, team_id=team)
+    else:
+        own = await activity(session, [(before_since, since), (since, until)], zone, region=region)
+    organisation = await _peer(session, since, until, zone, team_ids=team_ids)
+    peer = None
+    if team is not None and region is not None:
+        peer = await _peer(session, since, until, zone, region=region)
     return ComparisonFigures(
-        activity=await activity(
-            session, [(before_since, since), (since, until)], zone, region=region
-        ),
-        organisation_total=sum(themes.values()),
-        organisation_themes=themes,
-        organisation_workers=workers.get((0, ""), 0),
-        organisation_worker_weeks=sum(weeks.values()),
+        activity=own,
+        organisation_total=organisation.total,
+        organisation_themes=organisation.themes,
+        organisation_workers=organisation.workers,
+        organisation_worker_weeks=organisation.worker_weeks,
+        region=peer,
+        of_organisation=team is None and region is None,
+    )
+
+
+async def _peer(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    zone: tzinfo,
+    *,
+    region: str | None = None,
+    team_ids: Sequence[str] | None = None,
+) -> PeerFigures:
+    """A region's (or, with ``team_ids``, the organisation's teams') observations per
+    theme, active workers and active worker-weeks in ``[since, until)``."""
+    where = _in(region, since, until)
+    if team_ids is not None:
+        where = and_(where, Observation.team_id.in_(team_ids))
+    themes = await _counts(session, where, Observation.theme)
+    scope: dict[str, Any] = {"region": region} if team_ids is None else {"team_ids": team_ids}
+    workers = await active_workers(session, [(since, until)], **scope)
+    weeks = await active_workers(session, week_cells(since, until, zone), **scope)
+    return PeerFigures(
+        total=sum(themes.values()),
+        themes=themes,
+        workers=workers.get((0, ""), 0),
+        worker_weeks=sum(weeks.values()),
     )
 
 
@@ -182,6 +220,9 @@ async def _escalations(
             Observation.theme,
             Observation.escalation_status,
             latest_text,
+            Observation.team_id,
+            Observation.region,
+            Observation.area,
         )
         .where(where, Observation.escalation.in_(ESCALATED_CODES))
         .order_by(Observation.observed_at, Observation.id)
@@ -194,8 +235,11 @@ async def _escalations(
             theme=theme,
             status=status or OPEN,
             response=scrub(text),
+            team_id=team_id,
+            region=region,
+            area=area,
         )
-        for oid, observed, kind, theme, status, text in rows
+        for oid, observed, kind, theme, status, text, team_id, region, area in rows
     ]
 
 

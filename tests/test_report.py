@@ -401,3 +401,139 @@ async def test_comparison_figures_from_the_database(world: World) -> None:
         ["Aktiva medarbetarveckor", "5", "0", "ny", "6"],
         ["Iakttagelser / aktiv medarbetarvecka", "1", "–", "–", "1,17"],
     ]
+
+
+# --- a team's comparison: the team against its region and the organisation -------------
+
+
+def two_teams(make_config: Callable[..., Config], **overrides: object) -> Config:
+    """The test config with a second Helsinki team, "hki-toinen"."""
+    import copy
+
+    from tests.conftest import TEST_TEAMS
+
+    teams = copy.deepcopy(TEST_TEAMS)
+    teams.append(
+        {
+            "id": "hki-toinen",
+            "name": "Toinen tiimi",
+            "region": "helsinki",
+            "language": "fi",
+            "chats": {"telegram": "-1009"},
+            "leadership": "hki-johto",
+        }
+    )
+    return make_config(teams=teams, **overrides)
+
+
+async def test_a_team_is_compared_with_its_region_and_the_organisation(
+    make_config: Callable[..., Config],
+) -> None:
+    from bot.reports import gather_figures, report_scope
+    from tests.support.datacare_helpers import add, observation
+
+    cfg = two_teams(make_config)
+    world = await seed(cfg, NOW)
+    try:
+        # Six workers of the second Helsinki team, three entries each in the period.
+        for i in range(6):
+            member = await enrol(world, f"toinen{i}", "hki-toinen", NOW - timedelta(days=400))
+            for j in range(3):
+                when = NOW - timedelta(days=5 + j)
+                await add(world, f"toinen{i}-{j}", observation(member, when, "helsinki"))
+        start, end = date(2026, 10, 24), date(2026, 11, 30)
+        async with world.db.snapshot() as session:
+            team = await gather_figures(
+                session, cfg, report_scope(cfg, team="hki-etsiva"), start, end, "en"
+            )
+            organisation = await gather_figures(session, cfg, report_scope(cfg), start, end, "en")
+    finally:
+        await world.db.close()
+    assert team.comparison is not None and organisation.comparison is not None
+    # hki-etsiva: anna and ben wrote 5 (ben's withdrawn entry never counts); two workers
+    # in four worker-weeks, its own, not the region's eight workers.
+    assert team.total == 5
+    assert team.comparison.activity == Activity(2, 4, (0,), 0)
+    region = team.comparison.region
+    assert region is not None and (region.total, region.workers, region.worker_weeks) == (
+        23,
+        8,
+        10,
+    )
+    assert team.comparison.region_name == "Helsinki"
+    html = render_html(build_report(team, "en", date(2026, 12, 1), Privacy(min_cell=1)))
+    rows = comparison_rows(html)
+    # now, before, change, the region, the whole organisation
+    assert rows[:4] == [
+        ["Observations", "5", "0", "new", "23", "25"],
+        ["Active workers", "2", "0", "new", "8", "9"],
+        ["Active worker-weeks", "4", "0", "new", "10", "11"],
+        ["Observations per active worker-week", "1.25", "–", "–", "2.3", "2.27"],
+    ]
+    assert "Region: Helsinki" in html
+    # For leadership the team's two workers are "< 5" and its rate is not shown.
+    leaders = comparison_rows(render_html(build_report(team, "en", date(2026, 12, 1))))
+    assert leaders[1] == ["Active workers", "< 5", "0", "–", "8", "9"]
+    assert leaders[3][1] == "–"
+    # The organisation's report is not compared with itself: the previous period only.
+    assert organisation.comparison.of_organisation and organisation.comparison.region is None
+    whole = render_html(build_report(organisation, "en", date(2026, 12, 1), Privacy(min_cell=1)))
+    assert comparison_rows(whole)[0] == ["Observations", "25", "0", "new"]
+    assert "Whole organisation" not in whole.split('<h2 id="comparison">', 1)[1].split("<h2 ")[0]
+
+
+async def test_the_report_carries_municipality_numbers_and_region_codes(
+    make_config: Callable[..., Config],
+) -> None:
+    """The area table prints an area's municipality number beside its name; the appendix
+    has the region's official code and the area's municipality number, as the monthly
+    escalations CSV has them (``digests.spreadsheet.official_cells``)."""
+    import copy
+
+    from bot.reports import gather_figures, report_scope
+    from digests.report import appendix_rows
+    from digests.report_sections import appendix_csv
+    from tests.conftest import TEST_TEAMS
+    from tests.support.datacare_helpers import add, observation
+
+    teams = copy.deepcopy(TEST_TEAMS)
+    teams[0]["areas"][0]["municipality"] = "091"  # Kallio; Itäkeskus has none
+    cfg = make_config(teams=teams, regions={"helsinki": {"name": "Helsinki", "code": "90"}})
+    world = await seed(cfg, NOW)
+    try:
+        member = await enrol(world, "kalle", "hki-etsiva", NOW - timedelta(days=400))
+        for i in range(6):
+            area = "kallio" if i < 5 else "itakeskus"
+            values = observation(member, NOW - timedelta(days=3), "helsinki", area=area)
+            if i == 0:
+                values["escalation"] = "escalation.leadership"
+            await add(world, f"area{i}", values)
+        async with world.db.snapshot() as session:
+            got = await gather_figures(
+                session,
+                cfg,
+                report_scope(cfg, region="helsinki"),
+                date(2026, 10, 24),
+                date(2026, 11, 30),
+                "fi",
+            )
+    finally:
+        await world.db.close()
+    report = build_report(got, "fi", date(2026, 12, 1))
+    assert report.sections is not None
+    areas = {row.label: plain(row.count) for row in report.sections.areas}
+    assert areas["Kallio (091)"] == "6"  # the five above and one of the seed
+    assert "Itäkeskus" in areas  # no municipality number configured: the name alone
+    csv = appendix_csv(appendix_rows(got.escalations), "fi", codes=got.codes)
+    lines = csv.decode("utf-8-sig").splitlines()
+    header = lines[0].split(";")
+    assert {"region", "region_code", "area", "municipality"} <= set(header)
+    rows = [dict(zip(header, line.split(";"), strict=False)) for line in lines[1:]]
+    kallio = [r for r in rows if r["area"] == "kallio"]
+    assert kallio and all(
+        (r["region"], r["region_code"], r["municipality"]) == ("helsinki", "90", "091")
+        for r in kallio
+    )
+    # The seeded escalations without an area: the region's code, no municipality.
+    assert all(r["region_code"] == "90" for r in rows if r["region"] == "helsinki")
+    assert all(r["municipality"] == "" for r in rows if r["area"] != "kallio")

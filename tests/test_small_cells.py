@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,19 @@ def test_secondary_suppression_hides_a_second_cell_when_one_is_hidden() -> None:
     assert numbers.count(3, "fi") == f"<{NBSP}5"
     assert TEAM.hidden(counts) == frozenset()
     assert LEADERSHIP.hidden(counts) == {"b", "e"}
+    # Hidden cells all 1 (11 - 9 = 2 over two cells) or all min_cell - 1 (8 over two "< 5")
+    # would each be given back by the total: the next-smallest cell is hidden with them.
+    assert numbers.suppress({"a": 1, "b": 1, "c": 9, "d": 30}) == {"a", "b", "c"}
+    assert numbers.suppress({"a": 4, "b": 4, "c": 20}) == {"a", "b", "c"}
+    assert not numbers.recoverable({"a": 1, "b": 1, "c": 9, "d": 30}, {"a", "b", "c"})
+    assert numbers.recoverable({"a": 1, "b": 1, "c": 9}, {"a", "b"})
+    # A secondary cell among them: "every cell 4" would be a wrong reading, not a leak.
+    assert numbers.suppress({"a": 3, "b": 5, "c": 9}) == {"a", "b"}
+    # Every cell hidden and still pinned (six 1s; two 4s): the total is not printed.
+    assert numbers.total_hidden(dict.fromkeys("abcdef", 1))
+    assert numbers.total_hidden({"a": 4, "b": 4, "c": 0})
+    assert not numbers.total_hidden({"a": 1, "b": 2, "c": 9})
+    assert numbers.total(6, "fi", LEADERSHIP, hidden=True) == "–"
 
 
 def test_quotes_only_from_themes_with_enough_observations() -> None:
@@ -287,7 +301,7 @@ def random_report(rng: random.Random) -> ReportFigures:
         monthly=[(date(2026, m, 1), months.get(f"2026-{m:02d}", 0)) for m in range(1, 7)],
         escalations=escalation_lines,
         quotes=[QuoteLine("Ei paikkaa.", rng.choice(THEMES), date(2026, 3, 1)) for _ in range(3)],
-        escalated=rng.randint(0, total),
+        escalated=len(escalation_lines),  # as the query counts them: the escalations listed
         shl48=rng.randint(0, 3),
         comparison=ComparisonFigures(
             activity=random_activity(rng, 1),
@@ -425,6 +439,82 @@ def hidden_cells(html_text: str, section: str) -> tuple[dict[str, str], int]:
     return dict(rows), len(rows)
 
 
+# --- what a reader can work out: the feasible range of each hidden cell ------------------
+
+
+def given_back(
+    counts: dict[str, int],
+    hidden: set[str] | frozenset[str],
+    total: str,
+    min_cell: int,
+    lower: dict[str, int] | None = None,
+) -> list[str]:
+    """The hidden cells of a group that a reader pins to their true value.
+
+    The reader sees every shown cell, ``total`` as printed (digits, "< 5" or "–"), knows
+    that a hidden cell is at least 1 (zeros are shown) and at least ``lower`` (e.g. the
+    number of teams that reported a theme: each wrote one observation at least), at most
+    the smallest shown cell (``suppress`` hides the smallest; a list ranks shown cells
+    first), and, taking "< 5" at its word, perhaps at most min_cell - 1. For each hidden
+    cell the values left by these bounds and the sum are a range; the cell is given back
+    when, under either reading, that range is its true value alone."""
+    lower = lower or {}
+    cells = [k for k, n in counts.items() if n and k in hidden]
+    if not cells:
+        return []
+    shown_sum = sum(n for k, n in counts.items() if k not in hidden)
+    digits = as_int(total)
+    if digits is not None:
+        low_sum = high_sum = digits - shown_sum
+    elif total.startswith("<"):
+        low_sum, high_sum = 0, min_cell - 1 - shown_sum
+    else:  # not printed
+        low_sum, high_sum = 0, 10**9
+    floor = {k: max(1, lower.get(k, 0)) for k in cells}
+    shown_cells = [n for k, n in counts.items() if n and k not in hidden]
+    ceiling = min(shown_cells) if shown_cells else 10**9
+    pinned = []
+    for cap in (ceiling, min(ceiling, min_cell - 1)):
+        roof = dict.fromkeys(cells, cap)
+        if any(floor[k] > roof[k] for k in cells):
+            continue  # this reading contradicts what is shown: it gives nothing back
+        for k in cells:
+            others_low = sum(floor[j] for j in cells if j != k)
+            others_high = sum(roof[j] for j in cells if j != k)
+            lo = max(floor[k], low_sum - others_high)
+            hi = min(roof[k], high_sum - others_low)
+            if lo == hi == counts[k] and k not in pinned:
+                pinned.append(k)
+    return pinned
+
+
+def spread_teams(text: str) -> dict[str, int]:
+    """Theme label -> the number of teams its spread line prints (Finnish summary)."""
+    text = text.replace(NBSP, " ")
+    block = next((b for b in text.split("\n\n") if b.startswith("Laajimmin raportoidut")), "")
+    return {
+        name: int(n.replace(" ", ""))
+        for name, n in re.findall(r"^\d+\. (.+?): ([\d ]+) tiimi", block, re.M)
+    }
+
+
+def total_line(text: str) -> str:
+    """The observations' total of a Finnish monthly summary as printed."""
+    found = re.search(r"^• Havaintoja: (.+)$", text.replace(NBSP, " "), re.M)
+    assert found is not None
+    return found[1]
+
+
+def random_spread(rng: random.Random, figures: MonthlyFigures) -> MonthlyFigures:
+    """``figures`` with each theme's number of teams drawn consistent with its count (at
+    most one team per observation, at most the month's teams)."""
+    themes = [
+        ThemeFigures(t.code, t.count, t.before, rng.randint(1, max(1, min(t.count, figures.teams))))
+        for t in figures.themes
+    ]
+    return replace(figures, themes=themes)
+
+
 def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() -> None:
     seed = fuzz_seed()
     rng = random.Random(seed)
@@ -437,28 +527,44 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         "regions": 0,
         "tables": 0,
         "practices": 0,
+        "feasible": 0,
     }
     for _ in range(DATA_SETS):
         privacy = Privacy(min_cell=rng.choice([5, 5, 5, 3, 10]))
         below = numbers.below(privacy.min_cell, "fi")
 
         # The monthly summary, and its CSV of escalations (row-level: one row per entry).
-        figures = random_month(rng)
+        figures = random_spread(rng, random_month(rng))
         summary = rules.monthly_summary(figures, privacy=privacy)
         all_themes = {t.code: t.count for t in figures.themes}
-        assert not numbers.recoverable(all_themes, summary.hidden_themes, privacy.min_cell), hint
+        # Given back by the total, unless the total is not printed (``total_hidden``).
+        assert summary.total_hidden or not numbers.recoverable(
+            all_themes, summary.hidden_themes, privacy.min_cell
+        ), hint
         rendered = render_monthly(summary, "fi")
+        # The themes: the total as printed, and the teams the spread lines print as lower
+        # bounds (a theme reported by four teams has four observations at least).
+        teams = spread_teams(rendered.text)
+        lower = {code: teams.get(label(code, "fi"), 0) for code in all_themes}
+        leaked = given_back(
+            all_themes, summary.hidden_themes, total_line(rendered.text), privacy.min_cell, lower
+        )
+        assert not leaked, (hint, "themes", figures.themes, leaked)
+        checked["feasible"] += 1
         small = small_in(monthly_counts(rendered.text), privacy.min_cell)
         assert not small, (hint, small)
         assert not hidden_rates_follow_counts(rendered.text), hint
         if summary.regions:
             region_totals = {r.region or "": r.total for r in summary.regions}
             region_open = {r.region or "": r.open for r in summary.regions}
-            for counts, hidden in (
-                (region_totals, summary.hidden_region_totals),
-                (region_open, summary.hidden_region_open),
+            organisation = rendered.text.replace(NBSP, " ").split("• Koko organisaatio: ")[1]
+            org_count, _rate, _themes, org_open, _days = organisation.split("\n")[0].split(" · ")
+            for counts, hidden, printed in (
+                (region_totals, summary.hidden_region_totals, org_count),
+                (region_open, summary.hidden_region_open, org_open),
             ):
-                assert not numbers.recoverable(counts, hidden, privacy.min_cell), hint
+                leaked = given_back(counts, hidden, printed, privacy.min_cell)
+                assert not leaked, (hint, "regions", counts, leaked)
             checked["regions"] += 1
         for row in summary.leading:
             if row.code in summary.hidden_themes:
@@ -479,6 +585,11 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         week = rules.weekly_digest(random_week(rng))
         text = render_weekly(week, "fi", privacy=privacy).text
         if week.total:
+            printed_total = weekly_counts(text)[1]
+            for group in (week.themes, week.signals, week.groups):
+                counts = {r.code: r.count for r in group}
+                leaked = given_back(counts, privacy.hidden(counts), printed_total, privacy.min_cell)
+                assert not leaked, (hint, "weekly", counts, leaked)
             tokens = weekly_counts(text)
             assert not small_in(tokens, privacy.min_cell), (
                 hint,
@@ -498,7 +609,14 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
 
         # The social report's HTML: tiles, notes, tables; and no table gives a cell back.
         report_figures = random_report(rng)
-        page = render_html(build_report(report_figures, "fi", date(2026, 7, 1), privacy))
+        built = build_report(report_figures, "fi", date(2026, 7, 1), privacy)
+        page = render_html(built)
+        totals = {
+            "total": built.shown["total"].replace(NBSP, " "),
+            "previous": built.shown["previous_total"].replace(NBSP, " "),
+            "good": built.shown["good_practices"].replace(NBSP, " "),
+            "escalated": built.shown["escalated"].replace(NBSP, " "),
+        }
         small = small_in(report_counts(page), privacy.min_cell)
         assert not small, (hint, small)
         # The comparison: a theme whose count is hidden has its rate hidden too.
@@ -515,8 +633,10 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         ):
             printed, _ = hidden_cells(page, section)
             by_label = {label(code, "fi"): n for code, n in counts.items()}
-            hidden = [name for name, value in printed.items() if value.startswith("<")]
-            assert not numbers.recoverable(by_label, hidden, privacy.min_cell), (hint, section)
+            hidden = {name for name, value in printed.items() if value.startswith("<")}
+            leaked = given_back(by_label, hidden, totals["total"], privacy.min_cell)
+            assert not leaked, (hint, section, by_label, leaked)
+            checked["feasible"] += 1
         # The sections of digests.report_sections: areas, good practices by theme and the
         # escalations by status are tables whose totals are printed; none gives a cell back.
         extra = report_figures.sections
@@ -527,15 +647,21 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
             statuses[status_label("fi", e.status)] = (
                 statuses.get(status_label("fi", e.status), 0) + 1
             )
-        for anchor, nth, counts in (
-            ("areas", 0, {area_names[a]: n for a, n in extra.areas.items()}),
-            ("practices", 0, {label(c, "fi"): n for c, n in extra.practice_themes.items()}),
-            ("escalations", 0, statuses),
+        for anchor, nth, counts, total in (
+            ("areas", 0, {area_names[a]: n for a, n in extra.areas.items()}, totals["total"]),
+            (
+                "practices",
+                0,
+                {label(c, "fi"): n for c, n in extra.practice_themes.items()},
+                totals["good"],
+            ),
+            ("escalations", 0, statuses, totals["escalated"]),
         ):
             printed = table_cells(page, anchor, nth)
             assert set(printed) == {k for k, n in counts.items() if n}, (hint, anchor)
-            hidden = [name for name, value in printed.items() if value.startswith("<")]
-            assert not numbers.recoverable(counts, hidden, privacy.min_cell), (hint, anchor)
+            hidden = {name for name, value in printed.items() if value.startswith("<")}
+            leaked = given_back(counts, hidden, total, privacy.min_cell)
+            assert not leaked, (hint, anchor, counts, leaked)
             checked["tables"] += 1
         # Good practices are described only from themes with at least min_cell entries.
         allowed = {label(c, "fi") for c in numbers.quotable_themes(report_figures.themes,

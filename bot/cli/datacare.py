@@ -359,7 +359,7 @@ def report(
             output.write_text(html, encoding="utf-8")
         if figures.escalations:
             rows = appendix_rows(figures.escalations)
-            appendix_path.write_bytes(appendix_csv(rows, language, cfg.csv.dialect))
+            appendix_path.write_bytes(appendix_csv(rows, language, cfg.csv.dialect, figures.codes))
         where = f"{scope.kind}={scope.id}" if scope.id else f"scope={scope.key}"
         what = (
             f"{where} from={first} to={last} format={format.value} "
