@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import cache
 from zoneinfo import ZoneInfo
 
-import holidays
+from flows.workdays import is_working_day
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 
@@ -157,16 +156,6 @@ def previous_month(now: datetime, tz: TimeZone = HELSINKI) -> str:
 
 
 # --- working days ------------------------------------------------------------------
-
-
-@cache
-def _finnish_holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("FI", years=year))
-
-
-def is_working_day(day: date) -> bool:
-    """Monday to Friday and not a Finnish public holiday (nor Midsummer or Christmas Eve)."""
-    return day.weekday() < 5 and day not in _finnish_holidays(day.year)
 
 
 def first_working_day(year: int, month: int) -> date:

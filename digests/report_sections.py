@@ -82,6 +82,7 @@ class ProposalLine:
     presented_on: date | None = None
     decision: str | None = None
     moved_on: date | None = None
+    note: str | None = None  # the latest step's note (a leader's one line)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,8 @@ def proposals(lines: Sequence[ProposalLine], lang: str) -> tuple[list[ProposalRo
             )
         if p.decision:
             parts.append(_t(lang, "proposals.decision", decision=p.decision))
+        if p.note and p.note != p.decision:
+            parts.append(_t(lang, "proposals.note", note=p.note))
         rows.append(
             ProposalRow(
                 number=p.number,

@@ -38,12 +38,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import holidays
 from babel.dates import format_datetime
 
 from flows.events import Alert, Choice, Message, Outbound
@@ -59,6 +57,7 @@ from flows.statuses import (
     status_label,
 )
 from flows.taxonomy import ESCALATED_CODES, SHL48
+from flows.workdays import is_working_day
 
 DOMAIN = "escalation"
 PREFIX = "esc"
@@ -840,13 +839,6 @@ def _reporter_text(state: Notice | None, event: Typed, now: datetime, rules: Rul
 # --- the notice's own life -------------------------------------------------------------
 
 
-@cache
-def _finnish_holidays(year: int) -> frozenset[date]:
-    # The calendar the digests' working days use (digests.periods): Finnish public
-    # holidays, Midsummer Eve and Christmas Eve among them.
-    return frozenset(holidays.country_holidays("FI", years=year))
-
-
 def working_days_after(moment: datetime, days: int, zone: str) -> datetime:
     """``moment`` moved on by ``days`` working days (Monday to Friday, not a Finnish public
     holiday), same local time."""
@@ -854,7 +846,7 @@ def working_days_after(moment: datetime, days: int, zone: str) -> datetime:
     counted = 0
     while counted < days:
         local += timedelta(days=1)
-        if local.weekday() < 5 and local.date() not in _finnish_holidays(local.year):
+        if is_working_day(local.date()):
             counted += 1
     return local
 

@@ -109,6 +109,20 @@ async def section_figures(
             .limit(PROPOSALS_CONSIDERED)
         )
     ).all()
+    # Each proposal's latest note on a step (the leader's one line), newest first.
+    latest_notes: dict[int, str] = {}
+    if rows:
+        noted = await session.execute(
+            select(ProposalEvent.proposal_id, ProposalEvent.note)
+            .where(
+                ProposalEvent.proposal_id.in_([p.id for p, _ in rows]),
+                ProposalEvent.note.is_not(None),
+                ProposalEvent.note != "",
+            )
+            .order_by(ProposalEvent.created_at.desc(), ProposalEvent.id.desc())
+        )
+        for proposal_id, note in noted.all():
+            latest_notes.setdefault(proposal_id, note)
     proposals = sorted(
         (
             ProposalLine(
@@ -120,6 +134,7 @@ async def section_figures(
                 presented_on=p.presented_on,
                 decision=scrub(p.decision),
                 moved_on=p.updated_at.astimezone(zone).date(),
+                note=scrub(latest_notes.get(p.id)),
             )
             for p, title in rows
         ),

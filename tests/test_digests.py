@@ -47,7 +47,6 @@ from digests.model import (
 )
 from digests.periods import (
     first_working_day,
-    is_working_day,
     iso_week_bounds,
     iso_weeks_in_year,
     month_bounds,
@@ -61,6 +60,7 @@ from digests.periods import (
 from digests.render import CSV_COLUMNS, escalations_csv, render_monthly, render_weekly
 from flows.i18n import LANGUAGES, _catalog
 from flows.statuses import OPEN_STATUSES
+from flows.workdays import is_working_day
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parent.parent

@@ -12,7 +12,7 @@ import pytest
 from bot.config import Config
 from flows import knowledge as rules
 from storage import export, knowledge
-from storage.models import AuditEvent, PathNotice
+from storage.models import AuditEvent, Notification, PathNotice
 from tests.support.datacare_helpers import add, enrol, observation, seed
 from tests.support.db import rows
 
@@ -116,6 +116,48 @@ def config(make_config: Callable[..., Config]) -> Config:
             }
         ]
     )
+
+
+async def test_the_raised_step_is_dated_when_the_notice_was_made(config: Config) -> None:
+    """/missa's "raised to leadership": when the entry's first notice was made (an entry
+    escalated by a later correction), else when it was recorded."""
+    world = await seed(config, NOW)
+    anna = world.people["anna"]
+    recorded = NOW - timedelta(days=3)
+    late = await add(
+        world,
+        "late",
+        observation(anna, recorded, "helsinki", escalation="escalation.leadership"),
+    )
+    at_once = await add(
+        world,
+        "at_once",
+        observation(anna, recorded, "helsinki", escalation="escalation.leadership"),
+    )
+    try:
+        async with world.db.transaction() as session:
+            for chat, made in (("-1", NOW - timedelta(days=1)), ("-2", NOW)):
+                session.add(
+                    Notification(
+                        observation_id=late,
+                        channel="hki-johto",
+                        kind="escalation.leadership",
+                        transport="telegram",
+                        chat_id=chat,
+                        created_at=made,
+                    )
+                )
+        async with world.db.snapshot() as session:
+            dates = {}
+            for key, number in (("late", late), ("at_once", at_once)):
+                row = await session.get(knowledge.Observation, number)
+                assert row is not None
+                path = await knowledge.path_of(session, row)
+                [raised] = [s for s in path.steps if s.step == rules.RAISED]
+                dates[key] = raised.at
+    finally:
+        await world.db.close()
+    assert dates == {"late": NOW - timedelta(days=1), "at_once": recorded}
 
 
 async def test_a_phenomenon_gathers_links_confirmations_and_a_proposal_to_a_decision(

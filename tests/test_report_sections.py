@@ -130,6 +130,7 @@ def test_proposals_and_their_outcomes() -> None:
             "Sosiaali- ja terveyslautakunta",
             date(2026, 12, 10),
             "20 lisäpaikkaa",
+            note="Toteutus kevään aikana",
         ),
         ProposalLine(8, "Jonotusajat julki", path.PROPOSED, ""),
     ]
@@ -140,6 +141,7 @@ def test_proposals_and_their_outcomes() -> None:
         "Presented to Sosiaali- ja terveyslautakunta on 10.12.2026." in part
     )
     assert "Decision: 20 lisäpaikkaa" in part and "Decided" in part and "Proposed" in part
+    assert "Note: Toteutus kevään aikana" in part
     empty = render_html(build_report(figures(), "en", TODAY))
     assert say("en", "proposals.none") in section(empty, "proposals")
 
@@ -301,7 +303,7 @@ async def test_section_figures_from_the_database(
         refused = await knowledge.move_proposal(
             session,
             proposal.id,
-            path.Move(path.PRESENTED, "sote", NOW.date()),
+            path.Move(path.PRESENTED, "sote", NOW.date(), note="Käsitellään tammikuussa"),
             bodies=["sote"],
             actor_person_id=None,
             actor="test",
@@ -362,11 +364,12 @@ async def test_section_figures_from_the_database(
         "Österbottens slutsats.",
     ]
     [p] = s.proposals
-    assert (p.status, p.subject, p.body, p.presented_on) == (
+    assert (p.status, p.subject, p.body, p.presented_on, p.note) == (
         path.PRESENTED,
         "Nuoret ilman yöpaikkaa",
         "sote",
         NOW.date(),
+        "Käsitellään tammikuussa",  # the step's note, printed with the outcome
     )
     by_title = {ph.title: ph for ph in s.phenomena}
     assert by_title["Nuoret ilman yöpaikkaa"].observations == 1
