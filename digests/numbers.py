@@ -13,21 +13,21 @@ module, so there is one rule for each of these questions:
   printed in a report: it is shown as "< 5" (``count``).
 * **Can a hidden count be worked back from a total?** Not by subtraction:
   ``suppress`` applies *secondary suppression* to a group of counts whose total
-  is shown. A reader knows the total, the shown cells, that every hidden cell
-  is at least 1 (a zero is shown as 0: it names nobody) and, reading "< 5",
-  perhaps that it is at most ``min_cell`` - 1. The hidden cells' sum S is then
-  known, and with k hidden cells one of them is pinned to its value when
-  k = 1 (it is S), when S = k (every hidden cell is 1) or when every hidden
-  cell is min_cell - 1 (S = k * (min_cell - 1), each read as at most
-  min_cell - 1). ``suppress`` hides the
-  smallest shown non-zero cells, one at a time (ties by key order), until none
-  of the three holds; the cells added are never smaller than a primary one, so a
-  hidden cell is at most the smallest shown cell, and a list that ranks shown
-  cells first (``digests.rules.ranked_shown``) says nothing more. Only where
-  every non-zero cell is hidden and still one of the three holds (every cell 1,
-  or every cell min_cell - 1) is no cell left to add: then the total itself
-  must not be printed (``total_hidden``; a total below ``min_cell`` is hidden
-  anyway, and with it k = min_cell - 1 cells of 1 are the pinned case).
+  is shown. A hidden count below ``min_cell`` prints as "< 5" (a true statement);
+  a count hidden only to protect another (a secondary cell, ``min_cell`` or more)
+  prints as "–" (``HIDDEN``), never as "< 5", which would be false. A reader
+  knows the total, the shown cells, that a "< 5" cell is 1..min_cell-1, that a
+  "–" cell is at least ``min_cell`` and at most the smallest shown cell
+  (``suppress`` hides the smallest), and so the hidden cells' sum S. A hidden
+  cell is *pinned* when these bounds and S leave it one value (``_pinned``): one
+  hidden cell; "< 5" cells that are all 1 or all min_cell - 1; a "< 5" cell
+  beside a "–" cell of exactly ``min_cell``; and so on. ``suppress`` hides the
+  smallest shown non-zero cells, one at a time (ties by key order), until no
+  hidden cell is pinned; a list that ranks shown cells first
+  (``digests.rules.ranked_shown``) says nothing more. Where every non-zero cell
+  is hidden and one is still pinned, no cell is left to add: then the total
+  itself must not be printed (``total_hidden``; a total below ``min_cell`` is
+  hidden anyway, and with it k = min_cell - 1 cells of 1 are the pinned case).
 * **How many workers wrote?** Below ``few_workers`` (3) a team digest says "a
   few workers" instead of the number (``few_workers``; the text is the
   renderer's).
@@ -55,6 +55,8 @@ from babel.numbers import format_decimal, format_percent
 
 DEFAULT_MIN_CELL = 5
 FEW_WORKERS = 3
+#: How a count hidden to protect another (``min_cell`` or more) is printed.
+HIDDEN = "–"
 
 # The Babel locale of each language's numbers: Finnish and Swedish group thousands with a
 # no-break space and use a decimal comma; English uses "2,973" and "1.5".
@@ -82,7 +84,8 @@ class Privacy:
         return self.suppress and 0 < n < self.min_cell
 
     def hidden(self, counts: Mapping[K, int]) -> frozenset[K]:
-        """The cells of a group with a shown total that this audience sees as "< 5"."""
+        """The cells of a group with a shown total that this audience does not see: "< 5"
+        below ``min_cell``, "–" (``HIDDEN``) when hidden to protect another."""
         return suppress(counts, self.min_cell) if self.suppress else frozenset()
 
     def total_hidden(self, *groups: Mapping[Any, int]) -> bool:
@@ -145,19 +148,36 @@ def below(min_cell: int, lang: str) -> str:
 
 
 def count(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False) -> str:
-    """A count for ``privacy``'s audience: the number, or "< 5" when it is small or ``hidden``
-    (hidden by secondary suppression)."""
-    if privacy.suppress and (hidden or privacy.small(n)):
+    """A count for ``privacy``'s audience: the number; "< 5" when it is small; "–"
+    (``HIDDEN``) when it is ``min_cell`` or more and ``hidden`` by secondary suppression."""
+    if privacy.suppress and privacy.small(n):
         return below(privacy.min_cell, lang)
+    if privacy.suppress and hidden and n:
+        return HIDDEN
     return number(n, lang)
 
 
-def _pinned(values: list[int], min_cell: int) -> bool:
-    """Whether hidden cells of ``values`` (their sum known from a printed total) give a
-    reader one value for a cell: one cell, every cell 1, or every cell ``min_cell`` - 1."""
-    # With S = k * (min_cell - 1) and a secondary cell (min_cell or more) among them, a
-    # reader who takes "< 5" at its word finds every cell min_cell - 1: wrong, not pinned.
-    return len(values) == 1 or all(n == 1 for n in values) or all(n == min_cell - 1 for n in values)
+def _pinned(values: list[int], min_cell: int, ceiling: int | None = None) -> bool:
+    """Whether hidden cells of ``values`` (their sum S known from a printed total) give a
+    reader one value for a cell. A reader bounds a "< 5" cell to 1..min_cell-1 and a "–"
+    cell to min_cell..``ceiling`` (the smallest shown cell; None: no shown cell, no
+    bound); with the others' bounds and S, a cell whose range is one value is pinned."""
+    if not values:
+        return False
+    unbounded = sum(values) + 1  # no cell can be more than the sum
+    lows = [1 if n < min_cell else min_cell for n in values]
+    highs = [
+        min_cell - 1 if n < min_cell else (ceiling if ceiling is not None else unbounded)
+        for n in values
+    ]
+    total = sum(values)
+    low_sum, high_sum = sum(lows), sum(highs)
+    for low, high in zip(lows, highs, strict=True):
+        least = max(low, total - (high_sum - high))
+        most = min(high, total - (low_sum - low))
+        if least == most:
+            return True
+    return False
 
 
 def total(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False) -> str:
@@ -171,13 +191,12 @@ def total(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False
 def suppress(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> frozenset[K]:
     """The cells of a group to hide, when the group's total is shown.
 
-    Primary: every count in 1..min_cell-1. Secondary: while the hidden cells are
-    ``_pinned`` (one cell; all 1; all ``min_cell`` - 1), the smallest other non-zero cell
-    (ties by key order of ``counts``) is hidden too, so that no hidden count follows from
-    the total minus the shown ones. When every non-zero cell is hidden and they are still
-    pinned, nothing is left to add: ``total_hidden`` says the total must not be printed
-    (a lone non-zero cell is the whole total, which is then below ``min_cell`` and hidden
-    where it is shown, ``count``).
+    Primary: every count in 1..min_cell-1 ("< 5"). Secondary: while a hidden cell is
+    ``_pinned`` (bounded by the others, the smallest shown cell and the total), the
+    smallest shown non-zero cell (ties by key order of ``counts``) is hidden too ("–"),
+    so that no hidden count follows from the total minus the shown ones. When every
+    non-zero cell is hidden and one is still pinned, nothing is left to add:
+    ``total_hidden`` says the total must not be printed.
     """
     hidden = {key for key, n in counts.items() if 0 < n < min_cell}
     if not hidden:
@@ -185,25 +204,25 @@ def suppress(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> froze
     others = sorted(
         (n, i, key) for i, (key, n) in enumerate(counts.items()) if n and key not in hidden
     )
-    for _, _, key in others:
-        if not _pinned([counts[k] for k in hidden], min_cell):
-            break
-        hidden.add(key)
+    while others and _pinned([counts[k] for k in hidden], min_cell, others[0][0]):
+        hidden.add(others.pop(0)[2])
     return frozenset(hidden)
 
 
 def total_hidden(counts: Mapping[K, int], min_cell: int = DEFAULT_MIN_CELL) -> bool:
-    """Whether the total of a group must not be printed: every non-zero cell is hidden by
-    ``suppress`` and they would still be pinned by it (every cell 1, or every cell
-    ``min_cell`` - 1, at least two of them). A total below ``min_cell`` prints as "< 5"
+    """Whether the total of a group must not be printed: ``suppress`` hides every non-zero
+    cell and one is still pinned by the total. A total below ``min_cell`` prints as "< 5"
     anyway; then k cells of 1 are pinned when k = min_cell - 1 (their sum is at least k
     and at most min_cell - 1), and this says so too."""
     values = [n for n in counts.values() if n]
-    if len(values) < 2 or any(n >= min_cell for n in values):
-        return False
+    if len(values) < 2:
+        return False  # a lone cell is the total: both hidden or both shown
     total = sum(values)
     if total < min_cell:
         return len(values) >= min_cell - 1
+    hidden = suppress(counts, min_cell)
+    if any(n and key not in hidden for key, n in counts.items()):
+        return False
     return _pinned(values, min_cell)
 
 
@@ -211,16 +230,18 @@ def recoverable(
     counts: Mapping[K, int], hidden: Iterable[K], min_cell: int = DEFAULT_MIN_CELL
 ) -> bool:
     """Whether a hidden non-zero cell follows from the printed total and the printed cells
-    (for tests and for checking a rendering): the hidden cells are ``_pinned`` while the
-    total is printed. A total below ``min_cell`` is itself hidden; then the hidden cells
-    are pinned only as k = min_cell - 1 cells of 1 (``total_hidden``)."""
-    values = [counts[key] for key in set(hidden) if counts.get(key, 0)]
+    (for tests and for checking a rendering): a hidden cell is ``_pinned`` while the total
+    is printed. A total below ``min_cell`` is itself hidden; then the hidden cells are
+    pinned only as k = min_cell - 1 cells of 1 (``total_hidden``)."""
+    hidden = set(hidden)
+    values = [counts[key] for key in hidden if counts.get(key, 0)]
     if not values:
         return False
     total = sum(counts.values())
     if 0 < total < min_cell:
         return len(values) >= min_cell - 1
-    return _pinned(values, min_cell)
+    shown = [n for key, n in counts.items() if n and key not in hidden]
+    return _pinned(values, min_cell, min(shown) if shown else None)
 
 
 def quotable_themes(theme_counts: Mapping[str, int], min_cell: int = DEFAULT_MIN_CELL) -> set[str]:

@@ -630,7 +630,14 @@ def _monthly_doc(
     doc.line(rule, f"<i>{html.escape(rule)}</i>")
     if not s.rising:
         doc.line(_t(lang, "monthly.rising_none"))
-    for rising in s.rising:
+    # A row without its change (a hidden number) after the shown ones: ranked by growth
+    # between two shown rows, its hidden count would be narrowed down (rules.shown_first).
+    few = {
+        r.code
+        for r in s.rising
+        if p.suppress and (r.code in s.hidden_themes or p.small(r.count) or p.small(r.before_sum))
+    }
+    for rising in rules.shown_first(s.rising, lambda r: r.code, few):
         if s.rate_basis:
             doc.item(_rising_rate_row(s, rising, lang))
             continue

@@ -46,6 +46,7 @@ from digests.rules import (
     pick_quotes,
     ranked_shown,
     rising,
+    shown_first,
     uses_rate,
 )
 from flows.i18n import label, t
@@ -334,8 +335,17 @@ def _rising(figures: ReportFigures, lang: str, privacy: Privacy = LEADERSHIP) ->
             count_text=numbers.count(p.count, lang, privacy),
             previous_text=numbers.count(p.before, lang, privacy),
         )
-        for p in rising(pairs, RISING_MIN_COUNT, RISING_RATIO, activity)[:MAX_RISING]
+        for p in _hidden_last(
+            rising(pairs, RISING_MIN_COUNT, RISING_RATIO, activity)[:MAX_RISING], privacy
+        )
     ]
+
+
+def _hidden_last(found: list[_Phenomenon], privacy: Privacy) -> list[_Phenomenon]:
+    """Rows with a hidden number after the shown ones (``rules.shown_first``): ranked by
+    their growth, a hidden count between two shown rows would be narrowed down by them."""
+    hidden = {p.code for p in found if privacy.small(p.count) or privacy.small(p.before)}
+    return shown_first(found, lambda p: p.code, hidden)
 
 
 # --- the comparison section ("Vertailu", "Jämförelse", "Comparison") --------------------

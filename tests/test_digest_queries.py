@@ -712,8 +712,8 @@ async def test_monthly_figures_for_a_region(world: World) -> None:
     assert "Aktiivisten työntekijöiden määrä muuttui yli 20 %" in text
     assert "• Asuminen ja asunnottomuus: 7 (0,7 / työntekijäviikko, aiemmin 0,21, +227 %)" in text
     # Income 3 is hidden with the two 2s (min_cell 3: "< 3" twice over a known sum of 4
-    # would give both back), so its rate is not shown either.
-    assert "• Toimeentulo: < 3 (– / työntekijäviikko" in text
+    # would give both back), so its rate is not shown either; it is 3, not fewer: "–".
+    assert "• Toimeentulo: – (– / työntekijäviikko" in text
     assert rendered.csv is not None
     # Header, the 4 raised in November and the 3 earlier ones still open.
     assert rendered.csv.decode("utf-8-sig").count("\r\n") == 1 + 4 + 3
@@ -762,7 +762,7 @@ async def test_monthly_for_the_whole_organisation_and_another_region(world: Worl
     lines = render_monthly(whole, "en").text.replace("\u00a0", " ").split("\n\n")
     [regions] = [block for block in lines if block.startswith("Regions side by side")]
     assert regions.splitlines()[2:] == [
-        "• helsinki: < 5 · – · Housing and homelessness · < 5 · –",
+        "• helsinki: – · – · Housing and homelessness · – · –",
         "• pohjanmaa: < 5 · – · – · < 5 · –",
         "• Whole organisation: 21 · – · Housing and homelessness · 7 · –",
     ]

@@ -276,7 +276,7 @@ def test_the_organisations_summary_sets_the_regions_side_by_side() -> None:
     block = next(b for b in text.split("\n\n") if b.startswith("Alueet rinnakkain"))
     assert block.splitlines()[2:] == [
         # Helsinki: 120 in 140 worker-weeks; Lappi: four workers, no rate.
-        "• Helsinki: 120 · 0,86 · Asuminen ja asunnottomuus · < 5 · 3 pv",
+        "• Helsinki: 120 · 0,86 · Asuminen ja asunnottomuus · – · 3 pv",
         "• Kainuu: 0 · – · – · 0 · –",
         "• Lappi: 10 · – · Asuminen ja asunnottomuus · < 5 · –",
         "• Koko organisaatio: 130 · 0,87 · Asuminen ja asunnottomuus · 7 · 3 pv",

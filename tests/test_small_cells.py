@@ -189,8 +189,14 @@ def random_month(rng: random.Random) -> MonthlyFigures:
     whole = rng.random() < 0.5
     regions = []
     if whole:
+        # The organisation's themes spread over its regions: the regions add up to it.
+        by_region: dict[str, dict[str, int]] = {region: {} for region in REGIONS}
+        for theme in themes:
+            for region, n in spread_over(rng, theme.count, REGIONS).items():
+                if n:
+                    by_region[region][theme.code] = n
         for region in REGIONS:
-            counts = {code: small_heavy(rng) for code in rng.sample(THEMES, rng.randint(0, 4))}
+            counts = by_region[region]
             workers = rng.choice([0, 1, 2, 4, 5, 9, rng.randint(0, 30)])
             regions.append(
                 RegionFigures(
@@ -357,25 +363,30 @@ def monthly_counts(text: str) -> list[str]:
     return found
 
 
+def concealed(printed: str) -> bool:
+    """Whether a printed count is hidden: "< 5" (fewer) or "–" (hidden to protect another)."""
+    return printed.startswith("<") or printed == numbers.HIDDEN
+
+
 def hidden_rates_follow_counts(text: str) -> list[str]:
-    """Lines of a Finnish monthly summary where a count shows as "< 5" but its rate per
+    """Lines of a Finnish monthly summary where a count is hidden but its rate per
     active worker-week does not show as "–" (the rate would give the count back)."""
     text = text.replace(NBSP, " ")
     sections = {block.split("\n", 1)[0]: block for block in text.split("\n\n")}
     wrong = []
     for line in sections.get("Alueet rinnakkain", "").splitlines()[2:]:
         count, rate, *_ = line.split(": ", 1)[1].split(" · ")
-        if count.startswith("<") and rate != "–":
+        if concealed(count) and rate != "–":
             wrong.append(line)
     rising = sections.get("Nousevat ilmiöt", "")
     for line, count, rate in re.findall(
         r"^(• .+?: (.+?) \((\S+) / työntekijäviikko.*)$", rising, re.M
     ):
-        if count.startswith("<") and rate != "–":
+        if concealed(count) and rate != "–":
             wrong.append(line)
     total = re.search(r"^• Havaintoja: (.+)$", text, re.M)
     rate_line = re.search(r"^• Havaintoja aktiivista työntekijäviikkoa kohden: (\S+)", text, re.M)
-    if total and rate_line and total[1].startswith("<") and rate_line[1] != "–":
+    if total and rate_line and concealed(total[1]) and rate_line[1] != "–":
         wrong.append(rate_line[0])
     return wrong
 
@@ -451,13 +462,14 @@ def given_back(
 ) -> list[str]:
     """The hidden cells of a group that a reader pins to their true value.
 
-    The reader sees every shown cell, ``total`` as printed (digits, "< 5" or "–"), knows
-    that a hidden cell is at least 1 (zeros are shown) and at least ``lower`` (e.g. the
-    number of teams that reported a theme: each wrote one observation at least), at most
-    the smallest shown cell (``suppress`` hides the smallest; a list ranks shown cells
-    first), and, taking "< 5" at its word, perhaps at most min_cell - 1. For each hidden
+    The reader sees every shown cell, ``total`` as printed (digits, "< 5" or "–"), and
+    how each hidden cell is printed: "< 5" is 1..min_cell-1, "–" (hidden to protect
+    another) is min_cell or more. Every hidden cell is at least 1 (zeros are shown) and
+    at least ``lower`` (e.g. the number of teams that reported a theme: each wrote one
+    observation at least), and a "–" cell is at most the smallest shown cell
+    (``suppress`` hides the smallest; a list ranks shown cells first). For each hidden
     cell the values left by these bounds and the sum are a range; the cell is given back
-    when, under either reading, that range is its true value alone."""
+    when that range is its true value alone."""
     lower = lower or {}
     cells = [k for k, n in counts.items() if n and k in hidden]
     if not cells:
@@ -470,21 +482,19 @@ def given_back(
         low_sum, high_sum = 0, min_cell - 1 - shown_sum
     else:  # not printed
         low_sum, high_sum = 0, 10**9
-    floor = {k: max(1, lower.get(k, 0)) for k in cells}
+    small = {k for k in cells if counts[k] < min_cell}  # printed "< 5"; the others "–"
     shown_cells = [n for k, n in counts.items() if n and k not in hidden]
     ceiling = min(shown_cells) if shown_cells else 10**9
+    floor = {k: max(1 if k in small else min_cell, lower.get(k, 0)) for k in cells}
+    roof = {k: min_cell - 1 if k in small else ceiling for k in cells}
     pinned = []
-    for cap in (ceiling, min(ceiling, min_cell - 1)):
-        roof = dict.fromkeys(cells, cap)
-        if any(floor[k] > roof[k] for k in cells):
-            continue  # this reading contradicts what is shown: it gives nothing back
-        for k in cells:
-            others_low = sum(floor[j] for j in cells if j != k)
-            others_high = sum(roof[j] for j in cells if j != k)
-            lo = max(floor[k], low_sum - others_high)
-            hi = min(roof[k], high_sum - others_low)
-            if lo == hi == counts[k] and k not in pinned:
-                pinned.append(k)
+    for k in cells:
+        others_low = sum(floor[j] for j in cells if j != k)
+        others_high = sum(roof[j] for j in cells if j != k)
+        lo = max(floor[k], low_sum - others_high)
+        hi = min(roof[k], high_sum - others_low)
+        if lo == hi == counts[k]:
+            pinned.append(k)
     return pinned
 
 
@@ -568,7 +578,9 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
             checked["regions"] += 1
         for row in summary.leading:
             if row.code in summary.hidden_themes:
-                assert f"{label(row.code, 'fi')}: {below}" in rendered.text, hint
+                # "< 5" when it is fewer, "–" when it is hidden to protect another.
+                mark = below if row.count < privacy.min_cell else numbers.HIDDEN
+                assert f"{label(row.code, 'fi')}: {mark}" in rendered.text, hint
         # The same cells hidden in every language (at a length no language is cut to fit).
         shown = [
             render_monthly(summary, lang, limit=10**6).text.count(below)
@@ -625,7 +637,7 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
             r'<tr><td>[^<]*</td><td class="num">([^<]*)</td><td class="num rate">([^<]*)<',
             section.split("<h2 ", 1)[0],
         ):
-            assert not count.startswith("<") or rate == "–", (hint, count, rate)
+            assert not concealed(count) or rate == "–", (hint, count, rate)
         for section, counts in (
             ("themes", report_figures.themes),
             ("signals", report_figures.signals),
@@ -633,7 +645,7 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         ):
             printed, _ = hidden_cells(page, section)
             by_label = {label(code, "fi"): n for code, n in counts.items()}
-            hidden = {name for name, value in printed.items() if value.startswith("<")}
+            hidden = {name for name, value in printed.items() if concealed(value)}
             leaked = given_back(by_label, hidden, totals["total"], privacy.min_cell)
             assert not leaked, (hint, section, by_label, leaked)
             checked["feasible"] += 1
@@ -659,7 +671,7 @@ def test_no_leadership_output_shows_a_small_count_nor_lets_one_be_worked_back() 
         ):
             printed = table_cells(page, anchor, nth)
             assert set(printed) == {k for k, n in counts.items() if n}, (hint, anchor)
-            hidden = {name for name, value in printed.items() if value.startswith("<")}
+            hidden = {name for name, value in printed.items() if concealed(value)}
             leaked = given_back(counts, hidden, total, privacy.min_cell)
             assert not leaked, (hint, anchor, counts, leaked)
             checked["tables"] += 1
