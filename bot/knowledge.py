@@ -750,12 +750,9 @@ class KnowledgeDesk:
         now: datetime,
     ) -> list[Outbound]:
         lang = member.language
-        row = await knowledge.get_proposal(session, number)
+        row, refused = await self._decidable(session, incoming, member, number, "proposal_refused")
         if row is None:
-            return [self._say_alone(incoming, member, _t(lang, "knowledge.error.no_proposal"))]
-        if not rules.may_decide(member.role, self._region(member), row.region):
-            log.warning("proposal_refused id=%s person=%s", number, member.person_id)
-            return [self._say_alone(incoming, member, _t(lang, "knowledge.move.not_allowed"))]
+            return refused
         key = self._pending_key(member, incoming)
         if kind == "mv":
             if value not in rules.PROPOSAL_MOVES.get(row.status, ()):
@@ -779,6 +776,27 @@ class KnowledgeDesk:
                 return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
         return await self._advance(session, incoming, member, row, draft, None, now)
 
+    async def _decidable(
+        self,
+        session: AsyncSession,
+        incoming: Incoming,
+        member: repo.Member,
+        number: int,
+        refusal: str,
+    ) -> tuple[knowledge.Proposal | None, list[Outbound]]:
+        """Proposal ``number`` when ``member`` may decide on it; else None and the answer
+        (no such proposal; not theirs to move, logged as ``refusal``)."""
+        lang = member.language
+        row = await knowledge.get_proposal(session, number)
+        if row is None:
+            missing = _t(lang, "knowledge.error.no_proposal")
+            return None, [self._say_alone(incoming, member, missing)]
+        if not rules.may_decide(member.role, self._region(member), row.region):
+            log.warning("%s id=%s person=%s", refusal, number, member.person_id)
+            refused = _t(lang, "knowledge.move.not_allowed")
+            return None, [self._say_alone(incoming, member, refused)]
+        return row, []
+
     async def _take_ownership(
         self,
         session: AsyncSession,
@@ -789,12 +807,11 @@ class KnowledgeDesk:
     ) -> list[Outbound]:
         """ "Take ownership" on a card: the presser owns the proposal (audited)."""
         lang = member.language
-        row = await knowledge.get_proposal(session, number)
+        row, refused = await self._decidable(
+            session, incoming, member, number, "proposal_owner_refused"
+        )
         if row is None:
-            return [self._say_alone(incoming, member, _t(lang, "knowledge.error.no_proposal"))]
-        if not rules.may_decide(member.role, self._region(member), row.region):
-            log.warning("proposal_owner_refused id=%s person=%s", number, member.person_id)
-            return [self._say_alone(incoming, member, _t(lang, "knowledge.move.not_allowed"))]
+            return refused
         if row.status in rules.PROPOSAL_CLOSED:
             return [self._say_alone(incoming, member, t(lang, "flow.stale_button"))]
         taken = await knowledge.set_owner(
