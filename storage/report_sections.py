@@ -122,7 +122,8 @@ async def section_figures(
             .order_by(ProposalEvent.created_at.desc(), ProposalEvent.id.desc())
         )
         for proposal_id, note in noted.all():
-            latest_notes.setdefault(proposal_id, note)
+            if note:
+                latest_notes.setdefault(proposal_id, note)
     proposals = sorted(
         (
             ProposalLine(
