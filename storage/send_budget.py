@@ -177,6 +177,9 @@ class _Budget:
         # Within this instance reservations are made in turn: a burst queues here for
         # a millisecond each instead of holding a pooled connection each at the lock.
         self._gate = asyncio.Lock()
+        # Bulk sends go one after another: one of them asks the budget at a time, so a
+        # batch waiting for room does not wake as a herd and queue answers at the gate.
+        self._bulk_turn = asyncio.Lock()
 
     def buckets(self, group_chat: str | None) -> dict[str, Bucket]:
         """The scopes one send reserves in, in lock order (sorted by name)."""
@@ -194,9 +197,17 @@ class _Budget:
     async def take_slot(self, group_chat: str | None, bulk: bool = False) -> tuple[float, float]:
         """``take``, and the moment reserved (seconds since the epoch on the budget's
         clock): (slot time, seconds waited)."""
+        started = asyncio.get_running_loop().time()
+        if not bulk:
+            return await self._take_slot(group_chat, bulk, started)
+        async with self._bulk_turn:
+            return await self._take_slot(group_chat, bulk, started)
+
+    async def _take_slot(
+        self, group_chat: str | None, bulk: bool, started: float
+    ) -> tuple[float, float]:
         buckets = self.buckets(group_chat)
         loop = asyncio.get_running_loop()
-        started = loop.time()
         while True:
             async with self._gate:
                 reserved, now = await self._reserve(buckets, bulk)

@@ -198,7 +198,9 @@ async def test_answers_go_before_a_bulk_batch(kind: str, db_url: str) -> None:
         digests = await batch
     finally:
         await db.close()
-    assert max(waited for _, waited in answers) < 0.08, answers
+    # Answers go at once (a busy machine or a PostgreSQL transaction adds some
+    # milliseconds); the digests behind them take over two seconds.
+    assert max(waited for _, waited in answers) < 0.25, answers
     slots = [at for at, _ in answers + digests]
     assert flood_refusals(slots, limit.burst, limit.period) == 0
     assert max(waited for _, waited in digests) > 2.0  # 30 at 10 a second, after the answers

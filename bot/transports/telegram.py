@@ -682,7 +682,11 @@ def _closing(pressed: Any, answer: Outbound) -> Message | None:
     shown = getattr(pressed, "text", None)
     if not isinstance(reply, Message) or reply.choices or "edit" in answer.meta or not shown:
         return None
-    html = f"{pressed.text_html}\n\n{reply.html if reply.html is not None else escape(reply.text)}"
+    try:
+        shown_html = pressed.text_html
+    except Exception:  # entities that do not fit the text (found by the fuzz test)
+        return None
+    html = f"{shown_html}\n\n{reply.html if reply.html is not None else escape(reply.text)}"
     if utf16_len(html) > MessageLimit.MAX_TEXT_LENGTH:
         return None
     return Message(f"{shown}\n\n{reply.text}", html=html, ref=reply.ref)
