@@ -601,8 +601,11 @@ class KnowledgeDesk:
                 continue  # for the process that runs the channel's transport
             if not await knowledge.claim_card(session, row.id, now):
                 continue
+            cards: dict[str, Message] = {}  # one card per language, however many chats
             for channel, transport, chat in mine:
-                card = await self._card(session, row, channel.language)
+                if channel.language not in cards:
+                    cards[channel.language] = await self._card(session, row, channel.language)
+                card = cards[channel.language]
                 out.append(Outbound(transport, chat, card, {"track": f"proposal_card:{row.id}"}))
             log.info("proposal_card id=%s chats=%s", row.id, len(mine))
         return out

@@ -184,7 +184,7 @@ def total(n: int, lang: str, privacy: Privacy = LEADERSHIP, hidden: bool = False
     """A total for ``privacy``'s audience: as ``count``, or "–" when ``hidden``
     (``total_hidden``: printed, it would pin the hidden cells that add up to it)."""
     if privacy.suppress and hidden:
-        return "–"
+        return HIDDEN
     return count(n, lang, privacy)
 
 
