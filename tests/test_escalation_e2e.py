@@ -18,8 +18,7 @@ from bot.config import Config
 from flows.events import Alert, ChoiceIn, Incoming, Message
 from storage.models import EscalationEvent, Notification, Observation, Person, Relay
 from tests.conftest import FakeClock
-from tests.support.db import rows as db_rows
-from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons, texts_to
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, buttons, rows, texts_to
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.telegram import telegram_config
 
@@ -44,10 +43,6 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
             yield driver
         finally:
             await driver.stop()
-
-
-async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    return await db_rows(bot.rt.db, model, *where)
 
 
 async def save_shl48(bot: Bot) -> tuple[int, list[Any]]:

@@ -30,8 +30,7 @@ from bot.config import Config
 from flows.i18n import t
 from storage.models import EscalationEvent, HeldText, Notification, Observation
 from tests.conftest import FakeClock
-from tests.support.db import rows as db_rows
-from tests.support.escalation_helpers import LEADER_CHAT, Bot, texts_to
+from tests.support.escalation_helpers import LEADER_CHAT, Bot, rows, texts_to
 from tests.support.fake_telegram import FakeTelegram, SentCall
 from tests.support.telegram import telegram_config
 
@@ -62,10 +61,6 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
             yield driver
         finally:
             await driver.stop()
-
-
-async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    return await db_rows(bot.rt.db, model, *where)
 
 
 def alerts(calls: list[SentCall]) -> list[str]:

@@ -14,8 +14,7 @@ from bot.config import Config
 from storage import knowledge
 from storage.models import AuditEvent, Observation, Phenomenon, Proposal, ProposalEvent
 from tests.conftest import FakeClock
-from tests.support.db import rows as db_rows
-from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, texts_to
+from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, rows, texts_to
 from tests.support.fake_telegram import FakeTelegram, keyboard
 from tests.support.telegram import telegram_config
 
@@ -36,10 +35,6 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
             yield driver
         finally:
             await driver.stop()
-
-
-async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    return await db_rows(bot.rt.db, model, *where)
 
 
 async def save_with_details(

@@ -9,7 +9,6 @@ of the three workers hears of it in one message, without learning who else repor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
@@ -27,8 +26,7 @@ from storage.models import (
     ProposalEvent,
 )
 from tests.conftest import FakeClock
-from tests.support.db import rows as db_rows
-from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, texts_to
+from tests.support.escalation_helpers import LEADER_CHAT, TEAM_CHAT, Bot, buttons, rows, texts_to
 from tests.support.fake_telegram import FakeTelegram, keyboard
 from tests.support.telegram import telegram_config
 
@@ -61,10 +59,6 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
             yield driver
         finally:
             await driver.stop()
-
-
-async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
-    return await db_rows(bot.rt.db, model, *where)
 
 
 def last_text(bot: Bot, chat: int) -> str:

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes, TypeHandler
 from bot.config import Config
 from bot.runtime import Runtime, build_runtime
 from bot.transports.telegram import TelegramTransport
+from tests.support.db import rows as db_rows
 from tests.support.fake_telegram import FakeTelegram, SentCall, keyboard
 
 DONE_GROUP = 1_000_000
@@ -133,6 +134,11 @@ class Bot:
         if not messages:
             return False
         return any(re.search(r"^d:\w+:\d+:[po]\d+$", data or "") for data in buttons(messages[-1]))
+
+
+async def rows(bot: Bot, model: type[Any], *where: Any) -> list[Any]:
+    """The rows of ``model`` in the bot's database (``where``: SQLAlchemy filters)."""
+    return await db_rows(bot.rt.db, model, *where)
 
 
 def texts_to(calls: list[SentCall], chat_id: int) -> list[str]:
