@@ -389,10 +389,14 @@ async def _serve(variant: Variant, settings: dict[str, Any], rate_limit: str) ->
     if stalls is not None:
         stalls.start()
     print("ready", flush=True)
+    # The driver's commands, read on the loop (a pipe, not a thread: a worker thread
+    # blocked in read() is sampled by py-spy as if busy, and this is not the bot's work).
     loop = asyncio.get_running_loop()
+    commands = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
     digests: asyncio.Task[None] | None = None
     while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = (await commands.readline()).decode()
         if not line:  # the driver closed stdin: stop
             break
         command, *args = line.split()
@@ -726,6 +730,7 @@ async def record_walk(workdir: Path) -> list[dict[str, Any]]:
             if step < STEPS - 1:
                 event = ChoiceIn(choose([c.data for c in message.flat_choices()], rng))
     finally:
+        await service.close_outbox()  # its batch of sent answers, before the file goes
         await db.close()
         remove_sqlite(path)
     return replies

@@ -42,6 +42,9 @@ IDLE = (
     "select (selectors.py",
     "Condition.wait (threading.py",
     "_worker (concurrent/futures/thread.py",
+    # aiosqlite's connection thread waiting for its next call (``tx.get()``, aiosqlite
+    # 0.22.1 as pinned); a call it runs shows a later line of the same function.
+    "_connection_worker_thread (aiosqlite/core.py:59)",
 )
 
 

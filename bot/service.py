@@ -597,6 +597,8 @@ class Havainto:
         self, session: AsyncSession, turn: _Turn, member: repo.Member
     ) -> list[Outbound]:
         out: list[Outbound] = []
+        if not member.confirmations_pending:
+            return out
         for entry in await held.take_pending_confirmations(session, member.person_id):
             out.append(self._saved_late(turn, entry))
             log.info("confirmation_delivered_late id=%s", entry.id)

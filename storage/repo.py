@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from storage.models import (
     Invite,
     KeptDraft,
     Observation,
+    PendingConfirmation,
     Person,
     ProcessedEvent,
     Team,
@@ -47,6 +48,10 @@ class Member:
     chat_id: str
     last_active_on: datetime | None = None
     default_area: str | None = None
+    # Whether a "Saved #N" the platform did not take waits for this person
+    # (``storage.held.take_pending_confirmations``); True when not looked up, so the
+    # caller asks.
+    confirmations_pending: bool = True
 
 
 def _member(row: Any) -> Member | None:
@@ -105,6 +110,9 @@ _FIND_MEMBER = (
         Person.last_active_on,
         Person.default_area,
         Identity.chat_id,
+        # Almost always false: the turn then skips its own look-up of late confirmations,
+        # one statement of every update (bench/RESULTS.md, CPU per update).
+        exists().where(PendingConfirmation.person_id == Person.id).label("confirmations_pending"),
     )
     .join(Identity, Identity.person_id == Person.id)
     .where(
@@ -130,6 +138,7 @@ async def find_member(session: AsyncSession, transport: str, external_id: str) -
         chat_id=row.chat_id,
         last_active_on=row.last_active_on,
         default_area=row.default_area,
+        confirmations_pending=bool(row.confirmations_pending),
     )
 
 
@@ -453,7 +462,13 @@ _RECORD_EVENT = InsertIgnoring(ProcessedEvent.__table__)
 
 
 async def load_draft(session: AsyncSession, person_id: int) -> Draft | None:
-    return await session.get(Draft, person_id, with_for_update=True)
+    # A statement built once (``session.get`` builds and keys a new one each time): a
+    # step of every capture (bench/RESULTS.md, CPU per update).
+    result = await session.execute(_LOAD_DRAFT, {"person": person_id})
+    return result.scalar_one_or_none()
+
+
+_LOAD_DRAFT = select(Draft).where(Draft.person_id == bindparam("person")).with_for_update()
 
 
 async def store_draft(
