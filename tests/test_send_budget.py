@@ -164,16 +164,18 @@ async def test_telegram_limits_are_the_defaults(db_url: str) -> None:
     assert max(waits) < 1.0  # nineteen to one group at once: Telegram allows that burst
 
 
-def test_a_bulk_send_waits_while_the_token_is_half_full_and_never_reserves_ahead() -> None:
-    token = Bucket.of(Limit(10, 1.0), margin=0.0)  # one per 0.1 s, 0.9 s of tolerance
+def test_a_bulk_send_waits_while_the_token_is_a_tenth_full_and_never_reserves_ahead() -> None:
+    token = Bucket.of(Limit(20, 1.0), margin=0.0)  # one per 0.05 s, 0.95 s of tolerance
     tats = {"token": 0.0}
-    # Bulk takes the first half of the burst at once, then waits (nothing reserved).
-    assert [reserve(tats, {"token": token}, 5.0, bulk=True).wait for _ in range(6)] == [0.0] * 5 + [
-        pytest.approx(0.05)
+    # Bulk takes the first tenth of the burst at once, then waits (nothing reserved).
+    assert [reserve(tats, {"token": token}, 5.0, bulk=True).wait for _ in range(3)] == [0.0] * 2 + [
+        pytest.approx(0.005)
     ]
-    assert tats["token"] == pytest.approx(5.5)
-    # An answer to a person still finds the other half free.
-    assert [reserve(tats, {"token": token}, 5.0) for _ in range(4)] == [Reserved(5.0)] * 4
+    assert tats["token"] == pytest.approx(5.1)
+    # An answer to a person still finds the rest free: seventeen more at once.
+    assert [reserve(tats, {"token": token}, 5.0) for _ in range(17)] == [Reserved(5.0)] * 17
+    # Alone, bulk goes at the token's rate: a slot each time the bucket has drained one.
+    assert reserve({"token": 0.0}, {"token": token}, 5.0, bulk=True) == Reserved(5.0)
 
 
 @pytest.mark.parametrize("kind", ["local", "database"])
