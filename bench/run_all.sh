@@ -39,6 +39,8 @@ run() {
 
 run 01-capture-peak $PY -m bench.capture_load --rates 20 --rate-limit on --variants floor bare havainto
 run 02-capture-knee $PY -m bench.capture_load --rates 60 100 150 200 --rate-limit off --variants floor havainto
+# Past the knee to saturation (Havainto no longer keeps up): the CPU ratio there.
+run 02b-capture-saturation $PY -m bench.capture_load --rates 250 300 --rate-limit off --variants floor havainto
 run 03-capture-digests $PY -m bench.capture_load --rates 20 --rate-limit on --digests --variants floor havainto
 run 04-digests $PY -m bench.digests_scale --rows 1000000 10000000 --backends sqlite postgresql
 for backend in sqlite postgresql; do
