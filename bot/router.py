@@ -138,10 +138,16 @@ class Router:
                 edit_ref = None
         if not edit_ref or not isinstance(outbound.reply, Message):
             ref = await transport.send_tracked(outbound)
-        if "track" in outbound.meta:
-            for hook in self.sent_hooks:
-                try:
-                    await hook(outbound, ref)
-                except Exception:
-                    log.exception("sent_hook_failed transport=%s", outbound.transport)
+        await self.sent(outbound, ref)
         return ref
+
+    async def sent(self, outbound: Outbound, ref: str | None) -> None:
+        """Tell ``sent_hooks`` that ``outbound`` was accepted as message ``ref``: for a
+        transport that delivered it itself (e.g. as an edit of the pressed message)."""
+        if "track" not in outbound.meta:
+            return
+        for hook in self.sent_hooks:
+            try:
+                await hook(outbound, ref)
+            except Exception:
+                log.exception("sent_hook_failed transport=%s", outbound.transport)

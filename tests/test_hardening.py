@@ -28,7 +28,13 @@ import pytest
 
 from bot.config import Config
 from flows.i18n import t
-from storage.models import EscalationEvent, HeldText, Notification, Observation
+from storage.models import (
+    EscalationEvent,
+    HeldText,
+    Notification,
+    Observation,
+    PendingConfirmation,
+)
 from tests.conftest import FakeClock
 from tests.support.escalation_helpers import LEADER_CHAT, Bot, rows, texts_to
 from tests.support.fake_telegram import FakeTelegram, SentCall
@@ -102,6 +108,28 @@ async def test_a_5xx_on_saved_is_retried_and_the_worker_hears(bot: Bot) -> None:
     calls = await bot.save_entry(WORKER, "Yökahvila suljettu", escalation="escalation.none")
     [entry] = await rows(bot, Observation)
     assert any(f"#{entry.id}" in t for t in texts_to(calls, WORKER)), bot.fake.describe()
+
+
+async def test_saved_goes_alone_when_the_pressed_summary_cannot_be_closed(bot: Bot) -> None:
+    # Closing the pressed summary re-sends its text with the answer below; when Telegram
+    # refuses that edit (a text that does not render back; found by the fuzz test), the
+    # answer comes alone as a new message, the summary loses its buttons, nothing is logged
+    # as lost and the confirmation is not kept for the next contact.
+    await bot.say(WORKER, "Yökahvila suljettu")
+    for value in ("theme.housing", "group.youth", "signal.queues", "frequency.recurring"):
+        await bot.press_value(WORKER, value)
+    await bot.press_value(WORKER, "escalation.none")
+    bot.fake.fail_next(
+        "editMessageText", 400, description="Bad Request: can't parse entities: Unsupported"
+    )
+    calls = await bot.press_value(WORKER, "save")
+    [entry] = await rows(bot, Observation)
+    sent = [c for c in calls if c.method == "sendMessage" and str(c.chat_id) == str(WORKER)]
+    assert [c.text for c in sent] == [t("fi", "svc.saved", number=entry.id)], bot.fake.describe()
+    assert [c.method for c in bot.fake.failed] == ["editMessageText"]
+    summary = bot.fake.message(WORKER, int(bot.fake.failed[0].params["message_id"]))
+    assert not summary.get("reply_markup"), summary
+    assert not await rows(bot, PendingConfirmation)
 
 
 async def test_saved_lost_for_good_is_told_at_the_next_contact(bot: Bot) -> None:
