@@ -1093,7 +1093,13 @@ class Havainto:
         return turn.reply(Message(t(turn.lang, "svc.draft_resumed", text=text)), *resumed.replies)
 
     async def _store(
-        self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
+        self,
+        session: AsyncSession,
+        turn: _Turn,
+        member: repo.Member,
+        draft: capture.Draft,
+        *,
+        new: bool = False,
     ) -> None:
         await repo.store_draft(
             session,
@@ -1102,6 +1108,7 @@ class Havainto:
             turn.incoming.transport,
             turn.incoming.chat_id,
             turn.now,
+            new=new,
         )
 
     async def _own_action(
@@ -1255,7 +1262,8 @@ class Havainto:
             if isinstance(result.effect, Discard):
                 out += turn.reply(*await self._drafts_waiting(session, member, turn))
         elif result.draft != draft:
-            await self._store(session, turn, member, result.draft)
+            # No row was read above: the draft is new (nothing in this turn writes one).
+            await self._store(session, turn, member, result.draft, new=row is None)
         return out
 
     async def _confirm(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.statuses import OPEN
@@ -429,14 +429,18 @@ async def close_relay(session: AsyncSession, relay_id: int, now: datetime) -> bo
 
 async def pending_answer(session: AsyncSession, person_id: int, since: datetime) -> Relay | None:
     """The reporter's open answer, if they pressed Answer since ``since``: their next text."""
-    result = await session.execute(
-        select(Relay)
-        .where(
-            Relay.kind == "answer",
-            Relay.person_id == person_id,
-            Relay.answered_at.is_(None),
-            Relay.created_at >= since,
-        )
-        .order_by(Relay.created_at.desc(), Relay.id.desc())
-    )
+    result = await session.execute(_PENDING_ANSWER, {"person": person_id, "since": since})
     return result.scalars().first()
+
+
+# Read for every private text: built once (see storage.repo's statements of the capture path).
+_PENDING_ANSWER = (
+    select(Relay)
+    .where(
+        Relay.kind == "answer",
+        Relay.person_id == bindparam("person"),
+        Relay.answered_at.is_(None),
+        Relay.created_at >= bindparam("since"),
+    )
+    .order_by(Relay.created_at.desc(), Relay.id.desc())
+)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import and_, bindparam, func, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -350,9 +350,9 @@ async def candidates(
     and its region, and the team's observations of the last 30 days by other workers."""
     since = now - timedelta(days=SUGGESTION_DAYS)
     out: list[rules.Candidate] = []
-    for view in await list_phenomena(
-        session, region=region, team_id=team_id, status=rules.PHENOMENON_OPEN, limit=100
-    ):
+    phenomena = await session.execute(_OPEN_PHENOMENA, {"region": region, "team": team_id})
+    for row, observations, confirmations in phenomena.all():
+        view = _view(row, observations, confirmations)
         out.append(
             rules.Candidate(
                 "phenomenon", view.id, view.title, view.observations + view.confirmations
@@ -360,20 +360,38 @@ async def candidates(
         )
     rows = (
         await session.execute(
-            select(Observation.id, Observation.description)
-            .where(
-                Observation.team_id == team_id,
-                Observation.person_id != person_id,
-                Observation.withdrawn_at.is_(None),
-                Observation.recorded_at >= since,
-                Observation.description.is_not(None),
-            )
-            .order_by(Observation.recorded_at.desc())
-            .limit(200)
+            _RECENT_OF_OTHERS, {"team": team_id, "person": person_id, "since": since}
         )
     ).all()
     out.extend(rules.Candidate("observation", row.id, row.description or "", 1) for row in rows)
     return out
+
+
+# Read for every new text (the "me too" suggestion): built once, as the statements of the
+# capture path in storage.repo. The first is list_phenomena(region=, team_id=,
+# status=open, limit=100).
+_OPEN_PHENOMENA = (
+    select(Phenomenon, _observation_count(), _confirmation_count())
+    .where(
+        Phenomenon.region == bindparam("region"),
+        or_(Phenomenon.team_id == bindparam("team"), Phenomenon.team_id.is_(None)),
+        Phenomenon.status == rules.PHENOMENON_OPEN,
+    )
+    .order_by(Phenomenon.moved_at.desc(), Phenomenon.id.desc())
+    .limit(100)
+)
+_RECENT_OF_OTHERS = (
+    select(Observation.id, Observation.description)
+    .where(
+        Observation.team_id == bindparam("team"),
+        Observation.person_id != bindparam("person"),
+        Observation.withdrawn_at.is_(None),
+        Observation.recorded_at >= bindparam("since"),
+        Observation.description.is_not(None),
+    )
+    .order_by(Observation.recorded_at.desc())
+    .limit(200)
+)
 
 
 # --- proposals ------------------------------------------------------------------------

@@ -400,13 +400,20 @@ def touched_today(member: Member, now: datetime) -> bool:
 
 async def touch_person(session: AsyncSession, person_id: int, now: datetime) -> None:
     """Remember the last active *day* only: enough for reminders, not a surveillance log."""
-    day = active_day(now)
-    await session.execute(
-        update(Person)
-        .where(Person.id == person_id)
-        .where((Person.last_active_on.is_(None)) | (Person.last_active_on < day))
-        .values(last_active_on=day)
-    )
+    await session.execute(_TOUCH_PERSON, {"person": person_id, "day": active_day(now)})
+
+
+# Statements of the capture path are built once and take their values as parameters:
+# built per call, constructing and cache-keying them was about a tenth of the bot's CPU
+# per update (bench/RESULTS.md, the profile). No Person object is loaded in a turn, so
+# the session has nothing to synchronise.
+_TOUCH_PERSON = (
+    update(Person)
+    .where(Person.id == bindparam("person"))
+    .where((Person.last_active_on.is_(None)) | (Person.last_active_on < bindparam("day")))
+    .values(last_active_on=bindparam("day"))
+    .execution_options(synchronize_session=False)
+)
 
 
 async def update_chat(
@@ -478,8 +485,12 @@ async def store_draft(
     transport: str,
     chat_id: str,
     now: datetime,
+    *,
+    new: bool = False,
 ) -> None:
-    row = await session.get(Draft, person_id)
+    """Keep the person's draft; ``new``: the caller read it in this transaction and there
+    was none (the look-up is not repeated)."""
+    row = None if new else await session.get(Draft, person_id)
     if row is None:
         session.add(
             Draft(
@@ -532,10 +543,13 @@ async def kept_drafts(session: AsyncSession, person_id: int) -> Sequence[KeptDra
 
 
 async def count_kept_drafts(session: AsyncSession, person_id: int) -> int:
-    result = await session.execute(
-        select(func.count()).select_from(KeptDraft).where(KeptDraft.person_id == person_id)
-    )
+    result = await session.execute(_COUNT_KEPT_DRAFTS, {"person": person_id})
     return int(result.scalar_one())
+
+
+_COUNT_KEPT_DRAFTS = (
+    select(func.count()).select_from(KeptDraft).where(KeptDraft.person_id == bindparam("person"))
+)
 
 
 async def keep_draft(
@@ -573,14 +587,16 @@ async def take_kept_draft(session: AsyncSession, kept_id: int, person_id: int) -
 
 async def last_codes(session: AsyncSession, person_id: int) -> tuple[str, str, str] | None:
     """Theme, group and signal of the person's newest entry still in use."""
-    result = await session.execute(
-        select(Observation.theme, Observation.population_group, Observation.signal)
-        .where(Observation.person_id == person_id, Observation.withdrawn_at.is_(None))
-        .order_by(Observation.recorded_at.desc(), Observation.id.desc())
-        .limit(1)
-    )
-    row = result.first()
+    row = (await session.execute(_LAST_CODES, {"person": person_id})).first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+_LAST_CODES = (
+    select(Observation.theme, Observation.population_group, Observation.signal)
+    .where(Observation.person_id == bindparam("person"), Observation.withdrawn_at.is_(None))
+    .order_by(Observation.recorded_at.desc(), Observation.id.desc())
+    .limit(1)
+)
 
 
 async def idle_drafts(session: AsyncSession, older_than: datetime) -> Sequence[Draft]:
