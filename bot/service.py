@@ -1093,13 +1093,7 @@ class Havainto:
         return turn.reply(Message(t(turn.lang, "svc.draft_resumed", text=text)), *resumed.replies)
 
     async def _store(
-        self,
-        session: AsyncSession,
-        turn: _Turn,
-        member: repo.Member,
-        draft: capture.Draft,
-        *,
-        new: bool = False,
+        self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
     ) -> None:
         await repo.store_draft(
             session,
@@ -1108,7 +1102,6 @@ class Havainto:
             turn.incoming.transport,
             turn.incoming.chat_id,
             turn.now,
-            new=new,
         )
 
     async def _own_action(
@@ -1220,8 +1213,10 @@ class Havainto:
     async def _run_flow(
         self, session: AsyncSession, turn: _Turn, member: repo.Member
     ) -> list[Outbound]:
-        row = await repo.load_draft(session, member.person_id)
-        draft = _restore(row.state) if row is not None else None
+        # The draft as a table row, not an ORM object: nothing else in this turn loads it
+        # (storage.repo.draft_state).
+        state = await repo.draft_state(session, member.person_id)
+        draft = _restore(state) if state is not None else None
         event = turn.incoming.event
         if isinstance(event, ChoiceIn):
             pressed = capture.parse_choice(event.data)
@@ -1257,13 +1252,21 @@ class Havainto:
             )
             log.info("draft_kept_aside person=%s", member.person_id)
         if result.draft is None:
-            if row is not None:
+            if state is not None:
                 await repo.delete_draft(session, member.person_id)
             if isinstance(result.effect, Discard):
                 out += turn.reply(*await self._drafts_waiting(session, member, turn))
         elif result.draft != draft:
             # No row was read above: the draft is new (nothing in this turn writes one).
-            await self._store(session, turn, member, result.draft, new=row is None)
+            await repo.store_draft_state(
+                session,
+                member.person_id,
+                result.draft.to_json(),
+                turn.incoming.transport,
+                turn.incoming.chat_id,
+                turn.now,
+                new=state is None,
+            )
         return out
 
     async def _confirm(

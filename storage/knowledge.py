@@ -380,16 +380,17 @@ _OPEN_PHENOMENA = (
     .order_by(Phenomenon.moved_at.desc(), Phenomenon.id.desc())
     .limit(100)
 )
+_OBSERVATIONS = Observation.__table__.c
 _RECENT_OF_OTHERS = (
-    select(Observation.id, Observation.description)
+    select(_OBSERVATIONS.id, _OBSERVATIONS.description)
     .where(
-        Observation.team_id == bindparam("team"),
-        Observation.person_id != bindparam("person"),
-        Observation.withdrawn_at.is_(None),
-        Observation.recorded_at >= bindparam("since"),
-        Observation.description.is_not(None),
+        _OBSERVATIONS.team_id == bindparam("team"),
+        _OBSERVATIONS.person_id != bindparam("person"),
+        _OBSERVATIONS.withdrawn_at.is_(None),
+        _OBSERVATIONS.recorded_at >= bindparam("since"),
+        _OBSERVATIONS.description.is_not(None),
     )
-    .order_by(Observation.recorded_at.desc())
+    .order_by(_OBSERVATIONS.recorded_at.desc())
     .limit(200)
 )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,25 +99,31 @@ async def sync_teams(session: AsyncSession, teams: Iterable[tuple[str, str, str,
 
 # Built once: every incoming event looks its sender up, and building the statement
 # (not running it) was the largest part of that cost (bench/RESULTS-earlier.md).
+# The statements every update runs select from the tables, not the ORM entities: rows
+# either way, without the ORM's compile and result stages (bench/RESULTS.md, CPU per update).
+_PEOPLE = Person.__table__.c
+_IDENTITIES = Identity.__table__.c
 _FIND_MEMBER = (
     select(
-        Person.id,
-        Person.pseudonym,
-        Person.team_id,
-        Person.role,
-        Person.language,
-        Person.revoked_at,
-        Person.last_active_on,
-        Person.default_area,
-        Identity.chat_id,
+        _PEOPLE.id,
+        _PEOPLE.pseudonym,
+        _PEOPLE.team_id,
+        _PEOPLE.role,
+        _PEOPLE.language,
+        _PEOPLE.revoked_at,
+        _PEOPLE.last_active_on,
+        _PEOPLE.default_area,
+        _IDENTITIES.chat_id,
         # Almost always false: the turn then skips its own look-up of late confirmations,
         # one statement of every update (bench/RESULTS.md, CPU per update).
-        exists().where(PendingConfirmation.person_id == Person.id).label("confirmations_pending"),
+        exists()
+        .where(PendingConfirmation.__table__.c.person_id == _PEOPLE.id)
+        .label("confirmations_pending"),
     )
-    .join(Identity, Identity.person_id == Person.id)
+    .select_from(Person.__table__.join(Identity.__table__))
     .where(
-        Identity.transport == bindparam("transport"),
-        Identity.external_id == bindparam("external_id"),
+        _IDENTITIES.transport == bindparam("transport"),
+        _IDENTITIES.external_id == bindparam("external_id"),
     )
 )
 
@@ -408,11 +414,10 @@ async def touch_person(session: AsyncSession, person_id: int, now: datetime) -> 
 # per update (bench/RESULTS.md, the profile). No Person object is loaded in a turn, so
 # the session has nothing to synchronise.
 _TOUCH_PERSON = (
-    update(Person)
-    .where(Person.id == bindparam("person"))
-    .where((Person.last_active_on.is_(None)) | (Person.last_active_on < bindparam("day")))
+    update(Person.__table__)
+    .where(_PEOPLE.id == bindparam("person"))
+    .where((_PEOPLE.last_active_on.is_(None)) | (_PEOPLE.last_active_on < bindparam("day")))
     .values(last_active_on=bindparam("day"))
-    .execution_options(synchronize_session=False)
 )
 
 
@@ -478,7 +483,21 @@ async def load_draft(session: AsyncSession, person_id: int) -> Draft | None:
 _LOAD_DRAFT = select(Draft).where(Draft.person_id == bindparam("person")).with_for_update()
 
 
-async def store_draft(
+async def draft_state(session: AsyncSession, person_id: int) -> dict[str, Any] | None:
+    """The flow state of the person's draft, locked for this transaction (None: none).
+
+    The capture path reads and writes the draft at every step: as a row of the table, not
+    an ORM object, it skips the identity map and the unit of work's flush (about a sixth
+    of the service's CPU per update, bench/RESULTS.md). Written back with
+    ``store_draft_state``; no ORM ``Draft`` of the person may be loaded in the same
+    session, or it would not see the change.
+    """
+    result = await session.execute(_DRAFT_STATE, {"person": person_id})
+    state: dict[str, Any] | None = result.scalar_one_or_none()
+    return state
+
+
+async def store_draft_state(
     session: AsyncSession,
     person_id: int,
     state: dict[str, Any],
@@ -486,11 +505,55 @@ async def store_draft(
     chat_id: str,
     now: datetime,
     *,
-    new: bool = False,
+    new: bool,
 ) -> None:
-    """Keep the person's draft; ``new``: the caller read it in this transaction and there
-    was none (the look-up is not repeated)."""
-    row = None if new else await session.get(Draft, person_id)
+    """``store_draft`` for the capture path (see ``draft_state``); ``new``: there was no
+    draft when this transaction read it."""
+    values = {
+        "person": person_id,
+        "state": state,
+        "transport": transport,
+        "chat_id": chat_id,
+        "now": now,
+    }
+    await session.execute(_INSERT_DRAFT if new else _UPDATE_DRAFT, values)
+
+
+_DRAFTS = Draft.__table__
+_DRAFT_STATE = (
+    select(_DRAFTS.c.state).where(_DRAFTS.c.person_id == bindparam("person")).with_for_update()
+)
+_INSERT_DRAFT = insert(_DRAFTS).values(
+    person_id=bindparam("person"),
+    state=bindparam("state"),
+    transport=bindparam("transport"),
+    chat_id=bindparam("chat_id"),
+    created_at=bindparam("now"),
+    updated_at=bindparam("now"),
+    reminded_at=None,
+)
+_UPDATE_DRAFT = (
+    update(_DRAFTS)
+    .where(_DRAFTS.c.person_id == bindparam("person"))
+    .values(
+        state=bindparam("state"),
+        transport=bindparam("transport"),
+        chat_id=bindparam("chat_id"),
+        updated_at=bindparam("now"),
+        reminded_at=None,
+    )
+)
+
+
+async def store_draft(
+    session: AsyncSession,
+    person_id: int,
+    state: dict[str, Any],
+    transport: str,
+    chat_id: str,
+    now: datetime,
+) -> None:
+    row = await session.get(Draft, person_id)
     if row is None:
         session.add(
             Draft(
@@ -548,7 +611,9 @@ async def count_kept_drafts(session: AsyncSession, person_id: int) -> int:
 
 
 _COUNT_KEPT_DRAFTS = (
-    select(func.count()).select_from(KeptDraft).where(KeptDraft.person_id == bindparam("person"))
+    select(func.count())
+    .select_from(KeptDraft.__table__)
+    .where(KeptDraft.__table__.c.person_id == bindparam("person"))
 )
 
 
@@ -591,10 +656,11 @@ async def last_codes(session: AsyncSession, person_id: int) -> tuple[str, str, s
     return None if row is None else (row[0], row[1], row[2])
 
 
+_OBSERVATIONS = Observation.__table__.c
 _LAST_CODES = (
-    select(Observation.theme, Observation.population_group, Observation.signal)
-    .where(Observation.person_id == bindparam("person"), Observation.withdrawn_at.is_(None))
-    .order_by(Observation.recorded_at.desc(), Observation.id.desc())
+    select(_OBSERVATIONS.theme, _OBSERVATIONS.population_group, _OBSERVATIONS.signal)
+    .where(_OBSERVATIONS.person_id == bindparam("person"), _OBSERVATIONS.withdrawn_at.is_(None))
+    .order_by(_OBSERVATIONS.recorded_at.desc(), _OBSERVATIONS.id.desc())
     .limit(1)
 )
 
