@@ -8,6 +8,8 @@
 # assembled from those files. Run it on a quiet machine: about 1 h 45 min on 2 cores once
 # the data sets exist (they are made on first use: add ~30 min for the 10M-row ones).
 # The working tree must be clean, so the figures belong to the commit printed.
+# ONLY=capture runs the capture sections alone (01-03 and the profile, about 40 min):
+# for a change to the capture path, with every other section kept from its own commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -42,25 +44,27 @@ run 02-capture-knee $PY -m bench.capture_load --rates 60 100 150 200 --rate-limi
 # Past the knee to saturation (Havainto no longer keeps up): the CPU ratio there.
 run 02b-capture-saturation $PY -m bench.capture_load --rates 250 300 --rate-limit off --variants floor havainto
 run 03-capture-digests $PY -m bench.capture_load --rates 20 --rate-limit on --digests --variants floor havainto
-run 04-digests $PY -m bench.digests_scale --rows 1000000 10000000 --backends sqlite postgresql
-for backend in sqlite postgresql; do
-  for rows in 1000000 10000000; do
-    url=$($PY -c "from bench.common import dataset_url; print(dataset_url('$backend', $rows, 1))")
-    run "05-report-$backend-$rows" $PY -m bench.report_length --url "$url" --region helsinki --period 2026
+if [[ "${ONLY:-}" != "capture" ]]; then
+  run 04-digests $PY -m bench.digests_scale --rows 1000000 10000000 --backends sqlite postgresql
+  for backend in sqlite postgresql; do
+    for rows in 1000000 10000000; do
+      url=$($PY -c "from bench.common import dataset_url; print(dataset_url('$backend', $rows, 1))")
+      run "05-report-$backend-$rows" $PY -m bench.report_length --url "$url" --region helsinki --period 2026
+    done
   done
-done
-run 06-export $PY -m bench.export_scale --rows 1000000 10000000 --backends sqlite postgresql --floor-up-to 1000000
-run 07-shared-budget $PY -m bench.shared_budget --private 60 --to-group 10
-run 08-webhook-kill $PY -m bench.webhook_pair --rate 20 --duration 60
-run 09-webhook-both $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill
-run 10-webhook-per-instance $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill --budget per-instance
-run 11-summary-length-fi $PY -m bench.summary_length --rows 100000
-run 12-summary-length-sv $PY -m bench.summary_length --rows 100000 --lang sv --region pohjanmaa
-run 13-report-length-month $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-11
-run 14-report-length-half $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-H2
-run 15-report-length-sv $PY -m bench.report_length --rows 100000 --region pohjanmaa --period 2026-H2
-run 16-report-length-team $PY -m bench.report_length --rows 100000 --team helsinki-01 --period 2026-11
-run 17-identifier-cost $PY -m bench.identifier_cost --baseline c6e42d6 --rounds 100
+  run 06-export $PY -m bench.export_scale --rows 1000000 10000000 --backends sqlite postgresql --floor-up-to 1000000
+  run 07-shared-budget $PY -m bench.shared_budget --private 60 --to-group 10
+  run 08-webhook-kill $PY -m bench.webhook_pair --rate 20 --duration 60
+  run 09-webhook-both $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill
+  run 10-webhook-per-instance $PY -m bench.webhook_pair --rate 20 --duration 60 --no-kill --budget per-instance
+  run 11-summary-length-fi $PY -m bench.summary_length --rows 100000
+  run 12-summary-length-sv $PY -m bench.summary_length --rows 100000 --lang sv --region pohjanmaa
+  run 13-report-length-month $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-11
+  run 14-report-length-half $PY -m bench.report_length --rows 100000 --region helsinki --period 2026-H2
+  run 15-report-length-sv $PY -m bench.report_length --rows 100000 --region pohjanmaa --period 2026-H2
+  run 16-report-length-team $PY -m bench.report_length --rows 100000 --team helsinki-01 --period 2026-11
+  run 17-identifier-cost $PY -m bench.identifier_cost --baseline c6e42d6 --rounds 100
+fi
 # Where the time per update goes (py-spy on the bot through the measured window; the
 # sampling slows the bot, so this run's latencies are not the ones reported above).
 run 18-profile env HAVAINTO_BENCH_PROFILE="$OUT/profile" $PY -m bench.capture_load --rates 20 --rate-limit on --variants havainto
