@@ -1093,7 +1093,13 @@ class Havainto:
         return turn.reply(Message(t(turn.lang, "svc.draft_resumed", text=text)), *resumed.replies)
 
     async def _store(
-        self, session: AsyncSession, turn: _Turn, member: repo.Member, draft: capture.Draft
+        self,
+        session: AsyncSession,
+        turn: _Turn,
+        member: repo.Member,
+        draft: capture.Draft,
+        *,
+        new: bool | None = None,
     ) -> None:
         await repo.store_draft(
             session,
@@ -1102,6 +1108,7 @@ class Havainto:
             turn.incoming.transport,
             turn.incoming.chat_id,
             turn.now,
+            new=new,
         )
 
     async def _own_action(
@@ -1132,14 +1139,7 @@ class Havainto:
             ctx = self._ctx(member, turn)
             result = capture.from_observation(values, entry.id, ctx)
             assert result.draft is not None
-            await repo.store_draft(
-                session,
-                member.person_id,
-                result.draft.to_json(),
-                turn.incoming.transport,
-                turn.incoming.chat_id,
-                turn.now,
-            )
+            await self._store(session, turn, member, result.draft)
             return turn.reply(*result.replies)
         if decision.action == "withdraw":
             assert entry is not None
@@ -1258,15 +1258,7 @@ class Havainto:
                 out += turn.reply(*await self._drafts_waiting(session, member, turn))
         elif result.draft != draft:
             # No row was read above: the draft is new (nothing in this turn writes one).
-            await repo.store_draft_state(
-                session,
-                member.person_id,
-                result.draft.to_json(),
-                turn.incoming.transport,
-                turn.incoming.chat_id,
-                turn.now,
-                new=state is None,
-            )
+            await self._store(session, turn, member, result.draft, new=state is None)
         return out
 
     async def _confirm(

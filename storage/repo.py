@@ -489,34 +489,11 @@ async def draft_state(session: AsyncSession, person_id: int) -> dict[str, Any] |
     The capture path reads and writes the draft at every step: as a row of the table, not
     an ORM object, it skips the identity map and the unit of work's flush (about a sixth
     of the service's CPU per update, bench/RESULTS.md). Written back with
-    ``store_draft_state``; no ORM ``Draft`` of the person may be loaded in the same
-    session, or it would not see the change.
+    ``store_draft``.
     """
     result = await session.execute(_DRAFT_STATE, {"person": person_id})
     state: dict[str, Any] | None = result.scalar_one_or_none()
     return state
-
-
-async def store_draft_state(
-    session: AsyncSession,
-    person_id: int,
-    state: dict[str, Any],
-    transport: str,
-    chat_id: str,
-    now: datetime,
-    *,
-    new: bool,
-) -> None:
-    """``store_draft`` for the capture path (see ``draft_state``); ``new``: there was no
-    draft when this transaction read it."""
-    values = {
-        "person": person_id,
-        "state": state,
-        "transport": transport,
-        "chat_id": chat_id,
-        "now": now,
-    }
-    await session.execute(_INSERT_DRAFT if new else _UPDATE_DRAFT, values)
 
 
 _DRAFTS = Draft.__table__
@@ -552,27 +529,29 @@ async def store_draft(
     transport: str,
     chat_id: str,
     now: datetime,
+    *,
+    new: bool | None = None,
 ) -> None:
-    row = await session.get(Draft, person_id)
-    if row is None:
-        session.add(
-            Draft(
-                person_id=person_id,
-                state=state,
-                transport=transport,
-                chat_id=chat_id,
-                created_at=now,
-                updated_at=now,
-                reminded_at=None,
-            )
-        )
-    else:
-        row.state = state
-        row.transport = transport
-        row.chat_id = chat_id
-        row.updated_at = now
-        row.reminded_at = None
-    await session.flush()
+    """Keep the person's draft (its flow state), written as a table row (see
+    ``draft_state``). ``new``: the caller read the draft in this transaction and found
+    none (True) or one (False); None: not known, an UPDATE first and an INSERT when it
+    found no row. An ORM ``Draft`` of the person loaded earlier in the session leaves the
+    session, so a later look-up reads what was written."""
+    loaded = session.identity_map.get(AsyncSession.identity_key(Draft, person_id))
+    if loaded is not None:
+        session.expunge(loaded)
+    values = {
+        "person": person_id,
+        "state": state,
+        "transport": transport,
+        "chat_id": chat_id,
+        "now": now,
+    }
+    if new is not True:
+        updated = await session.execute(_UPDATE_DRAFT, values)
+        if new is False or updated.rowcount == 1:  # type: ignore[attr-defined]
+            return
+    await session.execute(_INSERT_DRAFT, values)
 
 
 async def claim_draft_reminder(session: AsyncSession, person_id: int, now: datetime) -> bool:

@@ -178,6 +178,36 @@ async def test_times_come_back_aware_utc(service: Havainto) -> None:
     assert row.created_at.utcoffset() == timedelta(0)
 
 
+async def test_a_draft_is_written_as_a_row_and_read_back_in_the_same_session(
+    service: Havainto, clock: FakeClock
+) -> None:
+    # The capture path reads and writes the draft as a table row (storage.repo.draft_state,
+    # store_draft); an ORM Draft loaded earlier in the session must not hide what it wrote.
+    await service.enrol_directly("terminal", "77", "chat-77", "hki-etsiva")
+    async with service.db.transaction() as session:
+        member = await repo.find_member(session, "terminal", "77")
+        assert member is not None
+        person = member.person_id
+        assert await repo.draft_state(session, person) is None
+        await repo.store_draft(session, person, {"step": "a"}, "terminal", "c", clock(), new=True)
+        assert await repo.draft_state(session, person) == {"step": "a"}
+        loaded = await repo.load_draft(session, person)  # an ORM object in the session
+        assert loaded is not None and loaded.state == {"step": "a"}
+        later = clock() + timedelta(minutes=5)
+        await repo.store_draft(session, person, {"step": "b"}, "terminal", "d", later)
+        again = await repo.load_draft(session, person)
+        assert again is not None and again.state == {"step": "b"} and again.chat_id == "d"
+        assert again.updated_at == later and again.created_at == clock()
+        await repo.store_draft(session, person, {"step": "c"}, "terminal", "d", later, new=False)
+        await repo.delete_draft(session, person)
+        # Not known whether one exists (None): it finds none and inserts.
+        await repo.store_draft(session, person, {"step": "d"}, "terminal", "e", later)
+    async with service.db.transaction() as session:
+        assert await repo.draft_state(session, person) == {"step": "d"}
+        [row] = (await session.execute(select(Draft))).scalars().all()
+        assert (row.person_id, row.chat_id, row.reminded_at) == (person, "e", None)
+
+
 async def test_full_entry_is_stored_with_its_metadata(service: Havainto, clock: FakeClock) -> None:
     chat = await enrolled(service)
     await chat.send(TextIn("Nuorten asuntojono on nyt puoli vuotta 🏠"))
