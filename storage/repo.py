@@ -11,9 +11,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -414,7 +414,7 @@ async def touch_person(session: AsyncSession, person_id: int, now: datetime) -> 
 # per update (bench/RESULTS.md, the profile). No Person object is loaded in a turn, so
 # the session has nothing to synchronise.
 _TOUCH_PERSON = (
-    update(Person.__table__)
+    update(cast(Table, Person.__table__))
     .where(_PEOPLE.id == bindparam("person"))
     .where((_PEOPLE.last_active_on.is_(None)) | (_PEOPLE.last_active_on < bindparam("day")))
     .values(last_active_on=bindparam("day"))
@@ -496,7 +496,7 @@ async def draft_state(session: AsyncSession, person_id: int) -> dict[str, Any] |
     return state
 
 
-_DRAFTS = Draft.__table__
+_DRAFTS = cast(Table, Draft.__table__)  # a mapped class's table (typed as any FromClause)
 _DRAFT_STATE = (
     select(_DRAFTS.c.state).where(_DRAFTS.c.person_id == bindparam("person")).with_for_update()
 )

@@ -131,6 +131,10 @@ class Router(Protocol):
 
     async def deliver(self, outbounds: Iterable[Outbound]) -> None: ...
 
+    async def sent(self, outbound: Outbound, ref: str | None) -> None:
+        """Note a reply the transport delivered itself (e.g. as an edit) as sent."""
+        ...
+
 
 @dataclass(frozen=True)
 class TransportContext:
