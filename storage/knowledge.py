@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, union
+from sqlalchemy import Select, and_, bindparam, func, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,6 +143,13 @@ async def list_phenomena(
 ) -> list[PhenomenonView]:
     """Phenomena with their counts, newest movement first. ``team_id`` also takes the
     region-wide phenomena of the team's region when ``region`` is given too."""
+    query = _phenomena_query(region, team_id, status, limit)
+    rows = (await session.execute(query)).all()
+    return [_view(row, observations, confirmations) for row, observations, confirmations in rows]
+
+
+def _phenomena_query(region: Any, team_id: Any, status: str | None, limit: int) -> Select[Any]:
+    """``list_phenomena``'s statement; ``region`` and ``team_id`` may be bind parameters."""
     query = select(Phenomenon, _observation_count(), _confirmation_count())
     if region is not None and team_id is not None:
         query = query.where(
@@ -154,9 +162,7 @@ async def list_phenomena(
         query = query.where(Phenomenon.team_id == team_id)
     if status is not None:
         query = query.where(Phenomenon.status == status)
-    query = query.order_by(Phenomenon.moved_at.desc(), Phenomenon.id.desc()).limit(limit)
-    rows = (await session.execute(query)).all()
-    return [_view(row, observations, confirmations) for row, observations, confirmations in rows]
+    return query.order_by(Phenomenon.moved_at.desc(), Phenomenon.id.desc()).limit(limit)
 
 
 async def phenomenon_view(session: AsyncSession, phenomenon_id: int) -> PhenomenonView | None:
@@ -368,17 +374,9 @@ async def candidates(
 
 
 # Read for every new text (the "me too" suggestion): built once, as the statements of the
-# capture path in storage.repo. The first is list_phenomena(region=, team_id=,
-# status=open, limit=100).
-_OPEN_PHENOMENA = (
-    select(Phenomenon, _observation_count(), _confirmation_count())
-    .where(
-        Phenomenon.region == bindparam("region"),
-        or_(Phenomenon.team_id == bindparam("team"), Phenomenon.team_id.is_(None)),
-        Phenomenon.status == rules.PHENOMENON_OPEN,
-    )
-    .order_by(Phenomenon.moved_at.desc(), Phenomenon.id.desc())
-    .limit(100)
+# capture path in storage.repo.
+_OPEN_PHENOMENA = _phenomena_query(
+    bindparam("region"), bindparam("team"), rules.PHENOMENON_OPEN, limit=100
 )
 _OBSERVATIONS = Observation.__table__.c
 _RECENT_OF_OTHERS = (
