@@ -1257,7 +1257,8 @@ class Havainto:
             if isinstance(result.effect, Discard):
                 out += turn.reply(*await self._drafts_waiting(session, member, turn))
         elif result.draft != draft:
-            # No row was read above: the draft is new (nothing in this turn writes one).
+            # ``new``: whether the read above found no draft (nothing in this turn writes
+            # one in between), so store_draft need not find out again.
             await self._store(session, turn, member, result.draft, new=state is None)
         return out
 

@@ -199,6 +199,7 @@ async def test_a_draft_is_written_as_a_row_and_read_back_in_the_same_session(
         assert again is not None and again.state == {"step": "b"} and again.chat_id == "d"
         assert again.updated_at == later and again.created_at == clock()
         await repo.store_draft(session, person, {"step": "c"}, "terminal", "d", later, new=False)
+        assert await repo.draft_state(session, person) == {"step": "c"}
         await repo.delete_draft(session, person)
         # Not known whether one exists (None): it finds none and inserts.
         await repo.store_draft(session, person, {"step": "d"}, "terminal", "e", later)
