@@ -234,8 +234,9 @@ class HeldText(Base):
     chat_id: Mapped[str] = mapped_column(String(255))
     is_private: Mapped[bool]
     reply_to: Mapped[str | None] = mapped_column(String(255))
-    # "text" for a plain message; otherwise the name of the command whose argument it is.
-    command: Mapped[str | None] = mapped_column(String(64))
+    # "text" for a plain message; otherwise the name of the command whose argument it is:
+    # whatever was typed after the slash, any length (migration 0022).
+    command: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
 

@@ -116,3 +116,16 @@ async def test_place_and_service_names_are_not_asked_about(bot: TelegramBot) -> 
     )
     assert worker.texts == [t("fi", "ask.theme")]
     assert await bot.rows(HeldText) == []
+
+
+async def test_an_identifier_after_a_long_unknown_command_is_asked_about(
+    bot: TelegramBot,
+) -> None:
+    # Found by the fuzz test (seed 220655570): a name over 64 characters after the slash
+    # did not fit the held text's row on PostgreSQL, and the worker got the error reply.
+    worker = await bot.enrol(1005)
+    name = "x" * 150
+    await worker.say(f"/{name} joku@example.org")
+    assert worker.labels() == guard_buttons("fi")
+    [held] = await bot.rows(HeldText)
+    assert held.command == name
